@@ -1,0 +1,236 @@
+"""Analysis plugins: the base class, what a plugin receives, what it returns, and discovery.
+
+A plugin is a subclass of :class:`Analysis` with a unique ``name`` and a dataclass ``Config`` (its
+node ``analyses.<name>`` in the config). It is found without being listed anywhere: every module in
+the ``plugins`` package is imported, and external packages register through the entry-point group
+``spiketune.analyses``. Plugin modules must not import TensorFlow at import time: discovery runs
+while configs are validated, before TensorFlow is loaded.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from .errors import UserError
+from .registry import Registry
+
+ANALYSES: Registry[type["Analysis"]] = Registry("analysis")
+ENTRY_POINT_GROUP = "spiketune.analyses"
+
+
+@dataclass
+class NoConfig:
+    """The config of an analysis without options."""
+
+
+@dataclass
+class Layer:
+    """One analysed layer of the converted network, as it was built and simulated.
+
+    Attributes
+    ----------
+    name : str
+        The Keras layer name (or ``ensemble``).
+    neuron_type : nengo.neurons.NeuronType
+        The neuron type as built, including the amplitude set by ``scale_firing_rates``.
+    threshold : float
+        J_th, the current at which the type starts to fire.
+    index : ndarray of int, shape (n,)
+        Indices of the analysed neurons within the layer.
+    gain, bias : ndarray, shape (n,)
+        Effective gain (J per unit x) and bias current (J), so that J = gain·x + bias, where x is
+        the layer's weighted input without its bias.
+    rates : ndarray, shape (n_samples, n) or None
+        Mean spiking rate (Hz) of each analysed neuron on each test sample, over the simulation.
+    spikes : ndarray, shape (n_raster, n_steps, n) or None
+        Spike counts per step of a few test samples, for rasters.
+    """
+
+    name: str
+    neuron_type: Any
+    threshold: float
+    index: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+    rates: np.ndarray | None = None
+    spikes: np.ndarray | None = None
+
+    @property
+    def x_intercept(self) -> np.ndarray:
+        return x_intercepts(self.gain, self.bias, self.threshold)
+
+
+def x_intercepts(gain, bias, threshold) -> np.ndarray:
+    """x at which J = gain·x + bias reaches J_th: (threshold − bias) / gain (inf where gain = 0)."""
+    gain = np.asarray(gain, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gain != 0, (threshold - np.asarray(bias, dtype=float)) / gain, np.inf)
+
+
+@dataclass
+class Context:
+    """Everything an analysis may read: data, layers as built and simulated, and settings.
+
+    Attributes
+    ----------
+    cfg : framework.config.Config
+        The validated config.
+    data : framework.datasets.Data
+        The dataset (test split used for the simulation).
+    layers : list of Layer
+        The analysed layers.
+    dt : float
+        Simulation step, s.
+    n_steps : int
+        Steps simulated per test sample.
+    sample : ndarray of int
+        Indices into the test split of the simulated samples (all, or ``simulation.max_samples``).
+    simulate_constant : callable or None
+        ``simulate_constant(neuron_type, gain, bias, x, n_steps) -> rates`` (Hz) simulates spiking
+        neurons on constant inputs ``x``; used by response curves.
+    """
+
+    cfg: Any
+    data: Any
+    layers: list[Layer]
+    dt: float
+    n_steps: int
+    sample: np.ndarray
+    seed: int = 0
+    simulate_constant: Callable | None = None
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """What an analysis returns.
+
+    Attributes
+    ----------
+    metrics : dict
+        ``name -> float``, logged as MLflow metrics.
+    neurons : pandas.DataFrame or None
+        Per-neuron columns keyed by ``layer`` and ``neuron``; merged into ``neurons.csv``.
+    tables : dict
+        ``filename.csv -> DataFrame`` artifacts.
+    figures : dict
+        ``name -> callable returning a matplotlib Figure``; drawn only when plots are on.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    neurons: Any = None
+    tables: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+class Analysis:
+    """Base class of analysis plugins.
+
+    Subclasses set ``name`` and, if they take options, ``Config`` (a dataclass). They implement
+    :meth:`run`, and :meth:`applies` when they need something of the data (directions, say).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    #: run by ``analysis=[auto]`` when :meth:`applies` is true
+    default: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            ANALYSES.register(cls.name)(cls)
+
+    @classmethod
+    def applies(cls, data) -> str | None:
+        """None if the analysis can run on ``data``, else the reason it cannot."""
+        return None
+
+    def run(self, ctx: Context, cfg) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+_discovered = False
+
+
+def discover() -> None:
+    """Import every module of the ``plugins`` package and every entry point (once)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    try:
+        import plugins
+    except ImportError:
+        plugins = None
+    if plugins is not None:
+        for mod in pkgutil.iter_modules(plugins.__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"plugins.{mod.name}")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def plugin_configs() -> dict[str, type]:
+    """``name -> Config dataclass`` of every discovered analysis."""
+    discover()
+    return {name: cls.Config for name, cls in ANALYSES.items()}
+
+
+def select(names: list[str], data) -> list[str]:
+    """The analyses to run: ``auto`` expands to every default analysis that applies to ``data``.
+
+    An analysis named explicitly that cannot use the data is refused with its reason.
+    """
+    discover()
+    chosen: list[str] = []
+    for i, name in enumerate(names):
+        if name == "auto":
+            chosen += [n for n, cls in ANALYSES.items()
+                       if cls.default and cls.applies(data) is None and n not in chosen]
+            continue
+        cls = ANALYSES.get(name, f"analysis[{i}]")
+        why = cls.applies(data)
+        if why:
+            raise UserError(f"analysis[{i}]: '{name}' cannot run on dataset '{data.name}': {why}")
+        if name not in chosen:
+            chosen.append(name)
+    if "firing" in ANALYSES and "firing" not in chosen:
+        chosen.insert(0, "firing")
+    return chosen
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse unknown analysis names before anything heavy is imported."""
+    discover()
+    for i, name in enumerate(names):
+        if name != "auto":
+            ANALYSES.get(name, f"analysis[{i}]")
+
+
+def neuron_table(layers: list[Layer]):
+    """The columns of ``neurons.csv`` every run has, read from what was built.
+
+    ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out).
+    """
+    import pandas as pd
+
+    frames = []
+    for layer in layers:
+        nt = layer.neuron_type
+        amp = float(getattr(nt, "amplitude", 1.0))
+        max_rate = np.asarray(nt.rates(np.ones(1), layer.gain, layer.bias), float).ravel() / amp
+        frames.append(pd.DataFrame({
+            "layer": layer.name, "neuron": layer.index, "neuron_type": type(nt).__name__,
+            "gain": layer.gain, "bias": layer.bias, "threshold": layer.threshold,
+            "x_intercept": layer.x_intercept, "max_rate_hz": max_rate,
+            "mean_rate_hz": (layer.rates.mean(axis=0) if layer.rates is not None
+                             else np.full(len(layer.index), np.nan))}))
+    cols = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
+            "max_rate_hz", "mean_rate_hz"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)

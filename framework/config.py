@@ -1,0 +1,395 @@
+"""Structured configs: one dataclass per config-group option, registered in Hydra's ConfigStore.
+
+Every field is typed and carries its unit in a comment; numeric bounds live in the field's metadata
+(``bounded``) and are checked by :func:`validate`, which names the dotted key of the first bad value.
+Nothing here imports TensorFlow, so a bad config is refused in well under a second.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+
+from .errors import UserError
+
+
+def bounded(default: Any = MISSING, *, ge=None, gt=None, le=None, lt=None, factory=None):
+    """A dataclass field with inclusive (ge/le) or exclusive (gt/lt) numeric bounds."""
+    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class Task(str, enum.Enum):
+    classification = "classification"
+    regression = "regression"
+
+
+class Readout(str, enum.Enum):
+    """How the spiking network's output is read over time."""
+
+    last = "last"  # the last step only
+    mean = "mean"  # the mean of the last ``readout_steps`` steps
+
+
+# ----------------------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    task: Task = Task.regression
+    test_fraction: float = bounded(0.25, gt=0.0, lt=1.0)  # fraction of samples held out for testing
+
+
+@dataclass
+class ReachDataset(DatasetConfig):
+    """Synthetic center-out reaching (Georgopoulos et al. 1982) with cosine-tuned EMG-like channels."""
+
+    name: str = "reach"
+    n_directions: int = bounded(8, ge=2)  # target directions, evenly spaced over 360°
+    trials_per_direction: int = bounded(150, ge=2)  # trials per direction
+    n_channels: int = bounded(8, ge=1)  # EMG-like channels
+    noise: float = bounded(0.3, ge=0.0)  # trial noise SD, in units of a channel's modulation depth
+    sequence: bool = False  # True: trials × time × channels with a movement envelope
+    n_timesteps: int = bounded(20, ge=2)  # time bins per trial when ``sequence`` is True
+
+
+@dataclass
+class DigitsDataset(DatasetConfig):
+    """scikit-learn's bundled 8×8 handwritten digits (1797 images, 10 classes; no download)."""
+
+    name: str = "digits"
+    task: Task = Task.classification
+
+
+@dataclass
+class FileDataset(DatasetConfig):
+    """A user's recording: ``.csv`` (columns) or ``.npz`` (arrays)."""
+
+    name: str = "file"
+    path: str = ""  # the .csv or .npz file; relative paths are from the launch directory
+    features: Optional[list[str]] = None  # csv columns or one npz array; None: all but target/direction
+    target: str = "target"  # csv column or npz array holding the labels or regression targets
+    direction: Optional[str] = None  # csv column or npz array of movement directions, degrees
+    drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
+
+
+# ------------------------------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+
+
+@dataclass
+class DenseModel(ModelConfig):
+    """Fully connected network: hidden layers with the neuron non-linearity, a linear output."""
+
+    name: str = "dense"
+    hidden: list[int] = field(default_factory=lambda: [64, 64])  # neurons per hidden layer
+
+
+@dataclass
+class ConvModel(ModelConfig):
+    """Small convolutional network for images (digits)."""
+
+    name: str = "conv"
+    filters: list[int] = field(default_factory=lambda: [16, 32])  # channels per 3×3 conv layer
+    kernel_size: int = bounded(3, ge=1)  # conv kernel side, pixels
+    dense: int = bounded(64, ge=1)  # neurons in the dense layer after the convolutions
+
+
+@dataclass
+class EnsembleModel(ModelConfig):
+    """A native Nengo ensemble driven by a ramp of inputs; no training."""
+
+    name: str = "ensemble"
+    n_neurons: int = bounded(1, ge=1)  # neurons in the ensemble
+    dimensions: int = bounded(1, ge=1)  # represented dimensions
+    gain: Optional[list[float]] = None  # explicit per-neuron gains (J per unit x); with ``bias``
+    bias: Optional[list[float]] = None  # explicit per-neuron bias currents (J)
+    intercept_low: float = bounded(-1.0, ge=-1.0, le=1.0)  # x-intercept distribution, lower end
+    intercept_high: float = bounded(0.9, ge=-1.0, le=1.0)  # x-intercept distribution, upper end
+    max_rate_low: float = bounded(200.0, gt=0.0)  # max-rate distribution at x = 1, lower end, Hz
+    max_rate_high: float = bounded(400.0, gt=0.0)  # max-rate distribution at x = 1, upper end, Hz
+    input_low: float = -1.0  # ramp input start, x units
+    input_high: float = 1.0  # ramp input end, x units
+    n_inputs: int = bounded(41, ge=2)  # input values on the ramp
+
+
+@dataclass
+class KerasFileModel(ModelConfig):
+    """A user's saved Keras model (.keras, .h5 or a SavedModel folder), loaded in safe mode."""
+
+    name: str = "keras_file"
+    path: str = ""  # model file or SavedModel folder; relative paths are from the launch directory
+    train: bool = False  # True: train further in NengoDL; False: evaluate the weights as they are
+
+
+# ------------------------------------------------------------------------------------------ neuron
+@dataclass
+class NeuronConfig:
+    name: str = MISSING
+    amplitude: float = bounded(1.0, gt=0.0)  # output per spike·s⁻¹ (scaled by 1/scale_firing_rates)
+
+
+@dataclass
+class ReluNeuron(NeuronConfig):
+    name: str = "relu"
+
+
+@dataclass
+class SpikingReluNeuron(NeuronConfig):
+    name: str = "spiking_relu"
+
+
+@dataclass
+class LIFNeuron(NeuronConfig):
+    name: str = "lif"
+    tau_rc: float = bounded(0.02, gt=0.0)  # membrane time constant, s
+    tau_ref: float = bounded(0.002, ge=0.0)  # absolute refractory period, s
+
+
+@dataclass
+class LIFRateNeuron(LIFNeuron):
+    name: str = "lif_rate"
+
+
+@dataclass
+class ThresholdLIFNeuron(LIFNeuron):
+    name: str = "threshold_lif"
+    threshold: float = bounded(1.0, gt=0.0)  # J_th, the input current at which firing starts
+
+
+# ---------------------------------------------------------------------------------------- training
+@dataclass
+class XInterceptRegularizer:
+    """Keep neurons' x-intercepts inside [low, high] (a hinge penalty added to the loss)."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
+    low: float = -0.5  # lowest accepted x-intercept, x units
+    high: float = 0.5  # highest accepted x-intercept, x units
+    weight: float = bounded(1.0, ge=0.0)  # loss weight
+
+
+@dataclass
+class RateRegularizer:
+    """Keep neurons' mean firing rates inside [low_hz, high_hz] on the training data."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
+    low_hz: float = bounded(10.0, ge=0.0)  # lowest accepted mean rate, Hz
+    high_hz: float = bounded(200.0, gt=0.0)  # highest accepted mean rate, Hz
+    weight: float = bounded(1e-3, ge=0.0)  # loss weight, per Hz² of violation
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
+    batch_size: int = bounded(32, ge=1)  # samples per gradient step
+    learning_rate: float = bounded(0.01, gt=0.0)  # Adam step size
+    divergence_factor: float = bounded(1e3, gt=1.0)  # loss this many times the baseline's = diverged
+    cache: bool = True  # reuse trained weights for an identical training config
+    x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
+    rates: RateRegularizer = field(default_factory=RateRegularizer)
+
+
+# -------------------------------------------------------------------------------------- simulation
+@dataclass
+class SimulationConfig:
+    n_steps: int = bounded(100, ge=1)  # simulation steps per test sample
+    dt: float = bounded(0.001, gt=0.0)  # step, s
+    synapse: Optional[float] = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
+    scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
+    minibatch_size: int = bounded(200, ge=1)  # samples simulated together
+    readout: Readout = Readout.mean  # how the output is read over time
+    readout_steps: int = bounded(20, ge=1)  # steps averaged by the ``mean`` read-out
+    max_samples: int = bounded(0, ge=0)  # test samples simulated; 0: all
+
+
+# ---------------------------------------------------------------------------------------- tracking
+@dataclass
+class TrackingConfig:
+    uri: str = ""  # MLflow tracking URI; empty: sqlite:///<repo>/outputs/mlflow.db (absolute)
+    experiment: str = "spiketune"  # MLflow experiment name
+    run_name: str = ""  # MLflow run name; empty: derived from the overrides
+    plots: bool = True  # draw and log plots (False: numbers only, faster sweeps)
+
+
+# ---------------------------------------------------------------------------------------- analyses
+@dataclass
+class AnalysesCommon:
+    layers: list[str] = field(default_factory=list)  # hidden layers to analyse; empty: all
+    max_neurons: int = bounded(0, ge=0)  # neurons analysed per layer (a seeded sample); 0: all
+
+
+@dataclass
+class Config:
+    seed: int = 0  # one integer that makes a run reproducible
+    dataset: Any = MISSING
+    model: Any = MISSING
+    neuron: Any = MISSING
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    analysis: list[str] = field(default_factory=lambda: ["auto"])  # plugin names; auto: all that apply
+    analyses: Any = MISSING  # one node per analysis plugin (built from the plugins' own configs)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+GROUPS: dict[str, dict[str, type]] = {
+    "dataset": {"reach": ReachDataset, "digits": DigitsDataset, "file": FileDataset},
+    "model": {"dense": DenseModel, "conv": ConvModel, "ensemble": EnsembleModel,
+              "keras_file": KerasFileModel},
+    "neuron": {"relu": ReluNeuron, "spiking_relu": SpikingReluNeuron, "lif": LIFNeuron,
+               "lif_rate": LIFRateNeuron, "threshold_lif": ThresholdLIFNeuron},
+}
+
+
+def analyses_schema() -> type:
+    """A dataclass with the common selection fields and one field per discovered analysis plugin."""
+    from .analysis import plugin_configs
+
+    fields = [(name, cfg_type, field(default_factory=cfg_type))
+              for name, cfg_type in sorted(plugin_configs().items())]
+    return dataclasses.make_dataclass("AnalysesConfig", fields, bases=(AnalysesCommon,))
+
+
+_registered = False
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="spiketune_schema", node=Config)
+    for group, options in GROUPS.items():
+        for name, node in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=node, package=group)
+    cs.store(group="schema/analyses", name="default", node=analyses_schema(), package="analyses")
+    _registered = True
+
+
+# -------------------------------------------------------------------------------------- validation
+def _check_bounds(obj: Any, prefix: str) -> None:
+    if not dataclasses.is_dataclass(obj):
+        return
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value):
+            _check_bounds(value, key)
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v is None or not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            if v != v or v in (float("inf"), float("-inf")):
+                raise UserError(f"{key}: must be a finite number, got {v}")
+            for op, bound in f.metadata.items():
+                ok = {"ge": v >= bound, "gt": v > bound, "le": v <= bound, "lt": v < bound}[op]
+                if not ok:
+                    sign = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}[op]
+                    raise UserError(f"{key}: must be {sign} {bound}, got {v}")
+
+
+def _check_keys(node, obj, prefix: str) -> None:
+    """Refuse keys the schema does not have (``+model._target_=...`` adds one through open_dict)."""
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(obj):
+        return
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key in node.keys():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise UserError(f"{full}: no such key")
+        _check_keys(node._get_node(key), getattr(obj, key), full)
+
+
+def validate(cfg) -> Config:
+    """Check a composed config and return it as typed dataclasses.
+
+    Raises
+    ------
+    UserError
+        Naming the dotted key of the first out-of-range or inconsistent value.
+    """
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as ex:  # OmegaConf's own type and missing-value errors
+        raise UserError(omegaconf_message(ex)) from None
+    _check_keys(cfg, obj, "")
+    _check_bounds(obj, "")
+    for group in ("dataset", "model", "neuron"):
+        _check_bounds(getattr(obj, group), group)
+    _check_bounds(obj.analyses, "analyses")
+    if isinstance(obj.model, DenseModel):
+        if not obj.model.hidden:
+            raise UserError("model.hidden: needs at least one hidden layer")
+        for i, n in enumerate(obj.model.hidden):
+            if n < 1:
+                raise UserError(f"model.hidden[{i}]: a layer needs at least 1 neuron, got {n}")
+    if isinstance(obj.model, ConvModel) and not obj.model.filters:
+        raise UserError("model.filters: needs at least one convolutional layer")
+    if isinstance(obj.model, EnsembleModel):
+        m = obj.model
+        if (m.gain is None) != (m.bias is None):
+            raise UserError("model.gain, model.bias: give both or neither")
+        for key in ("gain", "bias"):
+            if getattr(m, key) is not None and len(getattr(m, key)) != m.n_neurons:
+                raise UserError(f"model.{key}: needs {m.n_neurons} values (model.n_neurons), "
+                                f"got {len(getattr(m, key))}")
+        if m.intercept_low > m.intercept_high:
+            raise UserError("model.intercept_low: must be <= model.intercept_high")
+        if m.max_rate_low > m.max_rate_high:
+            raise UserError("model.max_rate_low: must be <= model.max_rate_high")
+    sim = obj.simulation
+    if sim.readout == Readout.mean and sim.readout_steps > sim.n_steps:
+        raise UserError(f"simulation.readout_steps: {sim.readout_steps} is more than "
+                        f"simulation.n_steps ({sim.n_steps})")
+    for reg_key in ("x_intercepts", "rates"):
+        reg = getattr(obj.training, reg_key)
+        lo, hi = (reg.low, reg.high) if reg_key == "x_intercepts" else (reg.low_hz, reg.high_hz)
+        if lo >= hi:
+            name = "low" if reg_key == "x_intercepts" else "low_hz"
+            raise UserError(f"training.{reg_key}.{name}: must be below the upper bound, got {lo} >= {hi}")
+    return obj
+
+
+def omegaconf_message(ex: BaseException) -> str:
+    """One line from an OmegaConf/Hydra error: the full key and what is wrong with it."""
+    cause = ex
+    while cause.__cause__ is not None and not hasattr(cause, "full_key"):
+        cause = cause.__cause__
+    key = getattr(cause, "full_key", None)
+    msg = getattr(cause, "msg", None) or str(cause)
+    msg = " ".join(line.strip() for line in str(msg).splitlines() if line.strip()
+                   and not line.strip().startswith(("full_key:", "object_type=", "reference_type=")))
+    if "Missing mandatory value" in msg and key:
+        return f"{key}: a value is required"
+    if "not in struct" in msg or "not in" in msg and "Key '" in msg:
+        return f"{key}: no such key" if key else msg
+    return f"{key}: {msg}" if key else msg
+
+
+def to_flat_params(cfg) -> dict[str, str]:
+    """Every leaf of the resolved config as ``dotted.key -> str`` (MLflow params)."""
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    flat: dict[str, str] = {}
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            flat[prefix] = str(node)
+
+    walk(container, "")
+    return flat

@@ -1,0 +1,159 @@
+"""Stage 5, simulation: evaluate the trained network as rates and as spikes.
+
+``evaluate_rates`` runs the rate version of the network for one step (no synapses): the accuracy the
+weights can reach. ``simulate`` runs the spiking network for ``simulation.n_steps`` on the test split
+in minibatches, reads the output over time as configured, and records each hidden neuron's spiking
+rate, what was built (gains, biases, neuron types) and a few spike trains for rasters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import check_interrupt
+from .training import as_steps, pad_to
+
+N_RASTER = 4  # test samples whose spike trains are kept for raster plots
+
+
+@dataclass
+class BuiltLayer:
+    """A converted layer as built: neuron type and per-neuron gain and bias (J = gain·x + bias)."""
+
+    name: str
+    neuron_type: object
+    gain: np.ndarray
+    bias: np.ndarray
+    rates: np.ndarray | None = None  # (n_samples, n_neurons), Hz
+    spikes: np.ndarray | None = None  # (N_RASTER, n_steps, n_neurons), spikes per step
+
+
+@dataclass
+class Simulated:
+    """Spiking evaluation of the test split.
+
+    Attributes
+    ----------
+    outputs : ndarray, shape (n_samples, n_outputs)
+        The read-out (last step, or mean of the last ``readout_steps`` steps).
+    sample : ndarray of int
+        Test-split indices that were simulated.
+    layers : list of BuiltLayer
+    n_steps : int
+        Steps simulated per sample (sequences: time bins × steps per bin).
+    """
+
+    outputs: np.ndarray
+    sample: np.ndarray
+    layers: list[BuiltLayer] = field(default_factory=list)
+    n_steps: int = 0
+
+
+def test_sample(data, max_samples: int, seed: int) -> np.ndarray:
+    """Indices of the test samples to simulate: all, or a seeded subset of ``max_samples``."""
+    n = len(data.x_test)
+    if not max_samples or max_samples >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+
+
+def spiking_inputs(data, idx: np.ndarray, n_steps: int) -> np.ndarray:
+    """Test inputs held over time: each static sample for ``n_steps``; each sequence bin for
+    ``ceil(n_steps / bins)`` steps."""
+    x = as_steps(data.x_test[idx], data.sequence)
+    hold = int(np.ceil(n_steps / x.shape[1]))
+    return np.repeat(x, hold, axis=1)
+
+
+def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
+    """The output over time (n, steps, k) read as one value per sample."""
+    if sim_cfg.readout.value == "last":
+        return y[:, -1]
+    return y[:, -sim_cfg.readout_steps:].mean(axis=1)
+
+
+def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
+    """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no synapses."""
+    import nengo_dl
+
+    from .conversion import convert
+    from .native import rate_version
+
+    converter = convert(model, rate_version(neuron_type), cfg.simulation.scale_firing_rates,
+                        synapse=None, seed=cfg.seed)
+    inp = converter.inputs[model.inputs[0]]
+    out_p = converter.outputs[model.outputs[0]]
+    n = len(data.x_test)
+    mb = min(cfg.simulation.minibatch_size, n)
+    x = pad_to(as_steps(data.x_test, data.sequence), mb)
+    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
+                            progress_bar=False) as sim:
+        sim.load_params(str(params))
+        y = sim.predict({inp: x}, verbose=0)[out_p][:n]
+    if data.sequence:
+        return y[:, -cfg.simulation.readout_steps:].mean(axis=1)
+    return y[:, -1]
+
+
+def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
+    """Run the spiking network on the test split; record outputs, rates and what was built.
+
+    Parameters
+    ----------
+    model : keras.Model
+    params : pathlib.Path
+        Trained parameters (``sim.save_params``).
+    data : framework.datasets.Data
+    cfg : framework.config.Config
+        Uses ``simulation`` and ``seed``.
+    neuron_type : nengo.neurons.NeuronType
+    console : framework.progress.Console
+    """
+    import nengo
+    import nengo_dl
+
+    from .conversion import convert, neuron_layers
+
+    s = cfg.simulation
+    converter = convert(model, neuron_type, s.scale_firing_rates, synapse=s.synapse, seed=cfg.seed)
+    inp = converter.inputs[model.inputs[0]]
+    out_p = converter.outputs[model.outputs[0]]
+    layers = neuron_layers(converter, model)
+    with converter.net:
+        probes = {name: nengo.Probe(neurons) for name, neurons in layers.items()}
+    idx = test_sample(data, s.max_samples, cfg.seed)
+    x = spiking_inputs(data, idx, s.n_steps)
+    n, steps = len(x), x.shape[1]
+    mb = min(s.minibatch_size, n)
+    xp = pad_to(x, mb)
+    outputs = np.zeros((n, data.n_outputs), np.float32)
+    sums = {name: np.zeros((n, neurons.size_out)) for name, neurons in layers.items()}
+    rasters = {name: [] for name in layers}
+    bar = console.bar("simulate", len(xp) // mb)
+    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
+                            progress_bar=False) as sim:
+        sim.load_params(str(params))
+        for b in range(len(xp) // mb):
+            check_interrupt()
+            lo, hi = b * mb, min((b + 1) * mb, n)
+            res = sim.predict_on_batch({inp: xp[b * mb:(b + 1) * mb]})
+            outputs[lo:hi] = readout(res[out_p], s)[: hi - lo]
+            for name, probe in probes.items():
+                act = res[probe][: hi - lo]
+                sums[name][lo:hi] = act.sum(axis=1)
+                if b == 0:
+                    rasters[name] = act[:N_RASTER]
+            bar.update(b + 1)
+        built = []
+        for name, neurons in layers.items():
+            ens = neurons.ensemble
+            ntype = ens.neuron_type
+            amp = float(getattr(ntype, "amplitude", 1.0))
+            rates = sums[name] / (steps * amp)  # mean output / amplitude = Hz
+            spikes = rasters[name] * s.dt / amp if getattr(ntype, "spiking", False) else None
+            built.append(BuiltLayer(name=name, neuron_type=ntype,
+                                    gain=np.asarray(sim.data[ens].gain, float),
+                                    bias=np.asarray(sim.data[ens].bias, float),
+                                    rates=rates, spikes=spikes))
+    return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps)

@@ -1,0 +1,208 @@
+"""Stage 7, tracking: one MLflow run per job, through ``MlflowClient`` (no global active run).
+
+The default store is an absolute ``sqlite:///<repo>/outputs/mlflow.db`` with artifacts in
+``<repo>/outputs/mlartifacts/<experiment>``, so it is the same store from any working directory and
+in multirun. sqlite writers from several processes can collide when a row is created at the same
+moment (the store's schema, an experiment, a dataset); those calls are retried.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = REPO / "outputs"
+MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
+
+
+def default_uri() -> str:
+    return f"sqlite:///{OUTPUTS / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str) -> str:
+    """The tracking URI to use: the configured one, or the absolute default store.
+
+    A relative sqlite path is made absolute from the launch directory, so Hydra's changing of the
+    working directory and multirun jobs all reach the same file.
+    """
+    if not uri:
+        return default_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        from .errors import launch_dir
+
+        return f"sqlite:///{(launch_dir() / uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a sqlite store, else the server's choice."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def _transient(ex: Exception) -> bool:
+    text = str(ex)
+    return any(s in text for s in ("database is locked", "UNIQUE constraint failed",
+                                   "already exists", "IntegrityError"))
+
+
+def retry(fn, *args, attempts: int = 8, **kwargs):
+    """Call ``fn``, retrying collisions with other sqlite writers (with jitter)."""
+    import random
+
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as ex:  # MlflowException wraps the sqlite errors
+            if i == attempts - 1 or not _transient(ex):
+                raise
+            time.sleep(0.05 * (2 ** i) * (0.5 + random.random()))
+
+
+def open_store(uri: str):
+    """An ``MlflowClient`` on ``uri``; a store that cannot be opened is a user error."""
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as ex:
+            raise UserError(f"tracking.uri: cannot create {path.parent}: {ex.strerror}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise UserError(f"tracking.uri: {path.parent} is not writable")
+        if path.exists() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
+            raise UserError(f"tracking.uri: {path} is not an sqlite database")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        retry(client.search_experiments, max_results=1)
+    except UserError:
+        raise
+    except Exception as ex:
+        first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        raise UserError(f"tracking.uri: cannot open MLflow store {uri}: {first[:200]}") from None
+    return client
+
+
+def experiment_id(client, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created (once, even with racing processes) if missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise UserError(f"tracking.experiment: experiment '{name}' is deleted; restore it in "
+                            f"the MLflow UI or choose another name")
+        return exp.experiment_id
+    root = artifact_root(uri)
+    try:
+        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+    except Exception as ex:
+        if not _transient(ex):
+            raise
+        return retry(lambda: client.get_experiment_by_name(name).experiment_id)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """One MLflow run.
+
+    Parameters
+    ----------
+    uri : str
+        Resolved tracking URI.
+    experiment : str
+        Experiment name.
+    run_name : str
+        Run name shown in the UI.
+    tags : dict
+        Extra tags (sweep parent, cache state).
+    """
+
+    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict | None = None):
+        from framework import __version__
+
+        self.uri = uri
+        self.client = open_store(uri)
+        self.experiment_id = retry(experiment_id, self.client, experiment, uri)
+        base = {"git_commit": git_commit(), "spiketune_version": __version__}
+        base.update(tags or {})
+        run = retry(self.client.create_run, self.experiment_id, run_name=run_name or None,
+                    tags={k: str(v) for k, v in base.items()})
+        self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
+        self.ended = False
+
+    def params(self, flat: dict[str, str]) -> None:
+        """Log ``flat`` params in batches of at most 100 (MLflow's limit per call)."""
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
+        for i in range(0, len(items), MAX_PARAMS_PER_CALL):
+            retry(self.client.log_batch, self.run_id, params=items[i:i + MAX_PARAMS_PER_CALL])
+
+    def metrics(self, values: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in sorted(values.items())
+                 if v is not None]
+        for i in range(0, len(items), 1000):
+            retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
+
+    def series(self, key: str, values: list[float]) -> None:
+        """A metric over steps (``train/loss`` per epoch)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
+        for i in range(0, len(items), 1000):
+            retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
+
+    def tag(self, key: str, value) -> None:
+        retry(self.client.set_tag, self.run_id, key, str(value))
+
+    def artifact_dir(self, path: Path, artifact_path: str | None = None) -> None:
+        retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
+
+    def artifact_text(self, text: str, name: str) -> None:
+        retry(self.client.log_text, self.run_id, text, name)
+
+    def dataset(self, data) -> None:
+        """Log the dataset as an MLflow input: name, source, digest and shapes."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        profile = json.dumps({"train": list(data.x_train.shape), "test": list(data.x_test.shape),
+                              "task": data.task, "outputs": data.n_outputs})
+        ds = Dataset(name=data.name, digest=data.digest, source_type="local",
+                     source=json.dumps({"uri": data.source}), profile=profile)
+        retry(self.client.log_inputs, self.run_id,
+              datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "train+test")])])
+
+    def end(self, status: str, error: str | None = None) -> None:
+        """Set the final status (FINISHED, FAILED or KILLED), with the one-line ``error`` tag."""
+        if self.ended:
+            return
+        if error:
+            self.tag("error", error[:5000])
+        retry(self.client.set_terminated, self.run_id, status)
+        self.ended = True
+
+
+def scratch_dir() -> Path:
+    """A temporary folder for artifacts before they are logged."""
+    return Path(tempfile.mkdtemp(prefix="spiketune-"))

@@ -1,0 +1,258 @@
+"""A user's recording as a :class:`~framework.datasets.Data`: ``load_file(cfg, seed)``.
+
+Two formats (``dataset.path``):
+
+* ``.csv`` — one row per sample. ``dataset.features`` names the feature columns (default: every
+  column except ``dataset.target`` and ``dataset.direction``).
+* ``.npz`` — named arrays. ``dataset.features`` is a one-element list naming the feature array
+  (default: ``x`` if present, else the only array that is neither target nor direction). It is
+  (samples, features) or, for a sequence, (samples, time, channels).
+
+Every problem the user can fix raises :class:`~framework.errors.UserError` with one line naming the
+config key and the file; nothing is dropped silently (``dataset.drop_nan`` drops non-finite rows and
+records how many in ``Data.notes["dropped_nan_rows"]``).
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .datasets import Data, split, standardise
+from .errors import UserError, existing_path
+
+SUFFIXES = (".csv", ".npz")
+
+
+class Field(NamedTuple):
+    """One array read from the file, with what an error about it should say."""
+
+    key: str  # the config key that chose it, e.g. ``dataset.target``
+    what: str  # e.g. "column 'dir' of reach.csv"
+    values: np.ndarray  # float64, one row per sample
+
+
+def _one_line(ex: BaseException) -> str:
+    """A library exception's message squeezed onto one line."""
+    return " ".join(str(ex).split()) or type(ex).__name__
+
+
+def _names(names) -> str:
+    """Available columns/arrays for an error message, shortened when there are many."""
+    names = [str(n) for n in names]
+    if not names:
+        return "none"
+    more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
+    return ", ".join(names[:20]) + more
+
+
+def _numeric(a: np.ndarray, key: str, what: str) -> np.ndarray:
+    """``a`` as float64, or a UserError naming ``what`` if it holds something other than numbers."""
+    if a.dtype.kind in "biuf":
+        return a.astype(np.float64)
+    if a.dtype.kind == "O":  # a csv column pandas could not parse as numbers
+        for i, v in enumerate(a.ravel()):
+            try:
+                float(v)
+            except (TypeError, ValueError):  # line 1 is the header, so data row i is on line i + 2
+                raise UserError(f"{key}: {what} is not numeric (line {i + 2}: "
+                                f"{str(v)[:30]!r})") from None
+        return a.astype(np.float64)
+    raise UserError(f"{key}: {what} is not numeric (dtype {a.dtype})")
+
+
+def _read_csv(path: Path, cfg) -> tuple[dict[str, Field], list[str]]:
+    """The features, target and (optional) direction columns of a csv, and the feature names."""
+    import pandas as pd
+
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head.strip():
+        raise UserError(f"dataset.path: {path.name} is empty")
+    if b"\x00" in head:  # binary files otherwise "parse" into garbage columns
+        raise UserError(f"dataset.path: {path.name} is not a text csv (binary content)")
+    try:
+        df = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as ex:
+        raise UserError(f"dataset.path: cannot read {path.name} as csv: {_one_line(ex)}") from None
+    if len(df) == 0:
+        raise UserError(f"dataset.path: {path.name} has a header but no data rows")
+    df.columns = columns = [str(c) for c in df.columns]
+
+    def field(key: str, name: str) -> Field:
+        if name not in columns:
+            raise UserError(f"{key}: no column {name!r} in {path.name} (columns: {_names(columns)})")
+        what = f"column {name!r} of {path.name}"
+        return Field(key, what, _numeric(df[name].to_numpy(), key, what))
+
+    features = ([str(c) for c in cfg.features] if cfg.features is not None
+                else [c for c in columns if c not in (cfg.target, cfg.direction)])
+    if not features:
+        raise UserError(f"dataset.features: no feature columns in {path.name} "
+                        f"(columns: {_names(columns)})")
+    leaked = [c for c in features if c in (cfg.target, cfg.direction)]
+    if leaked:  # the network would be handed its own answer
+        raise UserError(f"dataset.features: {leaked[0]!r} is also the target or direction column")
+    x = np.stack([field("dataset.features", c).values for c in features], axis=1)
+    out = {"features": Field("dataset.features", f"feature columns of {path.name}", x),
+           "target": field("dataset.target", cfg.target)}
+    if cfg.direction is not None:
+        out["direction"] = field("dataset.direction", cfg.direction)
+    return out, features
+
+
+def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
+    """The features, target and (optional) direction arrays of an npz archive."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    # checked first: numpy blames anything unrecognised on pickling, which misleads
+    if not magic:
+        raise UserError(f"dataset.path: {path.name} is empty")
+    if magic == b"\x93NUMPY":
+        raise UserError(f"dataset.path: {path.name} holds a single .npy array, not named arrays "
+                        f"(save it with numpy.savez)")
+    if not magic.startswith(b"PK"):
+        raise UserError(f"dataset.path: {path.name} is not an npz archive (not a zip file)")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:
+        raise UserError(f"dataset.path: cannot read {path.name} as npz: {_one_line(ex)}") from None
+    with archive:
+        names = list(archive.files)
+        if cfg.features is None:
+            rest = [n for n in names if n not in (cfg.target, cfg.direction)]
+            if "x" not in names and len(rest) != 1:
+                raise UserError(f"dataset.features: {path.name} has no array 'x' and {len(rest)} "
+                                f"other arrays ({_names(rest)}); name one")
+            feature = "x" if "x" in names else rest[0]
+        elif len(cfg.features) != 1:
+            raise UserError(f"dataset.features: name exactly one array of {path.name}, got "
+                            f"{len(cfg.features)}")
+        else:
+            feature = str(cfg.features[0])
+        wanted = {"features": ("dataset.features", feature), "target": ("dataset.target", cfg.target)}
+        if cfg.direction is not None:
+            wanted["direction"] = ("dataset.direction", cfg.direction)
+        out = {}
+        for role, (key, name) in wanted.items():
+            if name not in names:
+                raise UserError(f"{key}: no array {name!r} in {path.name} (arrays: {_names(names)})")
+            try:  # members are read lazily, so a damaged archive may only fail here
+                a = archive[name]
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:
+                raise UserError(f"dataset.path: cannot read array {name!r} from {path.name}: "
+                                f"{_one_line(ex)}") from None
+            what = f"array {name!r} of {path.name}"
+            out[role] = Field(key, what, _numeric(a, key, what))
+    return out, None
+
+
+def _rows_text(n: int) -> str:
+    return f"{int(n)} row" + ("" if n == 1 else "s")
+
+
+def _nonfinite_rows(a: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows (samples) holding any NaN or inf."""
+    return ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+
+
+def load_file(cfg, seed: int) -> Data:
+    """Load, check, split and standardise a user's ``.csv`` or ``.npz`` file.
+
+    Parameters
+    ----------
+    cfg : framework.config.FileDataset
+        The ``dataset`` node.
+    seed : int
+        Seeds the train/test split.
+
+    Returns
+    -------
+    Data
+        Features standardised with the training split's statistics; targets as labels 0..K-1
+        (classification, stratified split) or float32 (samples, outputs) (regression); directions
+        in degrees, [0, 360), when ``dataset.direction`` is set.
+    """
+    path = existing_path(cfg.path, "dataset.path", SUFFIXES).resolve()
+    if path.is_dir():
+        raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
+    reader = _read_csv if path.suffix.lower() == ".csv" else _read_npz
+    fields, columns = reader(path, cfg)
+
+    # shapes: one row per sample everywhere; a (samples, 1) target or direction is a vector
+    x = fields["features"].values
+    if len(x) == 0:
+        raise UserError(f"dataset.features: {fields['features'].what} has no samples")
+    if x.ndim not in (2, 3):
+        raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; need "
+                        f"(samples, features) or (samples, time, channels)")
+    for role, f in fields.items():
+        if len(f.values) != len(x):
+            raise UserError(f"{f.key}: {f.what} has {_rows_text(len(f.values))} but the features "
+                            f"have {len(x)}")
+        if role != "features" and f.values.ndim == 2 and f.values.shape[1] == 1:
+            fields[role] = f._replace(values=f.values[:, 0])
+    if "direction" in fields and fields["direction"].values.ndim != 1:
+        f = fields["direction"]
+        raise UserError(f"{f.key}: {f.what} has shape {f.values.shape}; need one angle per sample")
+
+    # NaN/inf: refuse, naming where they are, or drop the rows when dataset.drop_nan asks to
+    bad = np.zeros(len(x), dtype=bool)
+    for role, f in fields.items():
+        rows = _nonfinite_rows(f.values)
+        if rows.any() and not cfg.drop_nan:
+            what = f.what
+            if role == "features" and columns is not None:  # name the csv columns at fault
+                counts = (~np.isfinite(f.values)).sum(axis=0)
+                what = ", ".join(f"column {c!r} ({k})" for c, k in zip(columns, counts) if k)
+                what += f" of {path.name}"
+            raise UserError(f"{f.key}: NaN/inf values in {what}: {_rows_text(rows.sum())} "
+                            f"(set dataset.drop_nan=true to drop them)")
+        bad |= rows
+    notes: dict[str, float] = {}
+    if cfg.drop_nan:
+        notes["dropped_nan_rows"] = float(bad.sum())
+        if bad.all():
+            raise UserError(f"dataset.drop_nan: all {len(x)} rows of {path.name} hold NaN/inf")
+    x, y = x[~bad], fields["target"].values[~bad]
+    direction = fields["direction"].values[~bad] if "direction" in fields else None
+
+    target = fields["target"].what
+    task = getattr(cfg.task, "value", cfg.task)  # a Task enum, or its string from a plain config
+    if task == "classification":
+        if y.ndim != 1:
+            raise UserError(f"dataset.target: {target} has shape {y.shape}; classification needs "
+                            f"one label per sample")
+        fractional = y != np.round(y)
+        if fractional.any():
+            raise UserError(f"dataset.target: {target} holds non-integer labels (e.g. "
+                            f"{y[fractional][0]:g}); use dataset.task=regression for continuous "
+                            f"targets")
+        classes, labels = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise UserError(f"dataset.target: {target} has a single class ({classes[0]:g}); "
+                            f"classification needs at least two")
+        notes["n_classes"] = float(len(classes))
+        if not np.array_equal(classes, np.arange(len(classes))):  # keep the original labels
+            notes.update({f"label_{k}": float(c) for k, c in enumerate(classes)})
+        y, n_outputs, stratify = labels.astype(np.int64), len(classes), labels
+    else:
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2:
+            raise UserError(f"dataset.target: {target} has shape {y.shape}; regression needs "
+                            f"(samples,) or (samples, outputs)")
+        y, n_outputs, stratify = y.astype(np.float32), y.shape[1], None
+
+    train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed), stratify=stratify)
+    x_train, x_test = standardise(x[train], x[test])
+    if direction is not None:
+        direction = np.mod(direction, 360.0)
+        direction[direction >= 360.0] = 0.0  # mod of a tiny negative angle rounds up to 360
+    return Data(name="file", task=task, x_train=x_train, y_train=y[train], x_test=x_test,
+                y_test=y[test], n_outputs=n_outputs,
+                dir_train=None if direction is None else direction[train],
+                dir_test=None if direction is None else direction[test],
+                source=str(path), sequence=x.ndim == 3, notes=notes)
