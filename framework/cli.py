@@ -17,7 +17,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, UserError,
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Hydra flags that take a value, so the value is not mistaken for an override
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                "--package", "-p", "--info", "-i", "--experimental-rerun"}
+                "--package", "-p", "--cfg", "-c", "--experimental-rerun"}
 _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version",
                  "--shell-completion", "-sc", "--resolve"}
 

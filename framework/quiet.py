@@ -12,6 +12,9 @@ def tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     warnings.filterwarnings("ignore", message=".*nengo.*version.*", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="No GPU support detected")
+    # the conversion swaps both spellings of ReLU; a model uses one of them
+    warnings.filterwarnings("ignore", message="swap_activations contained")
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)

@@ -33,6 +33,11 @@ def sine_net(neuron_type, seed=3, n=25):
     return net, probe
 
 
+# neurons below J_th at x = 1 have no max rate: Nengo's max_rates_intercepts warns (as for LIF)
+quiet_max_rates = pytest.mark.filterwarnings("ignore:Non-finite values:UserWarning",
+                                             "ignore:invalid value:RuntimeWarning")
+
+
 def constant_current_net(neuron_type, J):
     """Neurons driven by the constant currents ``J`` (gain = J, bias = 0, x = 1)."""
     with nengo.Network(seed=0) as net:
@@ -75,7 +80,7 @@ def test_threshold_one_equals_nengo_lif(cls, ref):
 def test_rates_follow_formula(cls, threshold):
     neuron = cls(threshold=threshold, amplitude=0.25)
     J = threshold * np.array([-1.0, 0.5, 1.0, 1.0001, 1.2, 2.0, 7.0])
-    rates = neuron.rates(np.ones(len(J)), J, np.zeros(len(J)))  # x = 1, gain = J, bias = 0
+    rates = neuron.rates(np.array([1.0]), J, np.zeros(len(J)))[0]  # x = 1, gain = J, bias = 0
     expected = analytic_rate(J, threshold, amplitude=0.25)
     np.testing.assert_allclose(rates, expected, rtol=1e-12)
     assert rates[2] == 0 and rates[3] > 0  # fires only above J_th
@@ -101,10 +106,9 @@ def test_gain_bias_round_trip_and_agree_with_rates(threshold):
     # the contract's definition of x_intercept
     np.testing.assert_allclose((threshold - bias) / gain, intercepts, rtol=1e-9)
 
-    n = len(max_rates)
-    at_1 = neuron.rates(np.ones(n), gain, bias)
+    at_1 = neuron.rates(np.array([1.0]), gain, bias)[0]
     np.testing.assert_allclose(at_1, max_rates, rtol=1e-9)
-    # rates() on a grid: per neuron, zero at and below the intercept, positive just above
+    # neuron i evaluated at x[i] (rates() gives every neuron at every x)
     rates_at = lambda x: np.diag(neuron.rates(x, gain, bias))  # noqa: E731
     assert np.all(rates_at(intercepts - 1e-6) == 0)
     assert np.all(rates_at(intercepts + 1e-3) > 0)
@@ -135,6 +139,7 @@ def test_threshold_one_spikes_identical_in_nengo():
     assert np.array_equal(data[0], data[1])
 
 
+@quiet_max_rates
 @pytest.mark.parametrize("threshold", [0.5, 2.0])
 def test_simulated_rates_match_analytic_in_nengo(threshold):
     J = threshold * np.array([0.5, 0.99, 1.02, 1.1, 1.5, 2.0, 4.0, 10.0])
@@ -213,6 +218,7 @@ def test_threshold_one_spikes_identical_in_nengo_dl(nengo_dl):
     assert np.array_equal(data[0], data[1])
 
 
+@quiet_max_rates
 def test_simulated_rates_match_analytic_in_nengo_dl(nengo_dl):
     threshold = 2.0
     J = threshold * np.array([0.5, 0.99, 1.02, 1.1, 1.5, 2.0, 4.0, 10.0])
@@ -235,7 +241,7 @@ def test_fit_uses_rate_approximation_with_gradient(nengo_dl):
     threshold, n_neurons = 2.0, 16
     rng = np.random.RandomState(0)
     x = rng.uniform(-1, 1, size=(64, 1, 2))
-    target = np.sin(np.pi * x[..., :1]) * x[..., 1:]  # nonlinear in both inputs
+    target = x[..., :1] * x[..., 1:]  # a product: needs the neurons' nonlinearity
 
     with nengo.Network(seed=0) as net:
         nengo_dl.configure_settings(trainable=None, stateful=False)
@@ -262,7 +268,7 @@ def test_fit_uses_rate_approximation_with_gradient(nengo_dl):
         loss0 = sim.fit({inp: x}, {p_rates: analytic[:, None]}, epochs=1, verbose=0)
         assert loss0.history["loss"][0] < 1e-6 * np.mean(analytic ** 2)
 
-        sim.compile(optimizer=tf.optimizers.Adam(0.02), loss={p_out: tf.losses.mse})
+        sim.compile(optimizer=tf.optimizers.Adam(0.05), loss={p_out: tf.losses.mse})
         hist = sim.fit({inp: x}, {p_out: target}, epochs=30, verbose=0)
         before, after = hist.history["loss"][0], hist.history["loss"][-1]
         assert np.all(np.isfinite(hist.history["loss"]))

@@ -1,0 +1,72 @@
+"""Config composition and validation: refused before TensorFlow, one line naming the key."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import cli, compose
+from framework.cli import split_args
+from framework.config import Config, to_flat_params, validate
+from framework.errors import UserError
+
+
+def test_default_config_composes_to_typed_dataclasses():
+    obj = validate(compose())
+    assert isinstance(obj, Config)
+    assert (obj.dataset.name, obj.model.name, obj.neuron.name) == ("reach", "dense", "lif")
+    assert obj.simulation.scale_firing_rates == 100.0
+    assert obj.analysis == ["auto"]
+    assert obj.analyses.firing.silent_below_hz == pytest.approx(0.1)
+
+
+def test_flat_params_hold_every_leaf_with_dotted_keys():
+    flat = to_flat_params(compose(["neuron=threshold_lif", "neuron.threshold=0.5"]))
+    assert flat["neuron.threshold"] == "0.5"
+    assert flat["dataset.task"] == "regression"  # enums as their names
+    assert flat["model.hidden"] == "[64, 64]"
+    assert flat["training.x_intercepts.enabled"] == "False"
+    assert not any(k.startswith("hydra") for k in flat)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["simulation.n_steps=0"], "simulation.n_steps: must be >= 1, got 0"),
+    (["simulation.dt=-0.001"], "simulation.dt: must be > 0"),
+    (["neuron=threshold_lif", "neuron.threshold=0"], "neuron.threshold: must be > 0"),
+    (["model.hidden=[]"], "model.hidden: needs at least one hidden layer"),
+    (["model.hidden=[8,0]"], "model.hidden[1]: a layer needs at least 1 neuron"),
+    (["simulation.readout_steps=200"], "simulation.readout_steps: 200 is more than"),
+    (["dataset.test_fraction=1.0"], "dataset.test_fraction: must be < 1.0"),
+    (["training.x_intercepts.low=1", "training.x_intercepts.high=0"],
+     "training.x_intercepts.low: must be below"),
+    (["simulation.scale_firing_rates=nan"], "simulation.scale_firing_rates: must be a finite"),
+])
+def test_out_of_range_values_name_their_key(overrides, message):
+    with pytest.raises(UserError) as err:
+        validate(compose(overrides))
+    assert message in str(err.value)
+
+
+def test_split_args_separates_flags_from_overrides():
+    assert split_args(["-m", "neuron=lif,relu", "seed=3"]) == (["neuron=lif,relu", "seed=3"], True, True)
+    assert split_args(["--cfg", "job", "seed=1"]) == (["seed=1"], False, False)
+    assert split_args(["-cn", "config", "seed=2"]) == (["seed=2"], False, True)
+
+
+@pytest.mark.parametrize("args, first_words", [
+    (["neuron=lfi"], "neuron=lfi: no such option; choose from lif, lif_rate, relu"),
+    (["simulation.n_steps=-5"], "simulation.n_steps: must be >= 1, got -5"),
+    (["simulation.n_stepz=5"], "simulation.n_stepz: no such key"),
+    (["simulation.n_steps=abc"], "simulation.n_steps: Value 'abc'"),
+    (["+model._target_=os.system"], "model._target_: no such key"),
+    (["analysis=[firing,nope]"], "analysis[1]: unknown analysis 'nope'"),
+    (["-m", "neuron=relu,lfi"], "neuron=lfi: no such option"),
+    (["-m", "neuron=relu,lif", "simulation.n_steps=50,-1"], "simulation.n_steps: must be >= 1"),
+    (["dataset.task=foo"], "dataset.task: Invalid value 'foo'"),
+])
+def test_cli_refuses_bad_config_with_one_line_and_exit_2(args, first_words, uri):
+    proc = cli(args, uri=uri, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"spiketune: {first_words}"), lines[0]
+    assert "Traceback" not in proc.stderr
+    assert "tensorflow" not in proc.stderr.lower()

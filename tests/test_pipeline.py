@@ -1,0 +1,136 @@
+"""The real pipeline on tiny configs, through the CLI and the Python API, checked in MLflow."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY, cli, compose, runs
+from framework.config import to_flat_params
+
+CONTRACT_METRICS = ["rate/mse", "spiking/mse", "rate/angle_error_deg", "spiking/angle_error_deg",
+                    "firing/mean_rate_hz", "firing/max_rate_hz", "firing/silent_fraction",
+                    "time/total_s", "time/train_s", "time/simulate_s", "time/analysis_s"]
+NEURON_COLUMNS = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
+                  "max_rate_hz", "mean_rate_hz"]
+
+
+def artifact_csv(client, run_id: str, path: str) -> pd.DataFrame:
+    local = client.download_artifacts(run_id, path)
+    return pd.read_csv(local)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One tiny run through the CLI with plots on, shared by the field-by-field checks."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    args = [a for a in TINY if a != "tracking.plots=false"] + ["training.epochs=3"]
+    proc = cli(args, uri=uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, found = runs(uri)
+    assert len(found) == 1
+    return {"proc": proc, "client": client, "run": found[0], "args": args, "uri": uri}
+
+
+def test_cli_run_is_finished_with_summary_and_ui_hint(cli_run):
+    run, err = cli_run["run"], cli_run["proc"].stderr
+    assert run.info.status == "FINISHED"
+    assert f"run {run.info.run_id} FINISHED" in err
+    assert "spiketune-ui" in err
+    for stage in ("data", "model", "train", "simulate", "analyse"):
+        assert f"] {stage}" in err
+    assert "Traceback" not in err
+
+
+def test_params_are_every_leaf_of_the_resolved_config(cli_run):
+    expected = to_flat_params(compose(cli_run["args"] + [f"tracking.uri={cli_run['uri']}"]))
+    assert len(expected) > 40  # more than one log_batch of 100 would hold is not needed, but many
+    assert cli_run["run"].data.params == expected
+
+
+def test_tags_and_metrics_follow_the_contract(cli_run):
+    run, client = cli_run["run"], cli_run["client"]
+    assert run.data.tags["spiketune_version"] == "0.1.0"
+    assert len(run.data.tags["git_commit"]) in (40, 7) or run.data.tags["git_commit"] == "unknown"
+    for key in CONTRACT_METRICS:
+        assert key in run.data.metrics, key
+        assert np.isfinite(run.data.metrics[key]), key
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert 0.0 <= run.data.metrics["firing/silent_fraction"] <= 1.0
+    assert run.data.metrics["firing/max_rate_hz"] >= run.data.metrics["firing/mean_rate_hz"] > 0
+
+
+def test_artifacts_config_neurons_and_plots(cli_run):
+    run, client = cli_run["run"], cli_run["client"]
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "neurons.csv", "plots", "model_summary.txt"} <= names
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/firing_rates.png", "plots/raster.png"} <= plots
+    neurons = artifact_csv(client, run.info.run_id, "neurons.csv")
+    assert list(neurons.columns[:len(NEURON_COLUMNS)]) == NEURON_COLUMNS
+    assert len(neurons) == 16  # model.hidden=[16]
+    # J_th is 1 for LIF; x_intercept = (threshold − bias) / gain, as built
+    assert (neurons.threshold == 1.0).all()
+    np.testing.assert_allclose(neurons.x_intercept, (1.0 - neurons.bias) / neurons.gain)
+    assert (neurons.gain == 100.0).all()  # scale_firing_rates
+    assert neurons.mean_rate_hz.mean() == pytest.approx(run.data.metrics["firing/mean_rate_hz"])
+    with open(client.download_artifacts(run.info.run_id, "config.yaml")) as f:
+        assert "scale_firing_rates: 100.0" in f.read()
+
+
+def test_python_api_run_matches_what_mlflow_holds(uri):
+    from framework.pipeline import run
+    from framework.progress import Console
+
+    result = run(compose(TINY + [f"tracking.uri={uri}"]), console=Console(quiet=True))
+    assert result.status == "FINISHED"
+    client, found = runs(uri)
+    assert [r.info.run_id for r in found] == [result.run_id]
+    logged = found[0].data.metrics
+    for key in ("rate/mse", "spiking/mse", "spiking/angle_error_deg", "firing/mean_rate_hz"):
+        assert logged[key] == pytest.approx(result.metrics[key])
+    assert result.metrics["spiking/mse"] < 2.0  # two epochs already beat the untrained network
+
+
+def test_divergence_stops_training_and_fails_the_run(uri):
+    proc = cli(TINY + ["training.learning_rate=1e6", "training.epochs=3"], uri=uri)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("spiketune: training.learning_rate: training diverged")
+    assert "input scaling" in last and "Traceback" not in proc.stderr
+    _, found = runs(uri)
+    assert [r.info.status for r in found] == ["FAILED"]
+    assert found[0].data.tags["error"].startswith("training.learning_rate: training diverged")
+    assert "spiking/mse" not in found[0].data.metrics
+
+
+def test_bad_data_at_run_time_fails_the_run_with_an_error_tag(uri, tmp_path):
+    proc = cli(["dataset=file", f"dataset.path={tmp_path / 'nope.csv'}"], uri=uri, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("spiketune: dataset.path: no such file")
+    _, found = runs(uri)
+    assert [r.info.status for r in found] == ["FAILED"]
+    assert "nope.csv" in found[0].data.tags["error"]
+
+
+@pytest.mark.slow
+def test_default_reach_spiking_angle_error_below_10_degrees(uri):
+    """The issue's bar: the default experiment's spiking network within 10° (rate alone ~2-3°)."""
+    proc = cli(["tracking.plots=false"], uri=uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, found = runs(uri)
+    metrics = found[0].data.metrics
+    assert metrics["spiking/angle_error_deg"] < 10.0
+    assert metrics["rate/angle_error_deg"] < 5.0
+
+
+@pytest.mark.slow
+def test_multirun_over_neuron_types_gives_one_run_per_job(uri):
+    proc = cli(["-m", "neuron=relu,spiking_relu,lif"] + TINY, uri=uri)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, found = runs(uri)
+    children = [r for r in found if r.data.tags.get("spiketune.sweep") != "parent"]
+    assert sorted(r.data.params["neuron.name"] for r in children) == ["lif", "relu", "spiking_relu"]
+    assert all(r.info.status == "FINISHED" for r in found)
+    assert len({r.info.experiment_id for r in found}) == 1
