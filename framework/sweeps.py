@@ -1,8 +1,400 @@
-"""Multiruns as one parent MLflow run with a child run per job (Hydra callbacks)."""
+"""Multiruns as one parent MLflow run with a child run per job (a Hydra callback).
+
+``spiketune -m ...`` runs :class:`SweepCallback` (wired in ``conf/config.yaml`` as
+``hydra.callbacks.sweep``):
+
+* ``on_multirun_start`` (launching process, before any job): opens the store, creates the experiment
+  and a parent run named after the sweep, and writes ``<sweep dir>/.spiketune/parent.json``. Creating
+  the store and experiment here, once, is what keeps parallel jobs from racing to create them.
+* every job, in whatever process or machine the launcher runs it, reads that file
+  (:func:`job_tags`) and tags its run ``mlflow.parentRunId``; ``on_job_start``/``on_job_end`` leave
+  a record per job beside it, so a job that died before reaching MLflow is still counted.
+* ``on_multirun_end`` (launching process): counts the children by their parent tag, logs
+  ``sweep/jobs``, ``sweep/finished``, ``sweep/failed`` on the parent, optionally logs the
+  ``spiketune-compare`` table and plots to it, and ends it FINISHED (FAILED if every job failed).
+
+The CLI wraps the Hydra app in :func:`guard`: after a sweep with failed jobs it exits 2; an
+interrupted sweep ends the parent and any still-RUNNING child KILLED.
+"""
 from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from .errors import EXIT_USER, UserError, interruption
+
+STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
+PARENT_FILE = "parent.json"
+#: config keys a sweep may not vary: the parent lives in one store and one experiment
+UNSWEEPABLE = ("tracking", "tracking.uri", "tracking.experiment")
+
+
+def _ensure_resolvers() -> None:
+    # Launchers unpickle this callback in their worker processes before composing the job's
+    # config, whose hydra.sweep.dir uses ${spiketune_outputs:}: registering here makes it resolve.
+    from .cli import _register_resolvers
+
+    _register_resolvers()
+
+
+_ensure_resolvers()
+
+
+@dataclass
+class Outcome:
+    """How a finished sweep went (read by :func:`guard` in the launching process)."""
+
+    parent_run_id: str
+    jobs: int
+    finished: int
+    failed: int
+
+
+@dataclass
+class _Active:
+    """The sweep being run in this (launching) process."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    sweep_dir: Path
+
+
+_active: _Active | None = None
+_outcome: Outcome | None = None
+
+
+# ------------------------------------------------------------------------------------- sweep dir
+def sweep_dir_of(hydra_cfg) -> Path:
+    """The absolute sweep directory of a multirun, from the ``hydra`` node of any of its configs.
+
+    ``${now:...}`` in the path is cached on the launching config and copied into every job's
+    config by Hydra, so all jobs see the same directory as the callback.
+    """
+    path = Path(str(hydra_cfg.sweep.dir))
+    if not path.is_absolute():
+        cwd = hydra_cfg.runtime.get("cwd") if "runtime" in hydra_cfg else None
+        path = Path(cwd or os.getcwd()) / path
+    return path
+
+
+def read_state(sweep_dir: Path) -> dict[str, str] | None:
+    """The parent run written by :meth:`SweepCallback.on_multirun_start`, or None."""
+    try:
+        return json.loads((sweep_dir / STATE_DIR / PARENT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write atomically (temp file + rename): readers in other processes never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
 
 
 def job_tags(hc) -> dict[str, str]:
-    """Tags of a sweep job's run: its number and overrides."""
-    return {"spiketune.sweep": "child", "spiketune.job": str(hc.job.num),
+    """Tags of a sweep job's run: its parent run, its number and its overrides.
+
+    Parameters
+    ----------
+    hc : omegaconf.DictConfig
+        ``HydraConfig.get()`` inside the job.
+    """
+    tags = {"spiketune.sweep": "child", "spiketune.job": str(hc.job.num),
             "spiketune.overrides": " ".join(hc.overrides.task)}
+    state = read_state(sweep_dir_of(hc))
+    if state:  # absent when the user removed the callback (~hydra.callbacks.sweep)
+        tags["mlflow.parentRunId"] = state["parent_run_id"]
+        tags["spiketune.sweep_name"] = state["name"]
+    return tags
+
+
+def job_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One record per job that started: ``num``, ``status`` (RUNNING until it ended), ``run_id``."""
+    out = []
+    for path in sorted((sweep_dir / STATE_DIR).glob("job-*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+# ------------------------------------------------------------------------------- sweep overrides
+def sweep_overrides(config) -> list[str]:
+    """The sweep's overrides as given: the command line's, then ``hydra.sweeper.params``."""
+    from omegaconf import OmegaConf
+
+    given = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in given}
+    params = config.hydra.sweeper.get("params") or {}
+    return given + [f"{k}={v}" for k, v in params.items() if k not in keys]
+
+
+def swept(config) -> dict[str, str]:
+    """``key -> values`` of the overrides that sweep (``simulation.n_steps -> 30,60,120``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = {}
+    for ov in OverridesParser.create().parse_overrides(sweep_overrides(config)):
+        if ov.is_sweep_override():
+            out[ov.get_key_element().lstrip("+~")] = ov.input_line.split("=", 1)[1]
+    return out
+
+
+def sweep_name(config) -> str:
+    """``sweep-<experiment preset or dataset-model-neuron>-<date>_<time>``."""
+    choices = config.hydra.runtime.get("choices") or {}
+    label = choices.get("experiment") or config.tracking.get("run_name") or \
+        f"{config.dataset.name}-{config.model.name}-{config.neuron.name}"
+    return f"sweep-{label}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+
+
+def _say(text: str) -> None:
+    print(f"[sweep] {text}", file=sys.stderr, flush=True)
+
+
+def _user_exit(message: str) -> None:
+    # Hydra turns exceptions raised in callbacks into a traceback and exit 1; a user error is
+    # one line and exit 2, like everywhere else.
+    print(f"spiketune: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER)
+
+
+# ------------------------------------------------------------------------------------- MLflow
+def children(client, experiment_id: str, parent_run_id: str) -> list:
+    """Every child run of ``parent_run_id`` (any status), by the ``mlflow.parentRunId`` tag."""
+    from .tracking import retry
+
+    found, token = [], None
+    while True:
+        page = retry(client.search_runs, [experiment_id],
+                     filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                     max_results=1000, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _count(client, state: _Active, end_running: str, why: str) -> Outcome:
+    """Count the jobs; any child still RUNNING is ended ``end_running`` with ``why`` as error."""
+    from .tracking import retry
+
+    runs = children(client, state.experiment_id, state.parent_run_id)
+    for run in runs:
+        if run.info.status == "RUNNING":
+            retry(client.set_tag, run.info.run_id, "error", why)
+            retry(client.set_terminated, run.info.run_id, end_running)
+    statuses = [end_running if r.info.status == "RUNNING" else r.info.status for r in runs]
+    finished = statuses.count("FINISHED")
+    # A job that failed before its run existed has a record but no run: count it too.
+    jobs = max(len(job_records(state.sweep_dir)), len(runs))
+    return Outcome(state.parent_run_id, jobs, finished, jobs - finished)
+
+
+def _log_counts(client, run_id: str, outcome: Outcome) -> None:
+    from mlflow.entities import Metric
+
+    from .tracking import retry
+
+    now = int(time.time() * 1000)
+    retry(client.log_batch, run_id, metrics=[
+        Metric("sweep/jobs", outcome.jobs, now, 0), Metric("sweep/finished", outcome.finished, now, 0),
+        Metric("sweep/failed", outcome.failed, now, 0)])
+
+
+class SweepCallback(Callback):
+    """Hydra callback: one parent MLflow run per multirun, children counted at its end.
+
+    Parameters
+    ----------
+    compare : bool
+        At the end, run ``spiketune-compare`` on the sweep's children and log its table and plots
+        (the accuracy/firing-rate trade-off among them) to the parent run under ``compare/``.
+    """
+
+    def __init__(self, compare: bool = True) -> None:
+        self.compare = compare
+
+    # The instance is pickled into launcher workers (joblib, submitit): it holds only plain data.
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        global _active, _outcome
+        from omegaconf import OmegaConf
+
+        from framework import __version__
+
+        from .tracking import experiment_id, git_commit, open_store, resolve_uri, retry
+
+        _outcome = None
+        varied = swept(config)
+        for key in UNSWEEPABLE:
+            if key in varied:
+                _user_exit(f"{key}: a sweep logs to one store and experiment; run one sweep per "
+                           f"value instead of sweeping it")
+        sweep_dir = sweep_dir_of(config.hydra)
+        try:
+            uri = resolve_uri(config.tracking.uri)
+            client = open_store(uri)
+            exp_id = retry(experiment_id, client, config.tracking.experiment, uri)
+        except UserError as ex:
+            _user_exit(str(ex))
+        name = sweep_name(config)
+        tags = {"spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
+                "spiketune.overrides": " ".join(sweep_overrides(config)),
+                "spiketune.launcher": str((config.hydra.runtime.get("choices") or {})
+                                          .get("hydra/launcher", "basic")),
+                "git_commit": git_commit(), "spiketune_version": __version__}
+        run = retry(client.create_run, exp_id, run_name=name, tags=tags)
+        pid = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(varied.items())]
+        for i in range(0, len(params), 100):
+            retry(client.log_batch, pid, params=params[i:i + 100])
+        retry(client.log_text, pid, OmegaConf.to_yaml(
+            {k: v for k, v in OmegaConf.to_container(config, resolve=False).items()
+             if k != "hydra"}), "sweep_config.yaml")
+        _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
+                    {"parent_run_id": pid, "name": name, "uri": uri,
+                     "experiment": config.tracking.experiment, "experiment_id": exp_id})
+        _active = _Active(uri, exp_id, pid, sweep_dir)
+        _say(f"{name}: parent run {pid} in {uri}")
+        _say(f"sweep dir {sweep_dir}")
+
+    def on_job_start(self, config, *, task_function=None, **kwargs: Any) -> None:
+        if not self._multirun(config):
+            return
+        _write_json(self._record(config), {
+            "num": int(config.hydra.job.num), "status": "RUNNING",
+            "overrides": list(config.hydra.overrides.task), "host": socket.gethostname(),
+            "pid": os.getpid()})
+
+    def on_job_end(self, config, job_return=None, **kwargs: Any) -> None:
+        if not self._multirun(config):
+            return
+        from hydra.core.utils import JobStatus
+
+        path = self._record(config)
+        record = json.loads(path.read_text()) if path.exists() else {"num": int(config.hydra.job.num)}
+        if job_return is not None and job_return.status == JobStatus.COMPLETED:
+            value = job_return.return_value if isinstance(job_return.return_value, dict) else {}
+            record.update(status=value.get("status", "FINISHED"), run_id=value.get("run_id"),
+                          error=value.get("error"))
+        else:
+            err = getattr(job_return, "_return_value", None)
+            record.update(status="FAILED", error=f"{type(err).__name__}: {err}" if err else None)
+        _write_json(path, record)
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        global _active, _outcome
+        from .tracking import open_store, retry
+
+        state = _active
+        if state is None:
+            return
+        client = open_store(state.uri)
+        outcome = _count(client, state, "FAILED", "the job ended without closing its run")
+        _log_counts(client, state.parent_run_id, outcome)
+        if self.compare and outcome.finished:
+            self._compare(client, state)
+        status = "FAILED" if outcome.jobs and not outcome.finished else "FINISHED"
+        if outcome.failed:
+            retry(client.set_tag, state.parent_run_id, "error",
+                  f"{outcome.failed} of {outcome.jobs} jobs failed")
+        retry(client.set_terminated, state.parent_run_id, status)
+        _active, _outcome = None, outcome
+        _say(f"{outcome.jobs} jobs: {outcome.finished} finished, {outcome.failed} failed; "
+             f"parent run {state.parent_run_id} {status}")
+        _say(f"compare them: spiketune-compare --parent {state.parent_run_id}"
+             + (f" --uri {state.uri}" if state.uri != _default_uri() else ""))
+
+    @staticmethod
+    def _compare(client, state: _Active) -> None:
+        """Log the comparison (table CSV, trade-off and per-parameter plots) to the parent."""
+        from .compare import compare
+        from .tracking import retry
+
+        out = state.sweep_dir / "compare"
+        try:
+            result = compare(state.uri, parent=state.parent_run_id, out=out, echo=False)
+        except Exception as ex:  # noqa: BLE001 - a plot must never fail the sweep
+            _say(f"compare skipped: {type(ex).__name__}: {ex}")
+            return
+        retry(client.log_artifacts, state.parent_run_id, str(result.out), "compare")
+        _say(f"compare: {result.out} (logged to the parent run under compare/)")
+
+    @staticmethod
+    def _multirun(config) -> bool:
+        from hydra.types import RunMode
+
+        return config.hydra.get("mode") == RunMode.MULTIRUN
+
+    @staticmethod
+    def _record(config) -> Path:
+        return sweep_dir_of(config.hydra) / STATE_DIR / f"job-{int(config.hydra.job.num):05d}.json"
+
+
+def _default_uri() -> str:
+    from .tracking import default_uri
+
+    return default_uri()
+
+
+# ----------------------------------------------------------------------- the launching process
+def abort(status: str, why: str) -> None:
+    """End the active sweep's parent ``status`` (KILLED or FAILED), and its RUNNING children too."""
+    global _active
+    state, _active = _active, None
+    if state is None:
+        return
+    from .tracking import open_store, retry
+
+    try:
+        client = open_store(state.uri)
+        outcome = _count(client, state, status, why)
+        _log_counts(client, state.parent_run_id, outcome)
+        retry(client.set_tag, state.parent_run_id, "error", why)
+        retry(client.set_terminated, state.parent_run_id, status)
+        _say(f"parent run {state.parent_run_id} {status}: {why}")
+    except BaseException as ex:  # noqa: BLE001 - never mask the original error
+        _say(f"could not end parent run {state.parent_run_id}: {type(ex).__name__}: {ex}")
+
+
+def last_outcome() -> Outcome | None:
+    """The outcome of the sweep that just ended in this process, if any."""
+    return _outcome
+
+
+@contextlib.contextmanager
+def guard():
+    """Around the Hydra app in the CLI: an interrupted or crashed sweep ends its parent run
+    KILLED or FAILED; a sweep in which any job failed raises UserError (exit 2) afterwards."""
+    global _outcome
+    _outcome = None
+    try:
+        yield
+    except BaseException as ex:
+        why = interruption(ex)
+        if why:
+            abort("KILLED", why)
+        elif not (isinstance(ex, SystemExit) and not ex.code):
+            abort("FAILED", str(ex).splitlines()[0][:500] if str(ex) else type(ex).__name__)
+        raise
+    finally:
+        # a sweep left active here means the app returned without on_multirun_end
+        abort("FAILED", "the sweep ended before all jobs reported")
+    outcome = _outcome
+    if outcome is not None and outcome.failed:
+        raise UserError(f"{outcome.failed} of {outcome.jobs} sweep jobs failed; their errors are "
+                        f"on their runs: spiketune-compare --parent {outcome.parent_run_id}")

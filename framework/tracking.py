@@ -67,8 +67,13 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
 
 def open_store(uri: str):
     """An ``MlflowClient`` on ``uri``; a store that cannot be opened is a user error."""
+    import logging
+
     from mlflow.tracking import MlflowClient
 
+    # creating a new store logs its schema migrations at INFO; the user asked for none of that
+    for name in ("mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         try:

@@ -44,7 +44,7 @@ def test_cli_run_is_finished_with_summary_and_ui_hint(cli_run):
 
 def test_params_are_every_leaf_of_the_resolved_config(cli_run):
     expected = to_flat_params(compose(cli_run["args"] + [f"tracking.uri={cli_run['uri']}"]))
-    assert len(expected) > 40  # more than one log_batch of 100 would hold is not needed, but many
+    assert len(expected) > 40
     assert cli_run["run"].data.params == expected
 
 
@@ -90,7 +90,6 @@ def test_python_api_run_matches_what_mlflow_holds(uri):
     logged = found[0].data.metrics
     for key in ("rate/mse", "spiking/mse", "spiking/angle_error_deg", "firing/mean_rate_hz"):
         assert logged[key] == pytest.approx(result.metrics[key])
-    assert result.metrics["spiking/mse"] < 2.0  # two epochs already beat the untrained network
 
 
 def test_divergence_stops_training_and_fails_the_run(uri):
