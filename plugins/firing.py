@@ -81,7 +81,7 @@ def raster(ctx: Context, layers, max_neurons: int):
     for ax, layer in zip(axes[:, 0], layers):
         spikes = layer.spikes[0][:, :max_neurons]  # (steps, neurons), spikes per step
         t, n = np.nonzero(spikes > 0)
-        ax.scatter(t * ctx.dt * 1000.0, n, s=2, marker="|", color="k")
+        ax.scatter(t * ctx.dt * 1000.0, n, s=14, marker="|", linewidths=0.8, color="k")
         ax.set_ylabel(f"{layer.name}\nneuron", fontsize=8)
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
     axes[-1, 0].set_xlabel("time (ms)")
