@@ -1,22 +1,54 @@
 """Keep TensorFlow's import-time chatter out of the user's terminal."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 import warnings
+
+#: lines TensorFlow's C++ side prints at import whatever TF_CPP_MIN_LOG_LEVEL says
+NOISE = ("TF-TRT Warning", "Could not find TensorRT", "oneDNN custom operations",
+         "This TensorFlow binary is optimized", "rebuild TensorFlow with the appropriate")
+
+
+@contextlib.contextmanager
+def c_stderr_filtered():
+    """Capture what C/C++ code writes to file descriptor 2, and pass on all but known noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(n in line for n in NOISE):
+                    print(line, file=sys.stderr)
 
 
 def tensorflow() -> None:
-    """Silence TensorFlow's C++ and Python logs and nengo-dl's version warnings; import TF."""
+    """Import TensorFlow and nengo-dl with their logs and version warnings silenced."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    warnings.filterwarnings("ignore", message=".*nengo.*version.*", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="No GPU support detected")
+    warnings.filterwarnings("ignore", message="This version of NengoDL has not been tested")
     # the conversion swaps both spellings of ReLU; a model uses one of them
     warnings.filterwarnings("ignore", message="swap_activations contained")
-    import tensorflow as tf
+    with c_stderr_filtered():
+        import tensorflow as tf
+        from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
+
+        # the TensorRT probe runs once, lazily, and warns on every machine without TensorRT;
+        # run it here where its line is filtered
+        _pywrap_py_utils.is_tensorrt_enabled()
+        import nengo_dl  # noqa: F401
 
     tf.get_logger().setLevel(logging.ERROR)
     logging.getLogger("nengo_dl").setLevel(logging.ERROR)
-    import nengo_dl  # noqa: F401 - its import warns once; do it here, silenced
