@@ -23,6 +23,7 @@ SUMMARY_KEYS = ["rate/accuracy", "spiking/accuracy", "rate/mse", "spiking/mse",
                 "rate/angle_error_deg", "spiking/angle_error_deg", "firing/mean_rate_hz",
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
                 "tuning/tuned_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
+                "tuning/ole_angle_error_deg",
                 "time/total_s"]
 
 

@@ -40,8 +40,8 @@ OLE_NOISE_FLOOR = 1e-3
 
 @dataclass
 class TuningConfig:
-    alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # significance level of the F-test; tuned = p < alpha
-    grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid: the most strongly tuned
+    alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # F-test significance level: tuned = p < alpha
+    grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (most strongly tuned)
 
 
 @dataclass
@@ -125,7 +125,8 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     Raises
     ------
     ValueError
-        With fewer than 3 distinct directions (a cosine has 3 coefficients) or fewer than 4 trials.
+        With fewer than 3 distinct directions (a cosine has 3 coefficients), fewer than 4 trials,
+        or a non-finite direction.
 
     Notes
     -----
@@ -142,6 +143,8 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     if r.ndim != 2 or len(r) != len(directions):
         raise ValueError(f"rates must be (n_trials, N) with n_trials = {len(directions)}, "
                          f"got shape {r.shape}")
+    if not np.all(np.isfinite(directions)):
+        raise ValueError("directions must be finite numbers of degrees")
     dirs, inv = group_directions(directions)
     k, n = len(dirs), len(r)
     if k < 3:
@@ -405,7 +408,7 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float):
         ax.plot(theta, fit.curve(theta, i), color="tab:red", lw=1.4)
         colour = "tab:blue" if lt.tuned[i] else "0.6"
         ax.axvline(fit.pd_deg[i], color=colour, ls="--", lw=1.1)
-        ax.set_xlim(0, 360)
+        ax.set_xlim(-15, 375)  # room for the markers at 0° and 315°
         ax.set_xticks([0, 90, 180, 270, 360])
         ax.tick_params(labelsize=7)
         r2 = "–" if np.isnan(fit.r2[i]) else f"{fit.r2[i]:.2f}"
@@ -420,14 +423,22 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float):
         axes[r, 0].set_ylabel("rate (Hz)", fontsize=8)
     fig.suptitle(f"Cosine tuning: mean ± SD over trials, fit (red), preferred direction (dashed; "
                  f"blue if p < {alpha:g})", fontsize=9)
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.55 / (2.15 * rows + 0.9) + 0.06,
-                        top=1.0 - 0.55 / (2.15 * rows + 0.9), hspace=0.75, wspace=0.32)
+    margins(fig, top_in=0.65, bottom_in=0.5, left_in=0.7, right_in=0.15)
+    fig.subplots_adjust(hspace=0.55, wspace=0.32)
     return fig
+
+
+def margins(fig, top_in: float, bottom_in: float, left_in: float, right_in: float) -> None:
+    """Fixed figure margins in inches (tight_layout would re-measure on every draw)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left_in / w, right=1 - right_in / w, bottom=bottom_in / h,
+                        top=1 - top_in / h)
 
 
 def pd_polar(results: list[LayerTuning], bins: int = 24):
     """Polar histogram of the preferred directions of each layer's tuned neurons."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     n = len(results)
     fig = plt.figure(figsize=(3.4 * n + 0.4, 3.9))
@@ -441,7 +452,15 @@ def pd_polar(results: list[LayerTuning], bins: int = 24):
         ax.set_title(f"{lt.name}: {int(lt.tuned.sum())} of {len(lt.tuned)} tuned", fontsize=9,
                      pad=14)
         ax.tick_params(labelsize=7)
-        ax.set_yticks(ax.get_yticks()[1:])  # no 0 label crowding the centre
+        if counts.max() == 0:
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, "no tuned neurons", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=9, color="0.4",
+                    bbox=dict(facecolor="white", edgecolor="none"))
+        else:  # integer neuron counts, without a 0 crowding the centre
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+            ax.set_ylim(0, counts.max() * 1.05)
+            ax.set_yticks([t for t in ax.get_yticks() if 0 < t <= counts.max()])
     fig.suptitle("Preferred directions of tuned neurons (neurons per 15° bin)", fontsize=10)
     fig.subplots_adjust(left=0.06, right=0.94, bottom=0.06, top=0.78, wspace=0.45)
     return fig
@@ -480,6 +499,6 @@ def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
             if c == 0:
                 ax.set_ylabel("decoded direction (°)", fontsize=8)
     fig.suptitle("Direction decoded from tuned neurons, per test trial", fontsize=10)
-    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.5 / height + 0.05,
-                        top=1.0 - 0.45 / height, hspace=0.55, wspace=0.28)
+    margins(fig, top_in=0.75, bottom_in=0.5, left_in=0.8, right_in=0.2)
+    fig.subplots_adjust(hspace=0.5, wspace=0.28)
     return fig
