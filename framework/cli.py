@@ -80,6 +80,80 @@ def one_line(ex: BaseException) -> str:
     return " ".join(text.split())[:300]
 
 
+#: keys with which Hydra builds Python objects (``hydra.utils.instantiate``)
+_INSTANTIATE_KEYS = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_"}
+
+
+def _paths(prefix: list[str], value) -> list[tuple[list[str], object]]:
+    """Every (dotted path, leaf value) an override's value sets, dict keys split on dots."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _paths(prefix + str(k).split("."), v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _paths(prefix, v)]
+    if isinstance(value, ChoiceSweep):
+        return [p for v in value.list for p in _paths(prefix, v)]
+    return [(prefix, value)]
+
+
+def refuse_unsafe(overrides: list[str]) -> None:
+    """Refuse command-line overrides that would make Hydra import and call a Python object.
+
+    spiketune's configs pick components by registry name and instantiate nothing, but Hydra itself
+    instantiates ``hydra.callbacks``, the launcher and the sweeper from ``_target_``, and logging
+    handlers from ``class``; its blocklist stops ``os.system`` yet lets ``shutil.copyfile``
+    through; ``hydra.job.env_set`` reaches every subprocess a job starts (``LD_PRELOAD``). So no
+    ``_target_``-style key under ``hydra``, no added callback, no environment variable and no
+    logging class or ``ext://`` object may come from the command line. Removing a callback (``~hydra.callbacks.sweep``)
+    and setting a shipped callback's options (``hydra.callbacks.sweep.compare=false``) stay allowed;
+    keys outside ``hydra`` are checked against the schema, which has no such keys.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # noqa: BLE001 - a syntax error is reported, with its key, by composition
+        return
+    for o in parsed:
+        if o.is_delete():
+            continue
+        base = (o.package or o.key_or_group).replace("/", ".").split(".")
+        for path, value in _paths(base, o.value()):
+            if path[0] != "hydra":
+                continue
+            key = ".".join(path)
+            if _INSTANTIATE_KEYS & set(path):
+                raise UserError(f"{key}: refused on the command line: Hydra would import and call "
+                                f"the Python object it names")
+            if len(path) > 1 and path[1] == "callbacks" and (o.is_add() or o.is_force_add()):
+                raise UserError(f"{key}: callbacks cannot be added from the command line")
+            if path[1:3] == ["job", "env_set"]:  # LD_PRELOAD, PYTHONPATH reach subprocesses
+                raise UserError(f"{key}: refused on the command line: set environment variables "
+                                f"in the shell")
+            if len(path) > 1 and path[1] in ("job_logging", "hydra_logging") and (
+                    {"class", "()"} & set(path) or str(value).startswith(("ext://", "cfg://"))):
+                raise UserError(f"{key}: refused on the command line: logging would import and "
+                                f"call the Python object it names")
+
+
+def check_output_dir(hydra_cfg, multirun: bool) -> None:
+    """Refuse a Hydra output folder that cannot be created or written (Hydra's own error is a
+    traceback and exit 1)."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        path = Path(str(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir)).absolute()
+    except Exception:  # noqa: BLE001 - a resolver only a Hydra run has: Hydra reports it itself
+        return
+    for folder in [path, *path.parents]:  # the nearest existing one decides
+        if folder.exists():
+            if not folder.is_dir():
+                raise UserError(f"{key}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise UserError(f"{key}: {folder} is not writable")
+            return
+
+
 def prevalidate(argv: list[str]) -> None:
     """Compose and validate every job's config; raise UserError with one line on the first bad one."""
     from hydra import compose, initialize_config_dir
@@ -91,6 +165,7 @@ def prevalidate(argv: list[str]) -> None:
     from .config import register, validate
 
     overrides, multirun, runs = split_args(argv)
+    refuse_unsafe(overrides)
     if not runs:
         return
     register()
@@ -106,15 +181,21 @@ def prevalidate(argv: list[str]) -> None:
                 given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
                 params = base.hydra.sweeper.get("params") or {}
                 extra = [f"{k}={v}" for k, v in params.items() if k not in given]
+                refuse_unsafe(extra)
                 parsed = OverridesParser.create().parse_overrides(overrides + extra)
                 combos = BasicSweeper.split_arguments(parsed, None)[0]
             for combo in combos:
                 cfg = compose("config", overrides=list(combo))
                 validate(cfg)
                 check_names(list(cfg.analysis))
+            if not multirun:
+                base = compose("config", overrides=overrides, return_hydra_config=True)
+            check_output_dir(base.hydra, multirun)
     except UserError:
         raise
     except Exception as ex:
+        if interruption():  # a signal inside an import can surface as ImportError
+            raise KeyboardInterrupt from None
         raise UserError(one_line(ex)) from None
     finally:
         GlobalHydra.instance().clear()
@@ -141,7 +222,13 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as ex:
         print(f"spiketune: {ex}", file=sys.stderr)
         sys.exit(EXIT_USER)
-    except KeyboardInterrupt:
+    except Exception as ex:
+        if not interruption(ex):  # a signal inside a plugin's import can surface as ImportError
+            raise
+        print(f"spiketune: {interruption(ex)}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as ex:
+        print(f"spiketune: {interruption(ex) or 'interrupted'}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from .config import register
@@ -149,8 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     register()
     _register_resolvers()
     sys.argv = [sys.argv[0]] + argv
+    from .sweeps import guard
+
     try:
-        _app()()
+        with guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → exit 2
+            _app()()
     except UserError as ex:
         print(f"spiketune: {ex}", file=sys.stderr)
         sys.exit(EXIT_USER)

@@ -228,7 +228,8 @@ class AnalysesCommon:
 
 @dataclass
 class Config:
-    seed: int = 0  # one integer that makes a run reproducible
+    # one integer that makes a run reproducible; numpy, TF and Nengo take seeds in [0, 2**32)
+    seed: int = bounded(0, ge=0, lt=2**32)
     dataset: Any = MISSING
     model: Any = MISSING
     neuron: Any = MISSING
@@ -350,6 +351,8 @@ def validate(cfg) -> Config:
             raise UserError("model.intercept_low: must be <= model.intercept_high")
         if m.max_rate_low > m.max_rate_high:
             raise UserError("model.max_rate_low: must be <= model.max_rate_high")
+    if not obj.tracking.experiment.strip():
+        raise UserError("tracking.experiment: needs a name (MLflow refuses an empty one)")
     sim = obj.simulation
     if sim.readout == Readout.mean and sim.readout_steps > sim.n_steps:
         raise UserError(f"simulation.readout_steps: {sim.readout_steps} is more than "

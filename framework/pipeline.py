@@ -155,14 +155,24 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     model = models.build(cfg.model, data, cfg.seed)
     n_params = int(model.count_params())
     tracker.tag("model_params", n_params)
+    if cfg.model.name == "keras_file":  # which file, exactly: its absolute path and sha256
+        from .keras_io import file_tags
+
+        for key, value in file_tags(cfg.model).items():
+            tracker.tag(key, value)
     summary: list[str] = []
     model.summary(print_fn=summary.append)
     tracker.artifact_text("\n".join(summary), "model_summary.txt")
     neuron_type = neurons.build(cfg.neuron)
+    # a misspelt analyses.layers is refused now, not after training and simulation
+    check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
     check_interrupt()
 
     t = time.perf_counter()
-    console.stage("train", f"{cfg.training.epochs} epochs, {cfg.neuron.name} rate approximation")
+    if getattr(cfg.model, "train", True):
+        console.stage("train", f"{cfg.training.epochs} epochs, {cfg.neuron.name} rate approximation")
+    else:
+        console.stage("train", "skipped (model.train=false): the saved weights as they are")
     from .cache import trained
 
     result, cached = trained(cfg, model, data, neuron_type, scratch, console, train)
@@ -187,17 +197,23 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     return ctx
 
 
+def check_layer_names(cfg, names: list[str]) -> list[str]:
+    """The layers ``analyses.layers`` names (all ``names`` when empty); refuses unknown ones."""
+    wanted = list(cfg.analyses.layers) or list(names)
+    for i, name in enumerate(wanted):
+        if name not in names:
+            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
+                            f"{', '.join(names)}")
+    return wanted
+
+
 def select_layers(cfg, built) -> list[analysis_mod.Layer]:
     """The analysed layers and neurons: ``analyses.layers`` (all by default) and a seeded sample
     of at most ``analyses.max_neurons`` per layer."""
     from . import neurons
 
     names = [b.name for b in built]
-    wanted = list(cfg.analyses.layers) or names
-    for i, name in enumerate(wanted):
-        if name not in names:
-            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
-                            f"{', '.join(names)}")
+    wanted = check_layer_names(cfg, names)
     rng = np.random.default_rng(cfg.seed)
     out = []
     for b in built:

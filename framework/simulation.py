@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import check_interrupt
-from .training import as_steps, pad_to
+from .training import as_steps, pad_to, readout_bins
 
 N_RASTER = 4  # test samples whose spike trains are kept for raster plots
 
@@ -91,8 +91,8 @@ def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
                             progress_bar=False) as sim:
         sim.load_params(str(params))
         y = sim.predict({inp: x}, verbose=0)[out_p][:n]
-    if data.sequence:
-        return y[:, -cfg.simulation.readout_steps:].mean(axis=1)
+    if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
+        return y[:, -readout_bins(y.shape[1], cfg.simulation):].mean(axis=1)
     return y[:, -1]
 
 

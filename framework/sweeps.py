@@ -255,6 +255,8 @@ class SweepCallback(Callback):
                 "spiketune.launcher": str((config.hydra.runtime.get("choices") or {})
                                           .get("hydra/launcher", "basic")),
                 "git_commit": git_commit(), "spiketune_version": __version__}
+        for stale in (sweep_dir / STATE_DIR).glob("job-*.json"):  # a reused hydra.sweep.dir
+            stale.unlink(missing_ok=True)
         run = retry(client.create_run, exp_id, run_name=name, tags=tags)
         pid = run.info.run_id
         from mlflow.entities import Param
@@ -327,7 +329,7 @@ class SweepCallback(Callback):
 
         out = state.sweep_dir / "compare"
         try:
-            result = compare(state.uri, parent=state.parent_run_id, out=out, echo=False)
+            result = compare(state.uri, parent=state.parent_run_id, out=out, stream=sys.stderr)
         except Exception as ex:  # noqa: BLE001 - a plot must never fail the sweep
             _say(f"compare skipped: {type(ex).__name__}: {ex}")
             return

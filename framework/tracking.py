@@ -3,10 +3,12 @@
 The default store is an absolute ``sqlite:///<repo>/outputs/mlflow.db`` with artifacts in
 ``<repo>/outputs/mlartifacts/<experiment>``, so it is the same store from any working directory and
 in multirun. sqlite writers from several processes can collide when a row is created at the same
-moment (the store's schema, an experiment, a dataset); those calls are retried.
+moment (an experiment, a dataset); those calls are retried. Opening a store, which may create or
+migrate its schema, takes a lock instead: a schema migrated twice at once is broken for good.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -18,6 +20,9 @@ from .errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = REPO / "outputs"
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
+#: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
+                 "databricks-uc", "uc")
 
 
 def default_uri() -> str:
@@ -74,25 +79,84 @@ def open_store(uri: str):
     # creating a new store logs its schema migrations at INFO; the user asked for none of that
     for name in ("mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    allow_files = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1")
+    if scheme in ("", "file") and not allow_files:  # MLflow 3 refuses them with a page of advice
+        raise UserError(f"tracking.uri: {uri} is a folder store, which MLflow 3 refuses; use "
+                        f"sqlite:///<path>/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)")
+    if scheme.split("+")[0] not in STORE_SCHEMES + ("", "file"):
+        raise UserError(f"tracking.uri: unsupported scheme '{scheme}' in {uri}; use "
+                        f"sqlite:///<path>/mlflow.db or http(s)://<host>:<port>")
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
+        for parent in path.parents:  # the nearest existing ancestor must be a folder
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UserError(f"tracking.uri: {parent} is a file, not a folder")
+                break
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as ex:
             raise UserError(f"tracking.uri: cannot create {path.parent}: {ex.strerror}") from None
         if not os.access(path.parent, os.W_OK):
             raise UserError(f"tracking.uri: {path.parent} is not writable")
-        if path.exists() and path.stat().st_size and path.read_bytes()[:16] != b"SQLite format 3\x00":
-            raise UserError(f"tracking.uri: {path} is not an sqlite database")
-    client = MlflowClient(tracking_uri=uri)
+        if path.is_dir():
+            raise UserError(f"tracking.uri: {path} is a folder, not an sqlite database file")
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise UserError(f"tracking.uri: {path} is not an sqlite database")
+    elif scheme in ("http", "https"):
+        _reachable(uri)
     try:
-        retry(client.search_experiments, max_results=1)
+        with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            retry(client.search_experiments, max_results=1)
     except UserError:
         raise
-    except Exception as ex:
+    except Exception as ex:  # a missing database driver, refused credentials, a server error
         first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise UserError(f"tracking.uri: cannot open MLflow store {uri}: {first[:200]}") from None
     return client
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Let one process at a time open an sqlite store (an exclusive ``fcntl`` lock beside it).
+
+    The first open creates the schema and every open may migrate it; two processes migrating at
+    once (two runs started together on a new store) leave alembic's temporary tables behind and
+    the store unreadable for good. The lock is the kernel's, so a killed process releases it.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    with open(f"{uri[len('sqlite:///'):]}.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _reachable(uri: str, timeout: float = 5.0) -> None:
+    """Refuse an http(s) store nobody answers at: MLflow would retry for minutes before failing."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UserError(f"tracking.uri: bad port in {uri}") from None
+    host = parts.hostname or ""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as ex:
+        why = ex.strerror or type(ex).__name__
+        raise UserError(f"tracking.uri: cannot reach {host}:{port} ({why})") from None
 
 
 def experiment_id(client, name: str, uri: str) -> str:

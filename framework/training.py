@@ -53,6 +53,20 @@ def as_steps(x: np.ndarray, sequence: bool) -> np.ndarray:
     return x.reshape(n, x.shape[1], -1) if sequence else x.reshape(n, 1, -1)
 
 
+def readout_bins(n_bins: int, sim_cfg) -> int:
+    """How many of a sequence's last time bins the spiking read-out covers.
+
+    The spiking simulation holds each bin for ``ceil(n_steps / n_bins)`` steps and reads the last
+    step (``readout=last``: the last bin) or the mean of the last ``readout_steps`` steps (the bins
+    those steps fall in). Training and the rate evaluation run one step per bin, so they pool the
+    same bins and the loss is on what the spiking network will be read at.
+    """
+    if sim_cfg.readout.value == "last":
+        return 1
+    hold = int(np.ceil(sim_cfg.n_steps / n_bins))
+    return int(min(n_bins, np.ceil(sim_cfg.readout_steps / hold)))
+
+
 def targets(y: np.ndarray, classification: bool) -> np.ndarray:
     """Targets shaped (n, 1, k) for NengoDL (class labels as (n, 1, 1))."""
     return y.reshape(len(y), 1, -1).astype(np.float32 if not classification else np.int32)
@@ -66,13 +80,14 @@ def baseline_loss(data) -> float:
     return float(np.mean((y - y.mean(axis=0)) ** 2))
 
 
-def loss_fn(data, readout_steps: int | None):
-    """The NengoDL loss on the output probe; for sequences, on the mean of the last steps."""
+def loss_fn(data, bins: int | None):
+    """The NengoDL loss on the output probe; for sequences (``bins`` given), on the mean of the
+    output over the last ``bins`` time bins, one per training step (see :func:`readout_bins`)."""
     import tensorflow as tf
 
     def pool(y_pred):
-        if readout_steps:  # sequence: the read-out is the mean of the last steps
-            return tf.reduce_mean(y_pred[:, -readout_steps:], axis=1, keepdims=True)
+        if bins:  # sequence: the read-out is the mean of the last bins
+            return tf.reduce_mean(y_pred[:, -bins:], axis=1, keepdims=True)
         return y_pred
 
     if data.classification:
@@ -85,7 +100,7 @@ def loss_fn(data, readout_steps: int | None):
     return loss
 
 
-def divergence_guard(baseline: float, factor: float, lr: float):
+def divergence_guard(baseline: float, factor: float, lr: float, key: str = "loss"):
     """A Keras callback stopping training on a non-finite or exploding loss.
 
     "Exploding" is a batch loss above ``factor`` times the loss of predicting the mean: no training
@@ -96,7 +111,8 @@ def divergence_guard(baseline: float, factor: float, lr: float):
     class DivergenceGuard(tf.keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             check_interrupt()
-            loss = float((logs or {}).get("loss", 0.0))
+            # ``key``: the task loss alone when regularisers add their own terms to "loss"
+            loss = float((logs or {}).get(key, 0.0))
             if not np.isfinite(loss) or loss > factor * max(baseline, 1e-12):
                 raise DivergenceError(
                     f"training.learning_rate: training diverged (loss {loss:.3g} against "
@@ -126,7 +142,9 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
     data : framework.datasets.Data
         Training split in ``x_train``/``y_train``.
     cfg : framework.config.Config
-        Uses ``training``, ``simulation.scale_firing_rates``/``readout_steps`` and ``seed``.
+        Uses ``training``, ``simulation.scale_firing_rates``, the read-out settings
+        (``readout``, ``readout_steps``, ``n_steps``: sequences only), ``model.train`` and
+        ``seed``.
     neuron_type : nengo.neurons.NeuronType
         Trained through its rate approximation.
     """
@@ -149,7 +167,7 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
     order = pad_to(np.arange(len(data.x_train)), batch, rng)
     x = as_steps(data.x_train, data.sequence)[order]
     y = targets(data.y_train, data.classification)[order]
-    readout = cfg.simulation.readout_steps if data.sequence else None
+    readout = readout_bins(x.shape[1], cfg.simulation) if data.sequence else None
     losses = {out_p: loss_fn(data, readout)}
     inputs, outputs = {inp: x}, {out_p: y}
     for probe, (loss, tgt) in regs.losses(x.shape[1], len(x)).items():
@@ -161,16 +179,19 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
                             progress_bar=False) as sim:
         stats.update(regs.stats(sim, "before"))
         history = []
-        if tcfg.epochs > 0:
+        # a user's saved model with model.train=false is evaluated with its weights as they are
+        epochs = tcfg.epochs if getattr(cfg.model, "train", True) else 0
+        if epochs > 0:
             sim.compile(optimizer=tf.optimizers.Adam(tcfg.learning_rate), loss=losses,
                         loss_weights=regs.weights(out_p))
-            bar = console.bar("train", tcfg.epochs)
+            bar = console.bar("train", epochs)
+            # with regularisers Keras logs the task's own loss under the output probe's name
+            task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
             guard = divergence_guard(baseline_loss(data), tcfg.divergence_factor,
-                                     tcfg.learning_rate)
-            fit = sim.fit(inputs, outputs, epochs=tcfg.epochs, verbose=0, shuffle=True,
+                                     tcfg.learning_rate, task_key)
+            fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
                           callbacks=[guard, progress_callback(bar)])
-            history = [float(v) for v in fit.history.get(f"{out_p.label}_loss" if regs.active
-                                                          else "loss", fit.history["loss"])]
+            history = [float(v) for v in fit.history[task_key]]
         stats.update(regs.stats(sim, "after"))
         sim.save_params(str(params))
     return Trained(params=params, loss=history, regularizers=stats)

@@ -179,7 +179,11 @@ def load_file(cfg, seed: int) -> Data:
     if path.is_dir():
         raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
     reader = _read_csv if path.suffix.lower() == ".csv" else _read_npz
-    fields, columns = reader(path, cfg)
+    try:
+        fields, columns = reader(path, cfg)
+    except OSError as ex:  # permissions, a vanished or unreadable file: the user can fix these
+        raise UserError(f"dataset.path: cannot read {path.name}: "
+                        f"{ex.strerror or _one_line(ex)}") from None
 
     # shapes: one row per sample everywhere; a (samples, 1) target or direction is a vector
     x = fields["features"].values

@@ -1,0 +1,484 @@
+"""``spiketune-compare``: a table and plots of the runs of an experiment or a sweep, from MLflow.
+
+    spiketune-compare --parent <sweep parent run id>
+    spiketune-compare --experiment spiketune --filter "params.neuron.name = 'lif'"
+    spiketune-compare --parent <id> --metrics spiking/accuracy,firing/mean_rate_hz --out cmp/
+
+It prints one row per run (short run id, run name, status, the params that differ between the
+runs, the chosen metrics), writes ``compare.csv`` (full run ids, the differing params, every
+metric) and draws into ``<out>/plots/``:
+
+* ``<metric>_vs_<param>.png``: each metric against each numeric param that differs, one line per
+  combination of the differing categorical params (e.g. neuron type). Where other numeric params
+  vary too, the line is their mean and the band their min-max.
+* ``tradeoff.png``: the spiking metric against the mean firing rate, coloured by
+  ``simulation.n_steps``: the accuracy a spike budget buys.
+* ``tuning_overlay.png``, ``response_overlay.png``: the tuning and response curves of the same
+  neurons across runs, when the runs logged ``tuning_rates.csv`` / ``response_curves.csv``.
+
+A param that is ``None`` in some runs and numeric in others (``simulation.synapse``: no filter) is
+plotted at 0. Bad arguments exit 2 with one line.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EXIT_INTERNAL, EXIT_USER, UserError
+
+#: metrics shown by default, in this order, when any selected run has them
+DEFAULT_METRICS = ["spiking/accuracy", "rate/accuracy", "spiking/mse", "rate/mse",
+                   "spiking/angle_error_deg", "rate/angle_error_deg", "firing/mean_rate_hz"]
+#: the spiking metric of the trade-off plot: the first of these the runs have
+SPIKING_METRICS = ["spiking/accuracy", "spiking/angle_error_deg", "spiking/mse"]
+RATE_METRIC = "firing/mean_rate_hz"
+STEPS_PARAM = "simulation.n_steps"
+MAX_OVERLAY_RUNS = 12  # runs drawn in the tuning/response overlays (legibility)
+MAX_OVERLAY_NEURONS = 6  # neurons (panels) in each overlay
+_NONE = {"None", "none", "null", ""}
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` found and wrote.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per run: ``run_id``, ``run_name``, ``status``, the differing params, every metric.
+    params : list of str
+        The params that differ between the runs (dotted keys).
+    numeric : list of str
+        Those of ``params`` with numeric values (swept numbers).
+    metrics : list of str
+        The metrics shown in the table.
+    out : pathlib.Path
+        Where ``compare.csv`` and ``plots/`` were written.
+    plots : list of pathlib.Path
+    """
+
+    frame: object
+    params: list[str]
+    numeric: list[str]
+    metrics: list[str]
+    out: Path
+    plots: list[Path] = field(default_factory=list)
+
+    def table(self):
+        """The printed table: short run id, run name, status, differing params, chosen metrics."""
+        t = self.frame[["run_id", "run_name", "status", *self.params, *self.metrics]].copy()
+        t["run_id"] = t["run_id"].str[:8]
+        return t.rename(columns={"run_id": "run"})
+
+
+# ------------------------------------------------------------------------------------ selection
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    from .tracking import resolve_uri
+
+    uri = resolve_uri(uri)
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.is_file():
+            raise UserError(f"--uri: no MLflow store at {path} (run spiketune first)")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as ex:  # noqa: BLE001 - any failure to open is the URI's fault
+        raise UserError(f"--uri: cannot open MLflow store {uri}: "
+                        f"{str(ex).strip().splitlines()[0][:200] if str(ex).strip() else ex}") from None
+    return client, uri
+
+
+def _parent_run(client, run_id: str):
+    """The parent run ``run_id`` (a unique prefix of a sweep parent's id is enough)."""
+    from mlflow.exceptions import MlflowException
+
+    if len(run_id) == 32:
+        try:
+            return client.get_run(run_id)
+        except MlflowException:
+            raise UserError(f"--parent: no run {run_id} in this store") from None
+    parents = [r for exp in client.search_experiments()
+               for r in client.search_runs([exp.experiment_id],
+                                           filter_string="tags.`spiketune.sweep` = 'parent'",
+                                           max_results=5000)
+               if r.info.run_id.startswith(run_id)]
+    if len(parents) != 1:
+        what = "no sweep parent run" if not parents else f"{len(parents)} sweep parent runs"
+        raise UserError(f"--parent: {what} starts with '{run_id}'; give the full run id")
+    return parents[0]
+
+
+def select_runs(client, experiment: str | None, parent: str | None, filter_string: str) -> list:
+    """The runs to compare, oldest first: a sweep's children, or an experiment's runs (sweep
+    parents left out), narrowed by an MLflow filter string."""
+    from mlflow.exceptions import MlflowException
+
+    if parent:
+        prun = _parent_run(client, parent)
+        exp_ids = [prun.info.experiment_id]
+        clauses = [f"tags.`mlflow.parentRunId` = '{prun.info.run_id}'"]
+    else:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+            raise UserError(f"--experiment: no experiment '{experiment}' in this store "
+                            f"(experiments: {names})")
+        exp_ids, clauses = [exp.experiment_id], []
+    if filter_string:
+        clauses.append(filter_string)  # MLflow filters only know "and": no grouping needed
+    runs, token = [], None
+    try:
+        while True:
+            page = client.search_runs(exp_ids, filter_string=" and ".join(clauses),
+                                      max_results=1000, order_by=["attributes.start_time ASC"],
+                                      page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+    except MlflowException as ex:
+        raise UserError(f"--filter: {ex.message.splitlines()[0][:300]}") from None
+    return [r for r in runs if r.data.tags.get("spiketune.sweep") != "parent"]
+
+
+# --------------------------------------------------------------------------------------- table
+def as_number(value) -> float | None:
+    """A param value as a float (None/null → None); raises ValueError if it is not numeric."""
+    if value is None or str(value) in _NONE:
+        return None
+    if str(value) in ("True", "False", "true", "false"):
+        raise ValueError(value)
+    return float(value)
+
+
+def differing(params: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+    """``(differing, numeric)``: the param keys whose values differ between runs (a missing key
+    counts as a value), and those of them whose values are all numbers or None."""
+    keys = sorted(set().union(*params)) if params else []
+    diff = [k for k in keys if len({p.get(k) for p in params}) > 1]
+    numeric = []
+    for k in diff:
+        try:
+            values = {as_number(p.get(k)) for p in params}
+        except ValueError:
+            continue
+        if len(values - {None}) >= 2:
+            numeric.append(k)
+    return diff, numeric
+
+
+def build_frame(runs: list, metrics: list[str] | None = None):
+    """``(frame, params, numeric, metrics)`` for ``runs`` (see :class:`Comparison`)."""
+    import pandas as pd
+
+    params = [dict(r.data.params) for r in runs]
+    diff, numeric = differing(params)
+    all_metrics = sorted(set().union(*(r.data.metrics for r in runs)))
+    if metrics:
+        for m in metrics:
+            if m not in all_metrics:
+                raise UserError(f"--metrics: no selected run has metric '{m}'; they have: "
+                                f"{', '.join(all_metrics) or 'none'}")
+        chosen = list(metrics)
+    else:
+        chosen = [m for m in DEFAULT_METRICS if m in all_metrics]
+    rows = []
+    for run, p in zip(runs, params):
+        row = {"run_id": run.info.run_id, "run_name": run.info.run_name or "",
+               "status": run.info.status}
+        for k in diff:
+            v = p.get(k)
+            row[k] = as_number(v) if k in numeric else v
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["run_id", "run_name", "status", *diff])
+    metric_cols = chosen + [m for m in all_metrics if m not in chosen]
+    values = pd.DataFrame([{m: r.data.metrics.get(m) for m in metric_cols} for r in runs],
+                          columns=metric_cols, dtype=float)
+    frame = pd.concat([frame, values], axis=1)
+    return frame, diff, numeric, chosen
+
+
+def format_table(table) -> str:
+    """The table as aligned text, numbers to 4 significant digits."""
+    shown = table.copy()
+    for col in shown.columns:
+        if shown[col].dtype.kind == "f":
+            shown[col] = shown[col].map(lambda v: "" if v != v else f"{v:.4g}")
+    return shown.fillna("").to_string(index=False)
+
+
+# ---------------------------------------------------------------------------------------- plots
+def short(key: str) -> str:
+    """A param's short label: its last component, or the group for ``<group>.name``."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
+
+
+def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, object]:
+    """The lines of one ``metric`` vs ``param`` plot: ``label -> DataFrame(x, mean, min, max, n)``.
+
+    Runs without the metric are left out; None values of ``param`` are at x = 0. Each line is one
+    combination of the ``by`` (categorical) params; runs sharing an x (differing in other numeric
+    params) are averaged, their spread kept as min and max.
+    """
+    sub = frame[frame[metric].notna()].copy()
+    sub["_x"] = sub[param].fillna(0.0).astype(float)
+    groups = sub.groupby([sub[b].fillna("-").astype(str) for b in by], sort=True) if by else \
+        [("all", sub)]
+    out = {}
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{short(b)}={k}" for b, k in zip(by, key)) if by else "all"
+        agg = g.groupby("_x")[metric].agg(["mean", "min", "max", "count"]).reset_index()
+        out[label] = agg.rename(columns={"_x": "x", "count": "n"})
+    return out
+
+
+def _plot_metric(frame, metric, param, by, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, c in curves(frame, metric, param, by).items():
+        line, = ax.plot(c["x"], c["mean"], marker="o", label=label)
+        if (c["n"] > 1).any():
+            ax.fill_between(c["x"], c["min"], c["max"], color=line.get_color(), alpha=0.15)
+    none = frame[param].isna().any()
+    ax.set_xlabel(param + (" (None at 0)" if none else ""))
+    ax.set_ylabel(metric)
+    if (frame[param].dropna() > 0).all() and frame[param].max() / frame[param].min() >= 20 \
+            and not none:
+        ax.set_xscale("log")
+    if by:
+        ax.legend(fontsize=7)
+    ax.set_title(f"{metric} vs {short(param)}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Path:
+    """Spiking metric vs mean firing rate, coloured by n_steps, one marker per categorical group."""
+    import matplotlib.pyplot as plt
+
+    sub = frame[frame[spiking].notna() & frame[RATE_METRIC].notna()]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    markers = "osD^v<>pPX*"
+    keys = sub[by].fillna("-").astype(str).agg(", ".join, axis=1) if by else None
+    labels = sorted(set(keys)) if keys is not None else [None]
+    sc = None
+    for i, label in enumerate(labels):
+        g = sub if label is None else sub[keys == label]
+        colour = {} if steps is None else dict(c=steps.loc[g.index], cmap="viridis",
+                                                vmin=steps.loc[sub.index].min(),
+                                                vmax=steps.loc[sub.index].max())
+        sc = ax.scatter(g[RATE_METRIC], g[spiking], marker=markers[i % 11], label=label,
+                        edgecolors="k", linewidths=0.4, **colour)
+    if steps is not None and sc is not None:
+        fig.colorbar(sc, ax=ax, label=STEPS_PARAM)
+    if by:
+        ax.legend(fontsize=7, title=", ".join(short(b) for b in by), title_fontsize=7)
+    ax.set_xlabel("mean firing rate (Hz)")
+    ax.set_ylabel(spiking)
+    ax.set_title(f"{spiking} vs firing rate" + (f", colour: {short(STEPS_PARAM)}" if steps is not None
+                                                 else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _run_label(row, params: list[str]) -> str:
+    parts = [f"{short(p)}={row[p]:g}" if isinstance(row[p], float) else f"{short(p)}={row[p]}"
+             for p in params[:3]]
+    return f"{row['run_id'][:8]} " + " ".join(parts)
+
+
+def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp: Path,
+             path: Path, xlabel: str) -> Path | None:
+    """Curves of ``name`` (an artifact CSV) of the same neurons across runs, one panel each."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm per file
+    tables = []
+    for _, row in frame[frame["status"] == "FINISHED"].iterrows():
+        if len(tables) == MAX_OVERLAY_RUNS:
+            break
+        try:
+            if name not in {a.path for a in client.list_artifacts(row["run_id"])}:
+                continue
+            local = client.download_artifacts(row["run_id"], name, str(tmp / row["run_id"]))
+            tables.append((_run_label(row, params), pd.read_csv(local)))
+        except Exception:  # noqa: BLE001 - an unreadable artifact only drops that run
+            continue
+    if len(tables) < 2:
+        return None
+    common = set.intersection(*(set(map(tuple, t[["layer", "neuron"]].drop_duplicates().values))
+                                for _, t in tables))
+    neurons = sorted(common, key=lambda ln: (str(ln[0]), int(ln[1])))[:MAX_OVERLAY_NEURONS]
+    if not neurons:
+        return None
+    cols = min(3, len(neurons))
+    rows = -(-len(neurons) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, (layer, neuron) in zip(axes.flat, neurons):
+        for i, (label, t) in enumerate(tables):
+            n = t[(t["layer"] == layer) & (t["neuron"] == neuron)].sort_values(x)
+            color = f"C{i % 10}"
+            ax.plot(n[x], n[ys[0]], color=color, label=label)
+            for y in ys[1:]:
+                if y in n and n[y].notna().any():
+                    ax.plot(n[x], n[y], "o", color=color, markersize=2.5)
+        ax.set_title(f"{layer} #{neuron}", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=7)
+        ax.set_ylabel("rate (Hz)", fontsize=7)
+    for ax in list(axes.flat)[len(neurons):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw(client, comp: Comparison) -> list[Path]:
+    """Every plot of the comparison, into ``comp.out / 'plots'``."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    frame = comp.frame
+    plots_dir = comp.out / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    categorical = [p for p in comp.params if p not in comp.numeric and frame[p].nunique() <= 8
+                   and not p.startswith("tracking.")]
+    paths = []
+    for metric in comp.metrics:
+        for param in comp.numeric:
+            if frame[metric].notna().sum() >= 2:
+                by = [c for c in categorical if c != param]
+                paths.append(_plot_metric(frame, metric, param, by,
+                                          plots_dir / f"{_slug(metric)}_vs_{_slug(param)}.png"))
+    spiking = next((m for m in SPIKING_METRICS if m in frame and frame[m].notna().any()), None)
+    if spiking and RATE_METRIC in frame and frame[RATE_METRIC].notna().any():
+        steps = frame[STEPS_PARAM] if STEPS_PARAM in comp.numeric else None
+        paths.append(_plot_tradeoff(frame, spiking, steps, categorical, plots_dir / "tradeoff.png"))
+    with tempfile.TemporaryDirectory(prefix="spiketune-compare-") as tmp:
+        for name, x, ys, xlabel, fname in [
+                ("tuning_rates.csv", "direction_deg", ("mean_rate_hz",), "direction (deg)",
+                 "tuning_overlay.png"),
+                ("response_curves.csv", "x", ("rate_hz", "sim_rate_hz"), "x",
+                 "response_overlay.png")]:
+            p = _overlay(client, frame, comp.params, name, x, ys, Path(tmp), plots_dir / fname,
+                         xlabel)
+            if p:
+                paths.append(p)
+    return paths
+
+
+# ----------------------------------------------------------------------------------------- main
+def default_out(experiment: str | None, parent: str | None, filter_string: str) -> Path:
+    """``outputs/compare/<parent-xxxxxxxx | experiment>[-<filter hash>]``."""
+    from .tracking import OUTPUTS
+
+    label = f"parent-{parent[:8]}" if parent else _slug(experiment or "spiketune")
+    if filter_string:
+        label += "-" + hashlib.sha1(filter_string.encode()).hexdigest()[:8]
+    return OUTPUTS / "compare" / label
+
+
+def compare(uri: str = "", *, experiment: str | None = None, parent: str | None = None,
+            filter_string: str = "", metrics: list[str] | None = None, out: Path | None = None,
+            plots: bool = True, echo: bool = True, stream=None) -> Comparison:
+    """Compare runs: print the table, write ``compare.csv`` and the plots.
+
+    Parameters
+    ----------
+    uri : str
+        MLflow tracking URI; empty: the project's default store.
+    experiment : str, optional
+        Experiment name (default ``spiketune``) whose runs are compared; ignored with ``parent``.
+    parent : str, optional
+        A sweep's parent run id (or a unique prefix): compare its children.
+    filter_string : str
+        An MLflow search filter (``params.neuron.name = 'lif' and metrics.spiking/mse < 1``).
+    metrics : list of str, optional
+        Metrics in the table and plots; default the task's accuracy or error, and firing rate.
+    out : pathlib.Path, optional
+        Output folder; default :func:`default_out`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    client, uri = _client(uri)
+    runs = select_runs(client, experiment or "spiketune", parent, filter_string)
+    if not runs:
+        what = f"sweep {parent}" if parent else f"experiment '{experiment or 'spiketune'}'"
+        raise UserError(f"no runs to compare in {what}" + (f" match --filter {filter_string!r}"
+                                                           if filter_string else ""))
+    frame, params, numeric, chosen = build_frame(runs, metrics)
+    out = Path(out) if out is not None else default_out(experiment, parent, filter_string)
+    out.mkdir(parents=True, exist_ok=True)
+    comp = Comparison(frame=frame, params=params, numeric=numeric, metrics=chosen, out=out)
+    frame.to_csv(out / "compare.csv", index=False)
+    if plots:
+        comp.plots = draw(client, comp)
+    if echo:
+        stream = stream or sys.stdout
+        print(format_table(comp.table()), file=stream)
+        print(f"\n{len(frame)} runs; compare.csv and {len(comp.plots)} plots in {out}", file=stream)
+    return comp
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's own prints usage first)
+        raise UserError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="spiketune-compare", description=__doc__.split("\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--experiment", help="experiment whose runs to compare (default spiketune)")
+    which.add_argument("--parent", help="a sweep's parent run id: compare its child runs")
+    p.add_argument("--filter", default="", help="MLflow filter string, e.g. "
+                   "\"params.`neuron.name` = 'lif'\"")
+    p.add_argument("--uri", default="", help="MLflow tracking URI (default the project's store)")
+    p.add_argument("--metrics", default="", help="comma-separated metric keys")
+    p.add_argument("--out", default=None, help="output folder (default outputs/compare/<...>)")
+    p.add_argument("--no-plots", action="store_true", help="table and CSV only")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``spiketune-compare``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser().parse_args(argv)
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
+        compare(args.uri, experiment=args.experiment, parent=args.parent,
+                filter_string=args.filter, metrics=metrics,
+                out=Path(args.out) if args.out else None, plots=not args.no_plots)
+    except UserError as ex:
+        print(f"spiketune-compare: {ex}", file=sys.stderr)
+        sys.exit(EXIT_USER)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as ex:  # noqa: BLE001 - last line of defence: one line, exit 1
+        print(f"spiketune-compare: internal error: {type(ex).__name__}: {ex}", file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,547 @@
+"""The bad-input catalogue: every case exits 2 with one line naming the key or file, no traceback,
+and never leaves a FINISHED run.
+
+Each case runs through the real entry point, ``framework.cli.main`` (pre-validation, then the Hydra
+app), inside one driver subprocess per group of cases, so TensorFlow and MLflow are imported once
+per group rather than once per case. Stages:
+
+* ``config``: refused by pre-validation, before the Hydra app: < 1 s, TensorFlow and MLflow never
+  imported, the store never touched;
+* ``store``: the tracking store cannot be opened, so there is no run at all;
+* ``run``: the run starts and ends FAILED with the message as its ``error`` tag, before TensorFlow
+  is imported;
+* ``tf``: as ``run``, after TensorFlow has loaded (slow: the driver imports TensorFlow).
+
+``docs/bad-inputs.md`` is generated from :data:`CASES`: ``python tests/test_bad_inputs.py``
+rewrites it, and :func:`test_docs_table_lists_every_case` keeps the two in step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "bad-inputs.md"
+#: settings every run-time case adds, so a case that gets further than it should stays short
+BASE = ("training.epochs=2", "training.cache=false", "simulation.n_steps=20",
+        "simulation.readout_steps=5", "tracking.plots=false")
+#: the small default experiment, for cases that need TensorFlow
+TINY_REACH = ("dataset.trials_per_direction=12", "model.hidden=[16]")
+#: ends a case's message when the real one goes on (so the case checks how it starts)
+PREFIX = " …"
+STAGES = {
+    "config": "refused before anything runs (no TensorFlow, no MLflow, store untouched)",
+    "store": "the store cannot be opened: no run anywhere",
+    "run": "run ends FAILED with this error tag, before TensorFlow is imported",
+    "tf": "run ends FAILED with this error tag, after TensorFlow has loaded",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the overrides, the start of the one-line message, and where it is caught.
+
+    ``{data}`` in args and message is the folder of bad files, ``{ro}`` a read-only folder and
+    ``{port}`` a TCP port nobody listens on. The message is the whole line after ``spiketune: ``,
+    or how it starts when it ends with :data:`PREFIX`.
+    """
+
+    id: str
+    args: tuple[str, ...]
+    message: str
+    stage: str
+    needs: str = ""  # "ro": a read-only folder; "nonroot": file permissions that bind the user
+
+    def fill(self, env: dict[str, str]) -> "Case":
+        return Case(self.id, tuple(a.format(**env) for a in self.args),
+                    self.message.format(**env), self.stage, self.needs)
+
+
+def _c(id_, args, message, stage="config", needs=""):
+    return Case(id_, tuple(args.split()), message, stage, needs)
+
+
+CASES: list[Case] = [
+    # ---------------------------------------------------------------- config: pre-validation
+    _c("unknown-group-option", "neuron=lfi",
+       "neuron=lfi: no such option; choose from lif, lif_rate, relu, spiking_relu, threshold_lif"),
+    _c("unknown-dataset", "dataset=mnist", "dataset=mnist: no such option; choose from digits, file, reach"),
+    _c("empty-group-choice", "dataset=", "dataset=: no such option; choose from digits, file, reach"),
+    _c("misspelled-key", "simulation.n_stepz=5", "simulation.n_stepz: no such key"),
+    _c("key-of-another-neuron-type", "neuron=relu neuron.tau_rc=0.02", "neuron.tau_rc: no such key"),
+    _c("misspelled-plugin-option", "analyses.firing.nope=1", "analyses.firing.nope: no such key"),
+    _c("wrong-type-int", "simulation.n_steps=abc",
+       "simulation.n_steps: Value 'abc' of type 'str' could not be converted to Integer"),
+    _c("wrong-type-float", "training.learning_rate=fast",
+       "training.learning_rate: Value 'fast' of type 'str' could not be converted to Float"),
+    _c("wrong-type-list", "model.hidden=64", "model.hidden: Invalid value assigned: int is not a ListConfig, list or tuple."),
+    _c("wrong-type-bool", "tracking.plots=maybe", "tracking.plots: Value 'maybe' is not a valid bool (type str)"),
+    _c("negative-steps", "simulation.n_steps=-5", "simulation.n_steps: must be >= 1, got -5"),
+    _c("dt-zero", "simulation.dt=0", "simulation.dt: must be > 0.0, got 0.0"),
+    _c("threshold-zero", "neuron=threshold_lif neuron.threshold=0",
+       "neuron.threshold: must be > 0.0, got 0.0"),
+    _c("negative-tau-rc", "neuron.tau_rc=-0.02", "neuron.tau_rc: must be > 0.0, got -0.02"),
+    _c("negative-synapse", "simulation.synapse=-0.1", "simulation.synapse: must be >= 0.0, got -0.1"),
+    _c("empty-layer-list", "model.hidden=[]", "model.hidden: needs at least one hidden layer"),
+    _c("zero-neuron-layer", "model.hidden=[8,0]",
+       "model.hidden[1]: a layer needs at least 1 neuron, got 0"),
+    _c("no-conv-layers", "model=conv model.filters=[]",
+       "model.filters: needs at least one convolutional layer"),
+    _c("unknown-analysis", "analysis=[firing,nope]",
+       "analysis[1]: unknown analysis 'nope'; choose from …"),
+    _c("bad-readout", "simulation.readout=median",
+       "simulation.readout: Invalid value 'median', expected one of [last, mean]"),
+    _c("readout-longer-than-run", "simulation.n_steps=10 simulation.readout_steps=20",
+       "simulation.readout_steps: 20 is more than simulation.n_steps (10)"),
+    _c("nan-override", "simulation.scale_firing_rates=nan",
+       "simulation.scale_firing_rates: must be a finite number, got nan"),
+    _c("inf-override", "training.learning_rate=inf",
+       "training.learning_rate: must be a finite number, got inf"),
+    _c("negative-epochs", "training.epochs=-1", "training.epochs: must be >= 0, got -1"),
+    _c("zero-batch", "training.batch_size=0", "training.batch_size: must be >= 1, got 0"),
+    _c("zero-minibatch", "simulation.minibatch_size=0",
+       "simulation.minibatch_size: must be >= 1, got 0"),
+    _c("negative-max-neurons", "analyses.max_neurons=-1",
+       "analyses.max_neurons: must be >= 0, got -1"),
+    _c("test-fraction-one", "dataset.test_fraction=1.0",
+       "dataset.test_fraction: must be < 1.0, got 1.0"),
+    _c("bad-task", "dataset.task=foo", "dataset.task: Invalid value 'foo', expected one of [classification, regression]"),
+    _c("negative-seed", "seed=-1", "seed: must be >= 0, got -1"),
+    _c("seed-too-large", "seed=4294967296", "seed: must be < 4294967296, got 4294967296"),
+    _c("empty-experiment-name", "tracking.experiment=", "tracking.experiment: needs a name (MLflow refuses an empty one)"),
+    _c("override-syntax", "model.hidden=[16", "override syntax: no viable alternative at input '[16' …"),
+    _c("inverted-regulariser-range", "training.x_intercepts.low=1 training.x_intercepts.high=0",
+       "training.x_intercepts.low: must be below the upper bound, got 1.0 >= 0.0"),
+    _c("ensemble-gain-without-bias", "model=ensemble model.gain=[1.0]",
+       "model.gain, model.bias: give both or neither"),
+    _c("bad-value-inside-a-sweep", "-m neuron=relu,lif simulation.n_steps=50,-1",
+       "simulation.n_steps: must be >= 1, got -1"),
+    _c("target-in-a-config-group", "+model._target_=os.system", "model._target_: no such key"),
+    _c("hydra-callback-target",
+       "+hydra.callbacks.x._target_=shutil.copyfile +hydra.callbacks.x.src={data}/good.csv "
+       "+hydra.callbacks.x.dst={data}/copied.csv",
+       "hydra.callbacks.x._target_: refused on the command line: Hydra would import and call "
+       "the Python object it names"),
+    _c("output-dir-under-a-file", "hydra.run.dir={data}/afile/run",
+       "hydra.run.dir: {data}/afile is a file, not a folder"),
+    _c("read-only-output-dir", "hydra.run.dir={ro}/run", "hydra.run.dir: {ro} is not writable",
+       needs="ro"),
+    # ---------------------------------------------------------------- store: cannot be opened
+    _c("store-under-a-file", "tracking.uri=sqlite:///{data}/afile/mlflow.db",
+       "tracking.uri: {data}/afile is a file, not a folder", "store"),
+    _c("store-not-sqlite", "tracking.uri=sqlite:///{data}/notsqlite.db",
+       "tracking.uri: {data}/notsqlite.db is not an sqlite database", "store"),
+    _c("store-is-a-folder", "tracking.uri=sqlite:///{data}/dir.csv",
+       "tracking.uri: {data}/dir.csv is a folder, not an sqlite database file", "store"),
+    _c("store-unsupported-scheme", "tracking.uri=ftp://example.org/store",
+       "tracking.uri: unsupported scheme 'ftp' in ftp://example.org/store; use "
+       "sqlite:///<path>/mlflow.db or http(s)://<host>:<port>", "store"),
+    _c("store-folder-store", "tracking.uri={data}/mlruns",
+       "tracking.uri: {data}/mlruns is a folder store, which MLflow 3 refuses; use "
+       "sqlite:///<path>/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)", "store"),
+    _c("store-server-not-listening", "tracking.uri=http://127.0.0.1:{port}",
+       "tracking.uri: cannot reach 127.0.0.1:{port} (Connection refused)", "store"),
+    _c("store-read-only-folder", "tracking.uri=sqlite:///{ro}/mlflow.db",
+       "tracking.uri: {ro} is not writable", "store", needs="ro"),
+    # ---------------------------------------------------------------- run: data files (no TF)
+    _c("data-missing-file", "dataset=file dataset.path={data}/missing.csv",
+       "dataset.path: no such file: {data}/missing.csv", "run"),
+    _c("data-no-path", "dataset=file", "dataset.path: no path given", "run"),
+    _c("data-wrong-suffix", "dataset=file dataset.path={data}/data.txt",
+       "dataset.path: data.txt is not one of .csv, .npz", "run"),
+    _c("data-path-is-a-folder", "dataset=file dataset.path={data}/dir.csv",
+       "dataset.path: {data}/dir.csv is a directory, not a .csv or .npz file", "run"),
+    _c("data-unreadable-file", "dataset=file dataset.path={data}/locked.csv",
+       "dataset.path: cannot read locked.csv: Permission denied", "run", needs="nonroot"),
+    _c("csv-empty", "dataset=file dataset.path={data}/empty.csv",
+       "dataset.path: empty.csv is empty", "run"),
+    _c("csv-header-only", "dataset=file dataset.path={data}/header.csv",
+       "dataset.path: header.csv has a header but no data rows", "run"),
+    _c("csv-binary", "dataset=file dataset.path={data}/binary.csv",
+       "dataset.path: binary.csv is not a text csv (binary content)", "run"),
+    _c("csv-non-numeric", "dataset=file dataset.path={data}/text.csv dataset.task=classification",
+       "dataset.features: column 'c1' of text.csv is not numeric (line 5: 'abc')", "run"),
+    _c("csv-nan", "dataset=file dataset.path={data}/nan.csv dataset.task=classification",
+       "dataset.features: NaN/inf values in column 'c2' (1) of nan.csv: 1 row (set "
+       "dataset.drop_nan=true to drop them)", "run"),
+    _c("csv-missing-target", "dataset=file dataset.path={data}/good.csv dataset.target=label",
+       "dataset.target: no column 'label' in good.csv (columns: c0, c1, c2, target)", "run"),
+    _c("csv-single-class",
+       "dataset=file dataset.path={data}/oneclass.csv dataset.task=classification",
+       "dataset.target: column 'target' of oneclass.csv has a single class (1); "
+       "classification needs at least two", "run"),
+    _c("npz-empty", "dataset=file dataset.path={data}/empty.npz",
+       "dataset.path: empty.npz is empty", "run"),
+    _c("npz-not-a-zip", "dataset=file dataset.path={data}/text.npz",
+       "dataset.path: text.npz is not an npz archive (not a zip file)", "run"),
+    _c("npz-single-npy", "dataset=file dataset.path={data}/single.npz",
+       "dataset.path: single.npz holds a single .npy array, not named arrays (save it "
+       "with numpy.savez)", "run"),
+    _c("npz-truncated", "dataset=file dataset.path={data}/truncated.npz",
+       "dataset.path: cannot read truncated.npz as npz: File is not a zip file", "run"),
+    _c("npz-missing-array",
+       "dataset=file dataset.path={data}/notarget.npz dataset.task=classification",
+       "dataset.target: no array 'target' in notarget.npz (arrays: x, y)", "run"),
+    _c("analysis-not-for-this-data", "dataset=digits analysis=[tuning]",
+       "analysis[0]: 'tuning' cannot run on dataset 'digits': …", "run"),
+    # ---------------------------------------------------------------- tf: after TensorFlow loads
+    _c("model-file-not-a-model", "model=keras_file model.path={data}/model.h5",
+       "model.path: model.h5 is neither an HDF5 nor a zip Keras file …", "tf"),
+    _c("model-file-wrong-suffix", "model=keras_file model.path={data}/data.txt",
+       "model.path: data.txt is not a saved Keras model …", "tf"),
+    _c("model-file-missing", "model=keras_file model.path={data}/nope.keras",
+       "model.path: no such file: {data}/nope.keras", "tf"),
+    _c("unknown-analysed-layer", " ".join(TINY_REACH) + " analyses.layers=[hidden9]",
+       "analyses.layers[0]: no layer 'hidden9'; layers with neurons: hidden0", "tf"),
+    _c("unknown-regularised-layer", " ".join(TINY_REACH) + " training.x_intercepts.enabled=true "
+       "training.x_intercepts.layers=[nope]", "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0",
+       "tf"),
+    _c("diverging-training", " ".join(TINY_REACH) + " training.learning_rate=1e6",
+       "training.learning_rate: training diverged …", "tf"),
+]
+CONFIG = [c for c in CASES if c.stage == "config"]
+RUNTIME = [c for c in CASES if c.stage in ("store", "run")]
+SLOW = [c for c in CASES if c.stage == "tf"]
+
+# One process runs a group of cases through the CLI's entry point; per case it records the exit
+# code, what went to stderr, the time taken and whether TensorFlow or MLflow had been imported.
+DRIVER = r"""
+import io, json, sys, time
+from framework import cli
+
+job, dest = sys.argv[1:3]  # main() replaces sys.argv
+cli.prevalidate([])  # loads Hydra, the schemas and the plugins once, outside the timings
+cases, out = json.load(open(job)), []
+for case in cases:
+    buf, real = io.StringIO(), sys.stderr
+    sys.stderr = buf
+    t = time.perf_counter()
+    try:
+        cli.main(case["argv"])
+        code = 0
+    except SystemExit as ex:
+        code = ex.code
+    finally:
+        sys.stderr = real
+    out.append({"id": case["id"], "code": code, "stderr": buf.getvalue(),
+                "seconds": time.perf_counter() - t, "tensorflow": "tensorflow" in sys.modules,
+                "mlflow": "mlflow" in sys.modules})
+json.dump(out, open(dest, "w"))
+"""
+
+
+# ------------------------------------------------------------------------------------- the files
+def write_bad_files(folder: Path) -> None:
+    """The good and bad data and model files the cases point at."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    good = pd.DataFrame({f"c{i}": rng.normal(size=40) for i in range(3)})
+    good["target"] = np.repeat([0, 1], 20)
+    good.to_csv(folder / "good.csv", index=False)
+    (folder / "empty.csv").write_text("")
+    (folder / "header.csv").write_text("c0,c1,target\n")
+    (folder / "binary.csv").write_bytes(bytes(range(256)) * 2)
+    text = good.astype(object)
+    text.loc[3, "c1"] = "abc"  # data row 3 is line 5 (header, rows 0-2)
+    text.to_csv(folder / "text.csv", index=False)
+    nan = good.copy()
+    nan.loc[5, "c2"] = np.nan
+    nan.to_csv(folder / "nan.csv", index=False)
+    one = good.copy()
+    one["target"] = 1
+    one.to_csv(folder / "oneclass.csv", index=False)
+    good.to_csv(folder / "locked.csv", index=False)
+    (folder / "empty.npz").write_bytes(b"")
+    (folder / "text.npz").write_text("hello")
+    with open(folder / "single.npz", "wb") as f:
+        np.save(f, np.zeros((4, 2)))
+    np.savez(folder / "good.npz", x=rng.normal(size=(40, 3)), target=np.repeat([0, 1], 20))
+    whole = (folder / "good.npz").read_bytes()
+    (folder / "truncated.npz").write_bytes(whole[: len(whole) // 2])
+    np.savez(folder / "notarget.npz", x=rng.normal(size=(40, 3)), y=np.repeat([0, 1], 20))
+    (folder / "data.txt").write_text("1,2\n")
+    (folder / "dir.csv").mkdir()
+    (folder / "model.h5").write_text("not a model\n")
+    (folder / "notsqlite.db").write_text("this is a text file, not a database\n")
+    (folder / "afile").write_text("a file where a folder is expected\n")
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every entry under ``folder`` with its kind, size and modification time (ns), to prove no
+    case created, changed or removed an input (stat only: ``locked.csv`` may be unreadable)."""
+    return {str(p.relative_to(folder)): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_read_only(folder: Path) -> str | None:
+    """Make ``folder`` unwritable; None if it worked, else why it cannot be done here.
+
+    chmod binds every user but root. Root (these tests usually run as root) ignores the mode, so
+    there the folder is made immutable (``chattr +i``), which binds root too on ext4/xfs/btrfs.
+    """
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif shutil.which("chattr"):
+        proc = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            return f"running as root and chattr +i failed: {proc.stderr.strip()}"
+    else:
+        return "running as root (chmod does not bind root) and chattr is not installed"
+    if os.access(folder, os.W_OK):
+        undo_read_only(folder)
+        return "could not make a folder read-only on this filesystem"
+    return None
+
+
+def undo_read_only(folder: Path) -> None:
+    if os.geteuid() == 0 and shutil.which("chattr"):
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+def skip_reason(case: Case, env: dict) -> str | None:
+    if case.needs == "ro" and env["ro_skip"]:
+        return env["ro_skip"]
+    if case.needs == "nonroot" and os.geteuid() == 0:
+        return "running as root, which reads any file whatever its mode"
+    return None
+
+
+# ------------------------------------------------------------------------------------ the driver
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Bad files, a shared store, a read-only folder and a dead port, shared by every case."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    data, ro, hydra = root / "data", root / "ro", root / "hydra"
+    for d in (data, ro, hydra):
+        d.mkdir()
+    write_bad_files(data)
+    (data / "locked.csv").chmod(0o000)
+    ro_skip = make_read_only(ro)
+    yield {"data": str(data), "ro": str(ro), "port": str(free_port()), "root": str(root),
+           "hydra": str(hydra), "ro_skip": ro_skip, "store": f"sqlite:///{root / 'store.db'}",
+           "untouched": str(root / "untouched" / "mlflow.db")}
+    if ro_skip is None:
+        undo_read_only(ro)
+    (data / "locked.csv").chmod(0o644)
+
+
+def argv(case: Case, env: dict) -> list[str]:
+    """The case's command line, plus a private Hydra folder, store and run name."""
+    store = env["untouched"] if case.stage == "config" else env["store"][len("sqlite:///"):]
+    implicit = [f"hydra.run.dir={env['hydra']}/{case.id}", f"tracking.uri=sqlite:///{store}",
+                f"tracking.run_name={case.id}"]
+    return implicit + ([] if case.stage == "config" else list(BASE)) + list(case.args)
+
+
+def start(name: str, cases: list[Case], env: dict) -> tuple:
+    """Start a driver process on ``cases``; :func:`finish` collects its results."""
+    root = Path(env["root"])
+    todo = [c for c in cases if skip_reason(c, env) is None]
+    job, out = root / f"cases-{name}.json", root / f"results-{name}.json"
+    job.write_text(json.dumps([{"id": c.id, "argv": argv(c.fill(env), env)} for c in todo]))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(job), str(out)], cwd=str(REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                                     SPIKETUNE_CACHE_DIR=str(root / "cache")))
+    return proc, out
+
+
+def finish(started: tuple, timeout: float) -> dict:
+    proc, out = started
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, log[-3000:]
+    return {r["id"]: r for r in json.loads(out.read_text())}
+
+
+@pytest.fixture(scope="module")
+def store(env):
+    from framework.tracking import open_store
+
+    open_store(env["store"])  # created once, here: a new store takes seconds to migrate
+    return env["store"]
+
+
+def results_of(name: str, cases: list[Case], env: dict, timeout: float) -> dict:
+    """Run ``cases`` in one driver process; results by case id, and whether the inputs survived."""
+    before = snapshot(Path(env["data"]))
+    results = finish(start(name, cases, env), timeout)
+    results["_unchanged"] = snapshot(Path(env["data"])) == before
+    return results
+
+
+@pytest.fixture(scope="module")
+def config_results(env):
+    return results_of("config", CONFIG, env, 300)
+
+
+@pytest.fixture(scope="module")
+def runtime_results(env, store):
+    """Run-time cases before TensorFlow: about a second each (Hydra composes, a run opens)."""
+    return results_of("runtime", RUNTIME, env, 600)
+
+
+@pytest.fixture(scope="module")
+def tf_results(env, store):
+    return results_of("tf", SLOW, env, 900)
+
+
+def runs_named(uri: str, name: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("spiketune")
+    if exp is None:
+        return []
+    return list(client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}'"))
+
+
+def check(case: Case, results: dict, env: dict) -> None:
+    why = skip_reason(case, env)
+    if why:
+        pytest.skip(why)
+    case = case.fill(env)
+    res = results[case.id]
+    err = res["stderr"]
+    lines = err.strip().splitlines()
+    assert res["code"] == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert lines, "nothing on stderr"
+    assert [l for l in lines if l.startswith("spiketune:")] == [lines[-1]], err[-3000:]
+    if case.message.endswith(PREFIX):  # the message goes on (a list that plugins extend, ...)
+        assert lines[-1].startswith(f"spiketune: {case.message[:-len(PREFIX)]}"), lines[-1]
+    else:
+        assert lines[-1] == f"spiketune: {case.message}"
+    if case.stage == "config":
+        assert len(lines) == 1, err
+        assert res["seconds"] < 1.0, f"took {res['seconds']:.2f} s"
+        assert not res["tensorflow"] and not res["mlflow"]
+        assert not Path(env["untouched"]).exists()  # no store, so no run
+    else:
+        assert res["tensorflow"] == (case.stage == "tf")
+        found = runs_named(env["store"], case.id)
+        if case.stage == "store":
+            assert found == []
+        else:
+            assert [r.info.status for r in found] == ["FAILED"]
+            assert found[0].data.tags["error"] == lines[-1][len("spiketune: "):]
+            assert found[0].data.params["tracking.run_name"] == case.id
+    assert results["_unchanged"], "a case changed the bad input files"
+
+
+@pytest.mark.parametrize("case", CONFIG, ids=[c.id for c in CONFIG])
+def test_bad_config_is_refused_at_once_in_one_line(case, config_results, env):
+    check(case, config_results, env)
+
+
+@pytest.mark.parametrize("case", RUNTIME, ids=[c.id for c in RUNTIME])
+def test_bad_store_or_data_exits_2_with_one_line(case, runtime_results, env):
+    check(case, runtime_results, env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW, ids=[c.id for c in SLOW])
+def test_bad_input_after_tensorflow_loads_exits_2_with_one_line(case, tf_results, env):
+    check(case, tf_results, env)
+
+
+def test_no_case_finished_a_run(runtime_results, env):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["store"])
+    exp = client.get_experiment_by_name("spiketune")
+    found = client.search_runs([exp.experiment_id], max_results=1000)
+    assert len(found) == sum(c.stage == "run" and not skip_reason(c, env) for c in RUNTIME)
+    assert {r.info.status for r in found} == {"FAILED"}
+    assert not (Path(env["data"]) / "copied.csv").exists()  # the callback never ran
+
+
+def test_catalogue_is_large_and_ids_unique():
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert {c.stage for c in CASES} == set(STAGES)
+
+
+def test_unreadable_data_file_is_a_user_error(tmp_path, monkeypatch):
+    """As root no file mode stops a read, so the permission error is injected where it is raised."""
+    import framework.userdata as userdata
+    from framework.config import FileDataset
+    from framework.errors import UserError
+
+    path = tmp_path / "locked.csv"
+    path.write_text("a,target\n1,0\n2,1\n")
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(userdata, "open", denied, raising=False)
+    with pytest.raises(UserError) as err:
+        userdata.load_file(FileDataset(path=str(path)), seed=0)
+    assert str(err.value) == "dataset.path: cannot read locked.csv: Permission denied"
+
+
+# -------------------------------------------------------------------------------- the docs table
+def table() -> str:
+    """docs/bad-inputs.md, generated from :data:`CASES`."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [
+        "# Bad inputs and what spiketune says",
+        "",
+        "Generated from `tests/test_bad_inputs.py` (`python tests/test_bad_inputs.py` rewrites it;",
+        "a test fails when the two differ). Every case exits with code 2 and prints one line,",
+        "`spiketune: <message>`, naming the key or file at fault, with no traceback; no case leaves",
+        "a FINISHED run. The message column is the line after `spiketune: `; `…` marks where it",
+        "goes on (with a list of choices, say).",
+        "",
+        "`<data>` is a folder of bad files, `<ro>` a read-only folder and `<port>` a port nobody",
+        "listens on. Run-time cases also pass `" + " ".join(BASE) + "`.",
+        "",
+        "| stage | meaning |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{k}` | {v} |" for k, v in STAGES.items()]
+    lines += ["", f"{len(CASES)} cases.", "", "| case | stage | input | message |",
+              "| --- | --- | --- | --- |"]
+    env = {"data": "<data>", "ro": "<ro>", "port": "<port>"}
+    for c in CASES:
+        c = c.fill(env)
+        lines.append(f"| `{c.id}` | {c.stage} | `{cell(' '.join(c.args))}` | "
+                     f"`{cell(c.message)}` |")
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_table_lists_every_case():
+    assert DOC.exists(), "run: python tests/test_bad_inputs.py"
+    text = DOC.read_text()
+    for c in CASES:
+        assert f"| `{c.id}` |" in text, f"{c.id} missing from {DOC}; run python tests/test_bad_inputs.py"
+    assert text == table(), f"{DOC} is out of date; run: python tests/test_bad_inputs.py"
+
+
+if __name__ == "__main__":
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(table())
+    print(f"wrote {DOC} ({len(CASES)} cases)")

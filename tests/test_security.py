@@ -1,0 +1,144 @@
+"""Security: a config cannot make spiketune import and call Python objects, and the UI stays local.
+
+spiketune's own configs choose components by registry name and never instantiate anything. Hydra
+does instantiate ``hydra.callbacks`` (and the launcher, the sweeper and logging handlers) from
+config, and Hydra 1.3.8's blocklist stops ``os.system`` but not, say, ``shutil.copyfile``; so
+pre-validation refuses command-line overrides that would reach those (:func:`refuse_unsafe`).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli, compose
+from framework.cli import prevalidate, refuse_unsafe
+from framework.errors import UserError
+
+
+def copy_args(tmp_path: Path, prefix: str = "+hydra.callbacks.x") -> list[str]:
+    """Overrides asking Hydra to call shutil.copyfile(src, dst) as a callback."""
+    (tmp_path / "secret.txt").write_text("secret\n")
+    return [f"{prefix}._target_=shutil.copyfile", f"{prefix}.src={tmp_path / 'secret.txt'}",
+            f"{prefix}.dst={tmp_path / 'stolen.txt'}"]
+
+
+def test_hydra_itself_would_call_a_callback_target_from_the_command_line(tmp_path):
+    """Why the refusal exists: composed as Hydra composes, the override becomes a call."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+
+    from framework.cli import CONF
+
+    compose()  # registers the schemas and resolvers the config needs
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = hydra_compose("config", overrides=["~hydra.callbacks.sweep"] + copy_args(tmp_path),
+                             return_hydra_config=True)
+    Callbacks(full)
+    assert (tmp_path / "stolen.txt").read_text() == "secret\n"
+
+
+def test_cli_refuses_a_callback_target_and_nothing_is_called(tmp_path, uri):
+    proc = cli(copy_args(tmp_path), uri=uri, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "spiketune: hydra.callbacks.x._target_: refused on the command line: Hydra would import "
+        "and call the Python object it names"]
+    assert not (tmp_path / "stolen.txt").exists()
+    assert not Path(uri[len("sqlite:///"):]).exists()
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["+hydra.callbacks.x._target_=os.system"], "hydra.callbacks.x._target_"),
+    (["hydra.callbacks={x:{_target_:shutil.copyfile}}"], "hydra.callbacks.x._target_"),
+    (["hydra={callbacks:{x:{_target_:shutil.copyfile}}}"], "hydra.callbacks.x._target_"),
+    (["hydra.callbacks.sweep._target_=shutil.copyfile"], "hydra.callbacks.sweep._target_"),
+    (["++hydra.callbacks.x._args_=[a,b]"], "hydra.callbacks.x._args_"),
+    (["+hydra.callbacks.x.foo=1"], "hydra.callbacks.x.foo"),
+    (["+model@hydra.callbacks.x=dense"], "hydra.callbacks.x"),
+    (["hydra.launcher._target_=shutil.copyfile"], "hydra.launcher._target_"),
+    (["hydra.sweeper._target_=shutil.copyfile"], "hydra.sweeper._target_"),
+    (["hydra.sweeper.params={hydra.callbacks.x._target_:os.system}"],
+     "hydra.sweeper.params.hydra.callbacks.x._target_"),
+    (["-m", "seed=1,2", "hydra.callbacks.sweep._target_=a.b,c.d"], "hydra.callbacks.sweep._target_"),
+    (["++hydra.job_logging.handlers.console.class=shutil.copyfile"],
+     "hydra.job_logging.handlers.console.class"),
+    (["hydra.hydra_logging.handlers.console.stream=ext://os.system"],
+     "hydra.hydra_logging.handlers.console.stream"),
+    (["+hydra.job.env_set.LD_PRELOAD=/tmp/evil.so"], "hydra.job.env_set.LD_PRELOAD"),
+    (["hydra.job.env_set={PYTHONPATH:/tmp/evil}"], "hydra.job.env_set.PYTHONPATH"),
+])
+def test_overrides_that_reach_hydra_instantiation_are_refused(overrides, key):
+    with pytest.raises(UserError) as err:
+        prevalidate(overrides)
+    assert str(err.value).startswith(f"{key}: "), str(err.value)
+
+
+def test_refusal_also_covers_commands_that_run_nothing():
+    # --cfg prints the config and runs no job, but the override is refused all the same
+    with pytest.raises(UserError):
+        prevalidate(["--cfg", "job", "+hydra.callbacks.x._target_=os.system"])
+
+
+@pytest.mark.parametrize("overrides", [
+    ["~hydra.callbacks.sweep"],  # removing a callback instantiates nothing
+    ["hydra.callbacks.sweep.compare=false"],  # an option of the shipped sweep callback
+    ["hydra/launcher=parallel"],  # a launcher shipped in conf/
+    ["hydra.job_logging.root.level=DEBUG"],
+    ["tracking.run_name=_target_"],  # a value, not a key
+])
+def test_ordinary_hydra_overrides_stay_allowed(overrides):
+    refuse_unsafe(overrides)
+    prevalidate(overrides)
+
+
+def test_target_outside_hydra_is_no_such_key():
+    with pytest.raises(UserError) as err:
+        prevalidate(["+model._target_=os.system"])
+    assert str(err.value) == "model._target_: no such key"
+
+
+def test_framework_never_instantiates_from_config():
+    """No hydra.utils.instantiate/call/get_class/get_method/get_object anywhere in the code."""
+    pattern = re.compile(r"\binstantiate\s*\(|hydra\.utils\.(instantiate|call|get_class|get_method"
+                         r"|get_object)|from hydra\.utils import[^\n]*\b(instantiate|call|get_class"
+                         r"|get_method|get_object)\b|\beval\s*\(|\bexec\s*\(|pickle\.loads?\s*\(")
+    files = sorted((REPO / "framework").glob("*.py")) + sorted((REPO / "plugins").glob("*.py"))
+    assert len(files) > 10
+    hits = [f"{f.relative_to(REPO)}:{i}: {line.strip()}" for f in files
+            for i, line in enumerate(f.read_text().splitlines(), 1)
+            if pattern.search(line.split("#")[0])]
+    assert hits == []
+
+
+def test_the_only_target_in_conf_is_the_sweep_callback():
+    targets = [(p.relative_to(REPO), m.group(1)) for p in sorted((REPO / "conf").rglob("*.yaml"))
+               for m in re.finditer(r"_target_:\s*(\S+)", p.read_text())]
+    assert targets and all(t.startswith("framework.") for _, t in targets), targets
+
+
+def test_yaml_tags_in_a_config_file_cannot_run_code(tmp_path):
+    """Hydra reads config files with OmegaConf.load (a safe YAML loader): python tags are errors."""
+    from omegaconf import OmegaConf
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(Exception):
+        OmegaConf.load(evil)
+    assert not marker.exists()
+
+
+def test_ui_binds_the_loopback_interface(monkeypatch):
+    ui = pytest.importorskip("framework.ui", reason="framework/ui.py not written yet")
+    calls = []
+    monkeypatch.setattr(ui.os, "execv", lambda exe, cmd: calls.append(cmd))
+    ui.main([])
+    cmd = calls[0]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert "ui" in cmd and "--backend-store-uri" in cmd
+    assert "0.0.0.0" not in cmd

@@ -1,0 +1,327 @@
+"""Sweeps: one parent MLflow run, a child per job, counts, exit codes, parallel launchers.
+
+The fast tests run the real CLI and Hydra in this process with ``framework.pipeline.run`` replaced
+by a stand-in that only writes an MLflow run (no TensorFlow), so the callback, job tags, counting
+and exit codes are checked in seconds. The slow ones run real TINY jobs through each launcher.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, cli, runs
+
+from framework import sweeps
+from framework.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
+
+#: real jobs: TINY, and only the firing analysis (what is under test is the sweep, not the plugins)
+REAL = [*TINY, "analysis=[firing]"]
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow sqlite store, created once (creating one takes seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "template.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, template_store) -> str:
+    shutil.copy(template_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def fake_run(cfg, console=None, tags=None):
+    """A stand-in pipeline: one MLflow run; seed 1 fails (user error), seed 7 is 'interrupted'
+    with its run left RUNNING, as a worker killed mid-job leaves it."""
+    from framework.pipeline import RunResult
+    from framework.tracking import Tracker, resolve_uri
+
+    tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, "fake", tags=tags)
+    tracker.metrics({"spiking/mse": 0.1 * (cfg.seed + 1), "firing/mean_rate_hz": 10.0 * cfg.seed})
+    if cfg.seed == 1:
+        tracker.end("FAILED", "dataset.path: no such file")
+        raise UserError("dataset.path: no such file")
+    if cfg.seed == 7:
+        raise KeyboardInterrupt
+    tracker.end("FINISHED")
+    return RunResult(tracker.run_id, "FINISHED", {})
+
+
+def run_cli(args: list[str], monkeypatch) -> int:
+    """``spiketune args`` in this process with the fake pipeline; returns the exit code."""
+    import framework.pipeline
+    from framework.cli import main
+
+    monkeypatch.setattr(framework.pipeline, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["spiketune"])
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        main(args)
+        return 0
+    except SystemExit as ex:
+        return int(ex.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+
+
+def family(uri: str):
+    """``(client, parent, children)`` of the only sweep in the store."""
+    client, found = runs(uri)
+    parents = [r for r in found if r.data.tags.get("spiketune.sweep") == "parent"]
+    assert len(parents) == 1, [r.data.tags for r in found]
+    kids = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(kids) + 1 == len(found), "runs outside the sweep"
+    return client, client.get_run(parents[0].info.run_id), sorted(
+        kids, key=lambda r: int(r.data.tags["spiketune.job"]))
+
+
+def test_parent_and_children(store, tmp_path, monkeypatch):
+    code = run_cli(["-m", "seed=0,2,3", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], monkeypatch)
+    assert code == 0
+    _, parent, kids = family(store)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("sweep-reach-dense-lif-")
+    assert parent.data.tags["spiketune.overrides"].startswith("seed=0,2,3")
+    assert parent.data.params["sweep.seed"] == "0,2,3"
+    assert (parent.data.metrics["sweep/jobs"], parent.data.metrics["sweep/finished"],
+            parent.data.metrics["sweep/failed"]) == (3, 3, 0)
+    assert [r.data.tags["spiketune.job"] for r in kids] == ["0", "1", "2"]
+    assert [r.data.tags["spiketune.overrides"].split()[0] for r in kids] == \
+        ["seed=0", "seed=2", "seed=3"]
+    assert {r.data.tags["spiketune.sweep"] for r in kids} == {"child"}
+    assert {r.info.status for r in kids} == {"FINISHED"}
+    state = sweeps.read_state(tmp_path / "sweep")
+    assert state["parent_run_id"] == parent.info.run_id
+    records = sweeps.job_records(tmp_path / "sweep")
+    assert [(r["num"], r["status"]) for r in records] == [(0, "FINISHED"), (1, "FINISHED"),
+                                                          (2, "FINISHED")]
+    assert [r["run_id"] for r in records] == [r.info.run_id for r in kids]
+    # the comparison (3 runs differing in seed) was logged to the parent
+    client = family(store)[0]
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
+    assert "compare/compare.csv" in logged
+    assert sweeps.last_outcome().jobs == 3
+
+
+def test_failed_job_goes_on_and_exits_2(store, tmp_path, monkeypatch, capsys):
+    code = run_cli(["-m", "seed=0,1,2", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.callbacks.sweep.compare=false"],
+                   monkeypatch)
+    assert code == EXIT_USER
+    err = capsys.readouterr().err
+    assert "spiketune: 1 of 3 sweep jobs failed" in err
+    assert "Traceback" not in err
+    _, parent, kids = family(store)
+    assert [r.info.status for r in kids] == ["FINISHED", "FAILED", "FINISHED"]  # went on after 1
+    assert kids[1].data.tags["error"] == "dataset.path: no such file"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["sweep/finished"] == 2
+    assert parent.data.metrics["sweep/failed"] == 1
+    assert parent.data.tags["error"] == "1 of 3 jobs failed"
+
+
+def test_every_job_failed_ends_parent_failed(store, tmp_path, monkeypatch):
+    code = run_cli(["-m", "seed=1,1", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.callbacks.sweep.compare=false"],
+                   monkeypatch)
+    assert code == EXIT_USER
+    _, parent, kids = family(store)
+    assert parent.info.status == "FAILED"
+    assert (parent.data.metrics["sweep/jobs"], parent.data.metrics["sweep/failed"]) == (2, 2)
+
+
+def test_interrupted_sweep_ends_killed(store, tmp_path, monkeypatch):
+    code = run_cli(["-m", "seed=0,7,2", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], monkeypatch)
+    assert code == EXIT_INTERRUPTED
+    _, parent, kids = family(store)
+    assert parent.info.status == "KILLED"
+    assert len(kids) == 2  # job 2 never started
+    assert [r.info.status for r in kids] == ["FINISHED", "KILLED"]  # the RUNNING one ended KILLED
+    assert kids[1].data.tags["error"].startswith("interrupted")
+    assert parent.data.metrics["sweep/finished"] == 1
+
+
+def test_sweeping_the_store_is_refused(store, tmp_path, monkeypatch, capsys):
+    code = run_cli(["-m", "seed=0", "tracking.experiment=a,b", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], monkeypatch)
+    assert code == EXIT_USER
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("spiketune: tracking.experiment: a sweep logs to one store")
+    assert runs(store)[1] == []
+
+
+def test_swept_keys_include_sweeper_params():
+    from conftest import compose
+    from omegaconf import OmegaConf
+
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from framework.cli import CONF
+
+    compose([])  # registers the schemas and resolvers
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["experiment=conversion_sweep", "seed=3"],
+                            return_hydra_config=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.overrides.task = ["experiment=conversion_sweep", "simulation.n_steps=40,80"]
+    varied = sweeps.swept(cfg)
+    # the command line wins over the preset's hydra.sweeper.params for the same key
+    assert varied == {"simulation.n_steps": "40,80", "simulation.scale_firing_rates": "50,100,250",
+                      "simulation.synapse": "null,0.005,0.02"}
+
+
+def _log_same_datasets(uri, barrier, rounds, use_retry, out):
+    """One 'worker': each round, at the same moment as the other, log dataset ``ds<round>``."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from mlflow.entities import Dataset, DatasetInput
+
+    from framework.tracking import Tracker
+
+    errors = 0
+    for i in range(rounds):
+        tracker = Tracker(uri, "spiketune", f"r{i}")
+        data = SimpleNamespace(name=f"ds{i}", digest=f"digest{i}", source="mem", task="regression",
+                               n_outputs=2, x_train=np.zeros((4, 2)), x_test=np.zeros((2, 2)))
+        barrier.wait()
+        if use_retry:
+            tracker.dataset(data)
+        else:
+            try:
+                tracker.client.log_inputs(tracker.run_id, datasets=[DatasetInput(Dataset(
+                    name=data.name, digest=data.digest, source_type="local", source="{}"))])
+            except Exception:  # noqa: BLE001 - counting the collisions
+                errors += 1
+        tracker.end("FINISHED")
+    out.put(errors)
+
+
+@pytest.mark.parametrize("use_retry", [True, False])
+def test_parallel_log_inputs_of_one_dataset(store, use_retry):
+    """The CI failure in miniature: two processes log the same new dataset at the same moment,
+    20 times. With retries every run gets its input; without, sqlite's UNIQUE constraint bites
+    (the control shows the race is real)."""
+    import multiprocessing as mp
+
+    from framework.tracking import open_store
+
+    rounds = 20
+    open_store(store)  # the store exists before the workers, as in a sweep
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_log_same_datasets, args=(store, barrier, rounds, use_retry, out))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    errors = out.get(timeout=5) + out.get(timeout=5)
+    client, found = runs(store)
+    with_input = [r for r in found if r.inputs.dataset_inputs]
+    if use_retry:
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert errors == 0 and len(found) == 2 * rounds and len(with_input) == 2 * rounds
+        assert {r.inputs.dataset_inputs[0].dataset.digest for r in with_input} == \
+            {f"digest{i}" for i in range(rounds)}
+    else:
+        assert errors > 0, "no collision without retries: the control did not race"
+
+
+# --------------------------------------------------------------------------------- real jobs
+def check_sweeps(uri: str, n_sweeps: int, n_jobs: int) -> None:
+    client, found = runs(uri)
+    parents = [r for r in found if r.data.tags.get("spiketune.sweep") == "parent"]
+    assert len(parents) == n_sweeps
+    kids = [r for r in found if r.data.tags.get("spiketune.sweep") == "child"]
+    assert len(found) == n_sweeps * (n_jobs + 1), "runs outside the sweeps"
+    assert [r.info.status for r in kids] == ["FINISHED"] * (n_sweeps * n_jobs), \
+        [(r.info.status, r.data.tags.get("error")) for r in kids]
+    for p in parents:
+        mine = [r for r in kids if r.data.tags["mlflow.parentRunId"] == p.info.run_id]
+        assert sorted(int(r.data.tags["spiketune.job"]) for r in mine) == list(range(n_jobs))
+        assert p.info.status == "FINISHED"
+        assert client.get_run(p.info.run_id).data.metrics["sweep/finished"] == n_jobs
+
+
+@pytest.mark.slow
+def test_basic_launcher_real_jobs(uri, tmp_path):
+    """Two TINY jobs in one process; the second diverges (a run-time failure) → exit 2."""
+    proc = cli(["-m", *REAL, "training.learning_rate=0.01,1e8",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}"], uri,
+               env={"SPIKETUNE_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == EXIT_USER, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("spiketune: 1 of 2 sweep jobs failed")
+    client, found = runs(uri)
+    parent = next(r for r in found if r.data.tags.get("spiketune.sweep") == "parent")
+    kids = sorted((r for r in found if r.data.tags.get("spiketune.sweep") == "child"),
+                  key=lambda r: r.data.tags["spiketune.job"])
+    assert [r.info.status for r in kids] == ["FINISHED", "FAILED"]
+    assert "diverged" in kids[1].data.tags["error"]
+    assert kids[0].data.metrics["rate/mse"] < 100
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert (parent.data.metrics["sweep/finished"], parent.data.metrics["sweep/failed"]) == (1, 1)
+
+
+@pytest.mark.slow
+def test_joblib_three_sweeps_of_eight_lose_nothing(uri, tmp_path):
+    """The CI failure: 2 joblib workers logging the same dataset at once. 3 × 8 jobs → 24
+    FINISHED children under 3 parents, and nothing else."""
+    for i in range(3):
+        proc = cli(["-m", *REAL, "hydra/launcher=parallel", "simulation.n_steps=20,21,22,23",
+                    "simulation.synapse=0.005,0.01", "hydra.callbacks.sweep.compare=false",
+                    f"hydra.sweep.dir={tmp_path / f'sweep{i}'}"], uri,
+                   env={"SPIKETUNE_CACHE_DIR": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    check_sweeps(uri, 3, 8)
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(uri, tmp_path):
+    proc = cli(["-m", *REAL, "hydra/launcher=local", "simulation.n_steps=20,30",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}"], uri,
+               env={"SPIKETUNE_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_sweeps(uri, 1, 2)
+    records = sweeps.job_records(tmp_path / "sweep")
+    assert [r["status"] for r in records] == ["FINISHED", "FINISHED"]
+    assert len({r["pid"] for r in records}) == 2  # each job in its own process
+
+
+@pytest.mark.slow
+def test_sigterm_mid_sweep_ends_parent_and_child_killed(uri, tmp_path):
+    """SIGTERM while job 0 trains: exit 130, the parent and job 0's run KILLED, job 1 never ran."""
+    import os
+    import subprocess
+    import time
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SPIKETUNE_CACHE_DIR=str(tmp_path / "cache"))
+    log = open(tmp_path / "stderr.txt", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "framework", "-m", *REAL, "training.epochs=200",
+                             "seed=0,1", f"tracking.uri={uri}",
+                             f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                            cwd=str(Path(__file__).resolve().parents[1]), env=env,
+                            stderr=log, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while "train    [" not in (tmp_path / "stderr.txt").read_text() and time.time() < deadline:
+        assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == EXIT_INTERRUPTED, (tmp_path / "stderr.txt").read_text()[-3000:]
+    _, parent, kids = family(uri)
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["error"] == "interrupted by SIGTERM"
+    assert [r.info.status for r in kids] == ["KILLED"]
