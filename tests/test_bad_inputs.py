@@ -472,7 +472,10 @@ def test_no_case_finished_a_run(runtime_results, env):
     client = MlflowClient(tracking_uri=env["store"])
     exp = client.get_experiment_by_name("spiketune")
     found = client.search_runs([exp.experiment_id], max_results=1000)
-    assert len(found) == sum(c.stage == "run" and not skip_reason(c, env) for c in RUNTIME)
+    # the TensorFlow cases (slow) share the store: each run-time case left exactly its own run
+    expected = sorted(c.id for c in RUNTIME if c.stage == "run" and not skip_reason(c, env))
+    ids = {c.id for c in RUNTIME}
+    assert sorted(r.info.run_name for r in found if r.info.run_name in ids) == expected
     assert {r.info.status for r in found} == {"FAILED"}
     assert not (Path(env["data"]) / "copied.csv").exists()  # the callback never ran
 
