@@ -2,7 +2,8 @@
 
 The default store is an absolute ``sqlite:///<repo>/outputs/mlflow.db`` with artifacts in
 ``<repo>/outputs/mlartifacts/<experiment>``, so it is the same store from any working directory and
-in multirun. sqlite writers from several processes can collide when a row is created at the same
+in multirun (``SPIKETUNE_OUTPUTS`` moves the whole outputs folder: store, artifacts, cache, Hydra
+logs; the test suite points it at a temporary folder). sqlite writers from several processes can collide when a row is created at the same
 moment (an experiment, a dataset); those calls are retried. Opening a store, which may create or
 migrate its schema, takes a lock instead: a schema migrated twice at once is broken for good.
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 from .errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = REPO / "outputs"
+#: the store, artifacts, training cache and Hydra logs: ``$SPIKETUNE_OUTPUTS`` or <repo>/outputs
+OUTPUTS = Path(os.environ.get("SPIKETUNE_OUTPUTS") or REPO / "outputs").absolute()
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",

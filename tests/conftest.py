@@ -4,11 +4,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Keep the suite out of the user's outputs/: store, training cache and Hydra logs of every
+    test, in-process or in a subprocess, go to a temporary folder (set before framework imports)."""
+    os.environ["SPIKETUNE_OUTPUTS"] = tempfile.mkdtemp(prefix="spiketune-test-outputs-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(os.environ.pop("SPIKETUNE_OUTPUTS", ""), ignore_errors=True)
 
 #: overrides that make the default experiment run in a few seconds
 TINY = ["dataset.trials_per_direction=12", "model.hidden=[16]", "training.epochs=2",
