@@ -68,6 +68,13 @@ class PCA(Analysis):
     name = "pca"
     Config = PCAConfig
 
+    @classmethod
+    def applies(cls, data) -> str | None:
+        units = int(np.prod(np.shape(data.x_test)[1:]))
+        if units < 2:  # one input (the threshold example's ramp): nothing to reduce
+            return f"the inputs have {units} feature per sample: there is nothing to reduce"
+        return None
+
     def run(self, ctx: Context, cfg: PCAConfig) -> Result:
         import pandas as pd
 

@@ -299,6 +299,15 @@ def test_pca_counts_the_components_of_known_rank():
     assert n_components(np.zeros(0)) == 0
 
 
+def test_pca_skips_one_feature_inputs_and_takes_the_rest():
+    dirs = np.repeat(DIRS8, 5)
+    one = context({}, dirs, x_test=np.zeros((40, 1))).data  # the threshold example's ramp
+    assert "1 feature per sample" in PCA.applies(one)
+    assert "pca" not in select(["auto"], one)
+    assert PCA.applies(context({}, dirs, x_test=np.zeros((40, 2))).data) is None
+    assert "pca" in select(["auto"], context({}, dirs, x_test=np.zeros((40, 2))).data)
+
+
 def test_pca_plugin_logs_input_and_layer_dimensionality(tmp_path):
     rng = np.random.default_rng(13)
     dirs = np.repeat(DIRS8, 10)
