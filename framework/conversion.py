@@ -41,10 +41,15 @@ def convert(model, neuron_type, scale_firing_rates: float | None, synapse: float
 
 
 def neuron_layers(converter, model) -> dict:
-    """``keras layer name -> nengo Neurons`` for every layer the conversion turned into neurons."""
+    """``keras layer name -> nengo Neurons`` for every layer the conversion turned into neurons.
+
+    Layers that only pass their input on (Flatten, Reshape) map to the Neurons of the
+    layer before them in ``converter.layers``; those neurons are listed once, under the layer that
+    made them.
+    """
     import nengo
 
-    out = {}
+    out, seen = {}, set()
     for layer in model.layers:
         obj = converter.layers.get(layer) if hasattr(converter.layers, "get") else None
         if obj is None:
@@ -52,6 +57,7 @@ def neuron_layers(converter, model) -> dict:
                 obj = converter.layers[layer]
             except KeyError:
                 continue
-        if isinstance(obj, nengo.ensemble.Neurons):
+        if isinstance(obj, nengo.ensemble.Neurons) and obj.ensemble not in seen:
+            seen.add(obj.ensemble)
             out[layer.name] = obj
     return out

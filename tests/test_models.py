@@ -76,6 +76,25 @@ def test_every_relu_spelling_becomes_the_neuron_type(tf):
         assert ntype.amplitude == pytest.approx(0.1)  # 1 / scale_firing_rates
 
 
+def test_pass_through_layers_do_not_repeat_the_neurons_before_them(tf):
+    """Reshape and Flatten hand on their input's Neurons in converter.layers: the neurons are
+    analysed once, under the conv layer that made them (digits' conv net has such a Flatten)."""
+    import nengo
+
+    from framework.conversion import convert, neuron_layers
+
+    inp = tf.keras.Input(shape=(4, 4, 1))
+    a = tf.keras.layers.Conv2D(2, 3, padding="same", activation=tf.nn.relu, name="a")(inp)
+    f = tf.keras.layers.Flatten(name="flat")(tf.keras.layers.Reshape((16, 2), name="shape")(a))
+    b = tf.keras.layers.Dense(3, activation=tf.nn.relu, name="b")(f)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(2, name="out")(b))
+    converter = convert(model, nengo.LIF(), scale_firing_rates=10.0, synapse=None, seed=0)
+    assert isinstance(converter.layers[model.get_layer("flat")], nengo.ensemble.Neurons)
+    layers = neuron_layers(converter, model)
+    assert list(layers) == ["a", "b"]
+    assert [n.size_out for n in layers.values()] == [32, 3]
+
+
 def test_converted_relu_net_computes_the_keras_model(tf):
     """ReLU neurons at any rate scale: the converted network's output is the Keras model's."""
     import nengo
