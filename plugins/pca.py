@@ -42,7 +42,10 @@ def explained_variance_ratio(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float).reshape(len(x), -1)
     scale = max(1.0, float(np.abs(x).max(initial=0.0)))
     x = x - x.mean(axis=0)
-    var = np.linalg.svd(x, compute_uv=False) ** 2
+    # The squared singular values are the eigenvalues of the smaller Gram matrix: eigvalsh of a
+    # 450 × 450 matrix takes 20 ms where numpy's SVD of the 450 × 1024 rates took 2-5 s (digits).
+    gram = x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x
+    var = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
     total = var.sum()
     if total <= (1e-12 * scale) ** 2 * x.size:  # only the rounding of a constant array varies
         return np.zeros(0)

@@ -296,6 +296,10 @@ def test_pca_counts_the_components_of_known_rank():
     assert n_components(np.array([0.5, 0.4, 0.1])) == 2  # 0.9 reached exactly counts
     assert n_components(np.array([0.95, 0.05])) == 1
     assert explained_variance_ratio(np.full((20, 5), 3.0)).size == 0
+    for shape in ((20, 60), (60, 20)):  # wide and tall: the Gram matrix of the smaller side
+        w = rng.standard_normal(shape) * np.linspace(1, 5, shape[1])
+        ref = np.linalg.svd(w - w.mean(axis=0), compute_uv=False) ** 2
+        np.testing.assert_allclose(explained_variance_ratio(w), ref / ref.sum(), atol=1e-12)
     assert n_components(np.zeros(0)) == 0
 
 
