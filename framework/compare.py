@@ -300,9 +300,18 @@ def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Pat
 
 
 def _run_label(row, params: list[str]) -> str:
+    """``<run id> name=value ...`` for the first three differing params a run has (relu has no
+    tau_rc: it is left out, not shown as None)."""
+    shown = [p for p in params if as_label(row[p])][:3]
     parts = [f"{short(p)}={row[p]:g}" if isinstance(row[p], float) else f"{short(p)}={row[p]}"
-             for p in params[:3]]
+             for p in shown]
     return f"{row['run_id'][:8]} " + " ".join(parts)
+
+
+def as_label(value) -> bool:
+    """Whether a param value says something in a label (not missing, None or NaN)."""
+    return value is not None and str(value) not in _NONE and not (
+        isinstance(value, float) and value != value)
 
 
 def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp: Path,

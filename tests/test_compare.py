@@ -197,3 +197,14 @@ def test_console_scripts_are_installed():
     bin_dir = Path(sys.executable).parent
     for name in ("spiketune-compare", "spiketune-ui"):
         assert (bin_dir / name).exists() or shutil.which(name), name
+
+
+def test_overlay_labels_leave_out_params_a_run_does_not_have():
+    """relu has no tau_rc: its label names what it has, never ``tau_rc=None``."""
+    params = ["neuron.name", "neuron.tau_rc", "simulation.synapse", "simulation.n_steps"]
+    relu = pd.Series({"run_id": "3d04e541aa", "neuron.name": "relu", "neuron.tau_rc": None,
+                      "simulation.synapse": float("nan"), "simulation.n_steps": 50.0})
+    lif = pd.Series({"run_id": "d12b34caff", "neuron.name": "lif", "neuron.tau_rc": 0.02,
+                     "simulation.synapse": 0.01, "simulation.n_steps": 100.0})
+    assert compare._run_label(relu, params) == "3d04e541 neuron=relu n_steps=50"
+    assert compare._run_label(lif, params) == "d12b34ca neuron=lif tau_rc=0.02 synapse=0.01"
