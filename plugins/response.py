@@ -97,11 +97,14 @@ class Response(Analysis):
         metrics["response/max_abs_error_hz"] = float(np.concatenate(errors).max())
         metrics["response/within_tolerance_fraction"] = float(np.concatenate(inside).mean())
         table = pd.concat(frames, ignore_index=True)
+        native = getattr(getattr(ctx.cfg, "model", None), "name", "") == "ensemble"
+        xlabel = ("x (input along the preferred direction)" if native
+                  else "x (the layer's weighted input, without its bias)")
         return Result(metrics=metrics, tables={"response_curves.csv": table},
-                      figures={"response_curves": lambda: plot(x, curves)})
+                      figures={"response_curves": lambda: plot(x, curves, xlabel)})
 
 
-def plot(x: np.ndarray, curves):
+def plot(x: np.ndarray, curves, xlabel: str = "x"):
     """One panel per layer: analytic curves (lines), measured rates (dots), x-intercepts (ticks)."""
     import matplotlib.pyplot as plt
 
@@ -117,7 +120,7 @@ def plot(x: np.ndarray, curves):
                 ax.plot([xi[j]], [0], marker="|", ms=12, mew=1.5, color=c)
         ax.set_title(f"{layer.name} ({type(layer.neuron_type).__name__}, J_th = "
                      f"{layer.threshold:g}): {len(pos)} neurons", fontsize=9)
-        ax.set_xlabel("x (input along the preferred direction)")
+        ax.set_xlabel(xlabel)
         ax.set_xlim(x[0], x[-1])
     axes[0][0].set_ylabel("rate (Hz)")
     fig.suptitle("Response curves: analytic (lines), simulated spikes (dots), "
