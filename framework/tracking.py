@@ -5,8 +5,8 @@ The default store is an absolute ``sqlite:///<repo>/outputs/mlflow.db`` with art
 in multirun (``SPIKETUNE_OUTPUTS`` moves the whole outputs folder: store, artifacts, cache, Hydra
 logs; the test suite points it at a temporary folder). sqlite writers from several processes can
 collide when a row is created at the same moment (an experiment, a dataset); those calls are
-retried. Opening a store, which may create or
-migrate its schema, takes a lock instead: a schema migrated twice at once is broken for good.
+retried. Opening a store, which may create or migrate its schema, takes a lock instead: a schema
+migrated twice at once is broken for good.
 """
 from __future__ import annotations
 
