@@ -249,13 +249,33 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 
 
-def analyses_schema() -> type:
-    """A dataclass with the common selection fields and one field per discovered analysis plugin."""
-    from .analysis import plugin_configs
+_analyses_schema: Optional[type] = None
 
-    fields = [(name, cfg_type, field(default_factory=cfg_type))
-              for name, cfg_type in sorted(plugin_configs().items())]
-    return dataclasses.make_dataclass("AnalysesConfig", fields, bases=(AnalysesCommon,))
+
+def analyses_schema() -> type:
+    """A dataclass with the common selection fields and one field per discovered analysis plugin.
+
+    Built once per process, and importable as ``framework.config.AnalysesConfig`` (the module's
+    ``__getattr__``), so a job's config pickles it by reference: a launcher's worker (submitit,
+    Ray) rebuilds it from the plugins it finds instead of unpickling a copy of the class, which
+    cloudpickle 2 does without its dataclass fields ("analyses.layers: no such key").
+    """
+    global _analyses_schema
+    if _analyses_schema is None:
+        from .analysis import plugin_configs
+
+        fields = [(name, cfg_type, field(default_factory=cfg_type))
+                  for name, cfg_type in sorted(plugin_configs().items())]
+        cls = dataclasses.make_dataclass("AnalysesConfig", fields, bases=(AnalysesCommon,))
+        cls.__module__ = __name__
+        _analyses_schema = cls
+    return _analyses_schema
+
+
+def __getattr__(name: str):
+    if name == "AnalysesConfig":
+        return analyses_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _registered = False

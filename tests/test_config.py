@@ -70,3 +70,31 @@ def test_cli_refuses_bad_config_with_one_line_and_exit_2(args, first_words, uri)
     assert lines[0].startswith(f"spiketune: {first_words}"), lines[0]
     assert "Traceback" not in proc.stderr
     assert "tensorflow" not in proc.stderr.lower()
+
+
+def test_a_jobs_config_unpickles_and_validates_in_a_fresh_process(tmp_path):
+    """Launchers (submitit, Ray) cloudpickle each job's config to a worker process. The analyses
+    schema is built at run time from the plugins; it travels by reference and the worker rebuilds
+    it, so validation there sees every key (cloudpickle 2 copies such a class without its
+    dataclass fields: "analyses.layers: no such key")."""
+    import os
+    import subprocess
+    import sys
+
+    import cloudpickle
+
+    from conftest import REPO
+
+    from framework.config import analyses_schema
+
+    cfg = compose(["analyses.layers=[hidden0]", "analyses.max_neurons=3"])
+    assert len(cloudpickle.dumps(analyses_schema())) < 200  # a reference, not the class
+    (tmp_path / "cfg.pkl").write_bytes(cloudpickle.dumps(cfg))
+    code = ("import pickle, sys; from framework.config import validate; "
+            "obj = validate(pickle.load(open(sys.argv[1], 'rb'))); "
+            "print(obj.analyses.layers, obj.analyses.max_neurons, obj.analyses.firing.silent_below_hz)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cfg.pkl")],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["['hidden0']", "3", "0.1"]
