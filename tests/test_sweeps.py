@@ -302,6 +302,20 @@ def test_submitit_local_sweep(uri, tmp_path):
 
 
 @pytest.mark.slow
+def test_ray_local_sweep(uri, tmp_path):
+    """Hydra's Ray launcher on a private local Ray instance: the jobs run as Ray tasks (their
+    lines come back prefixed by Ray's worker tag) and land as children of one parent."""
+    proc = cli(["-m", *REAL, "hydra/launcher=ray_local", "simulation.n_steps=20,30",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}"], uri,
+               env={"SPIKETUNE_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(_run_job pid=" in proc.stdout + proc.stderr
+    check_sweeps(uri, 1, 2)
+    records = sweeps.job_records(tmp_path / "sweep")
+    assert [r["status"] for r in records] == ["FINISHED", "FINISHED"]
+
+
+@pytest.mark.slow
 def test_sigterm_mid_sweep_ends_parent_and_child_killed(uri, tmp_path):
     """SIGTERM while job 0 trains: exit 130, the parent and job 0's run KILLED, job 1 never ran."""
     import os
