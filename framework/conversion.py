@@ -49,7 +49,7 @@ def neuron_layers(converter, model) -> dict:
     """
     import nengo
 
-    out, seen = {}, set()
+    out = {}
     for layer in model.layers:
         obj = converter.layers.get(layer) if hasattr(converter.layers, "get") else None
         if obj is None:
@@ -57,7 +57,7 @@ def neuron_layers(converter, model) -> dict:
                 obj = converter.layers[layer]
             except KeyError:
                 continue
-        if isinstance(obj, nengo.ensemble.Neurons) and obj.ensemble not in seen:
-            seen.add(obj.ensemble)
+        # Neurons compare equal when they are the same ensemble's
+        if isinstance(obj, nengo.ensemble.Neurons) and obj not in out.values():
             out[layer.name] = obj
     return out
