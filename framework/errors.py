@@ -50,11 +50,33 @@ def check_interrupt() -> None:
         raise KeyboardInterrupt
 
 
+def _quiet_swallowed_interrupt(hook):
+    """A ``sys.unraisablehook`` that stays silent on the KeyboardInterrupt of a recorded signal.
+
+    A signal that lands in a garbage-collector callback (jax registers one during TensorFlow's
+    import) raises there, where Python cannot propagate it and prints "Exception ignored ...
+    Traceback" instead. The signal is recorded and :func:`check_interrupt` acts on it, so that
+    traceback is noise; anything else goes to the previous hook.
+    """
+
+    def unraisable(info):
+        if _interrupts and isinstance(info.exc_value, KeyboardInterrupt):
+            return
+        hook(info)
+
+    unraisable.spiketune = True
+    return unraisable
+
+
 def install_signal_handlers() -> None:
     """Treat SIGTERM like Ctrl-C, and record SIGINT too (unless someone else handles it)."""
+    import sys
+
     signal.signal(signal.SIGTERM, on_interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_interrupt)
+    if not getattr(sys.unraisablehook, "spiketune", False):
+        sys.unraisablehook = _quiet_swallowed_interrupt(sys.unraisablehook)
 
 
 def existing_path(value: str, key: str, suffixes: tuple[str, ...] = ()) -> Path:
