@@ -1,20 +1,39 @@
-# spiketune: every target builds .venv from requirements.lock when it is missing.
-PYTHON ?= python3.11
-VENV := .venv
+# spiketune: every target builds .venv from the lock of its Python when it is missing.
+#   make test                 python3, lock requirements-<3.x>.lock
+#   make test PYTHON=python3.13
+PYTHON ?= python3
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 # test processes: files are spread over them whole (--dist loadfile keeps module fixtures in one)
 TEST_WORKERS ?= 2
 
-.PHONY: run test test-fast bench ui lock clean
+# The interpreter's minor version picks the lock; anything outside 3.11-3.13 is refused in one line.
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+LOCK := requirements-$(or $(PYVER),unknown).lock
+STAMP := $(VENV)/.installed-$(or $(PYVER),unknown)
 
-$(STAMP): requirements.lock pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "spiketune needs $(PYTHON) on PATH (set PYTHON=...)" >&2; exit 2; }
+.PHONY: run test test-fast test-nengo-dl lint bench ui lock clean
+
+# Only a supported Python has a lock; any other gets this recipe instead of a venv.
+requirements-%.lock:
+	@test "$*" != unknown || { echo "spiketune: $(PYTHON) does not run; set PYTHON=python3.11, python3.12 or python3.13" >&2; exit 2; }
+	@echo "spiketune: Python $(PYVER) ($(PYTHON)) is not supported; use Python 3.11, 3.12 or 3.13 (make PYTHON=python3.12 ...)" >&2; exit 2
+
+# A venv made by another Python is replaced, never mixed. Exact versions with --no-deps: pip never
+# runs its resolver, which backtracks for many minutes on this stack. setuptools (<81, from the lock)
+# goes in first, because the sdists in the lock (nengo-dl, antlr4) build against the venv's own
+# setuptools (--no-build-isolation): nengo-dl's build pins setuptools<64, which fails on 3.12.
+$(STAMP): $(LOCK) pyproject.toml
+	@if [ -x $(BIN)/python ] && [ ! -f $(STAMP) ] && \
+	    [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+	    echo "replacing $(VENV): it was made by another Python"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# Exact versions with --no-deps: pip never runs its resolver, which backtracks for >10 min on this stack.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	    $$(grep -E '^(setuptools|wheel)==' $(LOCK))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -26,17 +45,28 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+# nengo-dl's own tests, shipped inside its sdist, against the installed package with our layer.
+test-nengo-dl: $(STAMP)
+	$(BIN)/python -m framework.compat.upstream_tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check framework plugins tests benchmarks
+	$(BIN)/mypy
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 ui: $(STAMP)
 	$(BIN)/spiketune-ui
 
-# Regenerate the lock: resolve the top-level pins once, then freeze every version.
+# Regenerate the lock of $(PYTHON): uv resolves in seconds where pip backtracks for many minutes.
+# nengo-dl is left out of the resolution (its sdist cannot build in isolation) and pinned after.
 lock:
 	rm -rf /tmp/spiketune-lock && $(PYTHON) -m venv /tmp/spiketune-lock
-	/tmp/spiketune-lock/bin/pip install -r requirements.in
-	/tmp/spiketune-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
+	/tmp/spiketune-lock/bin/pip install --quiet uv
+	/tmp/spiketune-lock/bin/uv pip compile requirements.in --python $(PYTHON) --no-header --no-annotate \
+	    -o /tmp/spiketune-lock/lock.txt
+	{ cat /tmp/spiketune-lock/lock.txt; echo "nengo-dl==3.6.0"; } | sort -f > $(LOCK)
 
 clean:
 	rm -rf $(VENV)

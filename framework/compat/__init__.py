@@ -1,0 +1,173 @@
+"""What makes the locked libraries work together: nengo-dl 3.6.0 on TensorFlow 2.21, Keras 3 beside it.
+
+nengo-dl 3.6.0 (January 2023, the last release) was written for TensorFlow ≤ 2.11, where
+``tf.keras`` *was* the ``keras`` package (Keras 2). TensorFlow 2.16+ installs Keras 3 as ``keras``;
+the Keras 2 API lives on as ``tf_keras``. :func:`install` makes nengo-dl run unmodified on that stack
+and changes nothing else. It does exactly three things:
+
+1. Sets ``TF_USE_LEGACY_KERAS=1`` (before TensorFlow is imported), so that ``tf.keras`` is
+   ``tf_keras``: nengo-dl's Converter, Simulator and losses use the Keras 2 API through ``tf.keras``.
+   ``import keras`` still gives Keras 3, which reads users' Keras 3 files
+   (:mod:`framework.keras_io.load`).
+2. Installs an import hook for the one module ``nengo_dl.compat``. That module runs
+   ``from keras.engine.functional import Functional, _build_map`` and
+   ``from keras.layers import BatchNormalizationV1, BatchNormalizationV2``: Keras 2 paths that Keras 3
+   does not have. While ``nengo_dl.compat`` (and only it) executes, ``sys.modules`` maps
+
+   ================================  ==================================
+   ``keras.engine``                  ``tf_keras.src.engine``
+   ``keras.engine.functional``       ``tf_keras.src.engine.functional``
+   ``keras.layers``                  ``tf_keras.src.layers``
+   ================================  ==================================
+
+   and the previous entries are put back afterwards, so the real ``keras`` (Keras 3) is untouched.
+   Every other private TensorFlow import nengo-dl makes still exists in 2.21.
+3. Backports nengo-dl's unreleased fix "Fix LinearFilter D reshaping" (main branch, c2dbadf,
+   February 2023) when ``nengo_dl.process_builders`` is imported: nengo 4 stores a LinearFilter's D
+   as a (1, 1) matrix, which 3.6.0 reshapes wrongly, so any synapse with a direct term (a gain
+   ``LinearFilter([k], [1])``, or equal numerator and denominator orders) fails to build.
+
+Each part is a no-op where it is not needed: the aliases only when ``keras.engine`` cannot be
+imported from the installed ``keras`` (Keras 3) and the backport only on nengo-dl ≤ 3.6.0.
+``import framework`` calls :func:`install`, so every process that runs spiketune's code has it
+before anything imports nengo-dl, sweep workers included (joblib, submitit and Ray unpickle a
+``framework`` function first). It imports nothing heavy itself.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: the module names ``nengo_dl.compat`` imports from Keras 2, and where tf_keras keeps them
+KERAS2_ALIASES = {
+    "keras.engine": "tf_keras.src.engine",
+    "keras.engine.functional": "tf_keras.src.engine.functional",
+    "keras.layers": "tf_keras.src.layers",
+}
+_MISSING = object()
+
+
+def _needs_keras2_aliases() -> bool:
+    """True when the installed ``keras`` is Keras 3 (it has no ``keras.engine``)."""
+    spec = importlib.util.find_spec("keras")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return not any(os.path.isdir(os.path.join(loc, "engine"))
+                   for loc in spec.submodule_search_locations)
+
+
+def _with_keras2_aliases(run: Callable[[], None]) -> None:
+    """Run ``run`` with :data:`KERAS2_ALIASES` in ``sys.modules``; restore the old entries after."""
+    saved = {name: sys.modules.get(name, _MISSING) for name in KERAS2_ALIASES}
+    try:
+        for name, target in KERAS2_ALIASES.items():
+            sys.modules[name] = importlib.import_module(target)
+        run()
+    finally:
+        for name, old in saved.items():
+            if old is _MISSING:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old  # type: ignore[assignment]
+
+
+def _after_process_builders(module: types.ModuleType) -> None:
+    """Apply the LinearFilter backport to a freshly executed ``nengo_dl.process_builders``."""
+    from packaging.version import Version
+
+    from nengo_dl import version
+
+    if Version(version.version) <= Version("3.6.0"):
+        from . import linear_filter
+
+        linear_filter.apply(module.LinearFilterBuilder)
+
+
+class _Loader(importlib.abc.Loader):
+    """Wraps a module's own loader: ``around`` runs its execution, ``after`` sees the result."""
+
+    def __init__(self, inner: importlib.abc.Loader,
+                 around: Callable[[Callable[[], None]], None] | None,
+                 after: Callable[[types.ModuleType], None] | None) -> None:
+        self.inner, self.around, self.after = inner, around, after
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        def run() -> None:
+            self.inner.exec_module(module)
+
+        (self.around or (lambda f: f()))(run)
+        if self.after is not None:
+            self.after(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code, is_package, ...
+        return getattr(self.inner, name)
+
+
+class _Hook(importlib.abc.MetaPathFinder):
+    """Finds the modules named in ``patches`` with the other finders and wraps their loaders."""
+
+    def __init__(self, patches: dict[str, tuple[Any, Any]]) -> None:
+        self.patches = patches
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                around, after = self.patches[fullname]
+                spec.loader = _Loader(spec.loader, around, after)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Make nengo-dl 3.6.0 run on the installed TensorFlow and Keras (see the module docstring).
+
+    Idempotent and cheap: it imports neither TensorFlow nor nengo-dl.
+
+    Raises
+    ------
+    RuntimeError
+        When nengo-dl was imported before the layer could take effect.
+    """
+    if any(isinstance(f, _Hook) for f in sys.meta_path):
+        return
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    patches: dict[str, tuple[Any, Any]] = {"nengo_dl.process_builders": (None, _after_process_builders)}
+    if _needs_keras2_aliases():
+        patches["nengo_dl.compat"] = (_with_keras2_aliases, None)
+    if any(name in sys.modules for name in patches):
+        raise RuntimeError("nengo_dl was imported before framework.compat.install(); import "
+                           "framework first")
+    sys.meta_path.insert(0, _Hook(patches))
+
+
+def check_tf_keras() -> None:
+    """Refuse to go on when ``tf.keras`` is not tf_keras (TensorFlow was imported too early).
+
+    Raises
+    ------
+    RuntimeError
+        Naming the cause: TensorFlow imported before :func:`install` without
+        ``TF_USE_LEGACY_KERAS=1``.
+    """
+    import tensorflow as tf
+
+    name = getattr(tf.keras, "__name__", "")
+    if not name.startswith("tf_keras") and not name.startswith("keras.api._v2"):
+        raise RuntimeError(f"tf.keras is {name!r}, not tf_keras: TensorFlow was imported before "
+                           f"framework (set TF_USE_LEGACY_KERAS=1 or import framework first)")
