@@ -19,20 +19,26 @@ requirements-%.lock:
 	@test "$*" != unknown || { echo "spiketune: $(PYTHON) does not run; set PYTHON=python3.11, python3.12 or python3.13" >&2; exit 2; }
 	@echo "spiketune: Python $(PYVER) ($(PYTHON)) is not supported; use Python 3.11, 3.12 or 3.13 (make PYTHON=python3.12 ...)" >&2; exit 2
 
-# A venv made by another Python is replaced, never mixed. Exact versions with --no-deps: pip never
-# runs its resolver, which backtracks for many minutes on this stack. setuptools (<81, from the lock)
+# A venv not built from this Python's lock (another Python, the old TF 2.12 lock) is replaced,
+# never mixed; one built from it is updated in place when the lock changes.
+# Exact versions with --no-deps: pip never runs its resolver, which backtracks for many minutes on this stack. setuptools (<81, from the lock)
 # goes in first, because the sdists in the lock (nengo-dl, antlr4) build against the venv's own
 # setuptools (--no-build-isolation): nengo-dl's build pins setuptools<64, which fails on 3.12.
 $(STAMP): $(LOCK) pyproject.toml
-	@if [ -x $(BIN)/python ] && [ ! -f $(STAMP) ] && \
-	    [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
-	    echo "replacing $(VENV): it was made by another Python"; rm -rf $(VENV); fi
+	@if [ -e $(VENV) ] && [ ! -f $(STAMP) ]; then \
+	    echo "replacing $(VENV): it was not built from $(LOCK) (another Python, or the old lock)"; \
+	    rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
 	    $$(grep -E '^(setuptools|wheel)==' $(LOCK))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
+	# every interpreter of the venv loads framework.compat at start-up, so a plain `import nengo_dl`
+	# works in any process (users' scripts, nengo-dl's own subprocess tests), not only after
+	# `import framework`; after __editable__*.pth (alphabetical), which puts framework on the path
+	echo "import importlib.util as u; u.find_spec('framework.compat') and __import__('framework.compat')" \
+	    > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/spiketune-compat.pth"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -27,14 +27,16 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 FORMAT = 1  # bump when the entry layout changes
-#: modules whose code decides the trained weights
-SOURCES = ("training.py", "conversion.py", "regularizers.py", "models.py", "neurons.py",
-           "native.py", "keras_io.py")
+#: modules whose code decides the trained weights (found by import, so a move cannot drop one)
+SOURCES = ("framework.training", "framework.conversion", "framework.regularizers",
+           "framework.models", "framework.neurons", "framework.native", "framework.keras_io.screen",
+           "framework.keras_io.load", "framework.compat", "framework.compat.linear_filter")
+#: libraries whose version decides the trained weights
+LIBRARIES = ("tensorflow", "tf_keras", "keras", "nengo_dl", "nengo", "numpy")
 ENTRY_FILES = ("params.npz", "trained.json")
 
 
@@ -90,14 +92,31 @@ def _hash_path(h, path: Path) -> None:
 
 
 def _code_digest() -> str:
+    """sha256 of the source of :data:`SOURCES` and the versions of :data:`LIBRARIES`.
+
+    Raises
+    ------
+    RuntimeError
+        When a module's source cannot be found or read: a key without it could serve stale weights.
+    """
+    import importlib.metadata
+    import importlib.util
+
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
     for name in SOURCES:
-        with contextlib.suppress(OSError):
-            h.update(name.encode() + (here / name).read_bytes())
-    for module in ("tensorflow", "nengo_dl", "nengo"):
-        mod = sys.modules.get(module)  # imported by the pipeline by now; not imported here
-        h.update(f"{module}={getattr(mod, '__version__', '?')}".encode())
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            raise RuntimeError(f"training cache: cannot find the source of {name}")
+        try:
+            h.update(name.encode() + Path(spec.origin).read_bytes())
+        except OSError as ex:
+            raise RuntimeError(f"training cache: cannot read {spec.origin}: {ex}") from None
+    for dist in LIBRARIES:
+        try:  # the installed distribution's version; nothing is imported here
+            version = importlib.metadata.version(dist.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{dist}={version}".encode())
     return h.hexdigest()
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import TINY, compose
+from helpers import TINY, compose
 
 from framework import cache
 from framework.config import validate
@@ -157,7 +157,7 @@ def test_pipeline_hits_when_only_simulation_changes(uri, tmp_path, monkeypatch):
     """Real runs in one process: the second (other n_steps, synapse) reuses the weights — same
     loss curve, same rate-network error — the third (other epochs) trains again."""
     from framework.pipeline import run
-    from conftest import runs
+    from helpers import runs
 
     monkeypatch.setenv("SPIKETUNE_CACHE_DIR", str(tmp_path / "cache"))
     base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import cli, compose
+from helpers import cli, compose
 from framework.cli import split_args
 from framework.config import Config, to_flat_params, validate
 from framework.errors import UserError
@@ -83,7 +83,7 @@ def test_a_jobs_config_unpickles_and_validates_in_a_fresh_process(tmp_path):
 
     import cloudpickle
 
-    from conftest import REPO
+    from helpers import REPO
 
     from framework.config import analyses_schema
 

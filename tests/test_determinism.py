@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY, runs
+from helpers import REPO, TINY, runs
 
 TABLES = ["neurons.csv", "tuning_rates.csv"]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, compose, runs
+from helpers import cli, compose, runs
 from framework.analysis import Context, Layer, select
 from framework.config import validate
 from plugins.classes import Classes, ClassesConfig, class_rates

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, compose, runs
+from helpers import cli, compose, runs
 from framework.analysis import neuron_table
 from framework.config import validate
 from framework.errors import UserError

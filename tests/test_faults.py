@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, compose, runs
+from helpers import REPO, TINY, compose, runs
 from framework.config import to_flat_params
 
 #: long enough that training is still running seconds after its first epoch (~25 epochs/s here)

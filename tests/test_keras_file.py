@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY, cli, compose, runs
+from helpers import TINY, cli, compose, runs
 from framework.config import validate
 from framework.errors import UserError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import compose
+from helpers import compose
 from framework.config import validate
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, cli, compose, runs
+from helpers import TINY, cli, compose, runs
 from framework.config import validate
 from framework.errors import UserError
 from framework.progress import Console

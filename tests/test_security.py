@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli, compose
+from helpers import REPO, cli, compose
 from framework.cli import prevalidate, refuse_unsafe
 from framework.errors import UserError
 

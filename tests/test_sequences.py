@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import compose, runs
+from helpers import compose, runs
 from framework.config import validate
 
 #: a small reach-sequence run whose read-out covers the whole movement

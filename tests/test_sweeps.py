@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, cli, runs
+from helpers import TINY, cli, runs
 
 from framework import sweeps
 from framework.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
@@ -162,7 +162,7 @@ def test_sweeping_the_store_is_refused(store, tmp_path, monkeypatch, capsys):
 
 
 def test_swept_keys_include_sweeper_params():
-    from conftest import compose
+    from helpers import compose
     from omegaconf import OmegaConf
 
     from hydra import compose as hydra_compose, initialize_config_dir

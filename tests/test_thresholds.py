@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, cli, compose, runs
+from helpers import TINY, cli, compose, runs
 from framework.analysis import Context, Layer
 from framework.config import Config, validate
 from framework.native import ThresholdLIF

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY, cli, runs
+from helpers import TINY, cli, runs
 from framework.analysis import Context, Layer, select
 from framework.datasets import Data
 from framework.pipeline import angle_diff

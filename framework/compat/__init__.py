@@ -136,23 +136,21 @@ class _Hook(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Make nengo-dl 3.6.0 run on the installed TensorFlow and Keras (see the module docstring).
 
-    Idempotent and cheap: it imports neither TensorFlow nor nengo-dl.
-
-    Raises
-    ------
-    RuntimeError
-        When nengo-dl was imported before the layer could take effect.
+    Idempotent and cheap: it imports neither TensorFlow nor nengo-dl. Where nengo-dl's modules
+    were imported before (by code that made them import some other way), the backport is applied
+    to the loaded module at once.
     """
     if any(isinstance(f, _Hook) for f in sys.meta_path):
         return
     if "tensorflow" not in sys.modules:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    patches: dict[str, tuple[Any, Any]] = {"nengo_dl.process_builders": (None, _after_process_builders)}
-    if _needs_keras2_aliases():
+    patches: dict[str, tuple[Any, Any]] = {}
+    if "nengo_dl.process_builders" in sys.modules:
+        _after_process_builders(sys.modules["nengo_dl.process_builders"])
+    else:
+        patches["nengo_dl.process_builders"] = (None, _after_process_builders)
+    if "nengo_dl.compat" not in sys.modules and _needs_keras2_aliases():
         patches["nengo_dl.compat"] = (_with_keras2_aliases, None)
-    if any(name in sys.modules for name in patches):
-        raise RuntimeError("nengo_dl was imported before framework.compat.install(); import "
-                           "framework first")
     sys.meta_path.insert(0, _Hook(patches))
 
 

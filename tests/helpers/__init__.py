@@ -1,0 +1,52 @@
+"""What tests share besides fixtures: tiny configs, composing a config, the CLI as a subprocess,
+reading a store. Imported as ``from helpers import ...`` (tests/ is on the path under pytest)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: overrides that make the default experiment run in a few seconds
+TINY = ["dataset.trials_per_direction=12", "model.hidden=[16]", "training.epochs=2",
+        "simulation.n_steps=20", "simulation.readout_steps=5", "tracking.plots=false"]
+
+
+def compose(overrides: list[str] | None = None):
+    """The composed config for ``overrides``, as the CLI would build it (no validation)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from framework.cli import CONF, _register_resolvers
+    from framework.config import register
+
+    register()
+    _register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides or []))
+
+
+def cli(args: list[str], uri: str | None = None, cwd: Path | None = None, timeout: float = 600,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m framework`` with ``args`` (and ``tracking.uri=uri``) in a subprocess."""
+    full = list(args) + ([f"tracking.uri={uri}"] if uri else [])
+    environ = dict(os.environ, **(env or {}))
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return subprocess.run([sys.executable, "-m", "framework", *full], cwd=str(cwd or REPO),
+                          capture_output=True, text=True, timeout=timeout, env=environ)
+
+
+def runs(uri: str, experiment: str = "spiketune"):
+    """All runs of ``experiment`` in the store at ``uri``, oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return client, []
+    found = client.search_runs([exp.experiment_id], max_results=1000, order_by=["start_time ASC"])
+    return client, list(found)
