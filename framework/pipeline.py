@@ -153,6 +153,8 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     from .training import train
 
     model = models.build(cfg.model, data, cfg.seed)
+    for note in getattr(model, "spiketune_notes", []):
+        console.say(note)
     n_params = int(model.count_params())
     tracker.tag("model_params", n_params)
     if cfg.model.name == "keras_file":  # which file, exactly: its absolute path and sha256

@@ -38,10 +38,10 @@ def sequential_model(keras):
                              keras.layers.Dense(3, activation="softmax")])
 
 
-def conv_model(keras):
+def conv_model(keras, pool="AveragePooling2D"):
     inp = keras.Input((8, 8, 1))
     h = keras.layers.Conv2D(4, 3, activation="relu", name="conv0")(inp)
-    h = keras.layers.MaxPooling2D(name="pool")(h)
+    h = getattr(keras.layers, pool)(2, name="pool")(h)
     h = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="conv1")(h)
     h = keras.layers.Flatten(name="flat")(h)
     h = keras.layers.BatchNormalization(name="bn")(h)
@@ -49,7 +49,8 @@ def conv_model(keras):
 
 
 BUILDERS = {"functional": (seed_thread_model, (8,)), "sequential": (sequential_model, (8,)),
-            "conv": (conv_model, (8, 8, 1))}
+            "conv": (conv_model, (8, 8, 1)),
+            "conv-maxpool": (lambda k: conv_model(k, "MaxPooling2D"), (8, 8, 1))}
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -136,6 +137,37 @@ def test_unconvertible_keras3_layer_is_named_with_what_to_use(keras, tmp_path):
     assert "use feed the sequence one time step per simulation step" in msg
 
 
+def test_unknown_class_under_keras_module_is_refused_as_custom(keras, tmp_path):
+    """A stored class that claims Keras's module but is not a Keras layer is custom code."""
+    import json
+    import zipfile
+
+    src = tmp_path / "plain.keras"
+    seed_thread_model(keras).save(src)
+    path = tmp_path / "spoofed.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for item in zin.namelist():
+            data = zin.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["class_name"] = "Doubler"
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+    with pytest.raises(UserError, match=r"spoofed.keras: layer 'dense_13' has the custom class "
+                                        r"'Doubler'"):
+        _load(path, _data(n_outputs=9))
+
+
+def test_max_pooling_is_refused_with_what_to_use(keras, tmp_path):
+    path = tmp_path / "maxpool.keras"
+    conv_model(keras, "MaxPooling2D").save(path)
+    with pytest.raises(UserError) as err:
+        _load(path, _data(n_outputs=10, shape=(8, 8, 1)))
+    assert str(err.value).startswith("model.path: maxpool.keras: layer 'pool' (MaxPooling2D): "
+                                     "NengoDL converts max pooling only by replacing it")
+    assert str(err.value).endswith("use AveragePooling2D and retrain")
+
+
 def test_keras3_setting_without_tf_keras_counterpart_is_refused(keras, tmp_path):
     """A LoRA-enabled Dense computes kernel + A·B: silently dropping lora_rank would change it."""
     model = seed_thread_model(keras)
@@ -201,7 +233,7 @@ def test_keras3_file_runs_to_a_finished_run_with_keras3s_accuracy(keras, case, t
     keras.utils.set_random_seed(5)
     model.compile(optimizer=keras.optimizers.Adam(0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(data.x_train, data.y_train, epochs=15 if case == "seed_thread" else 3,
+    model.fit(data.x_train, data.y_train, epochs=15,
               batch_size=32, verbose=0)
     path = tmp_path / f"{case}.keras"
     model.save(path)

@@ -92,20 +92,25 @@ def check_shapes(model, data, path: Path) -> None:
                         f"(shape ({data.n_outputs},))")
 
 
-def _strip(model) -> list[str]:
-    """Remove what only Keras training uses, and the output softmax; return what was changed."""
+def _strip(model: Any) -> list[str]:
+    """Remove what only Keras training uses, and the output softmax; freeze BatchNormalization
+    (NengoDL folds a frozen one into the weights and converts no other kind); return what was
+    changed, one phrase each."""
     import tensorflow as tf
 
     changed = []
     for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization) and layer.trainable:
+            layer.trainable = False
+            changed.append(f"{layer.name} (BatchNormalization) frozen with its stored statistics")
         for attr in TRAINING_ONLY:
             if getattr(layer, attr, None) is not None:
                 setattr(layer, attr, None)
-                changed.append(f"{layer.name}.{attr}")
+                changed.append(f"{layer.name}.{attr} dropped (it only shapes Keras training)")
     out = model.get_layer(model.output_names[0])
     if getattr(out, "activation", None) is tf.keras.activations.softmax:
         out.activation = tf.keras.activations.linear  # logits: same arg-max, from_logits loss
-        changed.append(f"{out.name}.activation softmax -> linear")
+        changed.append(f"{out.name}.activation softmax -> linear (logits: the same arg-max)")
     return changed
 
 
@@ -319,7 +324,8 @@ def load_model(model_cfg, data):
         # the Sequential's; wrapping the same layers as Functional here keeps one set of tensors
         model = tf.keras.Model(model.inputs, model.outputs, name=model.name)
     check_shapes(model, data, path)
-    _strip(model)
+    #: what loading changed, for the run's log (one line each: nothing is changed silently)
+    model.spiketune_notes = [f"{KEY}: {path.name}: {change}" for change in _strip(model)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # swap_activations keys the model does not use
         check_conversion(model, path)

@@ -276,6 +276,10 @@ def check_layers(layers: list[tuple[str, str, dict]], output: str, path: Path,
         if cls == "LeakyReLU":
             raise UserError(f"{where} layer '{name}' (LeakyReLU) is not a relu, so it would not "
                             f"become the configured neurons; use activation='relu'")
+        if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
+            raise UserError(f"{where} layer '{name}' ({cls}): NengoDL converts max pooling only "
+                            f"by replacing it with average pooling, which changes what the "
+                            f"network computes; use {cls.replace('Max', 'Average')} and retrain")
         if cls not in convertible:
             instead = INSTEAD.get(cls, f"one of {SUPPORTED}")
             raise UserError(f"{where} layer '{name}' ({cls}) cannot be converted by NengoDL "
