@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: the repo on sys.path, configs composed as the CLI does, machine facts."""
+"""Shared by benchmarks: the repo on sys.path, configs composed as the CLI does, machine facts."""
 from __future__ import annotations
 
 import os

@@ -18,7 +18,6 @@ import sys
 import tempfile
 
 import numpy as np
-
 from common import REPO, Timer, machine, median
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

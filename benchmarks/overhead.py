@@ -1,4 +1,5 @@
-"""Framework overhead: the default experiment through spiketune against a hand-written NengoDL script.
+"""Framework overhead: the default experiment through spiketune against a hand-written NengoDL
+script.
 
 Both do the same work on the same machine in the same process, interleaved (hand, spiketune, ...)
 so that load from other users hits them alike:
@@ -29,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import Timer, compose, machine, median
 
 SEED = 0
@@ -165,7 +165,8 @@ def spiketune(uri: str, extra: list[str]) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # the summary, which the docstring wraps over two lines, joined back into one
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
 
@@ -199,7 +200,7 @@ def main() -> None:
             times[name].append(t.s)
             print(f"  repeat {r + 1}: {name:<36} {t.s:6.1f} s", flush=True)
     hand = median(times["hand-written NengoDL"])
-    print(f"\n| variant | median s | runs (s) | ratio to hand-written |\n| --- | --- | --- | --- |")
+    print("\n| variant | median s | runs (s) | ratio to hand-written |\n| --- | --- | --- | --- |")
     for name, ts in times.items():
         print(f"| {name} | {median(ts):.1f} | {', '.join(f'{t:.1f}' for t in ts)} | "
               f"{median(ts) / hand:.2f} |")

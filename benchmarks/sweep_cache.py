@@ -48,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
     base = [f"training.epochs={args.epochs}", "tracking.plots=false"]
     single, sweep = [], []
-    for i in range(args.repeat):
+    for _ in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="spiketune-bench-") as tmp:
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SPIKETUNE_CACHE_DIR=f"{tmp}/cache")
             single.append(spiketune([*base, "training.cache=false",

@@ -1,4 +1,5 @@
-"""Spiking simulation throughput in NengoDL against a Keras forward pass over the same samples × steps.
+"""Spiking simulation throughput in NengoDL against a Keras forward pass over the same
+samples × steps.
 
 A spiking network simulated for T steps on S samples does the dense algebra of S·T forward passes
 of the rate network (plus the neurons' state updates and the synapses' filtering), so the fair
@@ -23,7 +24,6 @@ import argparse
 import itertools
 
 import numpy as np
-
 from common import Timer, machine
 
 STEPS = 100
@@ -88,7 +88,8 @@ def nengo_seconds(model, x: np.ndarray, minibatch: int, unroll: int, inference_o
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # the summary, which the docstring wraps over two lines, joined back into one
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--quick", action="store_true", help="fewer configurations, one repeat")
     args = p.parse_args()
     from framework import quiet
@@ -107,7 +108,8 @@ def main() -> None:
         print("The machine is shared, so Keras is timed again beside every row (best of "
               f"{repeats}) and each ratio uses that time.\n")
         print("| minibatch | unroll | inference_only | build s | simulate s | Keras s | "
-              "neuron-steps/s | ratio to Keras |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
+              "neuron-steps/s | ratio to Keras |\n"
+              "| --- | --- | --- | --- | --- | --- | --- | --- |",
               flush=True)
         grid = itertools.product(minibatches[-1:] if args.quick else minibatches, (1, 10),
                                  (False, True))

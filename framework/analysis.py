@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .errors import UserError
 from .registry import Registry
 
-ANALYSES: Registry[type["Analysis"]] = Registry("analysis")
+ANALYSES: Registry[type[Analysis]] = Registry("analysis")
 ENTRY_POINT_GROUP = "spiketune.analyses"
 
 
@@ -165,7 +166,7 @@ def discover() -> None:
     try:
         import plugins
     except ImportError:
-        plugins = None
+        plugins = None  # type: ignore[assignment]  # an installed wheel without the folder
     if plugins is not None:
         for mod in pkgutil.iter_modules(plugins.__path__):
             if not mod.name.startswith("_"):

@@ -82,7 +82,8 @@ def training_config(cfg, sequence: bool) -> dict:
 
 
 def _hash_path(h, path: Path) -> None:
-    """Feed a file's bytes, or every file of a folder (relative names and bytes, sorted), to ``h``."""
+    """Feed a file's bytes, or every file of a folder (relative names and bytes, sorted), to
+    ``h``."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
         h.update(str(f.relative_to(path) if f != path else f.name).encode())

@@ -11,8 +11,14 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, UserError,
-                     install_signal_handlers, interruption)
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USER,
+    UserError,
+    install_signal_handlers,
+    interruption,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Hydra flags that take a value, so the value is not mistaken for an override
@@ -35,7 +41,7 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
     """``(overrides, multirun, runs)``: the overrides, whether ``-m`` is given, and whether the
     command runs jobs at all (``--help`` and ``--cfg`` do not)."""
     overrides, multirun, runs, skip = [], False, True, False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue
@@ -105,7 +111,8 @@ def refuse_unsafe(overrides: list[str]) -> None:
     handlers from ``class``; its blocklist stops ``os.system`` yet lets ``shutil.copyfile``
     through; ``hydra.job.env_set`` reaches every subprocess a job starts (``LD_PRELOAD``). So no
     ``_target_``-style key under ``hydra``, no added callback, no environment variable and no
-    logging class or ``ext://`` object may come from the command line. Removing a callback (``~hydra.callbacks.sweep``)
+    logging class or ``ext://`` object may come from the command line. Removing a callback
+    (``~hydra.callbacks.sweep``)
     and setting a shipped callback's options (``hydra.callbacks.sweep.compare=false``) stay allowed;
     keys outside ``hydra`` are checked against the schema, which has no such keys.
     """
@@ -155,7 +162,8 @@ def check_output_dir(hydra_cfg, multirun: bool) -> None:
 
 
 def prevalidate(argv: list[str]) -> None:
-    """Compose and validate every job's config; raise UserError with one line on the first bad one."""
+    """Compose and validate every job's config; raise UserError with one line on the first bad
+    one."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra

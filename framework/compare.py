@@ -27,6 +27,10 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import EXIT_INTERNAL, EXIT_USER, UserError
 
@@ -61,7 +65,7 @@ class Comparison:
     plots : list of pathlib.Path
     """
 
-    frame: object
+    frame: pd.DataFrame
     params: list[str]
     numeric: list[str]
     metrics: list[str]
@@ -90,8 +94,8 @@ def _client(uri: str):
     try:
         client.search_experiments(max_results=1)
     except Exception as ex:  # noqa: BLE001 - any failure to open is the URI's fault
-        raise UserError(f"--uri: cannot open MLflow store {uri}: "
-                        f"{str(ex).strip().splitlines()[0][:200] if str(ex).strip() else ex}") from None
+        first = str(ex).strip().splitlines()[0][:200] if str(ex).strip() else ex
+        raise UserError(f"--uri: cannot open MLflow store {uri}: {first}") from None
     return client, uri
 
 
@@ -225,7 +229,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
 
 
-def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, object]:
+def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, pd.DataFrame]:
     """The lines of one ``metric`` vs ``param`` plot: ``label -> DataFrame(x, mean, min, max, n)``.
 
     Runs without the metric are left out; None values of ``param`` are at x = 0. Each line is one
@@ -291,8 +295,8 @@ def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Pat
         ax.legend(fontsize=7, title=", ".join(short(b) for b in by), title_fontsize=7)
     ax.set_xlabel("mean firing rate (Hz)")
     ax.set_ylabel(spiking)
-    ax.set_title(f"{spiking} vs firing rate" + (f", colour: {short(STEPS_PARAM)}" if steps is not None
-                                                 else ""), fontsize=9)
+    hue = f", colour: {short(STEPS_PARAM)}" if steps is not None else ""
+    ax.set_title(f"{spiking} vs firing rate{hue}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -317,13 +321,13 @@ def as_label(value) -> bool:
 def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp: Path,
              path: Path, xlabel: str) -> Path | None:
     """Curves of ``name`` (an artifact CSV) of the same neurons across runs, one panel each."""
+    import os
+
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    import os
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm per file
-    tables = []
+    tables: list[pd.DataFrame] = []
     for _, row in frame[frame["status"] == "FINISHED"].iterrows():
         if len(tables) == MAX_OVERLAY_RUNS:
             break

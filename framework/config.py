@@ -1,7 +1,8 @@
 """Structured configs: one dataclass per config-group option, registered in Hydra's ConfigStore.
 
 Every field is typed and carries its unit in a comment; numeric bounds live in the field's metadata
-(``bounded``) and are checked by :func:`validate`, which names the dotted key of the first bad value.
+(``bounded``) and are checked by :func:`validate`, which names the dotted key of the first bad
+value.
 Nothing here imports TensorFlow, so a bad config is refused in well under a second.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, cast
 
 from omegaconf import MISSING, OmegaConf
 
@@ -46,7 +47,7 @@ class DatasetConfig:
 
 @dataclass
 class ReachDataset(DatasetConfig):
-    """Synthetic center-out reaching (Georgopoulos et al. 1982) with cosine-tuned EMG-like channels."""
+    """Synthetic center-out reaching (Georgopoulos et al. 1982), cosine-tuned EMG-like channels."""
 
     name: str = "reach"
     n_directions: int = bounded(8, ge=2)  # target directions, evenly spaced over 360°
@@ -71,9 +72,10 @@ class FileDataset(DatasetConfig):
 
     name: str = "file"
     path: str = ""  # the .csv or .npz file; relative paths are from the launch directory
-    features: Optional[list[str]] = None  # csv columns or one npz array; None: all but target/direction
+    # csv columns or one npz array; None: all but target and direction
+    features: list[str] | None = None
     target: str = "target"  # csv column or npz array holding the labels or regression targets
-    direction: Optional[str] = None  # csv column or npz array of movement directions, degrees
+    direction: str | None = None  # csv column or npz array of movement directions, degrees
     drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
 
 
@@ -108,8 +110,8 @@ class EnsembleModel(ModelConfig):
     name: str = "ensemble"
     n_neurons: int = bounded(1, ge=1)  # neurons in the ensemble
     dimensions: int = bounded(1, ge=1)  # represented dimensions
-    gain: Optional[list[float]] = None  # explicit per-neuron gains (J per unit x); with ``bias``
-    bias: Optional[list[float]] = None  # explicit per-neuron bias currents (J)
+    gain: list[float] | None = None  # explicit per-neuron gains (J per unit x); with ``bias``
+    bias: list[float] | None = None  # explicit per-neuron bias currents (J)
     intercept_low: float = bounded(-1.0, ge=-1.0, le=1.0)  # x-intercept distribution, lower end
     intercept_high: float = bounded(0.9, ge=-1.0, le=1.0)  # x-intercept distribution, upper end
     max_rate_low: float = bounded(200.0, gt=0.0)  # max-rate distribution at x = 1, lower end, Hz
@@ -191,7 +193,8 @@ class TrainingConfig:
     epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
     batch_size: int = bounded(32, ge=1)  # samples per gradient step
     learning_rate: float = bounded(0.01, gt=0.0)  # Adam step size
-    divergence_factor: float = bounded(1e3, gt=1.0)  # loss this many times the baseline's = diverged
+    # a loss this many times the baseline's counts as diverged
+    divergence_factor: float = bounded(1e3, gt=1.0)
     cache: bool = True  # reuse trained weights for an identical training config
     x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
     rates: RateRegularizer = field(default_factory=RateRegularizer)
@@ -202,7 +205,7 @@ class TrainingConfig:
 class SimulationConfig:
     n_steps: int = bounded(100, ge=1)  # simulation steps per test sample
     dt: float = bounded(0.001, gt=0.0)  # step, s
-    synapse: Optional[float] = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
+    synapse: float | None = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
     scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
     minibatch_size: int = bounded(200, ge=1)  # samples simulated together
     readout: Readout = Readout.mean  # how the output is read over time
@@ -235,7 +238,8 @@ class Config:
     neuron: Any = MISSING
     training: TrainingConfig = field(default_factory=TrainingConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    analysis: list[str] = field(default_factory=lambda: ["auto"])  # plugin names; auto: all that apply
+    # analysis plugin names; auto: every shipped one that applies
+    analysis: list[str] = field(default_factory=lambda: ["auto"])
     analyses: Any = MISSING  # one node per analysis plugin (built from the plugins' own configs)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -249,7 +253,7 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 
 
-_analyses_schema: Optional[type] = None
+_analyses_schema: type | None = None
 
 
 def analyses_schema() -> type:
@@ -328,7 +332,7 @@ def _check_keys(node, obj, prefix: str) -> None:
         return
     names = {f.name for f in dataclasses.fields(obj)}
     for key in node.keys():
-        full = f"{prefix}.{key}" if prefix else str(key)
+        full = f"{prefix}.{key!s}" if prefix else str(key)
         if key not in names:
             raise UserError(f"{full}: no such key")
         _check_keys(node._get_node(key), getattr(obj, key), full)
@@ -343,7 +347,7 @@ def validate(cfg) -> Config:
         Naming the dotted key of the first out-of-range or inconsistent value.
     """
     try:
-        obj = OmegaConf.to_object(cfg)
+        obj = cast(Config, OmegaConf.to_object(cfg))
     except Exception as ex:  # OmegaConf's own type and missing-value errors
         raise UserError(omegaconf_message(ex)) from None
     _check_keys(cfg, obj, "")
@@ -382,7 +386,8 @@ def validate(cfg) -> Config:
         lo, hi = (reg.low, reg.high) if reg_key == "x_intercepts" else (reg.low_hz, reg.high_hz)
         if lo >= hi:
             name = "low" if reg_key == "x_intercepts" else "low_hz"
-            raise UserError(f"training.{reg_key}.{name}: must be below the upper bound, got {lo} >= {hi}")
+            raise UserError(f"training.{reg_key}.{name}: must be below the upper bound, got "
+                            f"{lo} >= {hi}")
     return obj
 
 
@@ -394,7 +399,8 @@ def omegaconf_message(ex: BaseException) -> str:
     key = getattr(cause, "full_key", None)
     msg = getattr(cause, "msg", None) or str(cause)
     msg = " ".join(line.strip() for line in str(msg).splitlines() if line.strip()
-                   and not line.strip().startswith(("full_key:", "object_type=", "reference_type=")))
+                   and not line.strip().startswith(("full_key:", "object_type=",
+                                                    "reference_type=")))
     if "Missing mandatory value" in msg and key:
         return f"{key}: a value is required"
     if "not in struct" in msg or "not in" in msg and "Key '" in msg:

@@ -1,8 +1,8 @@
 """Stage 3, conversion: ``convert(model, neuron_type, ...) -> nengo_dl.Converter``.
 
 The Keras model's ReLU activations become ensembles of the configured neuron type. With
-``scale_firing_rates`` s, the Converter multiplies each neuron's gain (and bias) by s and divides its
-amplitude by s: the same network function, neurons firing s times faster.
+``scale_firing_rates`` s, the Converter multiplies each neuron's gain (and bias) by s and divides
+its amplitude by s: the same network function, neurons firing s times faster.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def neuron_layers(converter, model) -> dict:
     """
     import nengo
 
-    out = {}
+    out: dict = {}
     for layer in model.layers:
         obj = converter.layers.get(layer) if hasattr(converter.layers, "get") else None
         if obj is None:

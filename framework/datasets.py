@@ -111,8 +111,8 @@ def reach(cfg, seed: int) -> Data:
 
     Each EMG-like channel c is cosine-tuned to the movement direction θ: its activity is
     b_c + m_c·cos(θ − φ_c) plus Gaussian noise of SD ``noise``·m_c, with a random preferred
-    direction φ_c, baseline b_c and depth m_c. In sequence form that activity is shaped over time by a
-    bell-like movement envelope. Targets are (cos θ, sin θ) or the direction index.
+    direction φ_c, baseline b_c and depth m_c. In sequence form that activity is shaped over time
+    by a bell-like movement envelope. Targets are (cos θ, sin θ) or the direction index.
     """
     rng = np.random.default_rng(seed)
     k = cfg.n_directions

@@ -64,7 +64,7 @@ def _quiet_swallowed_interrupt(hook):
             return
         hook(info)
 
-    unraisable.spiketune = True
+    unraisable.spiketune = True  # type: ignore[attr-defined]  # marks our hook as installed
     return unraisable
 
 

@@ -40,13 +40,15 @@ def dense(cfg, data):
 
 @MODELS.register("conv")
 def conv(cfg, data):
-    """Conv (3×3, ReLU) layers, the second and later with stride 2, a dense ReLU layer, a linear output."""
+    """Conv (3×3, ReLU) layers, the second and later with stride 2, a dense ReLU layer, a linear
+    output."""
     import tensorflow as tf
 
     shape = _input_shape(data)
     if len(shape) == 1:  # flat features: treat them as a 1-row image
         shape = (1, shape[0], 1)
-    inp = tf.keras.Input(shape=data.input_shape if len(data.input_shape) == 3 else shape, name="input")
+    inp = tf.keras.Input(shape=data.input_shape if len(data.input_shape) == 3 else shape,
+                         name="input")
     h = inp
     for i, f in enumerate(cfg.filters):
         h = tf.keras.layers.Conv2D(f, cfg.kernel_size, strides=1 if i == 0 else 2, padding="same",

@@ -4,7 +4,7 @@
 ``threshold`` (J_th, dimensionless like every Nengo current) instead of Nengo's fixed 1. The
 membrane is normalised so that it still spikes at v = 1::
 
-    tau_rc dv/dt = J / J_th - v,        r(J) = amplitude / (tau_ref + tau_rc log1p(J_th / (J - J_th)))
+    tau_rc dv/dt = J / J_th - v,    r(J) = amplitude / (tau_ref + tau_rc log1p(J_th / (J - J_th)))
 
 for J > J_th (else 0): the LIF of ``J / J_th``. With ``threshold == 1`` both types compute exactly
 what ``nengo.LIFRate`` / ``nengo.LIF`` compute (the division by 1 is exact in floating point).
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import numpy as np
 import nengo
+import numpy as np
 from nengo.params import NumberParam
 
 __all__ = [
@@ -121,7 +121,7 @@ class ThresholdLIFRate(nengo.LIFRate):
         """Set ``output`` to the rate (Hz, times amplitude) for currents ``J``."""
         _threshold_lif_rate(self, J, output)
 
-    def rate_type(self) -> "ThresholdLIFRate":
+    def rate_type(self) -> ThresholdLIFRate:
         """The rate version of this type: itself."""
         return self
 

@@ -50,7 +50,8 @@ def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dic
     m = {f"{prefix}/mse": float(np.mean((outputs - y) ** 2))}
     if data.has_directions and y.shape[1] == 2:
         pred = np.rad2deg(np.arctan2(outputs[:, 1], outputs[:, 0]))
-        m[f"{prefix}/angle_error_deg"] = float(np.mean(np.abs(angle_diff(pred, data.dir_test[idx]))))
+        err = angle_diff(pred, data.dir_test[idx])
+        m[f"{prefix}/angle_error_deg"] = float(np.mean(np.abs(err)))
     return m
 
 
@@ -172,7 +173,8 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
 
     t = time.perf_counter()
     if getattr(cfg.model, "train", True):
-        console.stage("train", f"{cfg.training.epochs} epochs, {cfg.neuron.name} rate approximation")
+        console.stage("train",
+                      f"{cfg.training.epochs} epochs, {cfg.neuron.name} rate approximation")
     else:
         console.stage("train", "skipped (model.train=false): the saved weights as they are")
     from .cache import trained
@@ -244,8 +246,9 @@ def _analyses(cfg, ctx, names, tracker, console, scratch) -> dict[str, float]:
         res = plugin.run(ctx, getattr(cfg.analyses, name))
         metrics.update(res.metrics)
         if res.neurons is not None and len(res.neurons):
-            extra = res.neurons.drop(columns=[c for c in res.neurons.columns
-                                              if c in frame.columns and c not in ("layer", "neuron")])
+            shared = [c for c in res.neurons.columns
+                      if c in frame.columns and c not in ("layer", "neuron")]
+            extra = res.neurons.drop(columns=shared)
             frame = frame.merge(extra, on=["layer", "neuron"], how="left")
         for fname, tab in res.tables.items():
             tab.to_csv(scratch / fname, index=False)

@@ -39,7 +39,7 @@ class Console:
         elapsed = time.perf_counter() - self.t0
         self.say(f"[{elapsed:6.1f}s] {name:<9}{detail}")
 
-    def bar(self, label: str, total: int) -> "Bar":
+    def bar(self, label: str, total: int) -> Bar:
         return Bar(self, label, total)
 
 
@@ -60,7 +60,8 @@ class Bar:
         frac = min(n / self.total, 1.0)
         filled = int(round(frac * self.width))
         rate = time.perf_counter() - self.t0
-        line = (f"{self.c.prefix}          {self.label:<9}[{'#' * filled}{'.' * (self.width - filled)}]"
+        bar = "#" * filled + "." * (self.width - filled)
+        line = (f"{self.c.prefix}          {self.label:<9}[{bar}]"
                 f" {n}/{self.total} {note} ({rate:.1f}s)")
         if self.c.tty:
             end = "\n" if n >= self.total else ""

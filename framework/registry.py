@@ -1,11 +1,12 @@
-"""Small name → component registries, in the spirit of Nengo's Builder and nengo-dl's TF_NEURON_IMPL.
+"""Small name → component registries, after Nengo's Builder and nengo-dl's TF_NEURON_IMPL.
 
 Configs choose components by these names only; nothing is ever instantiated from a dotted path in
 YAML, so a config cannot reach arbitrary Python objects.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from .errors import UserError
 

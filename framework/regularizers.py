@@ -30,8 +30,9 @@ from where the x-intercepts start (J_th / scale, i.e. 0.01 for LIF at scale 100)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,9 +1,9 @@
 """Stage 5, simulation: evaluate the trained network as rates and as spikes.
 
 ``evaluate_rates`` runs the rate version of the network for one step (no synapses): the accuracy the
-weights can reach. ``simulate`` runs the spiking network for ``simulation.n_steps`` on the test split
-in minibatches, reads the output over time as configured, and records each hidden neuron's spiking
-rate, what was built (gains, biases, neuron types) and a few spike trains for rasters.
+weights can reach. ``simulate`` runs the spiking network for ``simulation.n_steps`` on the test
+split in minibatches, reads the output over time as configured, and records each hidden neuron's
+spiking rate, what was built (gains, biases, neuron types) and a few spike trains for rasters.
 """
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
 
 
 def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
-    """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no synapses."""
+    """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
+    synapses."""
     import nengo_dl
 
     from .conversion import convert
@@ -129,7 +130,7 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     xp = pad_to(x, mb)
     outputs = np.zeros((n, data.n_outputs), np.float32)
     sums = {name: np.zeros((n, neurons.size_out)) for name, neurons in layers.items()}
-    rasters = {name: [] for name in layers}
+    rasters: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     bar = console.bar("simulate", len(xp) // mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
                             progress_bar=False) as sim:

@@ -4,8 +4,9 @@
 ``hydra.callbacks.sweep``):
 
 * ``on_multirun_start`` (launching process, before any job): opens the store, creates the experiment
-  and a parent run named after the sweep, and writes ``<sweep dir>/.spiketune/parent.json``. Creating
-  the store and experiment here, once, is what keeps parallel jobs from racing to create them.
+  and a parent run named after the sweep, and writes ``<sweep dir>/.spiketune/parent.json``.
+  Creating the store and experiment here, once, is what keeps parallel jobs from racing to create
+  them.
 * every job, in whatever process or machine the launcher runs it, reads that file
   (:func:`job_tags`) and tags its run ``mlflow.parentRunId``; ``on_job_start``/``on_job_end`` leave
   a record per job beside it, so a job that died before reaching MLflow is still counted.
@@ -26,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 
@@ -134,7 +135,8 @@ def sweep_overrides(config) -> list[str]:
     """The sweep's overrides as given: the command line's, then ``hydra.sweeper.params``."""
     from omegaconf import OmegaConf
 
-    given = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    given = [str(o) for o in cast(list, task)]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in given}
     params = config.hydra.sweeper.get("params") or {}
     return given + [f"{k}={v}" for k, v in params.items() if k not in keys]
@@ -147,7 +149,7 @@ def swept(config) -> dict[str, str]:
     out = {}
     for ov in OverridesParser.create().parse_overrides(sweep_overrides(config)):
         if ov.is_sweep_override():
-            out[ov.get_key_element().lstrip("+~")] = ov.input_line.split("=", 1)[1]
+            out[ov.get_key_element().lstrip("+~")] = str(ov.input_line).split("=", 1)[1]
     return out
 
 
@@ -209,7 +211,8 @@ def _log_counts(client, run_id: str, outcome: Outcome) -> None:
 
     now = int(time.time() * 1000)
     retry(client.log_batch, run_id, metrics=[
-        Metric("sweep/jobs", outcome.jobs, now, 0), Metric("sweep/finished", outcome.finished, now, 0),
+        Metric("sweep/jobs", outcome.jobs, now, 0),
+        Metric("sweep/finished", outcome.finished, now, 0),
         Metric("sweep/failed", outcome.failed, now, 0)])
 
 
@@ -265,7 +268,7 @@ class SweepCallback(Callback):
         for i in range(0, len(params), 100):
             retry(client.log_batch, pid, params=params[i:i + 100])
         retry(client.log_text, pid, OmegaConf.to_yaml(
-            {k: v for k, v in OmegaConf.to_container(config, resolve=False).items()
+            {k: v for k, v in cast(dict, OmegaConf.to_container(config, resolve=False)).items()
              if k != "hydra"}), "sweep_config.yaml")
         _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
                     {"parent_run_id": pid, "name": name, "uri": uri,
@@ -288,7 +291,8 @@ class SweepCallback(Callback):
         from hydra.core.utils import JobStatus
 
         path = self._record(config)
-        record = json.loads(path.read_text()) if path.exists() else {"num": int(config.hydra.job.num)}
+        record = (json.loads(path.read_text()) if path.exists()
+                  else {"num": int(config.hydra.job.num)})
         if job_return is not None and job_return.status == JobStatus.COMPLETED:
             value = job_return.return_value if isinstance(job_return.return_value, dict) else {}
             record.update(status=value.get("status", "FINISHED"), run_id=value.get("run_id"),

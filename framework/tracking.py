@@ -48,7 +48,8 @@ def resolve_uri(uri: str) -> str:
 
 
 def artifact_root(uri: str) -> str | None:
-    """Where a new experiment keeps its artifacts: beside a sqlite store, else the server's choice."""
+    """Where a new experiment keeps its artifacts: beside a sqlite store, else the server's
+    choice."""
     if uri.startswith("sqlite:///"):
         return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
     return None

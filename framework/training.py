@@ -48,7 +48,8 @@ def pad_to(x: np.ndarray, multiple: int, rng: np.random.Generator | None = None)
 
 
 def as_steps(x: np.ndarray, sequence: bool) -> np.ndarray:
-    """Inputs with a time axis: (n, 1, features) for static data, (n, time, channels) for sequences."""
+    """Inputs with a time axis: (n, 1, features) for static data, (n, time, channels) for
+    sequences."""
     n = len(x)
     return x.reshape(n, x.shape[1], -1) if sequence else x.reshape(n, 1, -1)
 

@@ -83,7 +83,8 @@ def _read_csv(path: Path, cfg) -> tuple[dict[str, Field], list[str]]:
 
     def field(key: str, name: str) -> Field:
         if name not in columns:
-            raise UserError(f"{key}: no column {name!r} in {path.name} (columns: {_names(columns)})")
+            raise UserError(f"{key}: no column {name!r} in {path.name} "
+                            f"(columns: {_names(columns)})")
         what = f"column {name!r} of {path.name}"
         return Field(key, what, _numeric(df[name].to_numpy(), key, what))
 
@@ -132,13 +133,15 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
                             f"{len(cfg.features)}")
         else:
             feature = str(cfg.features[0])
-        wanted = {"features": ("dataset.features", feature), "target": ("dataset.target", cfg.target)}
+        wanted = {"features": ("dataset.features", feature),
+                  "target": ("dataset.target", cfg.target)}
         if cfg.direction is not None:
             wanted["direction"] = ("dataset.direction", cfg.direction)
         out = {}
         for role, (key, name) in wanted.items():
             if name not in names:
-                raise UserError(f"{key}: no array {name!r} in {path.name} (arrays: {_names(names)})")
+                raise UserError(f"{key}: no array {name!r} in {path.name} "
+                                f"(arrays: {_names(names)})")
             try:  # members are read lazily, so a damaged archive may only fail here
                 a = archive[name]
             except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:

@@ -93,6 +93,7 @@ class Sparsity(Analysis):
         layers = [layer for layer in ctx.layers if layer.rates is not None]
         per_layer = {}
         for layer in layers:
+            assert layer.rates is not None  # the filter above; mypy does not narrow through it
             population = treves_rolls(layer.rates, axis=1, normalise=cfg.normalise)  # per sample
             lifetime = treves_rolls(layer.rates, axis=0, normalise=cfg.normalise)  # per neuron
             per_layer[layer.name] = population

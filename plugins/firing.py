@@ -32,6 +32,7 @@ class Firing(Analysis):
         layers = [layer for layer in ctx.layers if layer.rates is not None]
         all_means, all_silent = [], []
         for layer in layers:
+            assert layer.rates is not None  # the filter above; mypy does not narrow through it
             mean = layer.rates.mean(axis=0)
             silent = np.all(layer.rates < cfg.silent_below_hz, axis=0)
             all_means.append(mean)

@@ -57,7 +57,7 @@ def n_components(ratio: np.ndarray, target: float = VARIANCE_TARGET) -> int:
     if len(ratio) == 0:
         return 0
     # the tolerance keeps 0.9 reachable when the cumulative sum lands a rounding error short
-    return int(min(np.searchsorted(np.cumsum(ratio), target - 1e-12) + 1, len(ratio)))
+    return min(int(np.searchsorted(np.cumsum(ratio), target - 1e-12)) + 1, len(ratio))
 
 
 class PCA(Analysis):

@@ -306,6 +306,7 @@ class Tuning(Analysis):
         layers = [layer for layer in ctx.layers if layer.rates is not None]
         results: list[LayerTuning] = []
         for layer in layers:
+            assert layer.rates is not None  # the filter above; mypy does not narrow through it
             try:
                 fit = fit_cosine(layer.rates, true)
             except ValueError as ex:

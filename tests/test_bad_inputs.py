@@ -60,7 +60,7 @@ class Case:
     stage: str
     needs: str = ""  # "ro": a read-only folder; "nonroot": file permissions that bind the user
 
-    def fill(self, env: dict[str, str]) -> "Case":
+    def fill(self, env: dict[str, str]) -> Case:
         return Case(self.id, tuple(a.format(**env) for a in self.args),
                     self.message.format(**env), self.stage, self.needs)
 
@@ -73,23 +73,29 @@ CASES: list[Case] = [
     # ---------------------------------------------------------------- config: pre-validation
     _c("unknown-group-option", "neuron=lfi",
        "neuron=lfi: no such option; choose from lif, lif_rate, relu, spiking_relu, threshold_lif"),
-    _c("unknown-dataset", "dataset=mnist", "dataset=mnist: no such option; choose from digits, file, reach"),
-    _c("empty-group-choice", "dataset=", "dataset=: no such option; choose from digits, file, reach"),
+    _c("unknown-dataset", "dataset=mnist",
+       "dataset=mnist: no such option; choose from digits, file, reach"),
+    _c("empty-group-choice", "dataset=",
+       "dataset=: no such option; choose from digits, file, reach"),
     _c("misspelled-key", "simulation.n_stepz=5", "simulation.n_stepz: no such key"),
-    _c("key-of-another-neuron-type", "neuron=relu neuron.tau_rc=0.02", "neuron.tau_rc: no such key"),
+    _c("key-of-another-neuron-type", "neuron=relu neuron.tau_rc=0.02",
+       "neuron.tau_rc: no such key"),
     _c("misspelled-plugin-option", "analyses.firing.nope=1", "analyses.firing.nope: no such key"),
     _c("wrong-type-int", "simulation.n_steps=abc",
        "simulation.n_steps: Value 'abc' of type 'str' could not be converted to Integer"),
     _c("wrong-type-float", "training.learning_rate=fast",
        "training.learning_rate: Value 'fast' of type 'str' could not be converted to Float"),
-    _c("wrong-type-list", "model.hidden=64", "model.hidden: Invalid value assigned: int is not a ListConfig, list or tuple."),
-    _c("wrong-type-bool", "tracking.plots=maybe", "tracking.plots: Value 'maybe' is not a valid bool (type str)"),
+    _c("wrong-type-list", "model.hidden=64",
+       "model.hidden: Invalid value assigned: int is not a ListConfig, list or tuple."),
+    _c("wrong-type-bool", "tracking.plots=maybe",
+       "tracking.plots: Value 'maybe' is not a valid bool (type str)"),
     _c("negative-steps", "simulation.n_steps=-5", "simulation.n_steps: must be >= 1, got -5"),
     _c("dt-zero", "simulation.dt=0", "simulation.dt: must be > 0.0, got 0.0"),
     _c("threshold-zero", "neuron=threshold_lif neuron.threshold=0",
        "neuron.threshold: must be > 0.0, got 0.0"),
     _c("negative-tau-rc", "neuron.tau_rc=-0.02", "neuron.tau_rc: must be > 0.0, got -0.02"),
-    _c("negative-synapse", "simulation.synapse=-0.1", "simulation.synapse: must be >= 0.0, got -0.1"),
+    _c("negative-synapse", "simulation.synapse=-0.1",
+       "simulation.synapse: must be >= 0.0, got -0.1"),
     _c("empty-layer-list", "model.hidden=[]", "model.hidden: needs at least one hidden layer"),
     _c("zero-neuron-layer", "model.hidden=[8,0]",
        "model.hidden[1]: a layer needs at least 1 neuron, got 0"),
@@ -113,11 +119,14 @@ CASES: list[Case] = [
        "analyses.max_neurons: must be >= 0, got -1"),
     _c("test-fraction-one", "dataset.test_fraction=1.0",
        "dataset.test_fraction: must be < 1.0, got 1.0"),
-    _c("bad-task", "dataset.task=foo", "dataset.task: Invalid value 'foo', expected one of [classification, regression]"),
+    _c("bad-task", "dataset.task=foo",
+       "dataset.task: Invalid value 'foo', expected one of [classification, regression]"),
     _c("negative-seed", "seed=-1", "seed: must be >= 0, got -1"),
     _c("seed-too-large", "seed=4294967296", "seed: must be < 4294967296, got 4294967296"),
-    _c("empty-experiment-name", "tracking.experiment=", "tracking.experiment: needs a name (MLflow refuses an empty one)"),
-    _c("override-syntax", "model.hidden=[16", "override syntax: no viable alternative at input '[16' …"),
+    _c("empty-experiment-name", "tracking.experiment=",
+       "tracking.experiment: needs a name (MLflow refuses an empty one)"),
+    _c("override-syntax", "model.hidden=[16",
+       "override syntax: no viable alternative at input '[16' …"),
     _c("inverted-regulariser-range", "training.x_intercepts.low=1 training.x_intercepts.high=0",
        "training.x_intercepts.low: must be below the upper bound, got 1.0 >= 0.0"),
     _c("ensemble-gain-without-bias", "model=ensemble model.gain=[1.0]",
@@ -202,8 +211,8 @@ CASES: list[Case] = [
     _c("unknown-analysed-layer", " ".join(TINY_REACH) + " analyses.layers=[hidden9]",
        "analyses.layers[0]: no layer 'hidden9'; layers with neurons: hidden0", "tf"),
     _c("unknown-regularised-layer", " ".join(TINY_REACH) + " training.x_intercepts.enabled=true "
-       "training.x_intercepts.layers=[nope]", "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0",
-       "tf"),
+       "training.x_intercepts.layers=[nope]",
+       "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0", "tf"),
     _c("diverging-training", " ".join(TINY_REACH) + " training.learning_rate=1e6",
        "training.learning_rate: training diverged …", "tf"),
 ]
@@ -428,7 +437,7 @@ def check(case: Case, results: dict, env: dict) -> None:
     assert res["code"] == 2, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert lines, "nothing on stderr"
-    assert [l for l in lines if l.startswith("spiketune:")] == [lines[-1]], err[-3000:]
+    assert [line for line in lines if line.startswith("spiketune:")] == [lines[-1]], err[-3000:]
     if case.message.endswith(PREFIX):  # the message goes on (a list that plugins extend, ...)
         assert lines[-1].startswith(f"spiketune: {case.message[:-len(PREFIX)]}"), lines[-1]
     else:
@@ -513,9 +522,11 @@ def table() -> str:
     lines = [
         "# Bad inputs and what spiketune says",
         "",
-        "Generated from `tests/test_bad_inputs.py` (`python tests/test_bad_inputs.py` rewrites it;",
+        "Generated from `tests/test_bad_inputs.py` "
+        "(`python tests/test_bad_inputs.py` rewrites it;",
         "a test fails when the two differ). Every case exits with code 2 and prints one line,",
-        "`spiketune: <message>`, naming the key or file at fault, with no traceback; no case leaves",
+        "`spiketune: <message>`, naming the key or file at fault, with no traceback; "
+        "no case leaves",
         "a FINISHED run. The message column is the line after `spiketune: `; `…` marks where it",
         "goes on (with a list of choices, say).",
         "",
@@ -540,7 +551,8 @@ def test_docs_table_lists_every_case():
     assert DOC.exists(), "run: python tests/test_bad_inputs.py"
     text = DOC.read_text()
     for c in CASES:
-        assert f"| `{c.id}` |" in text, f"{c.id} missing from {DOC}; run python tests/test_bad_inputs.py"
+        assert f"| `{c.id}` |" in text, (
+            f"{c.id} missing from {DOC}; run python tests/test_bad_inputs.py")
     assert text == table(), f"{DOC} is out of date; run: python tests/test_bad_inputs.py"
 
 

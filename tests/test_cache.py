@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from helpers import TINY, compose
 
 from framework import cache
@@ -137,7 +136,8 @@ def test_parallel_jobs_train_once(cache_dir, tmp_path):
     """Four jobs with one key at once: one trains (holding the lock), three wait and hit."""
     train = FakeTrain(delay=0.3)
     results = []
-    cfgs = [cfg_of(f"simulation.n_steps={30 + i}") for i in range(4)]  # composing is not thread-safe
+    # composed up front: composing is not thread-safe
+    cfgs = [cfg_of(f"simulation.n_steps={30 + i}") for i in range(4)]
 
     def job(i):
         results.append(cache.trained(cfgs[i], None, data(), None, tmp_path / f"s{i}", QUIET, train))
@@ -156,8 +156,9 @@ def test_parallel_jobs_train_once(cache_dir, tmp_path):
 def test_pipeline_hits_when_only_simulation_changes(uri, tmp_path, monkeypatch):
     """Real runs in one process: the second (other n_steps, synapse) reuses the weights — same
     loss curve, same rate-network error — the third (other epochs) trains again."""
-    from framework.pipeline import run
     from helpers import runs
+
+    from framework.pipeline import run
 
     monkeypatch.setenv("SPIKETUNE_CACHE_DIR", str(tmp_path / "cache"))
     base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]"]

@@ -46,7 +46,8 @@ def test_plain_import_nengo_dl_works_in_any_venv_process(tmp_path):
     another folder, imports nengo-dl and builds a converted Keras model with no spiketune import."""
     script = tmp_path / "user.py"
     script.write_text("import nengo_dl, tensorflow as tf\n"
-                      "inp = tf.keras.Input((3,)); out = tf.keras.layers.Dense(2, activation='relu')(inp)\n"
+                      "inp = tf.keras.Input((3,)); "
+                      "out = tf.keras.layers.Dense(2, activation='relu')(inp)\n"
                       "conv = nengo_dl.Converter(tf.keras.Model(inp, out))\n"
                       "print(type(conv.net).__name__)\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import cli, compose
+
 from framework.cli import split_args
 from framework.config import Config, to_flat_params, validate
 from framework.errors import UserError
@@ -46,7 +46,8 @@ def test_out_of_range_values_name_their_key(overrides, message):
 
 
 def test_split_args_separates_flags_from_overrides():
-    assert split_args(["-m", "neuron=lif,relu", "seed=3"]) == (["neuron=lif,relu", "seed=3"], True, True)
+    assert split_args(["-m", "neuron=lif,relu", "seed=3"]) == (
+        ["neuron=lif,relu", "seed=3"], True, True)
     assert split_args(["--cfg", "job", "seed=1"]) == (["seed=1"], False, False)
     assert split_args(["-cn", "config", "seed=2"]) == (["seed=2"], False, True)
 
@@ -82,7 +83,6 @@ def test_a_jobs_config_unpickles_and_validates_in_a_fresh_process(tmp_path):
     import sys
 
     import cloudpickle
-
     from helpers import REPO
 
     from framework.config import analyses_schema
@@ -92,7 +92,8 @@ def test_a_jobs_config_unpickles_and_validates_in_a_fresh_process(tmp_path):
     (tmp_path / "cfg.pkl").write_bytes(cloudpickle.dumps(cfg))
     code = ("import pickle, sys; from framework.config import validate; "
             "obj = validate(pickle.load(open(sys.argv[1], 'rb'))); "
-            "print(obj.analyses.layers, obj.analyses.max_neurons, obj.analyses.firing.silent_below_hz)")
+            "print(obj.analyses.layers, obj.analyses.max_neurons, "
+            "obj.analyses.firing.silent_below_hz)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cfg.pkl")],
                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
                           env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import REPO, TINY, runs
 
 TABLES = ["neurons.csv", "tuning_rates.csv"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import cli, compose, runs
+
 from framework.analysis import Context, Layer, select
 from framework.config import validate
 from plugins.classes import Classes, ClassesConfig, class_rates

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import cli, compose, runs
+
 from framework.analysis import neuron_table
 from framework.config import validate
 from framework.errors import UserError

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, TINY, compose, runs
+
 from framework.config import to_flat_params
 
 #: long enough that training is still running seconds after its first epoch (~25 epochs/s here)
@@ -63,7 +63,8 @@ class Run:
                 line = self._queue.get(timeout=max(end - time.monotonic(), 0.01))
             except queue.Empty:
                 self.proc.kill()
-                raise AssertionError(f"no {text!r} within {timeout} s:\n{''.join(self.lines)}")
+                raise AssertionError(
+                    f"no {text!r} within {timeout} s:\n{''.join(self.lines)}") from None
             if line is None:
                 raise AssertionError(f"exited before {text!r}:\n{''.join(self.lines)}")
             self.lines.append(line)
@@ -154,7 +155,8 @@ def assert_killed(code: int, err: str, uri: str, args: list[str], why: str):
     assert code == 130, err[-3000:]
     assert "Traceback" not in err and "ImportError" not in err, err[-3000:]
     lines = err.strip().splitlines()
-    assert [l for l in lines if l.startswith("spiketune:")] == [f"spiketune: {why}"], err[-3000:]
+    assert [line for line in lines
+            if line.startswith("spiketune:")] == [f"spiketune: {why}"], err[-3000:]
     assert lines[-1] == f"spiketune: {why}"
     _, run = only_run(uri)
     assert run.info.status == "KILLED"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO
 
 from framework.errors import UserError
-from helpers import REPO
 
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -202,18 +202,20 @@ LOADED = ["simulation.n_steps=20", "simulation.readout_steps=5", "tracking.plots
 
 
 def _spiketune_data(overrides):
+    from helpers import compose
+
     from framework import datasets
     from framework.config import validate
-    from helpers import compose
 
     cfg = validate(compose(overrides))
     return datasets.load(cfg.dataset, cfg.seed)
 
 
 def _run(overrides, uri):
+    from helpers import compose
+
     from framework.pipeline import run
     from framework.progress import Console
-    from helpers import compose
 
     return run(compose(overrides + [f"tracking.uri={uri}"]), console=Console(quiet=True))
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import TINY, cli, compose, runs
+
 from framework.config import validate
 from framework.errors import UserError
 
@@ -257,7 +257,8 @@ def test_cli_refuses_lambda_with_exit_2_and_one_line(tf, reach_data, tmp_path, u
 
 
 def test_training_only_settings_are_dropped_and_flat_inputs_accepted(tf, tmp_path):
-    """An L2-regularised, constrained model (NengoDL's Converter refuses both) on flattened digits."""
+    """An L2-regularised, constrained model (NengoDL's Converter refuses both) on flattened
+    digits."""
     digits = tiny_data(["dataset=digits"] + REACH[1:])
     inp = tf.keras.Input(shape=(64,))  # 8 × 8 × 1 flattened in C order, as Flatten would
     h = tf.keras.layers.Dense(8, activation="relu", name="h",

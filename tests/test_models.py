@@ -1,10 +1,10 @@
-"""Stage 2 (models) and the ReLU swap of stage 3: shapes, layer names, which layers become neurons."""
+"""Stage 2 (models) and stage 3's ReLU swap: shapes, layer names, which layers become neurons."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import compose
+
 from framework.config import validate
 
 

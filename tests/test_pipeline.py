@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import TINY, cli, compose, runs
+
 from framework.config import to_flat_params
 
 CONTRACT_METRICS = ["rate/mse", "spiking/mse", "rate/angle_error_deg", "spiking/angle_error_deg",

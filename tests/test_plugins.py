@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import REPO, TINY, cli, runs
+
 from framework.analysis import Context, Layer, select
 from framework.datasets import Data
 from plugins.example_sparsity import Sparsity, SparsityConfig, treves_rolls

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import TINY, cli, compose, runs
+
 from framework.config import validate
 from framework.errors import UserError
 from framework.progress import Console

@@ -1,10 +1,11 @@
-"""Sequences (trials × time × channels): fed over time, trained and read out on the same time bins."""
+"""Sequences (trials × time × channels): fed over time, trained and read out on the same time
+bins."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import compose, runs
+
 from framework.config import validate
 
 #: a small reach-sequence run whose read-out covers the whole movement

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import TINY, cli, runs
 
 from framework import sweeps
@@ -163,10 +162,11 @@ def test_sweeping_the_store_is_refused(store, tmp_path, monkeypatch, capsys):
 
 def test_swept_keys_include_sweeper_params():
     from helpers import compose
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from framework.cli import CONF
 
     compose([])  # registers the schemas and resolvers

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import TINY, cli, compose, runs
+
 from framework.analysis import Context, Layer
 from framework.config import Config, validate
 from framework.native import ThresholdLIF

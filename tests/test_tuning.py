@@ -6,14 +6,20 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import TINY, cli, runs
+
 from framework.analysis import Context, Layer, select
 from framework.datasets import Data
 from framework.pipeline import angle_diff
 from plugins.pca import PCA, PCAConfig, explained_variance_ratio, n_components
-from plugins.tuning import (Tuning, TuningConfig, fit_cosine, mean_angle_error,
-                            optimal_linear_estimator, population_vector)
+from plugins.tuning import (
+    Tuning,
+    TuningConfig,
+    fit_cosine,
+    mean_angle_error,
+    optimal_linear_estimator,
+    population_vector,
+)
 
 DIRS8 = np.arange(8) * 45.0
 

@@ -47,12 +47,13 @@ def reach_csv(tmp_path):
 
 def test_csv_loads_standardised_stratified_with_directions(reach_csv):
     table, pd_rad = reach_table()
-    data = load_file(cfg(reach_csv, direction="direction", features=[f"emg{c}" for c in range(N_CH)]),
-                     seed=3)
+    data = load_file(cfg(reach_csv, direction="direction",
+                         features=[f"emg{c}" for c in range(N_CH)]), seed=3)
     n_test = N_DIR * round(PER_DIR * 0.25)
     assert data.x_train.shape == (N_DIR * PER_DIR - n_test, N_CH)
     assert data.x_test.shape == (n_test, N_CH)
-    assert (data.name, data.task, data.n_outputs, data.sequence) == ("file", "classification", 8, False)
+    assert (data.name, data.task, data.n_outputs, data.sequence) == (
+        "file", "classification", 8, False)
     assert data.source == str(reach_csv.resolve())
     np.testing.assert_allclose(data.x_train.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(data.x_train.std(axis=0), 1, atol=1e-4)
@@ -64,7 +65,8 @@ def test_csv_loads_standardised_stratified_with_directions(reach_csv):
         np.testing.assert_allclose(d, y * 45.0)
     # the test split is standardised with the training split's statistics, row for row
     raw = table[[f"emg{c}" for c in range(N_CH)]].to_numpy()
-    train, test = split(len(raw), 0.25, np.random.default_rng(3), stratify=table["label"].to_numpy())
+    train, test = split(len(raw), 0.25, np.random.default_rng(3),
+                        stratify=table["label"].to_numpy())
     mean, sd = raw[train].mean(axis=0), raw[train].std(axis=0)
     np.testing.assert_allclose(data.x_test, (raw[test] - mean) / sd, rtol=1e-5, atol=1e-5)
     # each channel keeps its cosine tuning to the carried directions (rows not scrambled)
@@ -180,7 +182,8 @@ BAD = [  # id, make(tmp_path) -> path, config overrides, expected words in the m
     ("nan_in_feature", lambda p: _csv(p, lambda t: _set(t, "emg2", [4, 9], np.nan)), {},
      "NaN/inf values in column 'emg2' (2) of reach.csv: 2 rows"),
     ("inf_in_direction", lambda p: _csv(p, lambda t: _set(t, "direction", 3, np.inf)),
-     {"direction": "direction"}, "dataset.direction: NaN/inf values in column 'direction' of reach.csv: 1 row "),
+     {"direction": "direction"},
+     "dataset.direction: NaN/inf values in column 'direction' of reach.csv: 1 row "),
     ("non_integer_labels", lambda p: _csv(p), {"target": "speed"}, "non-integer labels"),
     ("single_class", lambda p: _csv(p, lambda t: _set(t, "label", slice(None), 2)), {},
      "single class (2)"),

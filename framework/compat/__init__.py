@@ -1,18 +1,19 @@
-"""What makes the locked libraries work together: nengo-dl 3.6.0 on TensorFlow 2.21, Keras 3 beside it.
+"""What makes the locked libraries work together: nengo-dl 3.6.0 on TensorFlow 2.21, Keras 3 beside.
 
 nengo-dl 3.6.0 (January 2023, the last release) was written for TensorFlow ≤ 2.11, where
 ``tf.keras`` *was* the ``keras`` package (Keras 2). TensorFlow 2.16+ installs Keras 3 as ``keras``;
-the Keras 2 API lives on as ``tf_keras``. :func:`install` makes nengo-dl run unmodified on that stack
-and changes nothing else. It does exactly three things:
+the Keras 2 API lives on as ``tf_keras``. :func:`install` makes nengo-dl run unmodified on that
+stack and changes nothing else. It does exactly three things:
 
 1. Sets ``TF_USE_LEGACY_KERAS=1`` (before TensorFlow is imported), so that ``tf.keras`` is
-   ``tf_keras``: nengo-dl's Converter, Simulator and losses use the Keras 2 API through ``tf.keras``.
+   ``tf_keras``: nengo-dl's Converter, Simulator and losses use the Keras 2 API through
+   ``tf.keras``.
    ``import keras`` still gives Keras 3, which reads users' Keras 3 files
    (:mod:`framework.keras_io.load`).
 2. Installs an import hook for the one module ``nengo_dl.compat``. That module runs
    ``from keras.engine.functional import Functional, _build_map`` and
-   ``from keras.layers import BatchNormalizationV1, BatchNormalizationV2``: Keras 2 paths that Keras 3
-   does not have. While ``nengo_dl.compat`` (and only it) executes, ``sys.modules`` maps
+   ``from keras.layers import BatchNormalizationV1, BatchNormalizationV2``: Keras 2 paths that
+   Keras 3 does not have. While ``nengo_dl.compat`` (and only it) executes, ``sys.modules`` maps
 
    ================================  ==================================
    ``keras.engine``                  ``tf_keras.src.engine``
@@ -79,9 +80,8 @@ def _with_keras2_aliases(run: Callable[[], None]) -> None:
 
 def _after_process_builders(module: types.ModuleType) -> None:
     """Apply the LinearFilter backport to a freshly executed ``nengo_dl.process_builders``."""
-    from packaging.version import Version
-
     from nengo_dl import version
+    from packaging.version import Version
 
     if Version(version.version) <= Version("3.6.0"):
         from . import linear_filter

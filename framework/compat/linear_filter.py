@@ -1,10 +1,10 @@
-"""Backport of nengo-dl's unreleased "Fix LinearFilter D reshaping" (main branch, c2dbadf, 2023-02-08).
+"""Backport of nengo-dl's unreleased "Fix LinearFilter D reshaping" (main, c2dbadf, 2023-02-08).
 
 nengo 3.2+ (nengo/nengo#1687) gives a LinearFilter step its direct term ``D`` as a (1, 1) matrix;
 nengo-dl 3.6.0's ``LinearFilterBuilder.build_pre`` indexes it as a vector (``step.D[None, :, None]``
-and ``step.D[:, None, None]``), gets a 4-d array and fails its shape assertion. So any synapse with a
-direct term fails to build: a pure gain ``LinearFilter([k], [1])``, or a filter whose numerator and
-denominator have the same order. Upstream's tests ``test_zero_matrices`` and
+and ``step.D[:, None, None]``), gets a 4-d array and fails its shape assertion. So any synapse
+with a direct term fails to build: a pure gain ``LinearFilter([k], [1])``, or a filter whose
+numerator and denominator have the same order. Upstream's tests ``test_zero_matrices`` and
 ``test_linearfilter_minibatched`` fail on 3.6.0 for this reason.
 
 Upstream's fix reshapes ``D`` to ``(1, D.size, 1)`` / ``(D.size, 1, 1)``. nengo-dl's code is under a

@@ -45,10 +45,10 @@ def _register_identity_converters() -> None:
     import tensorflow as tf
     from nengo_dl.converter import Converter, LayerConverter
 
-    class ConvertIdentity(LayerConverter):
+    class ConvertIdentity(LayerConverter):  # type: ignore[misc]  # nengo-dl has no types
         """A layer that is the identity at inference: its input object is its output."""
 
-        def convert(self, node_id):
+        def convert(self, node_id: Any) -> Any:
             return self.get_input_obj(node_id)
 
     for cls_name in IDENTITY_LAYERS:
@@ -57,12 +57,12 @@ def _register_identity_converters() -> None:
             Converter.converters[cls] = ConvertIdentity
 
 
-def expected_input(data) -> tuple[int, ...]:
+def expected_input(data: Any) -> tuple[int, ...]:
     """The input shape a model for ``data`` takes: one sample, or one time step of a sequence."""
     return tuple(data.input_shape[1:] if data.sequence else data.input_shape)
 
 
-def check_shapes(model, data, path: Path) -> None:
+def check_shapes(model: Any, data: Any, path: Path) -> None:
     """Refuse a model whose input does not take ``data``'s samples or whose output size is wrong.
 
     A flat input of the same size as an image sample is accepted (the data is fed flattened in
@@ -114,7 +114,7 @@ def _strip(model: Any) -> list[str]:
     return changed
 
 
-def check_conversion(model, path: Path, seed: int = 0) -> None:
+def check_conversion(model: Any, path: Path, seed: int = 0) -> None:
     """Convert ``model`` once with ReLU neurons; a layer NengoDL refuses becomes a UserError."""
     import nengo
 
@@ -179,7 +179,7 @@ def _tf_keras_layer(layer: Any, path: Path) -> Any:
         raise UserError(f"{KEY}: {path.name}: layer '{layer.name}' ({cls_name}) has no tf-keras "
                         f"counterpart for NengoDL")
     # a class passes **kwargs on to its bases (BatchNormalization to BatchNormalizationBase)
-    accepted = LAYER_KWARGS.union(*(pyinspect.signature(c.__init__).parameters
+    accepted = LAYER_KWARGS.union(*(pyinspect.signature(vars(c)["__init__"]).parameters
                                     for c in cls.__mro__ if "__init__" in vars(c)))
     config = {}
     for key, value in _plain_config(layer.get_config()).items():
@@ -201,7 +201,7 @@ def _history(value: Any) -> tuple[str, int, int] | None:
 
 
 def _fill(value: Any, tensors: dict[tuple[str, int, int], Any]) -> Any:
-    """A stored call argument with every Keras 3 tensor reference replaced by its tf-keras tensor."""
+    """A stored call argument, every Keras 3 tensor reference replaced by its tf-keras tensor."""
     ref = _history(value)
     if ref is not None:
         return tensors[ref]
@@ -282,7 +282,7 @@ def rebuild(k3: Any, path: Path) -> Any:
 
 
 def load_keras(path: Path) -> Any:
-    """The tf-keras model stored in ``path``, whichever Keras wrote it (see the module docstring)."""
+    """The tf-keras model stored in ``path``, whichever Keras wrote it (see the module doc)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -290,7 +290,7 @@ def load_keras(path: Path) -> Any:
         return _load_keras3(path) if keras_major(path) >= 3 else _load_keras2(path)
 
 
-def load_model(model_cfg, data):
+def load_model(model_cfg: Any, data: Any) -> Any:
     """Load, check and prepare the model ``model.path`` names.
 
     Parameters

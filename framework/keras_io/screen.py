@@ -23,11 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError, existing_path
 
 KEY = "model.path"
+#: a stored (JSON) config entry
+Stored = dict[str, Any]
 #: layers whose stored config names code that Keras runs when it rebuilds the model
 CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 #: containers that hold other layers (only as the top-level model)
@@ -61,7 +65,7 @@ SUPPORTED = ("Dense, Conv1D/2D/3D, pooling, BatchNormalization, Flatten, Reshape
              "Concatenate, ReLU, Dropout")
 
 
-def resolve(model_cfg) -> Path:
+def resolve(model_cfg: Any) -> Path:
     """The model file or SavedModel folder ``model.path`` names (relative: from the launch dir)."""
     path = existing_path(model_cfg.path, KEY)
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
@@ -83,7 +87,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_tags(model_cfg) -> dict[str, str]:
+def file_tags(model_cfg: Any) -> dict[str, str]:
     """MLflow tags identifying the loaded file: ``model_file`` (absolute path), ``model_sha256``."""
     path = resolve(model_cfg)
     return {"model_file": str(path), "model_sha256": sha256(path)}
@@ -103,7 +107,7 @@ def stored_format(path: Path) -> str:
     raise UserError(f"{KEY}: {path.name} is neither an HDF5 nor a zip Keras file")
 
 
-def stored_config(path: Path) -> tuple[dict, list[dict]]:
+def stored_config(path: Path) -> tuple[Stored, list[Stored]]:
     """The model's stored config, and (SavedModel only) the metadata of every saved layer.
 
     Reads the file as data only: nothing it contains is deserialised into Keras objects.
@@ -149,7 +153,7 @@ def stored_config(path: Path) -> tuple[dict, list[dict]]:
                         f"{' '.join(str(ex).split())[:200]}") from None
 
 
-def stored_layers(config: dict, path: Path) -> tuple[list[tuple[str, str, dict]], str]:
+def stored_layers(config: Stored, path: Path) -> tuple[list[tuple[str, str, Stored]], str]:
     """``(class_name, layer name, stored entry)`` of every layer of a stored top-level model (the
     entry holds ``config`` and, in the zip format, ``module``), and the name of its output layer."""
     cls = config.get("class_name")
@@ -208,7 +212,7 @@ def keras_major(path: Path) -> int:
     return int(head) if head.isdigit() and int(head) >= 3 else 2
 
 
-def foreign_module(obj) -> str | None:
+def foreign_module(obj: Any) -> str | None:
     """The first module outside Keras that a stored object (or anything nested in it) names.
 
     The zip format stores ``{"module": ..., "class_name": ...}`` for layers, initialisers,
@@ -219,7 +223,7 @@ def foreign_module(obj) -> str | None:
         module = obj.get("module")
         if isinstance(module, str) and not is_keras_module(module):
             return module
-        children = obj.values()
+        children: Iterable[Any] = obj.values()
     elif isinstance(obj, list):
         children = obj
     else:
@@ -231,9 +235,9 @@ def foreign_module(obj) -> str | None:
     return None
 
 
-def check_layers(layers: list[tuple[str, str, dict]], output: str, path: Path,
+def check_layers(layers: list[tuple[str, str, Stored]], output: str, path: Path,
                  classification: bool, known: set[str], convertible: set[str],
-                 extra_classes: list[tuple[str, str]] = ()) -> None:
+                 extra_classes: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse code-carrying, custom, unconvertible and unsupported-activation layers.
 
     Parameters
