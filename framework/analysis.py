@@ -235,3 +235,37 @@ def neuron_table(layers: list[Layer]):
     cols = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
             "max_rate_hz", "mean_rate_hz"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def check_layer_names(cfg, names: list[str]) -> list[str]:
+    """The layers ``analyses.layers`` names (all ``names`` when empty); refuses unknown ones."""
+    wanted = list(cfg.analyses.layers) or list(names)
+    for i, name in enumerate(wanted):
+        if name not in names:
+            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
+                            f"{', '.join(names)}")
+    return wanted
+
+
+def select_layers(cfg, built) -> list[Layer]:
+    """The analysed layers and neurons: ``analyses.layers`` (all by default) and a seeded sample
+    of at most ``analyses.max_neurons`` per layer."""
+    from . import neurons
+
+    names = [b.name for b in built]
+    wanted = check_layer_names(cfg, names)
+    rng = np.random.default_rng(cfg.seed)
+    out = []
+    for b in built:
+        if b.name not in wanted:
+            continue
+        n = len(b.gain)
+        idx = np.arange(n)
+        if cfg.analyses.max_neurons and cfg.analyses.max_neurons < n:
+            idx = np.sort(rng.choice(n, cfg.analyses.max_neurons, replace=False))
+        out.append(Layer(
+            name=b.name, neuron_type=b.neuron_type, threshold=neurons.threshold(b.neuron_type),
+            index=idx, gain=b.gain[idx], bias=b.bias[idx],
+            rates=None if b.rates is None else b.rates[:, idx],
+            spikes=None if b.spikes is None else b.spikes[..., idx]))
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from omegaconf import MISSING, OmegaConf
 
@@ -30,6 +30,15 @@ class Task(str, enum.Enum):
     regression = "regression"
 
 
+class Scaling(str, enum.Enum):
+    """How the inputs are scaled before the network sees them (statistics of the training split)."""
+
+    auto = "auto"  # none for a loaded model (trained on raw inputs), else the dataset's own choice
+    none = "none"  # the data as they are
+    standardize = "standardize"  # zero mean, unit SD per feature (channel, for sequences/images)
+    minmax = "minmax"  # [0, 1] per feature from the training split's minimum and maximum
+
+
 class Readout(str, enum.Enum):
     """How the spiking network's output is read over time."""
 
@@ -40,9 +49,13 @@ class Readout(str, enum.Enum):
 # ----------------------------------------------------------------------------------------- dataset
 @dataclass
 class DatasetConfig:
+    #: what ``scaling=auto`` means when spiketune builds and trains the network itself
+    own_scaling: ClassVar[Scaling] = Scaling.standardize
+
     name: str = MISSING
     task: Task = Task.regression
     test_fraction: float = bounded(0.25, gt=0.0, lt=1.0)  # fraction of samples held out for testing
+    scaling: Scaling = Scaling.auto  # input scaling, from the training split; logged as resolved
 
 
 @dataclass
@@ -61,6 +74,8 @@ class ReachDataset(DatasetConfig):
 @dataclass
 class DigitsDataset(DatasetConfig):
     """scikit-learn's bundled 8×8 handwritten digits (1797 images, 10 classes; no download)."""
+
+    own_scaling: ClassVar[Scaling] = Scaling.none  # pixels are already ink fractions in [0, 1]
 
     name: str = "digits"
     task: Task = Task.classification
@@ -82,6 +97,13 @@ class FileDataset(DatasetConfig):
 # ------------------------------------------------------------------------------------------- model
 @dataclass
 class ModelConfig:
+    #: the network kind that runs this model (framework.pipeline.NETWORKS)
+    kind: ClassVar[str] = "keras"
+    #: a model the user trained elsewhere and saved: its own score is reported, its inputs kept
+    loaded: ClassVar[bool] = False
+    #: whether the network runs on ``dataset`` (the ensemble makes its own ramp of inputs)
+    reads_data: ClassVar[bool] = True
+
     name: str = MISSING
 
 
@@ -107,6 +129,9 @@ class ConvModel(ModelConfig):
 class EnsembleModel(ModelConfig):
     """A native Nengo ensemble driven by a ramp of inputs; no training."""
 
+    kind: ClassVar[str] = "ensemble"
+    reads_data: ClassVar[bool] = False
+
     name: str = "ensemble"
     n_neurons: int = bounded(1, ge=1)  # neurons in the ensemble
     dimensions: int = bounded(1, ge=1)  # represented dimensions
@@ -124,6 +149,8 @@ class EnsembleModel(ModelConfig):
 @dataclass
 class KerasFileModel(ModelConfig):
     """A user's saved Keras model (.keras, .h5 or a SavedModel folder), loaded in safe mode."""
+
+    loaded: ClassVar[bool] = True
 
     name: str = "keras_file"
     path: str = ""  # model file or SavedModel folder; relative paths are from the launch directory
@@ -209,7 +236,9 @@ class SimulationConfig:
     scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
     minibatch_size: int = bounded(200, ge=1)  # samples simulated together
     readout: Readout = Readout.mean  # how the output is read over time
-    readout_steps: int = bounded(20, ge=1)  # steps averaged by the ``mean`` read-out
+    # steps averaged by the ``mean`` read-out; None: the whole trial for sequences, else the last
+    # fifth of n_steps (framework.pipeline.resolve_defaults)
+    readout_steps: int | None = bounded(None, ge=1)
     max_samples: int = bounded(0, ge=0)  # test samples simulated; 0: all
 
 
@@ -378,7 +407,8 @@ def validate(cfg) -> Config:
     if not obj.tracking.experiment.strip():
         raise UserError("tracking.experiment: needs a name (MLflow refuses an empty one)")
     sim = obj.simulation
-    if sim.readout == Readout.mean and sim.readout_steps > sim.n_steps:
+    if (sim.readout == Readout.mean and sim.readout_steps is not None
+            and sim.readout_steps > sim.n_steps):
         raise UserError(f"simulation.readout_steps: {sim.readout_steps} is more than "
                         f"simulation.n_steps ({sim.n_steps})")
     for reg_key in ("x_intercepts", "rates"):

@@ -19,7 +19,7 @@ class Data:
     Attributes
     ----------
     x_train, x_test : ndarray, shape (n, features) or (n, time, channels) or (n, h, w, c)
-        Inputs, standardised with the training split's statistics.
+        Inputs as the dataset holds them; :func:`scale` applies ``dataset.scaling``.
     y_train, y_test : ndarray
         Regression targets, shape (n, outputs), or integer class labels, shape (n,).
     dir_train, dir_test : ndarray of float, shape (n,), or None
@@ -96,13 +96,45 @@ def split(n: int, test_fraction: float, rng: np.random.Generator, stratify=None,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Zero mean, unit SD per feature (channel, for sequences), from the training split only."""
-    axes = tuple(range(x_train.ndim - 1))
-    mean = x_train.mean(axis=axes, keepdims=True)
-    sd = x_train.std(axis=axes, keepdims=True)
-    sd[sd == 0] = 1.0
-    return ((x_train - mean) / sd).astype(np.float32), ((x_test - mean) / sd).astype(np.float32)
+def scale(data: Data, method: str) -> tuple[Data, dict]:
+    """``data`` with its inputs scaled by ``method`` (``dataset.scaling``, resolved), and what was
+    applied.
+
+    ``standardize``: zero mean and unit SD; ``minmax``: [0, 1]; both per feature (per channel for
+    sequences and images: statistics pool every axis but the last), from the training split only,
+    applied alike to the test split. ``none`` leaves the values as they are (as float32).
+
+    Returns
+    -------
+    Data
+        A copy with scaled ``x_train`` and ``x_test``.
+    dict
+        ``method``, and for the scaling methods ``offset`` and ``scale`` per feature (x' =
+        (x − offset) / scale), for the run's ``scaling.json``.
+    """
+    import dataclasses
+
+    axes = tuple(range(data.x_train.ndim - 1))
+    x_train = data.x_train.astype(np.float64)
+    if method == "none":
+        offset, spread = np.zeros(1), np.ones(1)
+    elif method == "standardize":
+        offset = x_train.mean(axis=axes)
+        spread = x_train.std(axis=axes)
+    elif method == "minmax":
+        offset = x_train.min(axis=axes)
+        spread = x_train.max(axis=axes) - offset
+    else:
+        raise UserError(f"dataset.scaling: no method {method!r}; choose none, standardize or "
+                        f"minmax")
+    spread = np.where(spread == 0, 1.0, spread)  # a constant feature stays at 0
+    out = dataclasses.replace(
+        data, x_train=((x_train - offset) / spread).astype(np.float32),
+        x_test=((data.x_test.astype(np.float64) - offset) / spread).astype(np.float32))
+    stats: dict = {"method": method}
+    if method != "none":
+        stats.update(offset=offset.ravel().tolist(), scale=spread.ravel().tolist())
+    return out, stats
 
 
 @DATASETS.register("reach")
@@ -131,7 +163,7 @@ def reach(cfg, seed: int) -> Data:
         x = tuned + cfg.noise * depth * rng.standard_normal(tuned.shape)
     label = np.repeat(np.arange(k), cfg.trials_per_direction)
     train, test = split(len(label), cfg.test_fraction, rng, stratify=label)
-    x_train, x_test = standardise(x[train], x[test])
+    x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
     if cfg.task.value == "classification":
         y, n_out = label, k
     else:

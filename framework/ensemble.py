@@ -134,8 +134,7 @@ def run_ensemble(cfg, console):
     import nengo
 
     from . import neurons
-    from .analysis import Context
-    from .pipeline import select_layers
+    from .analysis import Context, select_layers
     from .simulation import BuiltLayer
 
     t0 = time.perf_counter()

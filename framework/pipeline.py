@@ -17,10 +17,12 @@ from . import analysis as analysis_mod
 from .config import to_flat_params, validate
 from .errors import UserError, check_interrupt, interruption
 from .progress import Console, table
+from .registry import Registry
 
 #: metrics shown in the end-of-run summary, in this order, when the run has them
-SUMMARY_KEYS = ["rate/accuracy", "spiking/accuracy", "rate/mse", "spiking/mse",
-                "rate/angle_error_deg", "spiking/angle_error_deg", "firing/mean_rate_hz",
+SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/mse", "rate/mse",
+                "spiking/mse", "keras/angle_error_deg", "rate/angle_error_deg",
+                "spiking/angle_error_deg", "firing/mean_rate_hz",
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
                 "tuning/tuned_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
                 "tuning/ole_angle_error_deg",
@@ -95,11 +97,7 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
                       tags=tags)
     scratch = Path(__import__("tempfile").mkdtemp(prefix="spiketune-run-"))
     try:
-        from omegaconf import OmegaConf
-
-        tracker.params(to_flat_params(cfg))
-        tracker.artifact_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        metrics = _run_stages(obj, tracker, console, scratch)
+        metrics = _run_stages(cfg, obj, tracker, console, scratch)
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
         tracker.end("FINISHED")
@@ -117,32 +115,110 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_stages(cfg, tracker, console: Console, scratch: Path) -> dict[str, float]:
+#: network kinds (``ModelConfig.kind``): each turns its config and data into the Context the
+#: analyses read, and fills in the metrics it measures
+NETWORKS: Registry = Registry("network kind")
+
+
+def resolve_defaults(obj, data) -> list[str]:
+    """Fill in the config values that follow the data (``auto``/None), in place; one line each.
+
+    * ``dataset.scaling=auto``: ``none`` for a loaded model (it was trained on the raw inputs),
+      else the dataset's own choice (``standardize``; ``none`` for digits, already in [0, 1]).
+    * ``simulation.readout_steps`` unset: the whole trial for sequences (each time bin is part of
+      the movement), else the last fifth of ``simulation.n_steps`` (at least one step).
+    """
+    from .config import Readout, Scaling
+
+    said = []
+    if obj.dataset.scaling == Scaling.auto:
+        obj.dataset.scaling = Scaling.none if obj.model.loaded else type(obj.dataset).own_scaling
+        why = ("the loaded model was trained on the data as they are" if obj.model.loaded
+               else "spiketune trains the network")
+        said.append(f"dataset.scaling=auto -> {obj.dataset.scaling.value} ({why})")
+    sim = obj.simulation
+    if sim.readout_steps is None:
+        sequence = bool(data is not None and data.sequence)
+        sim.readout_steps = sim.n_steps if sequence else max(1, sim.n_steps // 5)
+        if sim.readout == Readout.mean:
+            what = "the whole trial" if sequence else "the last fifth"
+            said.append(f"simulation.readout_steps -> {sim.readout_steps} ({what} of "
+                        f"simulation.n_steps={sim.n_steps})")
+    return said
+
+
+def prepare_data(obj):
+    """Load ``obj.dataset``, resolve the values that follow it, and scale it as resolved.
+
+    Returns
+    -------
+    (Data, dict, list of str)
+        The scaled data, what scaling applied (``scaling.json``), and one line per resolved value.
+    """
     from . import datasets
 
-    metrics: dict[str, float] = {}
-    if cfg.model.name == "ensemble":
-        from .ensemble import run_ensemble
+    data = datasets.load(obj.dataset, obj.seed)
+    said = resolve_defaults(obj, data)
+    data, scaling = datasets.scale(data, obj.dataset.scaling.value)
+    return data, scaling, said
 
-        console.stage("model", "native Nengo ensemble")
-        ctx, metrics = run_ensemble(cfg, console)
+
+def _record_config(cfg, obj, tracker) -> None:
+    """Log the config as resolved: params (every leaf, dotted) and ``config.yaml``."""
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    with read_write(cfg), open_dict(cfg):
+        cfg.dataset.scaling = obj.dataset.scaling.value
+        cfg.simulation.readout_steps = obj.simulation.readout_steps
+    tracker.params(to_flat_params(cfg))
+    tracker.artifact_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+
+def _run_stages(cfg, obj, tracker, console: Console, scratch: Path) -> dict[str, float]:
+    import json
+
+    metrics: dict[str, float] = {}
+    data, names = None, None
+    if obj.model.reads_data:
+        console.stage("data", obj.dataset.name)
+        try:
+            data, scaling, said = prepare_data(obj)
+        except BaseException:
+            _record_config(cfg, obj, tracker)  # as composed: nothing followed the data
+            raise
     else:
-        console.stage("data", cfg.dataset.name)
-        data = datasets.load(cfg.dataset, cfg.seed)
+        said = resolve_defaults(obj, None)
+    for line in said:
+        console.say(line)
+    _record_config(cfg, obj, tracker)
+    if data is not None:
+        names = analysis_mod.select(obj.analysis, data)  # a named one that cannot run: now
+        tracker.artifact_text(json.dumps(scaling, indent=1), "scaling.json")
         for key, value in data.notes.items():
             metrics[f"data/{key}"] = value
-        names = analysis_mod.select(cfg.analysis, data)
         tracker.dataset(data)
-        ctx = _network(cfg, data, tracker, console, scratch, metrics)
-        ctx.extras["analyses"] = names
+    ctx = NETWORKS.get(obj.model.kind, "network kind")(obj, data, tracker, console, scratch,
+                                                       metrics)
     t = time.perf_counter()
-    names = ctx.extras.get("analyses") or analysis_mod.select(cfg.analysis, ctx.data)
-    metrics.update(_analyses(cfg, ctx, names, tracker, console, scratch))
+    names = names or analysis_mod.select(obj.analysis, ctx.data)
+    metrics.update(_analyses(obj, ctx, names, tracker, console, scratch))
     metrics["time/analysis_s"] = time.perf_counter() - t
     tracker.metrics(metrics)
     return metrics
 
 
+@NETWORKS.register("ensemble")
+def _ensemble(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Context:
+    """A native Nengo ensemble on a ramp of inputs (:mod:`framework.ensemble`)."""
+    from .ensemble import run_ensemble
+
+    console.stage("model", "native Nengo ensemble")
+    ctx, measured = run_ensemble(cfg, console)
+    metrics.update(measured)
+    return ctx
+
+
+@NETWORKS.register("keras")
 def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Context:
     """Build, train, convert and simulate a Keras network; returns what the analyses read."""
     console.stage("model", f"{cfg.model.name}, importing TensorFlow")
@@ -158,17 +234,19 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
         console.say(note)
     n_params = int(model.count_params())
     tracker.tag("model_params", n_params)
-    if cfg.model.name == "keras_file":  # which file, exactly: its absolute path and sha256
+    if cfg.model.loaded:  # which file, exactly: its absolute path and sha256; its own score
         from .keras_io import file_tags
 
         for key, value in file_tags(cfg.model).items():
             tracker.tag(key, value)
+        metrics.update(task_metrics("keras", keras_outputs(model, data, cfg.simulation), data,
+                                    np.arange(len(data.x_test))))
     summary: list[str] = []
     model.summary(print_fn=summary.append)
     tracker.artifact_text("\n".join(summary), "model_summary.txt")
     neuron_type = neurons.build(cfg.neuron)
     # a misspelt analyses.layers is refused now, not after training and simulation
-    check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
+    analysis_mod.check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
     check_interrupt()
 
     t = time.perf_counter()
@@ -191,48 +269,38 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
                   f"scale {cfg.simulation.scale_firing_rates:g}")
     rate_out = evaluate_rates(model, result.params, data, cfg, neuron_type)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
+    if cfg.model.loaded and cfg.neuron.name != "relu":
+        console.say(swap_line(cfg, metrics))
     sim = simulate(model, result.params, data, cfg, neuron_type, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
     metrics["time/simulate_s"] = time.perf_counter() - t
     ctx = analysis_mod.Context(cfg=cfg, data=data, layers=[], dt=cfg.simulation.dt,
                                n_steps=sim.n_steps, sample=sim.sample, seed=cfg.seed)
-    ctx.layers = select_layers(cfg, sim.layers)
+    ctx.layers = analysis_mod.select_layers(cfg, sim.layers)
     ctx.extras["outputs"] = sim.outputs
     return ctx
 
 
-def check_layer_names(cfg, names: list[str]) -> list[str]:
-    """The layers ``analyses.layers`` names (all ``names`` when empty); refuses unknown ones."""
-    wanted = list(cfg.analyses.layers) or list(names)
-    for i, name in enumerate(wanted):
-        if name not in names:
-            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
-                            f"{', '.join(names)}")
-    return wanted
+def keras_outputs(model, data, sim_cfg) -> np.ndarray:
+    """Keras's own prediction (n_test, k) on exactly the inputs the network gets; a sequence model
+    (one time step per call) is read over the same time bins as the rate network."""
+    from .training import readout_bins
+
+    x = data.x_test
+    if not data.sequence:
+        return np.asarray(model.predict(x, verbose=0, batch_size=256))
+    n, bins = x.shape[0], x.shape[1]
+    y = np.asarray(model.predict(x.reshape(n * bins, *x.shape[2:]), verbose=0, batch_size=1024))
+    y = y.reshape(n, bins, -1)
+    return y[:, -readout_bins(bins, sim_cfg):].mean(axis=1)
 
 
-def select_layers(cfg, built) -> list[analysis_mod.Layer]:
-    """The analysed layers and neurons: ``analyses.layers`` (all by default) and a seeded sample
-    of at most ``analyses.max_neurons`` per layer."""
-    from . import neurons
-
-    names = [b.name for b in built]
-    wanted = check_layer_names(cfg, names)
-    rng = np.random.default_rng(cfg.seed)
-    out = []
-    for b in built:
-        if b.name not in wanted:
-            continue
-        n = len(b.gain)
-        idx = np.arange(n)
-        if cfg.analyses.max_neurons and cfg.analyses.max_neurons < n:
-            idx = np.sort(rng.choice(n, cfg.analyses.max_neurons, replace=False))
-        out.append(analysis_mod.Layer(
-            name=b.name, neuron_type=b.neuron_type, threshold=neurons.threshold(b.neuron_type),
-            index=idx, gain=b.gain[idx], bias=b.bias[idx],
-            rates=None if b.rates is None else b.rates[:, idx],
-            spikes=None if b.spikes is None else b.spikes[..., idx]))
-    return out
+def swap_line(cfg, metrics: dict[str, float]) -> str:
+    """One line: the loaded ReLU model now runs other neurons, and what that costs."""
+    key = next(k for k in ("accuracy", "mse", "angle_error_deg") if f"rate/{k}" in metrics)
+    return (f"model.path: the loaded model's ReLU became neuron={cfg.neuron.name}: rate/{key} "
+            f"{metrics[f'rate/{key}']:.4g} against its own keras/{key} "
+            f"{metrics[f'keras/{key}']:.4g} (neuron=relu keeps the model's own)")
 
 
 def _analyses(cfg, ctx, names, tracker, console, scratch) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .datasets import Data, split, standardise
+from .datasets import Data, split
 from .errors import UserError, existing_path
 
 SUFFIXES = (".csv", ".npz")
@@ -162,7 +162,8 @@ def _nonfinite_rows(a: np.ndarray) -> np.ndarray:
 
 
 def load_file(cfg, seed: int) -> Data:
-    """Load, check, split and standardise a user's ``.csv`` or ``.npz`` file.
+    """Load, check and split a user's ``.csv`` or ``.npz`` file (scaling comes after, only as
+    ``dataset.scaling`` asks).
 
     Parameters
     ----------
@@ -174,7 +175,7 @@ def load_file(cfg, seed: int) -> Data:
     Returns
     -------
     Data
-        Features standardised with the training split's statistics; targets as labels 0..K-1
+        Features as the file holds them (float32); targets as labels 0..K-1
         (classification, stratified split) or float32 (samples, outputs) (regression); directions
         in degrees, [0, 360), when ``dataset.direction`` is set.
     """
@@ -254,7 +255,7 @@ def load_file(cfg, seed: int) -> Data:
         y, n_outputs, stratify = y.astype(np.float32), y.shape[1], None
 
     train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed), stratify=stratify)
-    x_train, x_test = standardise(x[train], x[test])
+    x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
     if direction is not None:
         direction = np.mod(direction, 360.0)
         direction[direction >= 360.0] = 0.0  # mod of a tiny negative angle rounds up to 360

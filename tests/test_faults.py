@@ -27,9 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TINY, compose, runs
-
-from framework.config import to_flat_params
+from helpers import REPO, TINY, logged_params, runs
 
 #: long enough that training is still running seconds after its first epoch (~25 epochs/s here)
 LONG_TRAINING = ["training.epochs=3000"]
@@ -118,7 +116,7 @@ def test_sigkill_mid_training_leaves_a_readable_store_and_the_next_run_works(uri
     assert_store_intact(uri)
     client, killed = only_run(uri)
     assert killed.info.status == "RUNNING"  # nothing can mark a SIGKILLed run
-    assert killed.data.params == to_flat_params(compose(run.args))
+    assert killed.data.params == logged_params(run.args)
     # training never finished, so nothing is in the cache but the (kernel-released) lock
     assert [p for p in cache.iterdir() if not p.name.endswith(".lock")] == []
 
@@ -161,7 +159,7 @@ def assert_killed(code: int, err: str, uri: str, args: list[str], why: str):
     _, run = only_run(uri)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"] == why
-    assert run.data.params == to_flat_params(compose(args))  # what was logged is kept
+    assert run.data.params == logged_params(args)  # what was logged is kept
     assert run.info.end_time is not None
     assert_store_intact(uri)
     return run

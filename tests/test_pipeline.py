@@ -45,6 +45,9 @@ def test_cli_run_is_finished_with_summary_and_ui_hint(cli_run):
 def test_params_are_every_leaf_of_the_resolved_config(cli_run):
     expected = to_flat_params(compose(cli_run["args"] + [f"tracking.uri={cli_run['uri']}"]))
     assert len(expected) > 40
+    # the values that follow the data are logged as resolved (spiketune trains this network)
+    assert expected["dataset.scaling"] == "auto"
+    expected["dataset.scaling"] = "standardize"
     assert cli_run["run"].data.params == expected
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TINY, cli, compose, runs
+from helpers import TINY, cli, compose, prepared, runs
 
 from framework.config import validate
 from framework.errors import UserError
@@ -30,10 +30,9 @@ def test_unknown_layer_names_the_key():
 
 
 def setup(overrides):
-    from framework import datasets, models, neurons
+    from framework import models, neurons
 
-    cfg = validate(compose(TINY + [f"simulation.scale_firing_rates={SCALE}"] + overrides))
-    data = datasets.load(cfg.dataset, cfg.seed)
+    cfg, data = prepared(TINY + [f"simulation.scale_firing_rates={SCALE}"] + overrides)
     model = models.build(cfg.model, data, cfg.seed)
     return cfg, data, model, neurons.build(cfg.neuron)
 

@@ -28,7 +28,7 @@ def test_readout_bins_follow_the_spiking_readout():
     from framework.training import readout_bins
 
     # 20 bins over 100 steps: each bin held 5 steps; the last 20 steps are the last 4 bins
-    assert readout_bins(20, sim_cfg()) == 4
+    assert readout_bins(20, sim_cfg("simulation.readout_steps=20")) == 4
     assert readout_bins(20, sim_cfg("simulation.readout_steps=21")) == 5
     assert readout_bins(20, sim_cfg("simulation.readout=last")) == 1
     assert readout_bins(20, sim_cfg("simulation.readout_steps=100")) == 20
@@ -36,6 +36,20 @@ def test_readout_bins_follow_the_spiking_readout():
     assert readout_bins(20, sim_cfg("simulation.n_steps=40", "simulation.readout_steps=5")) == 3
     # more bins than steps: each bin held one step
     assert readout_bins(50, sim_cfg("simulation.n_steps=30", "simulation.readout_steps=30")) == 30
+
+
+@pytest.mark.parametrize("overrides,sequence,steps", [
+    ([], True, 100), (["simulation.n_steps=37"], True, 37),  # sequences: the whole trial
+    ([], False, 20), (["simulation.n_steps=10"], False, 2),  # else the last fifth of n_steps
+    (["simulation.n_steps=3"], False, 1), (["simulation.readout_steps=7"], True, 7)])
+def test_readout_window_follows_the_data_unless_set(overrides, sequence, steps):
+    from types import SimpleNamespace
+
+    from framework.pipeline import resolve_defaults
+
+    obj = validate(compose(overrides))
+    resolve_defaults(obj, SimpleNamespace(sequence=sequence))
+    assert obj.simulation.readout_steps == steps
 
 
 def test_loss_is_on_the_mean_of_the_last_bins():

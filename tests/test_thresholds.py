@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TINY, cli, compose, runs
+from helpers import TINY, cli, prepared, runs
 
 from framework.analysis import Context, Layer
-from framework.config import Config, validate
+from framework.config import Config
 from framework.native import ThresholdLIF
 from framework.progress import Console
 from plugins.thresholds import Thresholds, ThresholdsConfig, max_rates_hz
@@ -64,7 +64,7 @@ def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rat
     analytic rates at the layer's weighted inputs (input @ trained weights, read from the trained
     simulator) reproduce the simulated rates of a rate-neuron network (no synapse).
     """
-    from framework import datasets, models, neurons
+    from framework import models, neurons
     from framework.conversion import convert, neuron_layers
     from framework.simulation import simulate
     from framework.training import train
@@ -75,8 +75,7 @@ def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rat
     console = Console(quiet=True)
     results = {}
     for epochs in (0, 4):
-        cfg = validate(compose(base + [f"training.epochs={epochs}"]))
-        data = datasets.load(cfg.dataset, cfg.seed)
+        cfg, data = prepared(base + [f"training.epochs={epochs}"])
         model = models.build(cfg.model, data, cfg.seed)
         keras_layer = model.get_layer("hidden0")
         kernel, _ = keras_layer.get_weights()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from framework.config import FileDataset, Task
-from framework.datasets import split
+from framework.datasets import scale, split
 from framework.errors import UserError
 from framework.userdata import load_file
 
@@ -45,10 +45,13 @@ def reach_csv(tmp_path):
     return path
 
 
-def test_csv_loads_standardised_stratified_with_directions(reach_csv):
+def test_csv_loads_as_is_stratified_with_directions_and_standardises_on_request(reach_csv):
+    from framework.datasets import scale
+
     table, pd_rad = reach_table()
-    data = load_file(cfg(reach_csv, direction="direction",
-                         features=[f"emg{c}" for c in range(N_CH)]), seed=3)
+    raw_data = load_file(cfg(reach_csv, direction="direction",
+                             features=[f"emg{c}" for c in range(N_CH)]), seed=3)
+    data, stats = scale(raw_data, "standardize")
     n_test = N_DIR * round(PER_DIR * 0.25)
     assert data.x_train.shape == (N_DIR * PER_DIR - n_test, N_CH)
     assert data.x_test.shape == (n_test, N_CH)
@@ -63,12 +66,17 @@ def test_csv_loads_standardised_stratified_with_directions(reach_csv):
     for d, y in ((data.dir_train, data.y_train), (data.dir_test, data.y_test)):
         assert d.min() >= 0 and d.max() < 360
         np.testing.assert_allclose(d, y * 45.0)
-    # the test split is standardised with the training split's statistics, row for row
+    # loaded as the file holds them; the test split is standardised with the training split's
+    # statistics, row for row, and those statistics are what the run records
     raw = table[[f"emg{c}" for c in range(N_CH)]].to_numpy()
     train, test = split(len(raw), 0.25, np.random.default_rng(3),
                         stratify=table["label"].to_numpy())
+    np.testing.assert_allclose(raw_data.x_train, raw[train], rtol=1e-6)
     mean, sd = raw[train].mean(axis=0), raw[train].std(axis=0)
     np.testing.assert_allclose(data.x_test, (raw[test] - mean) / sd, rtol=1e-5, atol=1e-5)
+    assert stats["method"] == "standardize"
+    np.testing.assert_allclose(stats["offset"], mean)
+    np.testing.assert_allclose(stats["scale"], sd)
     # each channel keeps its cosine tuning to the carried directions (rows not scrambled)
     th = np.deg2rad(data.dir_train)
     fit = np.linalg.lstsq(np.stack([np.ones_like(th), np.cos(th), np.sin(th)], 1), data.x_train,
@@ -116,8 +124,12 @@ def test_npz_sequence(tmp_path):
     data = load_file(cfg(tmp_path / "seq.npz", target="y", direction="dirs"), 0)
     assert data.sequence and data.input_shape == (10, 3)
     assert data.x_train.shape == (44, 10, 3) and data.x_test.shape == (16, 10, 3)
-    np.testing.assert_allclose(data.x_train.mean(axis=(0, 1)), 0, atol=1e-5)  # per channel
-    np.testing.assert_allclose(data.x_train.std(axis=(0, 1)), 1, atol=1e-4)
+    # as the file holds them; standardize (on request) works per channel over trials and time
+    assert np.allclose(np.sort(np.concatenate([data.x_train, data.x_test]).ravel()),
+                       np.sort(x.ravel().astype(np.float32)))
+    scaled, _ = scale(data, "standardize")
+    np.testing.assert_allclose(scaled.x_train.mean(axis=(0, 1)), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled.x_train.std(axis=(0, 1)), 1, atol=1e-4)
     np.testing.assert_allclose(data.dir_test, data.y_test * 90.0)
 
 

@@ -50,3 +50,28 @@ def runs(uri: str, experiment: str = "spiketune"):
         return client, []
     found = client.search_runs([exp.experiment_id], max_results=1000, order_by=["start_time ASC"])
     return client, list(found)
+
+
+def prepared(overrides: list[str]):
+    """``(cfg, data)`` as a run gets them: validated, the data loaded and scaled as resolved."""
+    from framework.config import validate
+    from framework.pipeline import prepare_data
+
+    cfg = validate(compose(overrides))
+    data, _, _ = prepare_data(cfg)
+    return cfg, data
+
+
+def logged_params(overrides: list[str]) -> dict[str, str]:
+    """The params a run of ``overrides`` logs: every leaf, the data-following ones resolved."""
+    from types import SimpleNamespace
+
+    from framework.config import to_flat_params, validate
+    from framework.pipeline import resolve_defaults
+
+    flat = to_flat_params(compose(overrides))
+    obj = validate(compose(overrides))
+    resolve_defaults(obj, SimpleNamespace(sequence=bool(getattr(obj.dataset, "sequence", False))))
+    flat["dataset.scaling"] = obj.dataset.scaling.value
+    flat["simulation.readout_steps"] = str(obj.simulation.readout_steps)
+    return flat
