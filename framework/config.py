@@ -91,6 +91,8 @@ class FileDataset(DatasetConfig):
     features: list[str] | None = None
     target: str = "target"  # csv column or npz array holding the labels or regression targets
     direction: str | None = None  # csv column or npz array of movement directions, degrees
+    # a direction value that marks trials without one (a rest class), like NaN; e.g. -1
+    no_direction: float | None = None
     drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
 
 

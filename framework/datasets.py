@@ -23,7 +23,8 @@ class Data:
     y_train, y_test : ndarray
         Regression targets, shape (n, outputs), or integer class labels, shape (n,).
     dir_train, dir_test : ndarray of float, shape (n,), or None
-        Movement direction of each sample, degrees in [0, 360), when the data carries one.
+        Movement direction of each sample, degrees in [0, 360), when the data carries one; NaN
+        for a trial without a direction (a rest class), which tuning analyses leave out.
     """
 
     name: str
@@ -38,6 +39,7 @@ class Data:
     source: str = ""
     sequence: bool = False
     notes: dict[str, float] = field(default_factory=dict)
+    remarks: list[str] = field(default_factory=list)  # lines the run prints about the data
 
     @property
     def classification(self) -> bool:

@@ -46,14 +46,15 @@ def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dic
         if data.has_directions and data.name == "reach":
             k = data.n_outputs
             err = angle_diff(np.argmax(outputs, axis=-1) * 360.0 / k, data.dir_test[idx])
-            m[f"{prefix}/angle_error_deg"] = float(np.mean(np.abs(err)))
+            m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
         return m
     y = y.reshape(len(y), -1)
     m = {f"{prefix}/mse": float(np.mean((outputs - y) ** 2))}
     if data.has_directions and y.shape[1] == 2:
         pred = np.rad2deg(np.arctan2(outputs[:, 1], outputs[:, 0]))
-        err = angle_diff(pred, data.dir_test[idx])
-        m[f"{prefix}/angle_error_deg"] = float(np.mean(np.abs(err)))
+        err = angle_diff(pred, data.dir_test[idx])  # NaN where a trial has no direction
+        if np.isfinite(err).any():
+            m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
     return m
 
 
@@ -158,7 +159,7 @@ def prepare_data(obj):
     from . import datasets
 
     data = datasets.load(obj.dataset, obj.seed)
-    said = resolve_defaults(obj, data)
+    said = list(data.remarks) + resolve_defaults(obj, data)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
 

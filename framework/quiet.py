@@ -10,7 +10,11 @@ import warnings
 
 #: lines TensorFlow's C++ side prints at import whatever TF_CPP_MIN_LOG_LEVEL says
 NOISE = ("TF-TRT Warning", "Could not find TensorRT", "oneDNN custom operations",
-         "This TensorFlow binary is optimized", "rebuild TensorFlow with the appropriate")
+         "This TensorFlow binary is optimized", "rebuild TensorFlow with the appropriate",
+         # TensorFlow 2.21 logs through absl before it reads TF_CPP_MIN_LOG_LEVEL; on a machine
+         # without a GPU these say only that (CPU is what spiketune runs on)
+         "before absl::InitializeLog() is called", "cudart_stub.cc", "cuda_platform.cc",
+         "Could not find cuda drivers", "failed call to cuInit")
 
 
 @contextlib.contextmanager

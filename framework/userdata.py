@@ -161,6 +161,20 @@ def _nonfinite_rows(a: np.ndarray) -> np.ndarray:
     return ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
 
 
+def _marker_remark(direction: np.ndarray) -> list[str]:
+    """A line when a direction looks like a "no direction" marker (a lone negative value on
+    trials whose other directions all lie in [0, 360)): it is taken as an angle unless
+    ``dataset.no_direction`` names it."""
+    d = direction[np.isfinite(direction)]
+    negative = np.unique(d[d < 0])
+    if len(negative) == 1 and (d >= 0).any() and (d[d >= 0] < 360).all():
+        v = float(negative[0])
+        return [f"dataset.direction: {v:g} on {int((d == v).sum())} trials is taken as the angle "
+                f"{v % 360:g} deg; if it marks trials without a direction, set "
+                f"dataset.no_direction={v:g}"]
+    return []
+
+
 def load_file(cfg, seed: int) -> Data:
     """Load, check and split a user's ``.csv`` or ``.npz`` file (scaling comes after, only as
     ``dataset.scaling`` asks).
@@ -183,6 +197,7 @@ def load_file(cfg, seed: int) -> Data:
     if path.is_dir():
         raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
     reader = _read_csv if path.suffix.lower() == ".csv" else _read_npz
+    remarks: list[str] = []
     try:
         fields, columns = reader(path, cfg)
     except OSError as ex:  # permissions, a vanished or unreadable file: the user can fix these
@@ -206,9 +221,23 @@ def load_file(cfg, seed: int) -> Data:
         f = fields["direction"]
         raise UserError(f"{f.key}: {f.what} has shape {f.values.shape}; need one angle per sample")
 
+    # a trial without a direction (a rest class) is NaN, or the marker dataset.no_direction says;
+    # it stays in the task and is left out of tuning. inf is never a direction.
+    if "direction" in fields:
+        d = fields["direction"].values.astype(np.float64)
+        if cfg.no_direction is not None:
+            d[d == cfg.no_direction] = np.nan
+        if np.isinf(d).any():
+            f = fields["direction"]
+            raise UserError(f"{f.key}: {f.what} holds inf on {_rows_text(np.isinf(d).sum())}; "
+                            f"mark trials without a direction as NaN")
+        fields["direction"] = fields["direction"]._replace(values=d)
+
     # NaN/inf: refuse, naming where they are, or drop the rows when dataset.drop_nan asks to
     bad = np.zeros(len(x), dtype=bool)
     for role, f in fields.items():
+        if role == "direction":
+            continue  # NaN there means "no direction", above
         rows = _nonfinite_rows(f.values)
         if rows.any() and not cfg.drop_nan:
             what = f.what
@@ -257,10 +286,12 @@ def load_file(cfg, seed: int) -> Data:
     train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed), stratify=stratify)
     x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
     if direction is not None:
+        notes["no_direction_trials"] = float(np.isnan(direction).sum())
+        remarks = _marker_remark(direction)
         direction = np.mod(direction, 360.0)
         direction[direction >= 360.0] = 0.0  # mod of a tiny negative angle rounds up to 360
     return Data(name="file", task=task, x_train=x_train, y_train=y[train], x_test=x_test,
                 y_test=y[test], n_outputs=n_outputs,
                 dir_train=None if direction is None else direction[train],
                 dir_test=None if direction is None else direction[test],
-                source=str(path), sequence=x.ndim == 3, notes=notes)
+                source=str(path), sequence=x.ndim == 3, notes=notes, remarks=remarks)

@@ -294,7 +294,8 @@ class Tuning(Analysis):
     def applies(cls, data) -> str | None:
         if not data.has_directions:
             return "the dataset has no movement directions (dataset.direction for dataset=file)"
-        k = len(group_directions(data.dir_test)[0])
+        directions = np.asarray(data.dir_test, dtype=float)
+        k = len(group_directions(directions[np.isfinite(directions)])[0])
         if k < 3:
             return f"a cosine fit needs at least 3 distinct directions in the test split, got {k}"
         return None
@@ -303,29 +304,33 @@ class Tuning(Analysis):
         import pandas as pd
 
         true = np.asarray(ctx.data.dir_test, dtype=float)[ctx.sample]
-        layers = [layer for layer in ctx.layers if layer.rates is not None]
+        # trials without a direction (a rest class, NaN) stay in the task but not in tuning
+        keep = np.isfinite(true)
+        true = true[keep]
+        rates = {layer.name: layer.rates[keep] for layer in ctx.layers if layer.rates is not None}
+        layers = [layer for layer in ctx.layers if layer.name in rates]
         results: list[LayerTuning] = []
         for layer in layers:
-            assert layer.rates is not None  # the filter above; mypy does not narrow through it
             try:
-                fit = fit_cosine(layer.rates, true)
+                fit = fit_cosine(rates[layer.name], true)
             except ValueError as ex:
                 raise UserError(f"analysis tuning: {ex} (simulation.max_samples, "
                                 f"dataset.n_directions)") from None
             tuned = fit.tuned(cfg.alpha)
+            r = rates[layer.name]
             results.append(LayerTuning(layer.name, layer.index, fit, tuned,
-                                       population_vector(layer.rates, fit, tuned),
-                                       optimal_linear_estimator(layer.rates, fit, tuned, true)))
-        metrics: dict[str, float] = {}
+                                       population_vector(r, fit, tuned),
+                                       optimal_linear_estimator(r, fit, tuned, true)))
+        metrics: dict[str, float] = {"tuning/trials_without_direction": float((~keep).sum())}
         for lt in results:
             metrics.update(_metrics(f"tuning/{lt.name}", lt.fit, lt.tuned, lt.pv, lt.ole, true))
         pooled = None
         if results:  # every analysed neuron of every layer as one population
-            rates = np.concatenate([layer.rates for layer in layers], axis=1)
+            pop = np.concatenate([rates[layer.name] for layer in layers], axis=1)
             fit = concat_fits([lt.fit for lt in results])
             tuned = np.concatenate([lt.tuned for lt in results])
-            pooled = (population_vector(rates, fit, tuned),
-                      optimal_linear_estimator(rates, fit, tuned, true))
+            pooled = (population_vector(pop, fit, tuned),
+                      optimal_linear_estimator(pop, fit, tuned, true))
             metrics.update(_metrics("tuning", fit, tuned, *pooled, true))
         neurons = pd.concat([pd.DataFrame({
             "layer": lt.name, "neuron": lt.index, "pd_deg": lt.fit.pd_deg,

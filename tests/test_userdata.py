@@ -195,7 +195,8 @@ BAD = [  # id, make(tmp_path) -> path, config overrides, expected words in the m
      "NaN/inf values in column 'emg2' (2) of reach.csv: 2 rows"),
     ("inf_in_direction", lambda p: _csv(p, lambda t: _set(t, "direction", 3, np.inf)),
      {"direction": "direction"},
-     "dataset.direction: NaN/inf values in column 'direction' of reach.csv: 1 row "),
+     "dataset.direction: column 'direction' of reach.csv holds inf on 1 row; mark trials "
+     "without a direction as NaN"),
     ("non_integer_labels", lambda p: _csv(p), {"target": "speed"}, "non-integer labels"),
     ("single_class", lambda p: _csv(p, lambda t: _set(t, "label", slice(None), 2)), {},
      "single class (2)"),

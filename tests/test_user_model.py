@@ -1,0 +1,104 @@
+"""The seed-000 user's path, as they take it: EMG in microvolts with 8 directions and a rest class,
+a Keras 3 model trained on it as it is, saved as model.keras, run through spiketune with no extra
+keys."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import runs
+
+N_DIR, PER_DIR, N_REST, N_CH = 8, 30, 40, 8
+
+
+def emg_recording(seed: int = 0):
+    """Rectified, cosine-tuned EMG envelopes in µV (baseline ~40 µV, tuned depth ~60 µV,
+    noise growing with the signal), 8 directions plus rest trials (label 8, no direction)."""
+    rng = np.random.default_rng(seed)
+    pd_ch = rng.uniform(0, 2 * np.pi, N_CH)
+    directions = np.repeat(np.arange(N_DIR) * 45.0, PER_DIR)
+    theta = np.deg2rad(directions)[:, None]
+    active = 40 + 60 * np.maximum(np.cos(theta - pd_ch), 0)
+    rest = np.full((N_REST, N_CH), 40.0)
+    x = np.concatenate([active, rest])
+    x = x * (1 + 0.15 * rng.standard_normal(x.shape))
+    label = np.concatenate([np.repeat(np.arange(N_DIR), PER_DIR), np.full(N_REST, N_DIR)])
+    direction = np.concatenate([directions, np.full(N_REST, np.nan)])
+    return x.astype(np.float32), label, direction
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    from framework import quiet
+
+    quiet.tensorflow()
+    import keras
+
+    x, label, direction = emg_recording()
+    folder = tmp_path_factory.mktemp("user")
+    np.savez(folder / "emg.npz", x=x, label=label, direction=direction)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((N_CH,), name="input_5")
+    h = keras.layers.Dense(50, activation="relu", name="dense_13")(inp)
+    h = keras.layers.Dense(50, activation="relu", name="dense_14")(h)
+    model = keras.Model(inp, keras.layers.Dense(N_DIR + 1, name="out")(h))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, label, epochs=150, batch_size=32, verbose=0)  # on the raw microvolts
+    model.save(folder / "model.keras")
+    return folder, model
+
+
+def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning(user_files, uri):
+    from framework.config import FileDataset, Task
+    from framework.pipeline import run
+    from framework.progress import Console
+    from framework.userdata import load_file
+    from helpers import compose
+
+    folder, model = user_files
+    keys = ["dataset=file", f"dataset.path={folder / 'emg.npz'}", "dataset.target=label",
+            "dataset.direction=direction", "dataset.task=classification", "model=keras_file",
+            f"model.path={folder / 'model.keras'}", "neuron=relu", "simulation.n_steps=20",
+            "analysis=[firing,tuning]", "tracking.plots=false", f"tracking.uri={uri}"]
+    res = run(compose(keys), console=Console(quiet=True))
+    assert res.status == "FINISHED"
+
+    # Keras's own accuracy on the test split spiketune holds out, on the raw inputs
+    data = load_file(FileDataset(path=str(folder / "emg.npz"), target="label",
+                                 direction="direction", task=Task.classification), seed=0)
+    own = float(np.mean(model.predict(data.x_test, verbose=0).argmax(-1) == data.y_test))
+    assert own > 0.8  # the user's model works on its data
+    assert res.metrics["keras/accuracy"] == pytest.approx(own, abs=1e-9)
+    assert res.metrics["rate/accuracy"] == pytest.approx(own, abs=1e-9)  # ReLU: the same network
+
+    # rest trials: in the task (9 classes), out of tuning, counted
+    n_rest_test = int(np.isnan(data.dir_test).sum())
+    assert n_rest_test == round(N_REST * 0.25)
+    assert res.metrics["data/no_direction_trials"] == N_REST
+    assert res.metrics["tuning/trials_without_direction"] == n_rest_test
+    client, found = runs(uri)
+    run_id = found[0].info.run_id
+    assert found[0].data.params["dataset.scaling"] == "none"  # auto, for a loaded model
+    rates = pd.read_csv(client.download_artifacts(run_id, "tuning_rates.csv"))
+    assert sorted(rates["direction_deg"].unique()) == [45.0 * k for k in range(N_DIR)]
+    assert rates.groupby(["layer", "neuron"])["n_trials"].sum().eq(
+        len(data.dir_test) - n_rest_test).all()
+
+
+def test_a_lone_negative_direction_is_named_as_a_possible_marker(user_files, tmp_path):
+    from framework.config import FileDataset, Task
+    from framework.userdata import load_file
+
+    x, label, direction = emg_recording()
+    direction = np.where(np.isnan(direction), -1.0, direction)
+    np.savez(tmp_path / "emg.npz", x=x, label=label, direction=direction)
+    spec = dict(path=str(tmp_path / "emg.npz"), target="label", direction="direction",
+                task=Task.classification)
+    data = load_file(FileDataset(**spec), seed=0)
+    assert data.remarks == ["dataset.direction: -1 on 40 trials is taken as the angle 359 deg; if "
+                            "it marks trials without a direction, set dataset.no_direction=-1"]
+    marked = load_file(FileDataset(**spec, no_direction=-1.0), seed=0)
+    assert marked.remarks == [] and marked.notes["no_direction_trials"] == N_REST
+    assert np.isnan(marked.dir_test).sum() == round(N_REST * 0.25)
