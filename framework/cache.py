@@ -5,9 +5,11 @@ network for every job; with the cache it is trained once. The key is the sha256 
 determines the trained weights:
 
 * the ``dataset``, ``model`` and ``neuron`` nodes, ``seed``, and ``training`` without ``cache``;
-* ``simulation.scale_firing_rates``: training runs through the scaled neurons;
+* ``simulation.scale_firing_rates`` and ``conversion.layer_scales`` (as resolved): training runs
+  through the scaled neurons;
 * ``simulation.readout_steps``, ``readout`` and ``n_steps``, only for sequence data, whose loss is
   on the mean of the time bins the read-out covers;
+* the bytes of a ``model.params`` file (NengoDL parameters the network starts from);
 * the data's digest (so an edited data file is a new key), and for ``keras_file`` models the bytes
   of the file or of every file in the SavedModel folder;
 * the source of the modules that build and train the network, and the TensorFlow/NengoDL versions,
@@ -73,7 +75,8 @@ def training_config(cfg, sequence: bool) -> dict:
     training.pop("cache", None)
     out = {"dataset": _plain(cfg.dataset), "model": _plain(cfg.model),
            "neuron": _plain(cfg.neuron), "training": training, "seed": int(cfg.seed),
-           "scale_firing_rates": float(cfg.simulation.scale_firing_rates)}
+           "scale_firing_rates": float(cfg.simulation.scale_firing_rates),
+           "layer_scales": {k: float(v) for k, v in sorted(cfg.conversion.layer_scales.items())}}
     if sequence:  # the loss pools the time bins the read-out covers (training.readout_bins)
         out["readout_steps"] = int(cfg.simulation.readout_steps)
         out["readout"] = _plain(cfg.simulation.readout)
@@ -134,10 +137,12 @@ def cache_key(cfg, data) -> str:
     h.update(f"spiketune-cache-{FORMAT}".encode())
     h.update(json.dumps(training_config(cfg, bool(data.sequence)), sort_keys=True).encode())
     h.update(str(data.digest).encode())
-    if cfg.model.name == "keras_file":
-        from .errors import existing_path
+    from .errors import existing_path
 
+    if cfg.model.loaded:
         _hash_path(h, existing_path(cfg.model.path, "model.path"))
+    if getattr(cfg.model, "params", ""):  # NengoDL parameters loaded onto the network
+        _hash_path(h, existing_path(cfg.model.params, "model.params"))
     h.update(_code_digest().encode())
     return h.hexdigest()
 

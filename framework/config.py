@@ -115,6 +115,7 @@ class DenseModel(ModelConfig):
 
     name: str = "dense"
     hidden: list[int] = field(default_factory=lambda: [64, 64])  # neurons per hidden layer
+    params: str = ""  # NengoDL parameters (sim.save_params .npz) to start from; empty: none
 
 
 @dataclass
@@ -125,6 +126,7 @@ class ConvModel(ModelConfig):
     filters: list[int] = field(default_factory=lambda: [16, 32])  # channels per 3×3 conv layer
     kernel_size: int = bounded(3, ge=1)  # conv kernel side, pixels
     dense: int = bounded(64, ge=1)  # neurons in the dense layer after the convolutions
+    params: str = ""  # NengoDL parameters (sim.save_params .npz) to start from; empty: none
 
 
 @dataclass
@@ -157,6 +159,10 @@ class KerasFileModel(ModelConfig):
     name: str = "keras_file"
     path: str = ""  # model file or SavedModel folder; relative paths are from the launch directory
     train: bool = False  # True: train further in NengoDL; False: evaluate the weights as they are
+    # NengoDL parameters (sim.save_params .npz) of this network converted at
+    # simulation.scale_firing_rates, e.g. trained in NengoDL, loaded over the file's weights;
+    # empty: the file's own weights
+    params: str = ""
 
 
 # ------------------------------------------------------------------------------------------ neuron
@@ -222,7 +228,7 @@ class TrainingConfig:
     epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
     batch_size: int = bounded(32, ge=1)  # samples per gradient step
     learning_rate: float = bounded(0.01, gt=0.0)  # Adam step size
-    # a loss this many times the baseline's counts as diverged
+    # a batch loss this many times the lowest so far counts as diverged
     divergence_factor: float = bounded(1e3, gt=1.0)
     cache: bool = True  # reuse trained weights for an identical training config
     x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
@@ -242,6 +248,27 @@ class SimulationConfig:
     # fifth of n_steps (framework.pipeline.resolve_defaults)
     readout_steps: int | None = bounded(None, ge=1)
     max_samples: int = bounded(0, ge=0)  # test samples simulated; 0: all
+
+
+# ------------------------------------------------------------------------------------- conversion
+class Normalize(str, enum.Enum):
+    """How each converted layer's firing-rate scale is chosen."""
+
+    auto = "auto"  # percentile for a loaded model, none for a network trained here as converted
+    none = "none"  # every layer at simulation.scale_firing_rates
+    percentile = "percentile"  # data-based (Diehl 2015, Rueckauer 2017): per layer, see below
+
+
+@dataclass
+class ConversionConfig:
+    """Data-based normalisation: each layer's ``percentile``-th positive ReLU activation on the
+    training inputs is made to fire at ``max_rate_hz`` (its own ``scale_firing_rates``)."""
+
+    normalize: Normalize = Normalize.auto
+    percentile: float = bounded(99.9, gt=0.0, le=100.0)  # of a layer's positive activations, %
+    max_rate_hz: float = bounded(200.0, gt=0.0)  # rate that activation is mapped to, Hz
+    # per-layer scale_firing_rates (layer name -> scale); filled by normalize=percentile, or by hand
+    layer_scales: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------- tracking
@@ -269,6 +296,7 @@ class Config:
     neuron: Any = MISSING
     training: TrainingConfig = field(default_factory=TrainingConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    conversion: ConversionConfig = field(default_factory=ConversionConfig)
     # analysis plugin names; auto: every shipped one that applies
     analysis: list[str] = field(default_factory=lambda: ["auto"])
     analyses: Any = MISSING  # one node per analysis plugin (built from the plugins' own configs)

@@ -6,9 +6,51 @@ its amplitude by s: the same network function, neurons firing s times faster.
 """
 from __future__ import annotations
 
+import numpy as np
 
-def convert(model, neuron_type, scale_firing_rates: float | None, synapse: float | None,
-            seed: int):
+
+def scales(cfg, model) -> float | dict:
+    """What NengoDL's ``scale_firing_rates`` gets: ``conversion.layer_scales`` (layer name ->
+    scale) as a dict of the model's layers when set, else ``simulation.scale_firing_rates``."""
+    if cfg.conversion.layer_scales:
+        return {model.get_layer(name): float(s) for name, s in cfg.conversion.layer_scales.items()}
+    return float(cfg.simulation.scale_firing_rates)
+
+
+def normalise(model, x_train, sequence: bool, neuron_type, conv_cfg) -> dict[str, tuple]:
+    """Data-based per-layer normalisation (Diehl et al. 2015; Rueckauer et al. 2017).
+
+    Each converted ReLU layer's activations on the training inputs are computed in Keras; the
+    layer's scale is chosen so that its ``percentile``-th positive activation a_p drives the neuron
+    type to ``max_rate_hz``: scale = J* / a_p, where J* is the input current at which the type
+    fires at that rate (Nengo's ``gain_bias`` for an x-intercept of 0: J* = gain + bias). For
+    ReLU-family neurons J* is the rate itself, so a_p fires at exactly ``max_rate_hz``.
+
+    Returns
+    -------
+    dict
+        ``layer name -> (scale, a_p)``.
+    """
+    import tensorflow as tf
+
+    from .models import hidden_layers
+
+    gain, bias = neuron_type.gain_bias(np.array([conv_cfg.max_rate_hz]), np.array([0.0]))
+    j_star = float(gain[0] + bias[0])
+    layers = hidden_layers(model)
+    probe = tf.keras.Model(model.inputs, [layer.output for layer in layers])
+    x = x_train.reshape(-1, *x_train.shape[2:]) if sequence else x_train
+    acts = probe.predict(x, verbose=0, batch_size=512)
+    acts = acts if isinstance(acts, list) else [acts]
+    out = {}
+    for layer, a in zip(layers, acts):
+        positive = a[a > 0]
+        a_p = float(np.percentile(positive, conv_cfg.percentile)) if positive.size else 0.0
+        out[layer.name] = (j_star / a_p if a_p > 0 else 1.0, a_p)
+    return out
+
+
+def convert(model, neuron_type, scale_firing_rates, synapse: float | None, seed: int):
     """Convert ``model``, swapping ReLU for ``neuron_type``.
 
     Parameters
@@ -17,8 +59,9 @@ def convert(model, neuron_type, scale_firing_rates: float | None, synapse: float
         The network; hidden layers use ``tf.nn.relu``.
     neuron_type : nengo.neurons.NeuronType
         The neuron type replacing ReLU.
-    scale_firing_rates : float or None
-        Gain multiplier (and amplitude divisor) of every converted layer.
+    scale_firing_rates : float, dict or None
+        Gain multiplier (and amplitude divisor) of every converted layer, or per layer
+        (:func:`scales`).
     synapse : float or None
         Lowpass time constant on every connection, s (None: no filtering, as for training).
     seed : int

@@ -126,10 +126,13 @@ def resolve_defaults(obj, data) -> list[str]:
 
     * ``dataset.scaling=auto``: ``none`` for a loaded model (it was trained on the raw inputs),
       else the dataset's own choice (``standardize``; ``none`` for digits, already in [0, 1]).
+    * ``conversion.normalize=auto``: ``percentile`` for a loaded model (its weights were not
+      trained for the neurons; per-layer scales from its activations), else ``none`` (spiketune
+      trains the network as converted, through the neurons' rates).
     * ``simulation.readout_steps`` unset: the whole trial for sequences (each time bin is part of
       the movement), else the last fifth of ``simulation.n_steps`` (at least one step).
     """
-    from .config import Readout, Scaling
+    from .config import Normalize, Readout, Scaling
 
     said = []
     if obj.dataset.scaling == Scaling.auto:
@@ -137,6 +140,18 @@ def resolve_defaults(obj, data) -> list[str]:
         why = ("the loaded model was trained on the data as they are" if obj.model.loaded
                else "spiketune trains the network")
         said.append(f"dataset.scaling=auto -> {obj.dataset.scaling.value} ({why})")
+    conv = obj.conversion
+    if conv.normalize == Normalize.auto:
+        # NengoDL parameters belong to the conversion they were trained in (its biases are scaled)
+        params = bool(getattr(obj.model, "params", ""))
+        conv.normalize = (Normalize.percentile if obj.model.loaded and not params
+                          else Normalize.none)
+        if params:
+            said.append("conversion.normalize=auto -> none (model.params were trained at "
+                        f"simulation.scale_firing_rates={sim_scale(obj):g}; set it to theirs)")
+        elif obj.model.loaded:
+            said.append("conversion.normalize=auto -> percentile (a model trained elsewhere: each "
+                        "layer's firing rates scaled from its activations on the training data)")
     sim = obj.simulation
     if sim.readout_steps is None:
         sequence = bool(data is not None and data.sequence)
@@ -164,6 +179,10 @@ def prepare_data(obj):
     return data, scaling, said
 
 
+def sim_scale(obj) -> float:
+    return float(obj.simulation.scale_firing_rates)
+
+
 def _record_config(cfg, obj, tracker) -> None:
     """Log the config as resolved: params (every leaf, dotted) and ``config.yaml``."""
     from omegaconf import OmegaConf, open_dict, read_write
@@ -171,6 +190,7 @@ def _record_config(cfg, obj, tracker) -> None:
     with read_write(cfg), open_dict(cfg):
         cfg.dataset.scaling = obj.dataset.scaling.value
         cfg.simulation.readout_steps = obj.simulation.readout_steps
+        cfg.conversion.normalize = obj.conversion.normalize.value
     tracker.params(to_flat_params(cfg))
     tracker.artifact_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
@@ -248,6 +268,7 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     neuron_type = neurons.build(cfg.neuron)
     # a misspelt analyses.layers is refused now, not after training and simulation
     analysis_mod.check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
+    _normalise(cfg, model, data, neuron_type, tracker, console, metrics)
     check_interrupt()
 
     t = time.perf_counter()
@@ -266,8 +287,10 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     metrics.update(result.regularizers)
 
     t = time.perf_counter()
+    scale = ("per layer" if cfg.conversion.layer_scales
+             else f"{cfg.simulation.scale_firing_rates:g}")
     console.stage("simulate", f"{cfg.simulation.n_steps} steps, synapse {cfg.simulation.synapse}, "
-                  f"scale {cfg.simulation.scale_firing_rates:g}")
+                  f"scale {scale}")
     rate_out = evaluate_rates(model, result.params, data, cfg, neuron_type)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if cfg.model.loaded and cfg.neuron.name != "relu":
@@ -280,6 +303,27 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     ctx.layers = analysis_mod.select_layers(cfg, sim.layers)
     ctx.extras["outputs"] = sim.outputs
     return ctx
+
+
+def _normalise(cfg, model, data, neuron_type, tracker, console, metrics) -> None:
+    """``conversion.normalize=percentile``: fill ``conversion.layer_scales`` from the training
+    data (unless given), log them as params, the activations they came from as metrics."""
+    from .config import Normalize
+    from .conversion import normalise
+
+    conv = cfg.conversion
+    if conv.normalize != Normalize.percentile or conv.layer_scales:
+        return
+    found = normalise(model, data.x_train, data.sequence, neuron_type, conv)
+    conv.layer_scales = {name: scale for name, (scale, _) in found.items()}
+    tracker.params({f"conversion.layer_scales.{name}": f"{scale:.6g}"
+                    for name, scale in conv.layer_scales.items()})
+    for name, (scale, a_p) in found.items():
+        metrics[f"conversion/{name}/activation_p"] = a_p
+        metrics[f"conversion/{name}/scale"] = scale
+    console.say(f"conversion.normalize=percentile: the {conv.percentile:g}th-percentile activation "
+                f"of each layer fires at {conv.max_rate_hz:g} Hz: " +
+                ", ".join(f"{name} scale {scale:.3g}" for name, scale in conv.layer_scales.items()))
 
 
 def keras_outputs(model, data, sim_cfg) -> np.ndarray:

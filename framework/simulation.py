@@ -78,10 +78,10 @@ def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
     synapses."""
     import nengo_dl
 
-    from .conversion import convert
+    from .conversion import convert, scales
     from .native import rate_version
 
-    converter = convert(model, rate_version(neuron_type), cfg.simulation.scale_firing_rates,
+    converter = convert(model, rate_version(neuron_type), scales(cfg, model),
                         synapse=None, seed=cfg.seed)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
@@ -114,10 +114,10 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     import nengo
     import nengo_dl
 
-    from .conversion import convert, neuron_layers
+    from .conversion import convert, neuron_layers, scales
 
     s = cfg.simulation
-    converter = convert(model, neuron_type, s.scale_firing_rates, synapse=s.synapse, seed=cfg.seed)
+    converter = convert(model, neuron_type, scales(cfg, model), synapse=s.synapse, seed=cfg.seed)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
     layers = neuron_layers(converter, model)

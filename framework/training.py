@@ -73,14 +73,6 @@ def targets(y: np.ndarray, classification: bool) -> np.ndarray:
     return y.reshape(len(y), 1, -1).astype(np.float32 if not classification else np.int32)
 
 
-def baseline_loss(data) -> float:
-    """The loss of a network that ignores its input: predicting the mean (or uniform classes)."""
-    if data.classification:
-        return float(np.log(data.n_outputs))
-    y = data.y_train.reshape(len(data.y_train), -1)
-    return float(np.mean((y - y.mean(axis=0)) ** 2))
-
-
 def loss_fn(data, bins: int | None):
     """The NengoDL loss on the output probe; for sequences (``bins`` given), on the mean of the
     output over the last ``bins`` time bins, one per training step (see :func:`readout_bins`)."""
@@ -101,26 +93,83 @@ def loss_fn(data, bins: int | None):
     return loss
 
 
-def divergence_guard(baseline: float, factor: float, lr: float, key: str = "loss"):
-    """A Keras callback stopping training on a non-finite or exploding loss.
+def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
+                     patience: int = 3):
+    """A Keras callback that stops training whose loss has diverged, judged by its own trend.
 
-    "Exploding" is a batch loss above ``factor`` times the loss of predicting the mean: no training
-    that is working gets there, and the forum thread's 1e35 losses are far beyond it.
+    Diverged is a non-finite batch loss, a batch loss ``factor`` times above the lowest batch loss
+    so far (the forum thread's 1e35 after 1e2), or an epoch loss that rose ``patience`` epochs in a
+    row to above twice its best. A loss that is large but falling (raw-unit data, a small learning
+    rate) trains on. The advice fits the case: inputs used as they are (``scaled`` False) are the
+    likeliest cause, else the learning rate.
     """
     import tensorflow as tf
 
+    advice = (f"lower training.learning_rate (now {lr:g})" if scaled else
+              f"the inputs are used as they are (dataset.scaling=none): set "
+              f"dataset.scaling=standardize, or lower training.learning_rate (now {lr:g})")
+
+    def stop(what: str) -> None:
+        raise DivergenceError(f"training.learning_rate: training diverged ({what}); {advice}")
+
     class DivergenceGuard(tf.keras.callbacks.Callback):
+        best_batch = np.inf
+        epochs: list[float] = []
+
+        def on_train_begin(self, logs=None):
+            self.best_batch, self.epochs = np.inf, []
+
         def on_train_batch_end(self, batch, logs=None):
             check_interrupt()
             # ``key``: the task loss alone when regularisers add their own terms to "loss"
             loss = float((logs or {}).get(key, 0.0))
-            if not np.isfinite(loss) or loss > factor * max(baseline, 1e-12):
-                raise DivergenceError(
-                    f"training.learning_rate: training diverged (loss {loss:.3g} against "
-                    f"{baseline:.3g} for predicting the mean); check the input scaling of the "
-                    f"data and lower training.learning_rate (now {lr:g})")
+            if not np.isfinite(loss):
+                stop(f"loss {loss} at batch {batch}")
+            if loss > factor * max(self.best_batch, 1e-12):
+                stop(f"loss {loss:.3g}, {loss / self.best_batch:.3g} times its lowest so far, "
+                     f"{self.best_batch:.3g}")
+            self.best_batch = min(self.best_batch, loss)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append(float((logs or {}).get(key, np.nan)))
+            tail = self.epochs[-(patience + 1):]
+            if (len(tail) == patience + 1 and all(b > a for a, b in zip(tail, tail[1:]))
+                    and tail[-1] > 2 * min(self.epochs)):
+                stop(f"epoch loss rose {patience} epochs in a row to {tail[-1]:.3g}, from a best "
+                     f"of {min(self.epochs):.3g}")
 
     return DivergenceGuard()
+
+
+def load_nengo_params(sim, value: str) -> None:
+    """Load a ``sim.save_params`` file onto ``sim``'s network, after checking it fits.
+
+    Raises
+    ------
+    UserError
+        Naming ``model.params``: not an npz of arrays, or arrays that do not match the converted
+        network's variables (count, or the first shape that differs).
+    """
+    import tensorflow as tf
+
+    from .errors import UserError, existing_path
+
+    path = existing_path(value, "model.params", (".npz",))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+    except (OSError, ValueError, KeyError) as ex:
+        raise UserError(f"model.params: cannot read {path.name} as NengoDL parameters "
+                        f"(sim.save_params): {' '.join(str(ex).split())[:200]}") from None
+    weights = list(sim.keras_model.weights)
+    if len(arrays) != len(weights):
+        raise UserError(f"model.params: {path.name} holds {len(arrays)} arrays, the converted "
+                        f"network has {len(weights)} parameters (another network's file?)")
+    for i, (a, w) in enumerate(zip(arrays, weights)):
+        if tuple(a.shape) != tuple(w.shape):
+            raise UserError(f"model.params: {path.name} array {i} has shape {tuple(a.shape)}, "
+                            f"the network's parameter {i} ({w.name}) has {tuple(w.shape)}")
+    tf.keras.backend.batch_set_value(zip(weights, arrays))
 
 
 def progress_callback(bar):
@@ -143,7 +192,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
     data : framework.datasets.Data
         Training split in ``x_train``/``y_train``.
     cfg : framework.config.Config
-        Uses ``training``, ``simulation.scale_firing_rates``, the read-out settings
+        Uses ``training``, the firing-rate scales (:func:`framework.conversion.scales`), the
+        read-out settings
         (``readout``, ``readout_steps``, ``n_steps``: sequences only), ``model.train`` and
         ``seed``.
     neuron_type : nengo.neurons.NeuronType
@@ -152,13 +202,13 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
     import nengo_dl
     import tensorflow as tf
 
-    from .conversion import convert
+    from .conversion import convert, scales
     from .regularizers import add_regularizers
 
     tcfg = cfg.training
     out_dir.mkdir(parents=True, exist_ok=True)
     params = out_dir / "params"
-    converter = convert(model, neuron_type, cfg.simulation.scale_firing_rates, synapse=None,
+    converter = convert(model, neuron_type, scales(cfg, model), synapse=None,
                         seed=cfg.seed)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
@@ -178,6 +228,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
     tf.keras.utils.set_random_seed(cfg.seed)
     with nengo_dl.Simulator(converter.net, minibatch_size=batch, seed=cfg.seed,
                             progress_bar=False) as sim:
+        if getattr(cfg.model, "params", ""):
+            load_nengo_params(sim, cfg.model.params)
         stats.update(regs.stats(sim, "before"))
         history = []
         # a user's saved model with model.train=false is evaluated with its weights as they are
@@ -188,8 +240,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
             bar = console.bar("train", epochs)
             # with regularisers Keras logs the task's own loss under the output probe's name
             task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
-            guard = divergence_guard(baseline_loss(data), tcfg.divergence_factor,
-                                     tcfg.learning_rate, task_key)
+            guard = divergence_guard(tcfg.divergence_factor, tcfg.learning_rate,
+                                     scaled=cfg.dataset.scaling.value != "none", key=task_key)
             fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
                           callbacks=[guard, progress_callback(bar)])
             history = [float(v) for v in fit.history[task_key]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import runs
 
 N_DIR, PER_DIR, N_REST, N_CH = 8, 30, 40, 8
@@ -51,11 +50,12 @@ def user_files(tmp_path_factory):
 
 
 def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning(user_files, uri):
+    from helpers import compose
+
     from framework.config import FileDataset, Task
     from framework.pipeline import run
     from framework.progress import Console
     from framework.userdata import load_file
-    from helpers import compose
 
     folder, model = user_files
     keys = ["dataset=file", f"dataset.path={folder / 'emg.npz'}", "dataset.target=label",
@@ -102,3 +102,54 @@ def test_a_lone_negative_direction_is_named_as_a_possible_marker(user_files, tmp
     marked = load_file(FileDataset(**spec, no_direction=-1.0), seed=0)
     assert marked.remarks == [] and marked.notes["no_direction_trials"] == N_REST
     assert np.isnan(marked.dir_test).sum() == round(N_REST * 0.25)
+
+
+def test_nengo_dl_parameters_load_onto_the_converted_network(uri, tmp_path):
+    """Seed 003's "trained nengo_dl model": parameters saved with sim.save_params in NengoDL are
+    what the run evaluates, checked against the network's shapes."""
+    import keras
+    import nengo
+    import nengo_dl
+
+    from framework import datasets
+    from framework.config import KerasFileModel, validate
+    from framework.conversion import convert
+    from framework.errors import UserError
+    from framework.keras_io import load_model
+    from framework.pipeline import run
+    from framework.progress import Console
+    from helpers import compose
+
+    reach = ["dataset.trials_per_direction=12", "simulation.n_steps=20", "tracking.plots=false",
+             "analysis=[firing]", "training.cache=false"]
+    data = datasets.load(validate(compose(reach)).dataset, 0)  # as a loaded model gets it
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8,))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Dense(16, activation="relu")(inp)))
+    model.compile("adam", "mse")
+    model.fit(data.x_train, data.y_train, epochs=20, verbose=0)
+    model.save(tmp_path / "m.keras")
+
+    # the user's NengoDL side: the same network converted, its weights changed, saved
+    tfk = load_model(KerasFileModel(path=str(tmp_path / "m.keras")), data)
+    conv = convert(tfk, nengo.RectifiedLinear(), None, synapse=None, seed=0)
+    with nengo_dl.Simulator(conv.net, minibatch_size=len(data.x_test), progress_bar=False) as sim:
+        values = sim.keras_model.get_weights()
+        sim.keras_model.set_weights([v * 0.8 if v.ndim == 2 else v for v in values])
+        sim.save_params(str(tmp_path / "nengo_params"))
+        out = sim.predict({conv.inputs[tfk.inputs[0]]: data.x_test[:, None]}, verbose=0)
+        expected = float(np.mean((out[conv.outputs[tfk.outputs[0]]][:, -1] - data.y_test) ** 2))
+
+    keys = reach + ["model=keras_file", f"model.path={tmp_path / 'm.keras'}", "neuron=relu",
+                    "simulation.scale_firing_rates=1", f"tracking.uri={uri}"]  # as converted
+    res = run(compose(keys + [f"model.params={tmp_path / 'nengo_params.npz'}"]),
+              console=Console(quiet=True))
+    assert res.metrics["rate/mse"] == pytest.approx(expected, rel=1e-5)
+    assert abs(res.metrics["keras/mse"] - expected) > 1e-3  # not the file's own weights
+
+    # another network's parameters are refused, naming what does not fit
+    np.savez(tmp_path / "other.npz", np.zeros((8, 32)), np.zeros(32), np.zeros((32, 2)),
+             np.zeros(2))
+    with pytest.raises(UserError, match=r"model.params: other.npz array 0 has shape \(8, 32\), "
+                                        r"the network's parameter 0 .* has \(16, 8\)"):
+        run(compose(keys + [f"model.params={tmp_path / 'other.npz'}"]), console=Console(quiet=True))

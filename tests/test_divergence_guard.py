@@ -1,0 +1,60 @@
+"""The divergence guard judges the loss by its own trend, and its advice fits the case."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from framework.errors import DivergenceError
+
+
+@pytest.fixture(scope="module")
+def guard():
+    from framework import quiet
+    from framework.training import divergence_guard
+
+    quiet.tensorflow()
+
+    def feed(batches_per_epoch, scaled=True, factor=1e3):
+        g = divergence_guard(factor, 1e-5, scaled)
+        g.on_train_begin()
+        for epoch in batches_per_epoch:
+            for b, loss in enumerate(epoch):
+                g.on_train_batch_end(b, {"loss": loss})
+            g.on_epoch_end(0, {"loss": float(np.mean(epoch))})
+
+    return feed
+
+
+def test_a_large_slowly_falling_loss_trains_on(guard):
+    """The issue's case: raw-unit targets, learning rate 1e-5: loss ~956, falling; predicting the
+    mean would score 0.0972, which the old guard compared against and stopped."""
+    epochs = [list(956.0 * 0.99 ** np.arange(e * 10, e * 10 + 10)) for e in range(20)]
+    guard(epochs)  # no exception
+
+
+def test_noisy_but_flat_loss_trains_on(guard):
+    rng = np.random.default_rng(0)
+    guard([list(1.0 + 0.5 * rng.random(10)) for _ in range(30)])
+
+
+@pytest.mark.parametrize("epochs,why", [
+    ([[100.0, 80.0, np.nan]], "loss nan at batch 2"),
+    ([[100.0, 90.0, 1e35]], "1.11e+33 times its lowest so far"),  # the forum thread's explosion
+    ([[1.0] * 3, [1.5] * 3, [2.2] * 3, [3.1] * 3], "rose 3 epochs in a row to 3.1"),
+])
+def test_exploding_or_rising_loss_is_stopped(guard, epochs, why):
+    with pytest.raises(DivergenceError) as err:
+        guard(epochs)
+    assert why in str(err.value)
+    assert str(err.value).startswith("training.learning_rate: training diverged (")
+
+
+def test_advice_follows_the_scaling(guard):
+    with pytest.raises(DivergenceError) as err:
+        guard([[1.0, np.inf]], scaled=False)
+    assert str(err.value).endswith("(dataset.scaling=none): set dataset.scaling=standardize, or "
+                                   "lower training.learning_rate (now 1e-05)")
+    with pytest.raises(DivergenceError) as err:
+        guard([[1.0, np.inf]], scaled=True)
+    assert str(err.value).endswith("; lower training.learning_rate (now 1e-05)")
+    assert "scaling" not in str(err.value)
