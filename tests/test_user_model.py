@@ -110,6 +110,7 @@ def test_nengo_dl_parameters_load_onto_the_converted_network(uri, tmp_path):
     import keras
     import nengo
     import nengo_dl
+    from helpers import compose
 
     from framework import datasets
     from framework.config import KerasFileModel, validate
@@ -118,7 +119,6 @@ def test_nengo_dl_parameters_load_onto_the_converted_network(uri, tmp_path):
     from framework.keras_io import load_model
     from framework.pipeline import run
     from framework.progress import Console
-    from helpers import compose
 
     reach = ["dataset.trials_per_direction=12", "simulation.n_steps=20", "tracking.plots=false",
              "analysis=[firing]", "training.cache=false"]
