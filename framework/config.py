@@ -39,6 +39,16 @@ class Scaling(str, enum.Enum):
     minmax = "minmax"  # [0, 1] per feature from the training split's minimum and maximum
 
 
+class Layout(str, enum.Enum):
+    """What the axes of a file's feature array are (after the samples axis)."""
+
+    auto = "auto"  # from the loaded model's input where there is one, else by rank: 1 features,
+    #               2 a sequence (time, channels), 3 an image (height, width, channels)
+    features = "features"  # (samples, features...) fed at once
+    sequence = "sequence"  # (samples, time, channels...) fed one time step per step
+    image = "image"  # (samples, height, width[, channels]) fed at once
+
+
 class Readout(str, enum.Enum):
     """How the spiking network's output is read over time."""
 
@@ -94,6 +104,7 @@ class FileDataset(DatasetConfig):
     # a direction value that marks trials without one (a rest class), like NaN; e.g. -1
     no_direction: float | None = None
     drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
+    layout: Layout = Layout.auto  # what the feature array's axes are (see Layout)
 
 
 # ------------------------------------------------------------------------------------------- model

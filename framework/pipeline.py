@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis as analysis_mod
-from .config import to_flat_params, validate
+from .config import Layout, to_flat_params, validate
 from .errors import UserError, check_interrupt, interruption
 from .progress import Console, table
 from .registry import Registry
@@ -174,7 +174,14 @@ def prepare_data(obj):
     from . import datasets
 
     data = datasets.load(obj.dataset, obj.seed)
-    said = list(data.remarks) + resolve_defaults(obj, data)
+    said = list(data.remarks)
+    if obj.model.loaded and getattr(obj.dataset, "layout", None) == Layout.auto:
+        from .keras_io.screen import resolve, stored_input_shape
+        from .userdata import fit_layout
+
+        data, lines = fit_layout(data, stored_input_shape(resolve(obj.model)))
+        said += lines
+    said += resolve_defaults(obj, data)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
 

@@ -6,7 +6,9 @@ Two formats (``dataset.path``):
   column except ``dataset.target`` and ``dataset.direction``).
 * ``.npz`` — named arrays. ``dataset.features`` is a one-element list naming the feature array
   (default: ``x`` if present, else the only array that is neither target nor direction). It is
-  (samples, features) or, for a sequence, (samples, time, channels).
+  (samples, features), a sequence (samples, time, channels) or images (samples, height, width,
+  channels); ``dataset.layout`` says which where the rank does not (a loaded model's input does,
+  :func:`fit_layout`).
 
 Every problem the user can fix raises :class:`~framework.errors.UserError` with one line naming the
 config key and the file; nothing is dropped silently (``dataset.drop_nan`` drops non-finite rows and
@@ -152,6 +154,34 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
     return out, None
 
 
+def fit_layout(data: Data, shape: tuple | None) -> tuple[Data, list[str]]:
+    """``data`` laid out as a loaded model's input ``shape`` (no batch axis) says, and a line.
+
+    A sample of that shape is fed at once; a sample whose trailing axes have it is a sequence fed
+    one step per step; a sample of the same size in another shape (images saved without their
+    channel axis) is reshaped. Anything else is left for the model's shape check to refuse.
+    """
+    import dataclasses
+
+    if shape is None or any(d is None for d in shape):
+        return data, []
+    sample = tuple(data.x_train.shape[1:])
+    if sample == tuple(shape):
+        sequence, what = False, "image" if len(shape) > 1 else "features"
+    elif sample[1:] == tuple(shape):
+        sequence, what = True, "sequence"
+    elif int(np.prod(sample)) == int(np.prod(shape)) and len(sample) != len(shape):
+        n_tr, n_te = len(data.x_train), len(data.x_test)
+        data = dataclasses.replace(data, x_train=data.x_train.reshape(n_tr, *shape),
+                                   x_test=data.x_test.reshape(n_te, *shape))
+        sequence, what = False, f"{'image' if len(shape) > 1 else 'features'}, reshaped"
+    else:
+        return data, []
+    line = (f"dataset.layout=auto -> {what} (the model takes {tuple(shape)}, the file's samples "
+            f"are {sample})")
+    return dataclasses.replace(data, sequence=sequence), [line]
+
+
 def _rows_text(n: int) -> str:
     return f"{int(n)} row" + ("" if n == 1 else "s")
 
@@ -208,9 +238,17 @@ def load_file(cfg, seed: int) -> Data:
     x = fields["features"].values
     if len(x) == 0:
         raise UserError(f"dataset.features: {fields['features'].what} has no samples")
-    if x.ndim not in (2, 3):
+    if x.ndim not in (2, 3, 4):
         raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; need "
-                        f"(samples, features) or (samples, time, channels)")
+                        f"(samples, features), (samples, time, channels) or (samples, height, "
+                        f"width, channels)")
+    layout = getattr(cfg.layout, "value", cfg.layout)
+    if layout == "sequence" and x.ndim < 3:
+        raise UserError(f"dataset.layout: sequence needs (samples, time, channels); "
+                        f"{fields['features'].what} has shape {x.shape}")
+    if layout == "image" and x.ndim == 3:  # (samples, height, width): one channel
+        x = x[..., None]
+    sequence = layout == "sequence" or (layout == "auto" and x.ndim == 3)
     for role, f in fields.items():
         if len(f.values) != len(x):
             raise UserError(f"{f.key}: {f.what} has {_rows_text(len(f.values))} but the features "
@@ -294,4 +332,4 @@ def load_file(cfg, seed: int) -> Data:
                 y_test=y[test], n_outputs=n_outputs,
                 dir_train=None if direction is None else direction[train],
                 dir_test=None if direction is None else direction[test],
-                source=str(path), sequence=x.ndim == 3, notes=notes, remarks=remarks)
+                source=str(path), sequence=sequence, notes=notes, remarks=remarks)

@@ -245,3 +245,49 @@ def test_keras3_file_runs_to_a_finished_run_with_keras3s_accuracy(keras, case, t
     res = _run(data_keys + LOADED + [f"model.path={path}"], uri)
     assert res.status == "FINISHED"
     assert res.metrics["rate/accuracy"] == pytest.approx(keras_acc, abs=1e-9)
+
+
+def test_users_own_digits_npz_feeds_their_conv_model(keras, tmp_path, uri):
+    """An npz of (samples, 8, 8) images with no channel axis, for a model taking (8, 8, 1): the
+    layout comes from the model's input; the rate network scores what Keras scores."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    np.savez(tmp_path / "digits.npz", x=bunch.images / 16.0, y=bunch.target)
+    keys = ["dataset=file", f"dataset.path={tmp_path / 'digits.npz'}", "dataset.target=y",
+            "dataset.task=classification"]
+    data = _spiketune_data(keys)
+    assert data.x_train.shape[1:] == (8, 8) and data.sequence  # by rank alone: a sequence
+    keras.utils.set_random_seed(5)
+    model = conv_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train[..., None], data.y_train, epochs=15, batch_size=32, verbose=0)
+    path = tmp_path / "conv.keras"
+    model.save(path)
+    own = float(np.mean(model.predict(data.x_test[..., None], verbose=0).argmax(-1)
+                        == data.y_test))
+    assert own > 0.5
+    res = _run(keys + LOADED + [f"model.path={path}"], uri)
+    assert res.metrics["keras/accuracy"] == pytest.approx(own, abs=1e-9)
+    assert res.metrics["rate/accuracy"] == pytest.approx(own, abs=1e-9)
+
+
+def test_layout_follows_the_models_input():
+    from framework.datasets import Data
+    from framework.userdata import fit_layout
+
+    def make(*shape):
+        return Data(name="file", task="classification", x_train=np.zeros((4, *shape)),
+                    y_train=np.zeros(4), x_test=np.zeros((2, *shape)), y_test=np.zeros(2),
+                    n_outputs=3, sequence=len(shape) == 2)
+
+    seq, lines = fit_layout(make(50, 8), (8,))  # (trials, time, channels) into Dense(8): sequence
+    assert seq.sequence and lines == ["dataset.layout=auto -> sequence (the model takes (8,), the "
+                                      "file's samples are (50, 8))"]
+    img, _ = fit_layout(make(8, 8), (8, 8))  # a model taking (8, 8) images: not a sequence
+    assert not img.sequence
+    chan, lines = fit_layout(make(8, 8), (8, 8, 1))
+    assert chan.x_train.shape == (4, 8, 8, 1) and not chan.sequence and "reshaped" in lines[0]
+    same, lines = fit_layout(make(5, 3), (7,))  # nothing fits: left for the shape check
+    assert same.x_train.shape == (4, 5, 3) and lines == []

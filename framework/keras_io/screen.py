@@ -181,6 +181,25 @@ def stored_layers(config: Stored, path: Path) -> tuple[list[tuple[str, str, Stor
     return out, out[-1][1]  # Sequential: the last layer
 
 
+def stored_input_shape(path: Path) -> tuple[int | None, ...] | None:
+    """The input shape (without the batch axis) the stored model's input layer declares, read as
+    data (no TensorFlow); None when the file does not say."""
+    config, _ = stored_config(path)
+    layers, _ = stored_layers(config, path)
+    body = config.get("config") or {}
+    for cls, _, entry in layers:
+        if cls == "InputLayer":
+            lcfg = entry.get("config") or {}
+            shape = lcfg.get("batch_shape") or lcfg.get("batch_input_shape")
+            return tuple(shape[1:]) if shape else None
+    shape = body.get("build_input_shape")  # a Sequential without an InputLayer entry
+    if isinstance(shape, list) and shape:
+        return tuple(shape[1:])
+    first = (layers[0][2].get("config") or {}) if layers else {}
+    shape = first.get("batch_input_shape")
+    return tuple(shape[1:]) if shape else None
+
+
 def is_keras_module(module: str) -> bool:
     """Whether a stored ``module`` is Keras's own (Keras 3's ``keras.*`` or tf-keras's)."""
     return module.split(".")[0] in ("keras", "tf_keras")
