@@ -277,7 +277,9 @@ class ConversionConfig:
 
     normalize: Normalize = Normalize.auto
     percentile: float = bounded(99.9, gt=0.0, le=100.0)  # of a layer's positive activations, %
-    max_rate_hz: float = bounded(200.0, gt=0.0)  # rate that activation is mapped to, Hz
+    # rate that activation is mapped to, Hz (benchmarks/conversion_gap.py: 400 keeps spiking ReLU
+    # within 1 point of the Keras model on digits and reach in 100 steps; 100-200 lose 1-12)
+    max_rate_hz: float = bounded(400.0, gt=0.0)
     # per-layer scale_firing_rates (layer name -> scale); filled by normalize=percentile, or by hand
     layer_scales: dict[str, float] = field(default_factory=dict)
 

@@ -350,9 +350,12 @@ def keras_outputs(model, data, sim_cfg) -> np.ndarray:
 def swap_line(cfg, metrics: dict[str, float]) -> str:
     """One line: the loaded ReLU model now runs other neurons, and what that costs."""
     key = next(k for k in ("accuracy", "mse", "angle_error_deg") if f"rate/{k}" in metrics)
+    advice = ("neuron=relu keeps the model's own" if cfg.neuron.name == "spiking_relu" else
+              "a ReLU network converted to this type without training rarely keeps its score: "
+              "neuron=spiking_relu, or model.train=true to train it as converted")
     return (f"model.path: the loaded model's ReLU became neuron={cfg.neuron.name}: rate/{key} "
             f"{metrics[f'rate/{key}']:.4g} against its own keras/{key} "
-            f"{metrics[f'keras/{key}']:.4g} (neuron=relu keeps the model's own)")
+            f"{metrics[f'keras/{key}']:.4g} ({advice})")
 
 
 def _analyses(cfg, ctx, names, tracker, console, scratch) -> dict[str, float]:

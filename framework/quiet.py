@@ -45,6 +45,11 @@ def tensorflow() -> None:
     warnings.filterwarnings("ignore", message="This version of NengoDL has not been tested")
     # the conversion swaps both spellings of ReLU; a model uses one of them
     warnings.filterwarnings("ignore", message="swap_activations contained")
+    # Nengo's builder derives each converted neuron's "max rate at x = 1" from its gain and bias;
+    # for a layer whose scale puts x = 1 below threshold that is undefined (NaN), and it is not
+    # what spiketune reports for converted layers
+    warnings.filterwarnings("ignore", message="Non-finite values detected in `max_rates`")
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="nengo.neurons")
     with c_stderr_filtered():
         import tensorflow as tf
         from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
