@@ -46,8 +46,9 @@ def test_params_are_every_leaf_of_the_resolved_config(cli_run):
     expected = to_flat_params(compose(cli_run["args"] + [f"tracking.uri={cli_run['uri']}"]))
     assert len(expected) > 40
     # the values that follow the data are logged as resolved (spiketune trains this network)
-    assert expected["dataset.scaling"] == "auto"
+    assert expected["dataset.scaling"] == expected["conversion.normalize"] == "auto"
     expected["dataset.scaling"] = "standardize"
+    expected["conversion.normalize"] = "none"
     assert cli_run["run"].data.params == expected
 
 

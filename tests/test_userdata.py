@@ -211,7 +211,11 @@ BAD = [  # id, make(tmp_path) -> path, config overrides, expected words in the m
      {}, "name one"),
     ("npz_two_feature_names", lambda p: _npz(p), {"features": ["x", "label"]}, "exactly one"),
     ("npz_features_1d", lambda p: _npz(p, x=np.ones(40)), {}, "shape (40,)"),
-    ("npz_features_4d", lambda p: _npz(p, x=np.ones((40, 2, 2, 2))), {}, "shape (40, 2, 2, 2)"),
+    ("npz_features_5d", lambda p: _npz(p, x=np.ones((40, 2, 2, 2, 2))), {},
+     "shape (40, 2, 2, 2, 2); need (samples, features), (samples, time, channels) or (samples, "
+     "height, width, channels)"),
+    ("npz_sequence_layout_2d", lambda p: _npz(p), {"layout": "sequence"},
+     "dataset.layout: sequence needs (samples, time, channels)"),
     ("npz_target_rows", lambda p: _npz(p, label=np.repeat([0, 1], 10)), {},
      "has 20 rows but the features have 40"),
     ("npz_direction_rows", lambda p: _npz(p, d=np.zeros(39)), {"direction": "d"},

@@ -73,5 +73,6 @@ def logged_params(overrides: list[str]) -> dict[str, str]:
     obj = validate(compose(overrides))
     resolve_defaults(obj, SimpleNamespace(sequence=bool(getattr(obj.dataset, "sequence", False))))
     flat["dataset.scaling"] = obj.dataset.scaling.value
+    flat["conversion.normalize"] = obj.conversion.normalize.value
     flat["simulation.readout_steps"] = str(obj.simulation.readout_steps)
     return flat
