@@ -177,6 +177,8 @@ def fit_layout(data: Data, shape: tuple | None) -> tuple[Data, list[str]]:
         sequence, what = False, f"{'image' if len(shape) > 1 else 'features'}, reshaped"
     else:
         return data, []
+    if sequence == data.sequence and "reshaped" not in what:
+        return data, []  # what the rank said already: nothing to report
     line = (f"dataset.layout=auto -> {what} (the model takes {tuple(shape)}, the file's samples "
             f"are {sample})")
     return dataclasses.replace(data, sequence=sequence), [line]

@@ -283,10 +283,10 @@ def test_layout_follows_the_models_input():
                     n_outputs=3, sequence=len(shape) == 2)
 
     seq, lines = fit_layout(make(50, 8), (8,))  # (trials, time, channels) into Dense(8): sequence
-    assert seq.sequence and lines == ["dataset.layout=auto -> sequence (the model takes (8,), the "
-                                      "file's samples are (50, 8))"]
-    img, _ = fit_layout(make(8, 8), (8, 8))  # a model taking (8, 8) images: not a sequence
-    assert not img.sequence
+    assert seq.sequence and lines == []  # as the rank said: nothing to report
+    img, lines = fit_layout(make(8, 8), (8, 8))  # a model taking (8, 8) images: not a sequence
+    assert not img.sequence and lines == ["dataset.layout=auto -> image (the model takes (8, 8), "
+                                          "the file's samples are (8, 8))"]
     chan, lines = fit_layout(make(8, 8), (8, 8, 1))
     assert chan.x_train.shape == (4, 8, 8, 1) and not chan.sequence and "reshaped" in lines[0]
     same, lines = fit_layout(make(5, 3), (7,))  # nothing fits: left for the shape check
