@@ -214,10 +214,32 @@ def check_names(names: list[str]) -> None:
             ANALYSES.get(name, f"analysis[{i}]")
 
 
-def neuron_table(layers: list[Layer]):
-    """The columns of ``neurons.csv`` every run has, read from what was built.
+def sample_groups(ctx: Context) -> np.ndarray | None:
+    """Each simulated sample's condition: its direction (degrees, NaN for none) where the data
+    has directions, its class for classification, else None."""
+    data = ctx.data
+    if data.has_directions:
+        return np.round(np.asarray(data.dir_test, dtype=float)[ctx.sample], 6)
+    if data.classification:
+        return np.asarray(data.y_test, dtype=float)[ctx.sample]
+    return None
 
-    ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out).
+
+def peak_rates(rates: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Each neuron's observed peak rate (Hz): the highest mean over the samples of one condition
+    (direction or class; samples without one left out), else the highest single-sample rate."""
+    if groups is None:
+        return rates.max(axis=0)
+    keep = np.isfinite(groups)
+    means = [rates[keep & (groups == g)].mean(axis=0) for g in np.unique(groups[keep])]
+    return np.max(means, axis=0) if means else rates.max(axis=0)
+
+
+def neuron_table(layers: list[Layer], groups: np.ndarray | None = None):
+    """The columns of ``neurons.csv`` every run has, read from what was built and measured.
+
+    ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out);
+    ``peak_rate_hz`` the observed one (:func:`peak_rates` over ``groups``, the samples' conditions).
     """
     import pandas as pd
 
@@ -226,14 +248,16 @@ def neuron_table(layers: list[Layer]):
         nt = layer.neuron_type
         amp = float(getattr(nt, "amplitude", 1.0))
         max_rate = np.asarray(nt.rates(np.ones(1), layer.gain, layer.bias), float).ravel() / amp
+        missing = np.full(len(layer.index), np.nan)
         frames.append(pd.DataFrame({
             "layer": layer.name, "neuron": layer.index, "neuron_type": type(nt).__name__,
             "gain": layer.gain, "bias": layer.bias, "threshold": layer.threshold,
             "x_intercept": layer.x_intercept, "max_rate_hz": max_rate,
-            "mean_rate_hz": (layer.rates.mean(axis=0) if layer.rates is not None
-                             else np.full(len(layer.index), np.nan))}))
+            "mean_rate_hz": layer.rates.mean(axis=0) if layer.rates is not None else missing,
+            "peak_rate_hz": (peak_rates(layer.rates, groups) if layer.rates is not None
+                             else missing)}))
     cols = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
-            "max_rate_hz", "mean_rate_hz"]
+            "max_rate_hz", "mean_rate_hz", "peak_rate_hz"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 

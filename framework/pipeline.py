@@ -361,7 +361,7 @@ def swap_line(cfg, metrics: dict[str, float]) -> str:
 def _analyses(cfg, ctx, names, tracker, console, scratch) -> dict[str, float]:
     """Run the chosen analyses; write neurons.csv, their tables and (lazily drawn) plots."""
     metrics: dict[str, float] = {}
-    frame = analysis_mod.neuron_table(ctx.layers)
+    frame = analysis_mod.neuron_table(ctx.layers, analysis_mod.sample_groups(ctx))
     figures = {}
     for name in names:
         console.stage("analyse", name)

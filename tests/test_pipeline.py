@@ -12,7 +12,7 @@ CONTRACT_METRICS = ["rate/mse", "spiking/mse", "rate/angle_error_deg", "spiking/
                     "firing/mean_rate_hz", "firing/max_rate_hz", "firing/silent_fraction",
                     "time/total_s", "time/train_s", "time/simulate_s", "time/analysis_s"]
 NEURON_COLUMNS = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
-                  "max_rate_hz", "mean_rate_hz"]
+                  "max_rate_hz", "mean_rate_hz", "peak_rate_hz"]
 
 
 def artifact_csv(client, run_id: str, path: str) -> pd.DataFrame:
@@ -79,6 +79,12 @@ def test_artifacts_config_neurons_and_plots(cli_run):
     np.testing.assert_allclose(neurons.x_intercept, (1.0 - neurons.bias) / neurons.gain)
     assert (neurons.gain == 100.0).all()  # scale_firing_rates
     assert neurons.mean_rate_hz.mean() == pytest.approx(run.data.metrics["firing/mean_rate_hz"])
+    # the observed peak: the highest per-direction mean, as tuning_rates.csv holds them
+    per_direction = artifact_csv(client, run.info.run_id, "tuning_rates.csv")
+    peak = per_direction.groupby(["layer", "neuron"])["mean_rate_hz"].max()
+    merged = neurons.set_index(["layer", "neuron"]).join(peak.rename("from_tuning"))
+    np.testing.assert_allclose(merged.peak_rate_hz, merged.from_tuning, rtol=1e-9)
+    assert (neurons.peak_rate_hz >= neurons.mean_rate_hz - 1e-9).all()
     with open(client.download_artifacts(run.info.run_id, "config.yaml")) as f:
         assert "scale_firing_rates: 100.0" in f.read()
 
