@@ -16,8 +16,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .config import bounded
 from .errors import UserError
 from .registry import Registry
+
+#: what plugins import from here besides the classes below (one face, framework.analysis)
+__all__ = ["Analysis", "Context", "Layer", "Result", "UserError", "angle_diff", "bounded"]
+
+
+def angle_diff(a, b) -> np.ndarray:
+    """a − b wrapped to [−180, 180) degrees."""
+    return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
 
 ANALYSES: Registry[type[Analysis]] = Registry("analysis")
 ENTRY_POINT_GROUP = "spiketune.analyses"

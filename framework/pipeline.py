@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis as analysis_mod
+from .analysis import angle_diff
 from .config import Layout, to_flat_params, validate
 from .errors import UserError, check_interrupt, interruption
 from .progress import Console, table
@@ -56,11 +57,6 @@ def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dic
         if np.isfinite(err).any():
             m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
     return m
-
-
-def angle_diff(a, b) -> np.ndarray:
-    """a − b wrapped to [−180, 180) degrees."""
-    return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
 
 
 def run_name(cfg) -> str:

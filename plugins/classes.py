@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result
-from framework.config import bounded
+from framework.analysis import Analysis, Context, Result, bounded
 
 
 @dataclass

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result
-from framework.config import bounded
+from framework.analysis import Analysis, Context, Result, bounded
 
 #: the fraction of variance the ``n90`` metrics ask for
 VARIANCE_TARGET = 0.9

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Layer, Result
-from framework.config import bounded
-from framework.errors import UserError
+from framework.analysis import Analysis, Context, Layer, Result, UserError, bounded
 
 
 @dataclass

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Layer, Result
-from framework.config import bounded
+from framework.analysis import Analysis, Context, Layer, Result, bounded
 
 
 @dataclass

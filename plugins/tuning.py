@@ -10,13 +10,16 @@ so ``baseline_hz`` = b0, ``depth_hz`` = √(b1² + b2²), ``pd_deg`` = atan2(b2,
 F-test on single trials of the cosine model against a constant rate (``p_value``); ``tuned`` is
 ``p_value < alpha``. Every fit is vectorised over neurons: one least-squares solve for all of them.
 
-The tuned neurons then decode the direction of each test trial twice:
+The direction of each test trial is then decoded twice, each time by a decoder fitted on the
+*other* trials (``folds``-fold cross-validation, stratified by direction), so the errors are
+errors on trials the decoder did not see:
 
-- population vector: each tuned neuron votes along its PD with weight (r − b0)/depth;
-- optimal linear estimator (Salinas & Abbott 1994): the linear read-out of (cos θ, sin θ) with the
-  least expected squared error under the cosine model, with each neuron's noise taken as its
-  single-trial residual variance about its cosine fit. It undoes the population vector's bias
-  towards where preferred directions cluster.
+- population vector: each neuron tuned in the training folds votes along its training-fold PD
+  with weight (r − b0)/depth;
+- optimal linear estimator (Salinas & Abbott 1994), empirical: the ridge-regularised linear
+  read-out of (cos θ, sin θ) fitted to the measured training rates of every neuron. It needs no
+  cosine model and undoes the population vector's bias towards where preferred directions
+  cluster.
 
 The functions below work on plain arrays, so they can be used (and tested) outside a run.
 """
@@ -26,22 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result
-from framework.config import bounded
-from framework.errors import UserError
-from framework.pipeline import angle_diff
+from framework.analysis import Analysis, Context, Result, UserError, angle_diff, bounded
 
 #: directions closer than this are one direction (degrees); absorbs float noise in user data
 DIRECTION_DECIMALS = 6
-#: the OLE's noise floor, as a fraction of a neuron's depth: a neuron whose trials sit exactly on
-#: its cosine (a rate network) gets a large but finite weight instead of an infinite one
-OLE_NOISE_FLOOR = 1e-3
 
 
 @dataclass
 class TuningConfig:
     alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # F-test significance level: tuned = p < alpha
     grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (most strongly tuned)
+    folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
 
 
 @dataclass
@@ -217,44 +215,68 @@ def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np
     return np.mod(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0])), 360.0)
 
 
-def optimal_linear_estimator(rates: np.ndarray, fit: CosineFit, mask: np.ndarray,
-                             directions: np.ndarray) -> np.ndarray:
-    """Direction decoded by the optimal linear estimator (Salinas & Abbott 1994).
+def optimal_linear_estimator(r_train: np.ndarray, dir_train: np.ndarray,
+                             r_test: np.ndarray) -> np.ndarray:
+    """Direction decoded by the empirical optimal linear estimator (Salinas & Abbott 1994).
 
-    The estimate of u = (cos θ, sin θ) is û = Dᵀ(r − b0), with D minimising E‖u − û‖² when each
-    neuron follows its cosine fit r − b0 = A u + ε (rows of A: (b1, b2)), ε independent with
-    variance V = each neuron's single-trial residual variance about its fit, and θ distributed as in
-    ``directions`` (second moment Σ = E[u uᵀ]). Then D = (AΣAᵀ + V)⁻¹AΣ, evaluated through the
-    Woodbury identity as û = (Σ⁻¹ + AᵀV⁻¹A)⁻¹ AᵀV⁻¹ (r − b0): a 2 × 2 solve for any N.
+    The linear read-out û = W (r − r̄) + c of u = (cos θ, sin θ) that minimises the squared error
+    on the *measured* training rates (every neuron, tuned or not), ridge-regularised with the
+    penalty chosen by scikit-learn's efficient leave-one-out (``RidgeCV``) on standardised rates.
+    Unlike the population vector it needs no cosine model: it weights neurons by how well they
+    predict direction, and discounts redundant or untuned ones.
 
     Parameters
     ----------
-    rates : ndarray, shape (n_trials, N)
-        Rates, Hz.
-    fit : CosineFit
-    mask : ndarray of bool, shape (N,)
-        The neurons read out (the tuned ones).
-    directions : ndarray, shape (n_trials,)
-        True directions (degrees), used only for their distribution Σ.
+    r_train : ndarray, shape (n_train, N)
+        Training trials' rates, Hz.
+    dir_train : ndarray, shape (n_train,)
+        Their directions, degrees.
+    r_test : ndarray, shape (n_test, N)
+        Rates of the trials to decode.
 
     Returns
     -------
-    ndarray, shape (n_trials,)
-        Decoded direction per trial, degrees in [0, 360); NaN when no neuron is read out.
+    ndarray, shape (n_test,)
+        Decoded direction per trial, degrees in [0, 360).
     """
-    mask = mask & (fit.depth > 0)
-    if not mask.any():
-        return np.full(len(rates), np.nan)
-    a = np.stack([fit.b1[mask], fit.b2[mask]], axis=1)  # (N_tuned, 2), Hz per unit of u
-    noise = np.maximum(fit.resid_var[mask], (OLE_NOISE_FLOOR * fit.depth[mask]) ** 2)
-    t = np.deg2rad(np.asarray(directions, dtype=float))
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t = np.deg2rad(np.asarray(dir_train, dtype=float))
     u = np.stack([np.cos(t), np.sin(t)], axis=1)
-    sigma = u.T @ u / len(u)
-    a_w = a / noise[:, None]
-    precision = np.linalg.pinv(sigma) + a.T @ a_w
-    est = np.linalg.solve(precision, ((np.asarray(rates, float)[:, mask] - fit.baseline[mask])
-                                      @ a_w).T).T
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
+    est = model.fit(np.asarray(r_train, float), u).predict(np.asarray(r_test, float))
     return np.mod(np.rad2deg(np.arctan2(est[:, 1], est[:, 0])), 360.0)
+
+
+def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: float, folds: int,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Population vector and OLE decodes of every trial, each from a model fitted without it.
+
+    Trials are split into ``folds`` folds stratified by direction (fewer when a direction has
+    fewer trials); for each fold the cosine fits (hence the population vector's preferred
+    directions and which neurons are tuned) and the OLE are fitted on the other folds only.
+
+    Returns
+    -------
+    (ndarray, ndarray), each shape (n_trials,)
+        Decoded directions (degrees; NaN where no training neuron was tuned, for the PV).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    groups = group_directions(directions)[1]
+    k = int(min(folds, np.bincount(groups).min()))
+    pv = np.full(len(rates), np.nan)
+    ole = np.full(len(rates), np.nan)
+    if k < 2:  # a direction seen once: nothing can be held out
+        return pv, ole
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for train, test in splitter.split(rates, groups):
+        fit = fit_cosine(rates[train], directions[train])
+        pv[test] = population_vector(rates[test], fit, fit.tuned(alpha))
+        ole[test] = optimal_linear_estimator(rates[train], directions[train], rates[test])
+    return pv, ole
 
 
 def mean_angle_error(decoded: np.ndarray, true: np.ndarray) -> float:
@@ -284,7 +306,8 @@ class Tuning(Analysis):
     ``mean_rate_hz``, ``n_trials`` and ``sd_rate_hz`` (the spread the tuning-curve plot shows).
     Metrics ``tuning/tuned_fraction``, ``tuning/median_r2``, ``tuning/pv_angle_error_deg``,
     ``tuning/ole_angle_error_deg`` over all analysed layers together, and the same per layer as
-    ``tuning/<layer>/...``. Angle errors are NaN when no neuron is tuned.
+    ``tuning/<layer>/...``; both angle errors are cross-validated (trials decoded by decoders
+    fitted without them). The PV's is NaN when no neuron is tuned.
     """
 
     name = "tuning"
@@ -317,10 +340,9 @@ class Tuning(Analysis):
                 raise UserError(f"analysis tuning: {ex} (simulation.max_samples, "
                                 f"dataset.n_directions)") from None
             tuned = fit.tuned(cfg.alpha)
-            r = rates[layer.name]
-            results.append(LayerTuning(layer.name, layer.index, fit, tuned,
-                                       population_vector(r, fit, tuned),
-                                       optimal_linear_estimator(r, fit, tuned, true)))
+            pv, ole = decode_cross_validated(rates[layer.name], true, cfg.alpha, cfg.folds,
+                                             ctx.seed)
+            results.append(LayerTuning(layer.name, layer.index, fit, tuned, pv, ole))
         metrics: dict[str, float] = {"tuning/trials_without_direction": float((~keep).sum())}
         for lt in results:
             metrics.update(_metrics(f"tuning/{lt.name}", lt.fit, lt.tuned, lt.pv, lt.ole, true))
@@ -329,8 +351,7 @@ class Tuning(Analysis):
             pop = np.concatenate([rates[layer.name] for layer in layers], axis=1)
             fit = concat_fits([lt.fit for lt in results])
             tuned = np.concatenate([lt.tuned for lt in results])
-            pooled = (population_vector(pop, fit, tuned),
-                      optimal_linear_estimator(pop, fit, tuned, true))
+            pooled = decode_cross_validated(pop, true, cfg.alpha, cfg.folds, ctx.seed)
             metrics.update(_metrics("tuning", fit, tuned, *pooled, true))
         neurons = pd.concat([pd.DataFrame({
             "layer": lt.name, "neuron": lt.index, "pd_deg": lt.fit.pd_deg,
