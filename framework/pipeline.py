@@ -134,7 +134,7 @@ def resolve_defaults(obj, data) -> list[str]:
     if obj.dataset.scaling == Scaling.auto:
         obj.dataset.scaling = Scaling.none if obj.model.loaded else type(obj.dataset).own_scaling
         why = ("the loaded model was trained on the data as they are" if obj.model.loaded
-               else "spiketune trains the network")
+               else f"dataset {obj.dataset.name}'s choice for a network spiketune trains")
         said.append(f"dataset.scaling=auto -> {obj.dataset.scaling.value} ({why})")
     conv = obj.conversion
     if conv.normalize == Normalize.auto:
