@@ -214,7 +214,8 @@ class ThresholdLIFNeuron(LIFNeuron):
 # ---------------------------------------------------------------------------------------- training
 @dataclass
 class XInterceptRegularizer:
-    """Keep neurons' x-intercepts inside [low, high] (a hinge penalty added to the loss)."""
+    """Keep neurons' x-intercepts inside [low, high]: a hinge penalty added to the loss, and the
+    biases projected back into the range after every training batch."""
 
     enabled: bool = False
     layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
@@ -235,6 +236,17 @@ class RateRegularizer:
 
 
 @dataclass
+class BiasRange:
+    """Keep neurons' biases (the ``bias`` column of neurons.csv: J, as built) inside [low, high]:
+    projected back after every training batch."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
+    low: float = 0.0  # lowest accepted bias, J (input-current units)
+    high: float = 0.5  # highest accepted bias, J
+
+
+@dataclass
 class TrainingConfig:
     epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
     batch_size: int = bounded(32, ge=1)  # samples per gradient step
@@ -244,6 +256,7 @@ class TrainingConfig:
     cache: bool = True  # reuse trained weights for an identical training config
     x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
     rates: RateRegularizer = field(default_factory=RateRegularizer)
+    biases: BiasRange = field(default_factory=BiasRange)
 
 
 # -------------------------------------------------------------------------------------- simulation
@@ -454,11 +467,17 @@ def validate(cfg) -> Config:
             and sim.readout_steps > sim.n_steps):
         raise UserError(f"simulation.readout_steps: {sim.readout_steps} is more than "
                         f"simulation.n_steps ({sim.n_steps})")
-    for reg_key in ("x_intercepts", "rates"):
+    for reg_key, default in (("x_intercepts", XInterceptRegularizer()),
+                             ("rates", RateRegularizer()), ("biases", BiasRange())):
         reg = getattr(obj.training, reg_key)
-        lo, hi = (reg.low, reg.high) if reg_key == "x_intercepts" else (reg.low_hz, reg.high_hz)
+        changed = [f.name for f in dataclasses.fields(reg)
+                   if f.name != "enabled" and getattr(reg, f.name) != getattr(default, f.name)]
+        if changed and not reg.enabled:  # a range that would silently do nothing
+            raise UserError(f"training.{reg_key}.{changed[0]}: set, but training.{reg_key} is "
+                            f"not enabled (add training.{reg_key}.enabled=true)")
+        lo, hi = (reg.low_hz, reg.high_hz) if reg_key == "rates" else (reg.low, reg.high)
         if lo >= hi:
-            name = "low" if reg_key == "x_intercepts" else "low_hz"
+            name = "low_hz" if reg_key == "rates" else "low"
             raise UserError(f"training.{reg_key}.{name}: must be below the upper bound, got "
                             f"{lo} >= {hi}")
     return obj

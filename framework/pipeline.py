@@ -30,6 +30,10 @@ SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/ms
                 "time/total_s"]
 
 
+#: the fraction of regularised neurons a range should end with; below it the run says so
+REG_TARGET = 0.95
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -288,6 +292,12 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     if result.loss:
         tracker.series("train/loss", result.loss)
     metrics.update(result.regularizers)
+    for kind in ("x_intercepts", "rates", "biases"):
+        inside = metrics.get(f"reg/{kind}/in_range_after")
+        if inside is not None and inside < REG_TARGET:
+            console.say(f"training.{kind}: only {inside:.0%} of the regularised neurons end inside "
+                        f"the range (from {metrics[f'reg/{kind}/in_range_before']:.0%}); raise "
+                        f"training.{kind}.weight or training.epochs")
 
     t = time.perf_counter()
     scale = ("per layer" if cfg.conversion.layer_scales
@@ -399,7 +409,8 @@ def _tables(scratch: Path) -> list[str]:
 
 
 def _summary(console: Console, tracker, metrics: dict[str, float]) -> None:
-    rows = [(k, f"{metrics[k]:.4g}") for k in SUMMARY_KEYS if k in metrics]
+    regs = sorted(k for k in metrics if k.startswith("reg/") and k.count("/") == 2)
+    rows = [(k, f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
     console.say(table(rows, "summary"))
     console.say(f"run {tracker.run_id} FINISHED in {tracker.uri}")
     console.say(f"open the UI: spiketune-ui   (or: mlflow ui --backend-store-uri {tracker.uri})")

@@ -41,6 +41,8 @@ from .errors import UserError
 #: the x-intercept penalty starts this fraction of the range's width inside each bound, so the
 #: balance point against the task loss lies inside [low, high] rather than on its edge
 X_MARGIN = 0.05
+#: kinds whose range is enforced by projecting the biases after every training batch
+PROJECTED = ("x_intercepts", "biases")
 
 
 @dataclass
@@ -58,9 +60,9 @@ class _Term:
     probe : nengo.Probe
         Probe on ``neurons`` whose loss slot carries the penalty.
     low, high : float
-        Accepted range: x units (x-intercepts) or Hz (rates).
+        Accepted range: x units (x-intercepts), Hz (rates) or J (biases).
     weight : float
-        Loss weight.
+        Loss weight (biases: none; they are only projected).
     """
 
     kind: str
@@ -113,15 +115,56 @@ class Regularizers:
             The targets are zeros of shape (n_samples, n_steps, 1): every penalty ignores them.
         """
         target = np.zeros((n_samples, n_steps, 1), np.float32)
-        return {t.probe: (self._loss(t), target) for t in self.terms}
+        return {t.probe: (self._loss(t), target) for t in self.terms if t.probe is not None}
 
     def weights(self, out_probe) -> dict | None:
         """Loss weights per probe for ``sim.compile``: 1 for the task, each term's own weight."""
         if not self.terms:
             return None
         w = {out_probe: 1.0}
-        w.update({t.probe: float(t.weight) for t in self.terms})
+        w.update({t.probe: float(t.weight) for t in self.terms if t.probe is not None})
         return w
+
+    # ------------------------------------------------------------------------------ projection
+    @property
+    def projected(self) -> bool:
+        return any(t.kind in PROJECTED for t in self.terms)
+
+    def project(self) -> None:
+        """Clip each bound bias into its term's range (projected gradient descent).
+
+        An x-intercept range [low, high] is the bias range [J_th − gain·high, J_th − gain·low]
+        (gain > 0, fixed by the conversion); a bias range is taken as it is. After every training
+        batch the biases the step moved outside are put back on the edge, so a run ends with every
+        regularised neuron inside, whatever the scale or learning rate, and the task loss learns
+        around the constraint.
+        """
+        import tensorflow as tf
+
+        for t in self.terms:
+            if t.kind not in PROJECTED:
+                continue
+            base, idx, gain = self._bias_params[t.layer]
+            if t.kind == "x_intercepts":
+                lo, hi = t.threshold - gain * t.high, t.threshold - gain * t.low
+            else:
+                lo, hi = np.full_like(gain, t.low), np.full_like(gain, t.high)
+            current = tf.gather(base, idx, axis=0)
+            shape = (-1,) + (1,) * (len(current.shape) - 1)
+            clipped = tf.clip_by_value(current, lo.reshape(shape), hi.reshape(shape))
+            base.scatter_nd_update(idx[:, None], tf.cast(clipped, base.dtype))
+
+    def projection_callback(self):
+        """A Keras callback running :meth:`project` after every training batch."""
+        import tensorflow as tf
+
+        regs = self
+
+        class Project(tf.keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                regs.project()
+
+        return Project()
 
     def _loss(self, term: _Term) -> Callable:
         import tensorflow as tf
@@ -196,12 +239,12 @@ class Regularizers:
         self._sim = sim
         self._bias_params = {}
         for t in self.terms:
-            if t.kind != "x_intercepts":
+            if t.kind not in PROJECTED:
                 continue
             tsig = sim.tensor_graph.signals[sim.model.sig[t.neurons]["bias"]]
             if tsig.key not in sim.tensor_graph.base_params or tsig.minibatched:
-                raise UserError(f"training.x_intercepts.layers: the biases of layer '{t.layer}' "
-                                f"are not trainable, so their x-intercepts cannot be regularised")
+                raise UserError(f"training.{t.kind}.layers: the biases of layer '{t.layer}' "
+                                f"are not trainable, so they cannot be kept in range")
             idx = np.concatenate([np.arange(a, b, dtype=np.int32) for a, b in tsig.slices])
             gain = np.asarray(sim.data[t.neurons.ensemble].gain, np.float32).ravel()
             self._bias_params[t.layer] = (sim.tensor_graph.base_params[tsig.key], idx, gain)
@@ -220,10 +263,12 @@ class Regularizers:
             res = sim.predict(data, verbose=0)
             probed = {t.probe: np.asarray(res[t.probe])[:n] for t in rate_terms}
         for t in self.terms:
+            built = sim.data[t.neurons.ensemble]
             if t.kind == "rates":
                 out[(t.kind, t.layer)] = probed[t.probe].mean(axis=(0, 1)) / t.amplitude
+            elif t.kind == "biases":
+                out[(t.kind, t.layer)] = np.asarray(built.bias, float)
             else:
-                built = sim.data[t.neurons.ensemble]
                 out[(t.kind, t.layer)] = x_intercepts(built.gain, built.bias, t.threshold)
         return out
 
@@ -257,8 +302,8 @@ def add_regularizers(converter, model, data, cfg) -> Regularizers:
         Inactive when neither regulariser is enabled (the network is left untouched).
     """
     regs = Regularizers()
-    xcfg, rcfg = cfg.training.x_intercepts, cfg.training.rates
-    if not (xcfg.enabled or rcfg.enabled):
+    xcfg, rcfg, bcfg = cfg.training.x_intercepts, cfg.training.rates, cfg.training.biases
+    if not (xcfg.enabled or rcfg.enabled or bcfg.enabled):
         return regs
     import nengo
     import nengo_dl
@@ -270,16 +315,18 @@ def add_regularizers(converter, model, data, cfg) -> Regularizers:
     layers = neuron_layers(converter, model)
     with converter.net:
         for kind, rc, low, high in (("x_intercepts", xcfg, xcfg.low, xcfg.high),
-                                    ("rates", rcfg, rcfg.low_hz, rcfg.high_hz)):
+                                    ("rates", rcfg, rcfg.low_hz, rcfg.high_hz),
+                                    ("biases", bcfg, bcfg.low, bcfg.high)):
             if not rc.enabled:
                 continue
             for name in _layers(kind, list(rc.layers), layers):
                 obj = layers[name]
                 ntype = obj.ensemble.neuron_type
-                probe = nengo.Probe(obj, label=f"reg_{kind}_{name}")
+                # biases are only projected: no loss slot
+                probe = None if kind == "biases" else nengo.Probe(obj, label=f"reg_{kind}_{name}")
                 regs.terms.append(_Term(
                     kind=kind, layer=name, neurons=obj, probe=probe, low=float(low),
-                    high=float(high), weight=float(rc.weight),
+                    high=float(high), weight=float(getattr(rc, "weight", 0.0)),
                     threshold=neuron_types.threshold(ntype),
                     amplitude=float(getattr(ntype, "amplitude", 1.0))))
         if rcfg.enabled:

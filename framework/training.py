@@ -244,7 +244,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
             guard = divergence_guard(tcfg.divergence_factor, tcfg.learning_rate,
                                      scaled=cfg.dataset.scaling.value != "none", key=task_key)
             fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
-                          callbacks=[guard, progress_callback(bar)])
+                          callbacks=[guard, progress_callback(bar)]
+                          + ([regs.projection_callback()] if regs.projected else []))
             history = [float(v) for v in fit.history[task_key]]
         stats.update(regs.stats(sim, "after"))
         sim.save_params(str(params))

@@ -144,3 +144,38 @@ def test_default_reach_x_intercepts_end_inside_the_range(uri):
     assert m["reg/x_intercepts/in_range_before"] == 0.0
     assert m["reg/x_intercepts/in_range_after"] == pytest.approx(inside)
     assert m["spiking/angle_error_deg"] < 10.0
+
+
+@pytest.mark.parametrize("kind,low,high,scale", [
+    ("x_intercepts", 0.2, 0.6, 100.0), ("x_intercepts", 0.0, 0.5, 100.0),
+    ("x_intercepts", 0.2, 0.6, 1000.0), ("biases", 0.0, 0.5, 100.0), ("biases", -2.0, -1.0, 30.0)])
+def test_ranges_are_reached_whatever_the_scale(tmp_path, kind, low, high, scale):
+    """The issue's ranges, and scales at which one Adam step moves an x-intercept by lr/scale:
+    the biases are projected back after every batch, so every regularised neuron ends inside and
+    the network as simulated afterwards has them there. (No penalty weight: projection alone.)"""
+    from framework.simulation import simulate
+    from framework.training import train
+
+    extra = [f"training.{kind}.enabled=true", f"training.{kind}.low={low}",
+             f"training.{kind}.high={high}", "training.epochs=3"]
+    if kind == "x_intercepts":
+        extra.append("training.x_intercepts.weight=0")
+    cfg, data, model, nt = setup(extra)
+    cfg.simulation.scale_firing_rates = scale
+    console = Console(quiet=True)
+    result = train(model, data, cfg, nt, tmp_path, console)
+    assert result.regularizers[f"reg/{kind}/in_range_after"] == 1.0
+    sim = simulate(model, result.params, data, cfg, nt, console)
+    (built,) = sim.layers
+    value = (1.0 - built.bias) / built.gain if kind == "x_intercepts" else built.bias
+    assert np.all((value >= low - 1e-5) & (value <= high + 1e-5))
+
+
+@pytest.mark.parametrize("key", ["training.x_intercepts.low=0.2", "training.biases.high=0.3",
+                                 "training.rates.high_hz=90"])
+def test_a_range_without_enabled_is_refused(key):
+    with pytest.raises(UserError) as err:
+        validate(compose([key]))
+    name = key.split("=")[0]
+    assert str(err.value) == (f"{name}: set, but {name.rsplit('.', 1)[0]} is not enabled (add "
+                              f"{name.rsplit('.', 1)[0]}.enabled=true)")
