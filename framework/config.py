@@ -470,16 +470,16 @@ def validate(cfg) -> Config:
     for reg_key, default in (("x_intercepts", XInterceptRegularizer()),
                              ("rates", RateRegularizer()), ("biases", BiasRange())):
         reg = getattr(obj.training, reg_key)
-        changed = [f.name for f in dataclasses.fields(reg)
-                   if f.name != "enabled" and getattr(reg, f.name) != getattr(default, f.name)]
-        if changed and not reg.enabled:  # a range that would silently do nothing
-            raise UserError(f"training.{reg_key}.{changed[0]}: set, but training.{reg_key} is "
-                            f"not enabled (add training.{reg_key}.enabled=true)")
         lo, hi = (reg.low_hz, reg.high_hz) if reg_key == "rates" else (reg.low, reg.high)
         if lo >= hi:
             name = "low_hz" if reg_key == "rates" else "low"
             raise UserError(f"training.{reg_key}.{name}: must be below the upper bound, got "
                             f"{lo} >= {hi}")
+        changed = [f.name for f in dataclasses.fields(reg)
+                   if f.name != "enabled" and getattr(reg, f.name) != getattr(default, f.name)]
+        if changed and not reg.enabled:  # a range that would silently do nothing
+            raise UserError(f"training.{reg_key}.{changed[0]}: set, but training.{reg_key} is "
+                            f"not enabled (add training.{reg_key}.enabled=true)")
     return obj
 
 
