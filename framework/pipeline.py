@@ -148,7 +148,8 @@ def resolve_defaults(obj, data) -> list[str]:
                           else Normalize.none)
         if params:
             said.append("conversion.normalize=auto -> none (model.params were trained at "
-                        f"simulation.scale_firing_rates={sim_scale(obj):g}; set it to theirs)")
+                        f"simulation.scale_firing_rates={obj.simulation.scale_firing_rates:g}; "
+                        f"set it to theirs)")
         elif obj.model.loaded:
             said.append("conversion.normalize=auto -> percentile (a model trained elsewhere: each "
                         "layer's firing rates scaled from its activations on the training data)")
@@ -184,10 +185,6 @@ def prepare_data(obj):
     said += resolve_defaults(obj, data)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
-
-
-def sim_scale(obj) -> float:
-    return float(obj.simulation.scale_firing_rates)
 
 
 def _record_config(cfg, obj, tracker) -> None:
