@@ -188,15 +188,19 @@ def prepare_data(obj):
 
 
 def _record_config(cfg, obj, tracker) -> None:
-    """Log the config as resolved: params (every leaf, dotted) and ``config.yaml``."""
+    """Log the config as resolved: params (every leaf, dotted) and ``config.yaml`` (the caller's
+    config is left as it was given)."""
+    import copy
+
     from omegaconf import OmegaConf, open_dict, read_write
 
-    with read_write(cfg), open_dict(cfg):
-        cfg.dataset.scaling = obj.dataset.scaling.value
-        cfg.simulation.readout_steps = obj.simulation.readout_steps
-        cfg.conversion.normalize = obj.conversion.normalize.value
-    tracker.params(to_flat_params(cfg))
-    tracker.artifact_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    resolved = copy.deepcopy(cfg)
+    with read_write(resolved), open_dict(resolved):
+        resolved.dataset.scaling = obj.dataset.scaling.value
+        resolved.simulation.readout_steps = obj.simulation.readout_steps
+        resolved.conversion.normalize = obj.conversion.normalize.value
+    tracker.params(to_flat_params(resolved))
+    tracker.artifact_text(OmegaConf.to_yaml(resolved, resolve=True), "config.yaml")
 
 
 def _run_stages(cfg, obj, tracker, console: Console, scratch: Path) -> dict[str, float]:
