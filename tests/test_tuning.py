@@ -343,8 +343,8 @@ def test_pca_plugin_logs_input_and_layer_dimensionality(tmp_path):
 
 # ------------------------------------------------------------------------------- end to end
 CONTRACT_COLUMNS = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
-                    "max_rate_hz", "mean_rate_hz", "pd_deg", "baseline_hz", "depth_hz", "r2",
-                    "p_value", "tuned"]
+                    "max_rate_hz", "mean_rate_hz", "peak_rate_hz", "pd_deg", "baseline_hz",
+                    "depth_hz", "r2", "p_value", "tuned"]
 
 
 @pytest.mark.slow
