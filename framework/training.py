@@ -114,8 +114,10 @@ def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
         raise DivergenceError(f"training.learning_rate: training diverged ({what}); {advice}")
 
     class DivergenceGuard(tf.keras.callbacks.Callback):
-        best_batch = np.inf
-        epochs: list[float] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.best_batch = np.inf  # lowest batch loss so far
+            self.epochs: list[float] = []  # epoch losses so far
 
         def on_train_begin(self, logs=None):
             self.best_batch, self.epochs = np.inf, []
@@ -194,9 +196,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
         Training split in ``x_train``/``y_train``.
     cfg : framework.config.Config
         Uses ``training``, the firing-rate scales (:func:`framework.conversion.scales`), the
-        read-out settings
-        (``readout``, ``readout_steps``, ``n_steps``: sequences only), ``model.train`` and
-        ``seed``.
+        read-out settings (``readout``, ``readout_steps``, ``n_steps``: sequences only),
+        ``model.params``, ``model.train`` and ``seed``.
     neuron_type : nengo.neurons.NeuronType
         Trained through its rate approximation.
     """
