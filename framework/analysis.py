@@ -21,7 +21,8 @@ from .errors import UserError
 from .registry import Registry
 
 #: what plugins import from here besides the classes below (one face, framework.analysis)
-__all__ = ["Analysis", "Context", "Layer", "Result", "UserError", "angle_diff", "bounded"]
+__all__ = ["Analysis", "Context", "Layer", "Result", "UserError", "angle_diff", "bounded",
+           "observed_x", "peak_rates", "sample_groups"]
 
 
 def angle_diff(a, b) -> np.ndarray:
@@ -58,6 +59,12 @@ class Layer:
         Mean spiking rate (Hz) of each analysed neuron on each test sample, over the simulation.
     spikes : ndarray, shape (n_raster, n_steps, n) or None
         Spike counts per step of a few test samples, for rasters.
+    x : ndarray, shape (n_samples, n) or None
+        Each neuron's input x on each test sample, averaged over the simulation, in the neuron's
+        own x units (J = gain·x + bias): observed from the input current J in the spiking
+        network, so x = (J − bias)/gain. For a converted layer x is its weighted input W·h.
+    binned_rates, binned_x : ndarray, shape (n_samples, n_bins, n) or None
+        Sequences: rate (Hz) and x per time bin of the input sequence; None for static inputs.
     """
 
     name: str
@@ -68,10 +75,22 @@ class Layer:
     bias: np.ndarray
     rates: np.ndarray | None = None
     spikes: np.ndarray | None = None
+    x: np.ndarray | None = None
+    binned_rates: np.ndarray | None = None
+    binned_x: np.ndarray | None = None
 
     @property
     def x_intercept(self) -> np.ndarray:
         return x_intercepts(self.gain, self.bias, self.threshold)
+
+    @property
+    def x_observed(self) -> np.ndarray | None:
+        """The observed distribution of each neuron's x, shape (m, n): one value per sample, or
+        per sample and time bin for sequences (the input changes from bin to bin); None when the
+        run did not observe x."""
+        if self.binned_x is not None:
+            return self.binned_x.reshape(-1, self.binned_x.shape[-1])
+        return self.x
 
 
 def x_intercepts(gain, bias, threshold) -> np.ndarray:
@@ -102,6 +121,8 @@ class Context:
     simulate_constant : callable or None
         ``simulate_constant(neuron_type, gain, bias, x, n_steps) -> rates`` (Hz) simulates spiking
         neurons on constant inputs ``x``; used by response curves.
+    bin_s : float
+        Sequences: simulated time per time bin of the input, s (0 for static inputs).
     """
 
     cfg: Any
@@ -113,6 +134,7 @@ class Context:
     seed: int = 0
     simulate_constant: Callable | None = None
     extras: dict = field(default_factory=dict)
+    bin_s: float = 0.0
 
 
 @dataclass
@@ -129,12 +151,15 @@ class Result:
         ``filename.csv -> DataFrame`` artifacts.
     figures : dict
         ``name -> callable returning a matplotlib Figure``; drawn only when plots are on.
+    remarks : list of str
+        Lines the run prints (a warning about what the analysis found, say).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     neurons: Any = None
     tables: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    remarks: list[str] = field(default_factory=list)
 
 
 class Analysis:
@@ -225,8 +250,10 @@ def check_names(names: list[str]) -> None:
 
 def sample_groups(ctx: Context) -> np.ndarray | None:
     """Each simulated sample's condition: its direction (degrees, NaN for none) where the data
-    has directions, its class for classification, else None."""
+    has directions, its class for classification, else None (also without data)."""
     data = ctx.data
+    if data is None:
+        return None
     if data.has_directions:
         return np.round(np.asarray(data.dir_test, dtype=float)[ctx.sample], 6)
     if data.classification:
@@ -244,11 +271,35 @@ def peak_rates(rates: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return np.max(means, axis=0) if means else rates.max(axis=0)
 
 
+def observed_x(layer: Layer) -> dict[str, np.ndarray]:
+    """Each neuron's observed input range and where its threshold falls in it.
+
+    Returns
+    -------
+    dict of ndarray, shape (n,)
+        ``x_observed_min``, ``x_observed_max``: the lowest and highest x the neuron received (one
+        value per sample, or per sample and time bin for sequences), x units;
+        ``x_intercept_quantile``: the fraction of those inputs below the x-intercept, i.e. how
+        often the neuron is driven below J_th (for a positive gain: silent). NaN when x was not
+        observed.
+    """
+    obs = layer.x_observed
+    if obs is None or not len(obs):
+        missing = np.full(len(layer.index), np.nan)
+        return {"x_observed_min": missing, "x_observed_max": missing,
+                "x_intercept_quantile": missing}
+    with np.errstate(invalid="ignore"):
+        below = (obs < layer.x_intercept[None, :]).mean(axis=0)
+    return {"x_observed_min": obs.min(axis=0), "x_observed_max": obs.max(axis=0),
+            "x_intercept_quantile": np.where(np.isfinite(layer.x_intercept), below, np.nan)}
+
+
 def neuron_table(layers: list[Layer], groups: np.ndarray | None = None):
     """The columns of ``neurons.csv`` every run has, read from what was built and measured.
 
     ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out);
-    ``peak_rate_hz`` the observed one (:func:`peak_rates` over ``groups``, the samples' conditions).
+    ``peak_rate_hz`` the observed one (:func:`peak_rates` over ``groups``, the samples' conditions);
+    the observed range of x and the x-intercept's quantile in it (:func:`observed_x`).
     """
     import pandas as pd
 
@@ -264,9 +315,10 @@ def neuron_table(layers: list[Layer], groups: np.ndarray | None = None):
             "x_intercept": layer.x_intercept, "max_rate_hz": max_rate,
             "mean_rate_hz": layer.rates.mean(axis=0) if layer.rates is not None else missing,
             "peak_rate_hz": (peak_rates(layer.rates, groups) if layer.rates is not None
-                             else missing)}))
+                             else missing), **observed_x(layer)}))
     cols = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
-            "max_rate_hz", "mean_rate_hz", "peak_rate_hz"]
+            "max_rate_hz", "mean_rate_hz", "peak_rate_hz", "x_observed_min", "x_observed_max",
+            "x_intercept_quantile"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
@@ -300,5 +352,7 @@ def select_layers(cfg, built) -> list[Layer]:
             name=b.name, neuron_type=b.neuron_type, threshold=neurons.threshold(b.neuron_type),
             index=idx, gain=b.gain[idx], bias=b.bias[idx],
             rates=None if b.rates is None else b.rates[:, idx],
-            spikes=None if b.spikes is None else b.spikes[..., idx]))
+            spikes=None if b.spikes is None else b.spikes[..., idx],
+            **{k: None if getattr(b, k, None) is None else getattr(b, k)[..., idx]
+               for k in ("x", "binned_rates", "binned_x")}))
     return out

@@ -39,8 +39,8 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
         J per unit x.
     bias : array_like, shape (n,)
         Bias current J.
-    x : array_like, shape (m,)
-        Input values, x units.
+    x : array_like, shape (m,) or (m, n)
+        Input values, x units: the same m values for every neuron, or a column per neuron.
     n_steps : int
         Steps simulated per value (duration ``n_steps · dt`` s).
     dt : float
@@ -57,12 +57,15 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
 
     gain = np.asarray(gain, float).ravel()
     bias = np.asarray(bias, float).ravel()
-    x = np.asarray(x, float).ravel()
+    x = np.asarray(x, float)
     n, m = len(gain), len(x)
+    if x.ndim == 2 and x.shape[1] != n:
+        raise ValueError(f"x has {x.shape[1]} columns for {n} neurons")
     with nengo.Network(seed=seed) as net:
         ens = nengo.Ensemble(n * m, 1, neuron_type=neuron_type, gain=np.tile(gain, m),
                              bias=np.tile(bias, m))
-        drive = nengo.Node(np.repeat(x, n))  # neuron j·n + i gets x[j]
+        # neuron j·n + i gets x[j] (or x[j, i])
+        drive = nengo.Node(x.ravel() if x.ndim == 2 else np.repeat(x, n))
         nengo.Connection(drive, ens.neurons, synapse=None)
         probe = nengo.Probe(ens.neurons, synapse=None)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -165,8 +168,10 @@ def run_ensemble(cfg, console):
     spikes = None
     if neurons.is_spiking(neuron_type):
         spikes = (out * (s.dt / amp)).astype(np.float32)[None]  # spikes per step
+    # the ramp drives every neuron straight into J = gain·x + bias: x is the ramp itself
+    observed = np.repeat(ramp[:, None], m.n_neurons, axis=1)
     built = [BuiltLayer(name="ensemble", neuron_type=neuron_type, gain=gain, bias=bias,
-                        rates=rates, spikes=spikes)]
+                        rates=rates, spikes=spikes, x=observed)]
     ctx = Context(cfg=cfg, data=ramp_data(ramp), layers=select_layers(cfg, built), dt=s.dt,
                   n_steps=s.n_steps, sample=np.arange(m.n_inputs), seed=cfg.seed,
                   simulate_constant=simulate_constant)

@@ -313,7 +313,8 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
     metrics["time/simulate_s"] = time.perf_counter() - t
     ctx = analysis_mod.Context(cfg=cfg, data=data, layers=[], dt=cfg.simulation.dt,
-                               n_steps=sim.n_steps, sample=sim.sample, seed=cfg.seed)
+                               n_steps=sim.n_steps, sample=sim.sample, seed=cfg.seed,
+                               bin_s=sim.bin_steps * cfg.simulation.dt)
     ctx.layers = analysis_mod.select_layers(cfg, sim.layers)
     ctx.extras["outputs"] = sim.outputs
     return ctx
@@ -375,6 +376,8 @@ def _analyses(cfg, ctx, names, tracker, console, scratch) -> dict[str, float]:
         plugin = analysis_mod.ANALYSES.get(name, "analysis")()
         res = plugin.run(ctx, getattr(cfg.analyses, name))
         metrics.update(res.metrics)
+        for line in res.remarks:
+            console.say(f"{name}: {line}")
         if res.neurons is not None and len(res.neurons):
             shared = [c for c in res.neurons.columns
                       if c in frame.columns and c not in ("layer", "neuron")]

@@ -27,6 +27,9 @@ class BuiltLayer:
     bias: np.ndarray
     rates: np.ndarray | None = None  # (n_samples, n_neurons), Hz
     spikes: np.ndarray | None = None  # (N_RASTER, n_steps, n_neurons), spikes per step
+    x: np.ndarray | None = None  # (n_samples, n_neurons), input x averaged over the trial
+    binned_rates: np.ndarray | None = None  # sequences: (n_samples, n_bins, n_neurons), Hz
+    binned_x: np.ndarray | None = None  # sequences: (n_samples, n_bins, n_neurons), x units
 
 
 @dataclass
@@ -42,12 +45,15 @@ class Simulated:
     layers : list of BuiltLayer
     n_steps : int
         Steps simulated per sample (sequences: time bins × steps per bin).
+    bin_steps : int
+        Sequences: steps each time bin of the input is held (0 for static inputs).
     """
 
     outputs: np.ndarray
     sample: np.ndarray
     layers: list[BuiltLayer] = field(default_factory=list)
     n_steps: int = 0
+    bin_steps: int = 0
 
 
 def test_sample(data, max_samples: int, seed: int) -> np.ndarray:
@@ -123,13 +129,20 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     layers = neuron_layers(converter, model)
     with converter.net:
         probes = {name: nengo.Probe(neurons) for name, neurons in layers.items()}
+        # the input current J = gain·x + bias, so each neuron's x is observed in its own units
+        currents = {name: nengo.Probe(neurons, "input", synapse=None)
+                    for name, neurons in layers.items()}
     idx = test_sample(data, s.max_samples, cfg.seed)
     x = spiking_inputs(data, idx, s.n_steps)
     n, steps = len(x), x.shape[1]
+    # sequences: rates and x per time bin of the input as well (tuning over time)
+    bins = data.x_test.shape[1] if data.sequence else 1
+    hold = steps // bins
     mb = min(s.minibatch_size, n)
     xp = pad_to(x, mb)
     outputs = np.zeros((n, data.n_outputs), np.float32)
-    sums = {name: np.zeros((n, neurons.size_out)) for name, neurons in layers.items()}
+    sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
+    j_sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
     rasters: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     bar = console.bar("simulate", len(xp) // mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
@@ -142,7 +155,9 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
             outputs[lo:hi] = readout(res[out_p], s)[: hi - lo]
             for name, probe in probes.items():
                 act = res[probe][: hi - lo]
-                sums[name][lo:hi] = act.sum(axis=1)
+                sums[name][lo:hi] = act.reshape(hi - lo, bins, hold, -1).sum(axis=2)
+                j_sums[name][lo:hi] = (res[currents[name]][: hi - lo]
+                                       .reshape(hi - lo, bins, hold, -1).sum(axis=2))
                 if b == 0:
                     rasters[name] = act[:N_RASTER]
             bar.update(b + 1)
@@ -151,10 +166,16 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
             ens = neurons.ensemble
             ntype = ens.neuron_type
             amp = float(getattr(ntype, "amplitude", 1.0))
-            rates = sums[name] / (steps * amp)  # mean output / amplitude = Hz
+            gain = np.asarray(sim.data[ens].gain, float)
+            bias = np.asarray(sim.data[ens].bias, float)
+            binned = sums[name] / (hold * amp)  # mean output / amplitude = Hz
+            with np.errstate(divide="ignore", invalid="ignore"):
+                binned_x = (j_sums[name] / hold - bias) / gain
             spikes = rasters[name] * s.dt / amp if getattr(ntype, "spiking", False) else None
-            built.append(BuiltLayer(name=name, neuron_type=ntype,
-                                    gain=np.asarray(sim.data[ens].gain, float),
-                                    bias=np.asarray(sim.data[ens].bias, float),
-                                    rates=rates, spikes=spikes))
-    return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps)
+            built.append(BuiltLayer(
+                name=name, neuron_type=ntype, gain=gain, bias=bias, rates=binned.mean(axis=1),
+                spikes=spikes, x=binned_x.mean(axis=1),
+                binned_rates=binned if data.sequence else None,
+                binned_x=binned_x if data.sequence else None))
+    return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps,
+                     bin_steps=hold if data.sequence else 0)

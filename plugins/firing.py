@@ -1,17 +1,53 @@
-"""``firing``: each neuron's mean spiking rate on the evaluation set, a histogram and a raster."""
+"""``firing``: each neuron's mean spiking rate on the evaluation set, a histogram and a raster, and
+which neurons saturate.
+
+A neuron is *saturated* when on some test sample it fires at ``saturation`` × 1/τ_ref or more
+(the LIF family cannot fire faster than once per refractory period, so its rate curve flattens
+there) or, for spiking types, more than once per simulation step (a spiking ReLU then emits several
+spikes in one step). Saturated neurons carry no graded information: their tuning curves are
+plateaus, so the run says so.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result
+from framework.analysis import Analysis, Context, Layer, Result, bounded
 
 
 @dataclass
 class FiringConfig:
     silent_below_hz: float = 0.1  # a neuron firing below this rate on every sample is silent, Hz
     raster_neurons: int = 50  # neurons per layer shown in the raster plot
+    # fraction of 1/tau_ref at which a neuron counts as saturated (dimensionless)
+    saturation: float = bounded(0.9, gt=0.0, le=1.0)
+
+
+def saturated(layer: Layer, dt: float, fraction: float = 0.9) -> np.ndarray:
+    """Neurons of ``layer`` that fire at ``fraction``/τ_ref or more on some sample, or (spiking
+    types) more than once per step of ``dt`` s; boolean, shape (n,)."""
+    assert layer.rates is not None
+    top = layer.rates.max(axis=0)  # Hz, the fastest sample
+    out = np.zeros(top.shape, bool)
+    tau_ref = float(getattr(layer.neuron_type, "tau_ref", 0.0) or 0.0)
+    if tau_ref > 0:
+        out |= top >= fraction / tau_ref
+    if getattr(layer.neuron_type, "spiking", False):
+        out |= top * dt > 1.0
+    return out
+
+
+def saturation_line(layers: list[Layer], flags: list[np.ndarray], fraction: float) -> str:
+    """One line naming the layers with saturated neurons and what to change."""
+    parts = []
+    for layer, flag in zip(layers, flags):
+        if flag.any():
+            tau_ref = float(getattr(layer.neuron_type, "tau_ref", 0.0) or 0.0)
+            limit = f"{fraction:g}/τ_ref = {fraction / tau_ref:.0f} Hz" if tau_ref else "1/dt"
+            parts.append(f"{layer.name} {int(flag.sum())} of {len(flag)} (≥ {limit})")
+    return ("saturated neurons: " + ", ".join(parts) + "; their rates plateau, so tuning curves "
+            "flatten: lower simulation.scale_firing_rates (or conversion.max_rate_hz)")
 
 
 class Firing(Analysis):
@@ -19,7 +55,8 @@ class Firing(Analysis):
 
     Metrics: ``firing/mean_rate_hz`` (mean over neurons and samples), ``firing/max_rate_hz`` (the
     highest neuron mean), ``firing/silent_fraction`` (neurons below ``silent_below_hz`` on every
-    sample), and the same per layer as ``firing/<layer>/...``.
+    sample), ``firing/saturated_fraction`` (:func:`saturated`), and the same per layer as
+    ``firing/<layer>/...``. Column ``saturated`` in ``neurons.csv``; a line when any neuron is.
     """
 
     name = "firing"
@@ -30,30 +67,37 @@ class Firing(Analysis):
 
         metrics, frames = {}, []
         layers = [layer for layer in ctx.layers if layer.rates is not None]
-        all_means, all_silent = [], []
+        all_means, all_silent, all_sat = [], [], []
         for layer in layers:
             assert layer.rates is not None  # the filter above; mypy does not narrow through it
             mean = layer.rates.mean(axis=0)
             silent = np.all(layer.rates < cfg.silent_below_hz, axis=0)
+            sat = saturated(layer, ctx.dt, cfg.saturation)
             all_means.append(mean)
             all_silent.append(silent)
+            all_sat.append(sat)
             metrics[f"firing/{layer.name}/mean_rate_hz"] = float(mean.mean())
             metrics[f"firing/{layer.name}/max_rate_hz"] = float(mean.max())
             metrics[f"firing/{layer.name}/silent_fraction"] = float(silent.mean())
+            metrics[f"firing/{layer.name}/saturated_fraction"] = float(sat.mean())
             frames.append(pd.DataFrame({"layer": layer.name, "neuron": layer.index,
-                                        "mean_rate_hz": mean}))
+                                        "mean_rate_hz": mean, "saturated": sat}))
+        remarks = []
         if all_means:
             means = np.concatenate(all_means)
             metrics["firing/mean_rate_hz"] = float(means.mean())
             metrics["firing/max_rate_hz"] = float(means.max())
             metrics["firing/silent_fraction"] = float(np.concatenate(all_silent).mean())
+            metrics["firing/saturated_fraction"] = float(np.concatenate(all_sat).mean())
+            if np.concatenate(all_sat).any():
+                remarks.append(saturation_line(layers, all_sat, cfg.saturation))
         figures = {}
         if layers:
             figures["firing_rates"] = lambda: rate_histograms(layers)
             if any(layer.spikes is not None for layer in layers):
                 figures["raster"] = lambda: raster(ctx, layers, cfg.raster_neurons)
         return Result(metrics=metrics, neurons=pd.concat(frames) if frames else None,
-                      figures=figures)
+                      figures=figures, remarks=remarks)
 
 
 def rate_histograms(layers):

@@ -1,7 +1,10 @@
 """``response``: rate against input for single neurons, analytic and measured with spikes.
 
 For each analysed layer, up to ``max_neurons`` neurons (spread over the layer's range of
-x-intercepts) get two response curves over x in [``x_low``, ``x_high``]:
+x-intercepts) get two response curves over x in [``x_low``, ``x_high``], by default each over
+the range of x that neuron received in the run (``x_observed_min`` … ``x_observed_max`` of
+``neurons.csv``; for a converted layer x is its weighted input W·h, so each neuron's curve covers
+its own inputs):
 
 - analytic: the neuron type's ``rates(x, gain, bias)`` with the neuron's gain and bias as built,
   amplitude divided out (Hz), as ``nengo.utils.ensemble.response_curves`` computes them;
@@ -26,8 +29,8 @@ from framework.analysis import Analysis, Context, Layer, Result, UserError, boun
 
 @dataclass
 class ResponseConfig:
-    x_low: float = -1.0  # lowest input, x units
-    x_high: float = 1.0  # highest input, x units
+    x_low: float | None = None  # lowest input, x units; None: each neuron's lowest observed x
+    x_high: float | None = None  # highest input, x units; None: each neuron's highest observed x
     n_x: int = bounded(41, ge=2)  # input values, evenly spaced
     max_neurons: int = bounded(20, ge=1)  # neurons per layer, spread over the x-intercepts
     duration: float = bounded(1.0, gt=0.0)  # simulated time per input value, s
@@ -35,7 +38,7 @@ class ResponseConfig:
     tolerance_rel: float = bounded(0.01, ge=0.0)  # ... plus this fraction of the analytic rate
 
     def __post_init__(self):
-        if not self.x_low < self.x_high:
+        if self.x_low is not None and self.x_high is not None and not self.x_low < self.x_high:
             raise UserError(f"analyses.response.x_low: must be below analyses.response.x_high, "
                             f"got {self.x_low} >= {self.x_high}")
 
@@ -51,10 +54,35 @@ def pick(layer: Layer, k: int) -> np.ndarray:
 
 
 def analytic_rates(layer: Layer, pos: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``rates(x, gain, bias)`` / amplitude of the neurons at ``pos``, Hz: (len(x), len(pos))."""
+    """``rates(x, gain, bias)`` / amplitude of the neurons at ``pos``, Hz: (len(x), len(pos)).
+
+    ``x`` is one grid for all of them, shape (m,), or one column per neuron, shape (m, len(pos)).
+    """
     nt = layer.neuron_type
     amp = float(getattr(nt, "amplitude", 1.0))
-    return np.asarray(nt.rates(x, layer.gain[pos], layer.bias[pos]), float) / amp
+    if x.ndim == 1:
+        return np.asarray(nt.rates(x, layer.gain[pos], layer.bias[pos]), float) / amp
+    # each neuron on its own grid (rates() takes one x vector for all neurons)
+    return np.stack([np.asarray(nt.rates(x[:, j], layer.gain[pos[j:j + 1]],
+                                         layer.bias[pos[j:j + 1]]), float).ravel()
+                     for j in range(len(pos))], axis=1) / amp
+
+
+def grid(layer: Layer, pos: np.ndarray, cfg: ResponseConfig) -> np.ndarray:
+    """The inputs of each picked neuron's curve, shape (n_x, len(pos)), x units: ``x_low`` …
+    ``x_high`` where set, else the neuron's own observed extreme (−1 and 1 when x was not
+    observed). A neuron that saw a single value gets ±0.5 around it."""
+    obs = layer.x_observed
+    lo = np.full(len(pos), -1.0 if cfg.x_low is None else cfg.x_low)
+    hi = np.full(len(pos), 1.0 if cfg.x_high is None else cfg.x_high)
+    if obs is not None:
+        if cfg.x_low is None:
+            lo = obs[:, pos].min(axis=0)
+        if cfg.x_high is None:
+            hi = obs[:, pos].max(axis=0)
+    flat = ~(hi - lo > 1e-9 * (1.0 + np.abs(lo)))
+    lo, hi = np.where(flat, lo - 0.5, lo), np.where(flat, hi + 0.5, hi)
+    return np.linspace(lo, hi, cfg.n_x)
 
 
 class Response(Analysis):
@@ -73,12 +101,16 @@ class Response(Analysis):
         from framework.ensemble import simulate_constant
 
         measure = ctx.simulate_constant or simulate_constant
-        x = np.linspace(cfg.x_low, cfg.x_high, cfg.n_x)
         n_steps = max(1, int(round(cfg.duration / ctx.dt)))
         metrics: dict[str, float] = {}
-        frames, curves, errors, inside = [], [], [], []
+        frames, curves, errors, inside, remarks = [], [], [], [], []
+        observed = cfg.x_low is None or cfg.x_high is None
         for layer in ctx.layers:
             pos = pick(layer, cfg.max_neurons)
+            if observed and layer.x_observed is None:
+                remarks.append(f"{layer.name}: x was not observed; curves over -1 … 1 "
+                               f"(set analyses.response.x_low/x_high)")
+            x = grid(layer, pos, cfg)
             ana = analytic_rates(layer, pos, x)
             sim = measure(layer.neuron_type, layer.gain[pos], layer.bias[pos], x, n_steps,
                           dt=ctx.dt, seed=ctx.seed)
@@ -88,8 +120,8 @@ class Response(Analysis):
             metrics[f"response/{layer.name}/max_abs_error_hz"] = float(err.max())
             frames.append(pd.DataFrame({
                 "layer": layer.name, "neuron": np.tile(layer.index[pos], len(x)),
-                "x": np.repeat(x, len(pos)), "rate_hz": ana.ravel(), "sim_rate_hz": sim.ravel()}))
-            curves.append((layer, pos, ana, sim))
+                "x": x.ravel(), "rate_hz": ana.ravel(), "sim_rate_hz": sim.ravel()}))
+            curves.append((layer, pos, x, ana, sim))
         if not frames:
             return Result()
         metrics["response/max_abs_error_hz"] = float(np.concatenate(errors).max())
@@ -98,30 +130,55 @@ class Response(Analysis):
         native = getattr(getattr(ctx.cfg, "model", None), "name", "") == "ensemble"
         xlabel = ("x (input along the preferred direction)" if native
                   else "x (the layer's weighted input, without its bias)")
-        return Result(metrics=metrics, tables={"response_curves.csv": table},
-                      figures={"response_curves": lambda: plot(x, curves, xlabel)})
+        where = "each neuron's observed inputs" if observed else f"x {cfg.x_low:g} … {cfg.x_high:g}"
+        return Result(metrics=metrics, tables={"response_curves.csv": table}, remarks=remarks,
+                      figures={"response_curves": lambda: plot(curves, xlabel, where)})
 
 
-def plot(x: np.ndarray, curves, xlabel: str = "x"):
-    """One panel per layer: analytic curves (lines), measured rates (dots), x-intercepts (ticks)."""
+def quantiles(layer: Layer, pos: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """Where each grid value lies in its neuron's observed inputs: the fraction of them below it,
+    shape like ``x`` (None when x was not observed)."""
+    obs = layer.x_observed
+    if obs is None:
+        return None
+    return np.stack([np.searchsorted(np.sort(obs[:, p]), x[:, j]) / len(obs)
+                     for j, p in enumerate(pos)], axis=1)
+
+
+def plot(curves, xlabel: str = "x", where: str = ""):
+    """Per layer (a column each): analytic curves (lines), measured rates (dots) and x-intercepts
+    (ticks) against x; below, the same curves against the share of the neuron's observed inputs
+    below x, where neurons with equal gains still differ by where their inputs lie."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(max(6.4, 4.4 * len(curves)), 3.6),
-                             squeeze=False)
-    for ax, (layer, pos, ana, sim) in zip(axes[0], curves):
+    rows = 2 if any(quantiles(layer, pos, x) is not None for layer, pos, x, _, _ in curves) else 1
+    fig, axes = plt.subplots(rows, len(curves), figsize=(max(6.4, 4.4 * len(curves)),
+                                                         0.8 + 3.0 * rows), squeeze=False)
+    for c, (layer, pos, x, ana, sim) in enumerate(curves):
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(pos)))
         xi = layer.x_intercept[pos]
-        for j, c in enumerate(colors):
-            ax.plot(x, ana[:, j], color=c, lw=1.2)
-            ax.plot(x, sim[:, j], "o", color=c, ms=2.2, alpha=0.8)
-            if np.isfinite(xi[j]) and x[0] <= xi[j] <= x[-1]:
-                ax.plot([xi[j]], [0], marker="|", ms=12, mew=1.5, color=c)
+        q = quantiles(layer, pos, x)
+        ax = axes[0, c]
+        for j, colour in enumerate(colors):
+            ax.plot(x[:, j], ana[:, j], color=colour, lw=1.2)
+            ax.plot(x[:, j], sim[:, j], "o", color=colour, ms=2.2, alpha=0.8)
+            if np.isfinite(xi[j]) and x[0, j] <= xi[j] <= x[-1, j]:
+                ax.plot([xi[j]], [0], marker="|", ms=12, mew=1.5, color=colour)
+            if q is not None and rows == 2:
+                axes[1, c].plot(q[:, j], ana[:, j], color=colour, lw=1.2)
         ax.set_title(f"{layer.name} ({type(layer.neuron_type).__name__}, J_th = "
                      f"{layer.threshold:g}): {len(pos)} neurons", fontsize=9)
-        ax.set_xlabel(xlabel)
-        ax.set_xlim(x[0], x[-1])
-    axes[0][0].set_ylabel("rate (Hz)")
-    fig.suptitle("Response curves: analytic (lines), simulated spikes (dots), "
-                 "x-intercepts (ticks)", fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_xlim(x.min(), x.max())
+        if rows == 2:
+            axes[1, c].set_xlim(0, 1)
+            axes[1, c].set_xlabel("share of the neuron's observed inputs below x", fontsize=8)
+            if q is None:
+                axes[1, c].text(0.5, 0.5, "x not observed", ha="center", va="center",
+                                transform=axes[1, c].transAxes, color="0.4")
+    for r in range(rows):
+        axes[r, 0].set_ylabel("rate (Hz)")
+    fig.suptitle("Response curves: analytic (lines), simulated spikes (dots), x-intercepts (ticks)"
+                 + (f"; over {where}" if where else ""), fontsize=10)
     fig.tight_layout()
     return fig

@@ -7,6 +7,12 @@ analytic rate at x = 1. Both come from the gains and biases as built and trained
 ``neurons.csv`` columns, read from ``sim.data``), so for a converted layer
 gain = ``simulation.scale_firing_rates`` and bias = scale × the trained Keras bias:
 x-intercept = J_th/scale − Keras bias.
+
+x = 1 means little for a converted layer, whose x is its weighted input W·h in whatever units the
+previous layer's rates give it. So every threshold is also placed in the neuron's *observed*
+inputs (``neurons.csv``: ``x_observed_min``/``x_observed_max`` and ``x_intercept_quantile``, the
+fraction of observed inputs below the x-intercept: 0 fires on every input, 1 never fires), and the
+analytic rate at x = 1 is shown beside the observed ``peak_rate_hz``.
 """
 from __future__ import annotations
 
@@ -14,7 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Layer, Result, bounded
+from framework.analysis import (
+    Analysis,
+    Context,
+    Layer,
+    Result,
+    bounded,
+    observed_x,
+    peak_rates,
+    sample_groups,
+)
 
 
 @dataclass
@@ -35,8 +50,11 @@ class Thresholds(Analysis):
     Metrics: ``threshold/x_intercept_median`` over every analysed neuron with a finite
     x-intercept (gain 0 gives none) and per layer ``threshold/<layer>/x_intercept_median``,
     ``threshold/<layer>/max_rate_hz_median`` (Hz) and ``threshold/<layer>/active_at_zero_fraction``
-    (neurons whose x-intercept is below 0, i.e. that fire at x = 0 on their bias alone).
-    Figure ``thresholds``: per layer, histograms of x-intercepts and of max rates.
+    (neurons whose x-intercept is below 0, i.e. that fire at x = 0 on their bias alone); where x
+    was observed, ``threshold/<layer>/x_intercept_quantile_median`` and the pooled
+    ``threshold/x_intercept_quantile_median`` (fraction of observed inputs below the threshold).
+    Figure ``thresholds``: per layer, x-intercepts against the observed inputs, their quantiles,
+    and the analytic rate at x = 1 beside the observed peak rate.
     """
 
     name = "thresholds"
@@ -44,7 +62,7 @@ class Thresholds(Analysis):
 
     def run(self, ctx: Context, cfg: ThresholdsConfig) -> Result:
         metrics: dict[str, float] = {}
-        finite_all = []
+        finite_all, quantiles = [], []
         for layer in ctx.layers:
             xi = layer.x_intercept
             finite = xi[np.isfinite(xi)]
@@ -54,38 +72,79 @@ class Thresholds(Analysis):
             metrics[f"threshold/{layer.name}/max_rate_hz_median"] = float(
                 np.median(max_rates_hz(layer)))
             metrics[f"threshold/{layer.name}/active_at_zero_fraction"] = float(np.mean(xi < 0))
+            q = observed_x(layer)["x_intercept_quantile"]
+            if np.isfinite(q).any():
+                quantiles.append(q[np.isfinite(q)])
+                metrics[f"threshold/{layer.name}/x_intercept_quantile_median"] = float(
+                    np.median(quantiles[-1]))
         finite = np.concatenate(finite_all) if finite_all else np.zeros(0)
         if len(finite):
             metrics["threshold/x_intercept_median"] = float(np.median(finite))
+        if quantiles:
+            metrics["threshold/x_intercept_quantile_median"] = float(
+                np.median(np.concatenate(quantiles)))
         figures = {}
         if ctx.layers:
-            figures["thresholds"] = lambda: histograms(ctx.layers, cfg.bins)
+            groups = sample_groups(ctx)
+            figures["thresholds"] = lambda: histograms(ctx.layers, cfg.bins, groups)
         return Result(metrics=metrics, figures=figures)
 
 
-def histograms(layers: list[Layer], bins: int):
-    """Per layer (one row each): x-intercept histogram and max-rate histogram."""
+def histograms(layers: list[Layer], bins: int, groups=None):
+    """Per layer (one row each): x-intercepts over the observed inputs, x-intercept quantiles, and
+    the analytic rate at x = 1 beside the observed peak rate."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(layers), 2, figsize=(7.6, 0.6 + 2.5 * len(layers)),
+    fig, axes = plt.subplots(len(layers), 3, figsize=(11.0, 0.7 + 2.6 * len(layers)),
                              squeeze=False)
-    for (ax_x, ax_r), layer in zip(axes, layers):
+    for (ax_x, ax_q, ax_r), layer in zip(axes, layers):
         xi = layer.x_intercept
         finite = xi[np.isfinite(xi)]
-        ax_x.hist(finite, bins=bins, color="tab:purple", alpha=0.85)
+        obs = layer.x_observed
+        edges: int | np.ndarray = bins
+        if obs is not None:  # where the neurons' inputs actually were: 5-95% and full range
+            lo, q05, q95, hi = np.nanpercentile(obs, [0, 5, 95, 100])
+            ax_x.axvspan(lo, hi, color="0.9", zorder=0, label="observed x")
+            ax_x.axvspan(q05, q95, color="0.78", zorder=0, label="observed x, 5-95%")
+            # bins on the scale of the inputs: x-intercepts that agree to 1e-4 are one bar
+            span = np.concatenate([[lo, hi], finite])
+            edges = np.linspace(span.min(), span.max(), bins + 1)
+        ax_x.hist(finite, bins=edges, color="tab:purple", alpha=0.85, zorder=2)
         if len(finite):
-            ax_x.axvline(np.median(finite), color="k", lw=1, ls="--")
+            ax_x.axvline(np.median(finite), color="k", lw=1, ls="--", zorder=3)
+        if obs is not None:
+            ax_x.legend(fontsize=7, loc="upper right", frameon=False)
         ax_x.set_title(f"{layer.name}: J_th = {layer.threshold:g}, median x-intercept "
                        f"{np.median(finite) if len(finite) else np.nan:.3g}", fontsize=9)
-        ax_x.set_xlabel("x-intercept (J_th − bias) / gain")
+        ax_x.set_xlabel("x-intercept (J_th − bias) / gain, x units")
         ax_x.set_ylabel("neurons")
+        q = observed_x(layer)["x_intercept_quantile"]
+        if np.isfinite(q).any():
+            ax_q.hist(q[np.isfinite(q)], bins=np.linspace(0, 1, 21), color="tab:green",
+                      alpha=0.85)
+            ax_q.set_title(f"share of inputs below threshold, median "
+                           f"{np.nanmedian(q):.2f}", fontsize=9)
+        else:
+            ax_q.text(0.5, 0.5, "x not observed", ha="center", va="center",
+                      transform=ax_q.transAxes, color="0.4")
+        ax_q.set_xlim(0, 1)
+        ax_q.set_xlabel("x-intercept quantile (0: always fires, 1: never)")
         rates = max_rates_hz(layer)
-        ax_r.hist(rates, bins=bins, color="tab:orange", alpha=0.85)
-        ax_r.set_title(f"{layer.name}: rate at x = 1, median {np.median(rates):.1f} Hz",
-                       fontsize=9)
-        ax_r.set_xlabel("max rate (Hz)")
+        peak = peak_rates(layer.rates, groups) if layer.rates is not None else rates[:0]
+        both = np.concatenate([rates, peak])
+        both = both[np.isfinite(both)]
+        edges = np.linspace(both.min(), both.max() + 1e-9, bins + 1) if len(both) else bins
+        ax_r.hist(rates, bins=edges, color="tab:orange", alpha=0.7,
+                  label=f"analytic at x = 1, median {np.median(rates):.0f} Hz")
+        if len(peak):
+            ax_r.hist(peak, bins=edges, color="tab:blue", alpha=0.6,
+                      label=f"observed peak, median {np.median(peak):.0f} Hz")
+        ax_r.legend(fontsize=7, frameon=False)
+        ax_r.set_title(f"{layer.name}: rates", fontsize=9)
+        ax_r.set_xlabel("rate (Hz)")
         for ax in (ax_x, ax_r):  # converted layers spread over ~1e-3: plain tick labels
             ax.ticklabel_format(axis="x", useOffset=False)
-    fig.suptitle("Where neurons start to fire, and how fast they can", fontsize=10)
+    fig.suptitle("Where neurons start to fire, in their own inputs, and how fast they fire",
+                 fontsize=10)
     fig.tight_layout()
     return fig

@@ -174,3 +174,30 @@ def test_sparsity_plugin_is_opt_in_and_logs_per_layer(tmp_path):
 
     matplotlib.use("Agg")
     res.figures["sparsity"]().savefig(tmp_path / "sparsity.png", dpi=60)
+
+
+def test_saturated_neurons_are_flagged_and_said():
+    """Saturated: ≥ 0.9/τ_ref on some sample (LIF), or more than one spike per step (spiking
+    ReLU); the firing analysis flags them in neurons.csv, counts them and says which layer."""
+    import nengo
+
+    from framework.config import Config
+    from plugins.firing import Firing, FiringConfig
+
+    lif = Layer(name="lif", neuron_type=nengo.LIF(tau_ref=0.002), threshold=1.0,
+                index=np.arange(3), gain=np.ones(3), bias=np.zeros(3),
+                rates=np.array([[10.0, 449.0, 100.0], [20.0, 300.0, 451.0]]))
+    relu = Layer(name="relu", neuron_type=nengo.SpikingRectifiedLinear(), threshold=0.0,
+                 index=np.arange(2), gain=np.ones(2), bias=np.zeros(2),
+                 rates=np.array([[999.0, 1001.0]]))
+    ctx = Context(cfg=Config(), data=None, layers=[lif, relu], dt=0.001, n_steps=1,
+                  sample=np.arange(2))
+    res = Firing().run(ctx, FiringConfig())
+    assert list(res.neurons.saturated) == [False, False, True, False, True]
+    assert res.metrics["firing/lif/saturated_fraction"] == pytest.approx(1 / 3)
+    assert res.metrics["firing/saturated_fraction"] == pytest.approx(2 / 5)
+    assert len(res.remarks) == 1 and "lif 1 of 3" in res.remarks[0]
+    assert "relu 1 of 2 (≥ 1/dt)" in res.remarks[0]
+    lif.rates = lif.rates * 0.5
+    relu.rates = relu.rates * 0.5
+    assert Firing().run(ctx, FiringConfig()).remarks == []

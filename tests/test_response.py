@@ -121,3 +121,35 @@ def test_pick_spreads_over_x_intercepts_not_indices():
 def test_response_range_must_be_increasing():
     with pytest.raises(UserError, match="analyses.response.x_low"):
         ResponseConfig(x_low=1.0, x_high=1.0)
+
+
+def test_curves_cover_each_neurons_observed_inputs_by_default():
+    """x_low/x_high unset: each neuron's curve spans the x it received, so neurons with equal
+    gains and biases but different inputs get different curves; a fixed bound still applies, and
+    a layer without observed x falls back to −1 … 1 with a remark."""
+    import nengo
+
+    a = layer(nengo.LIFRate(), [1.0, 1.0], [0.0, 0.0], 1.0)
+    a.x = np.array([[-2.0, 0.5], [4.0, 3.0], [1.0, 1.0]])  # neuron 0: −2 … 4, neuron 1: 0.5 … 3
+    res = Response().run(context([a]), ResponseConfig(n_x=7, max_neurons=2))
+    tab = res.tables["response_curves.csv"]
+    spans = tab.groupby("neuron").x.agg(["min", "max"])
+    np.testing.assert_allclose(spans.loc[100], [-2.0, 4.0])
+    np.testing.assert_allclose(spans.loc[101], [0.5, 3.0])
+    assert res.metrics["response/max_abs_error_hz"] < 1e-9  # rate type: measured = analytic
+    np.testing.assert_allclose(tab.rate_hz, nengo.LIFRate().rates(tab.x.values, 1.0, 0.0).ravel())
+    fixed = Response().run(context([a]), ResponseConfig(n_x=7, max_neurons=2, x_high=10.0))
+    spans = fixed.tables["response_curves.csv"].groupby("neuron").x.agg(["min", "max"])
+    np.testing.assert_allclose(spans.values, [[-2.0, 10.0], [0.5, 10.0]])
+    b = layer(nengo.LIFRate(), [1.0], [0.0], 1.0)
+    res = Response().run(context([b]), ResponseConfig(n_x=5))
+    np.testing.assert_allclose(res.tables["response_curves.csv"].x, np.linspace(-1, 1, 5))
+    assert res.remarks and "x was not observed" in res.remarks[0]
+
+
+def test_simulate_constant_takes_a_grid_per_neuron():
+    import nengo
+
+    x = np.array([[0.0, 2.0], [3.0, 5.0]])  # neuron 0 at 0 and 3, neuron 1 at 2 and 5
+    got = simulate_constant(nengo.RectifiedLinear(), [1.0, 1.0], [0.0, 1.0], x, n_steps=2)
+    np.testing.assert_allclose(got, [[0.0, 3.0], [3.0, 6.0]])

@@ -52,8 +52,36 @@ def test_histogram_figure_draws_each_layer():
     ctx = Context(cfg=Config(), data=None, layers=[a, a], dt=0.001, n_steps=1,
                   sample=np.arange(1))
     fig = Thresholds().run(ctx, ThresholdsConfig(bins=5)).figures["thresholds"]()
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 6  # per layer: x-intercepts, their quantiles, rates
     plt.close(fig)
+
+
+def test_x_intercepts_are_placed_in_the_observed_inputs():
+    """Columns x_observed_min/max and x_intercept_quantile, and the quantile metric, from a layer
+    whose inputs are known: neuron 0 (x-intercept 0.5) sees x = 0, 0.25, …, 1 (2 of 5 below);
+    neuron 1 (x-intercept −1) sees the same (none below: fires on every input); neuron 2 (gain 0)
+    has no threshold."""
+    import nengo
+
+    from framework.analysis import neuron_table
+
+    x = np.repeat(np.linspace(0.0, 1.0, 5)[:, None], 3, axis=1)
+    a = Layer(name="a", neuron_type=nengo.LIF(), threshold=1.0, index=np.arange(3),
+              gain=np.array([1.0, 1.0, 0.0]), bias=np.array([0.5, 2.0, 0.3]),
+              rates=np.zeros((5, 3)), x=x)
+    table = neuron_table([a])
+    np.testing.assert_allclose(table.x_observed_min, 0.0)
+    np.testing.assert_allclose(table.x_observed_max, 1.0)
+    np.testing.assert_allclose(table.x_intercept_quantile, [0.4, 0.0, np.nan])
+    ctx = Context(cfg=Config(), data=None, layers=[a], dt=0.001, n_steps=1, sample=np.arange(5))
+    m = Thresholds().run(ctx, ThresholdsConfig()).metrics
+    assert m["threshold/a/x_intercept_quantile_median"] == pytest.approx(0.2)
+    # a sequence's bins are the distribution: each (sample, bin) value counts once
+    b = Layer(name="b", neuron_type=nengo.LIF(), threshold=1.0, index=np.arange(1),
+              gain=np.ones(1), bias=np.zeros(1), rates=np.zeros((2, 1)), x=np.full((2, 1), 1.5),
+              binned_x=np.array([[[0.0], [3.0]], [[0.5], [2.5]]]))
+    row = neuron_table([b]).iloc[0]
+    assert (row.x_observed_min, row.x_observed_max, row.x_intercept_quantile) == (0.0, 3.0, 0.5)
 
 
 def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rates(tmp_path):
@@ -102,6 +130,8 @@ def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rat
                 weights = np.asarray(nsim.data[conn].weights).T  # (inputs, neurons)
             assert np.max(np.abs(weights - kernel)) > 1e-3
         x = data.x_test[sim.sample] @ weights  # the layer's weighted input without bias
+        # the x the run observed (from the input current J) is that same weighted input
+        np.testing.assert_allclose(built.x, x, rtol=1e-4, atol=1e-4)
         amp = built.neuron_type.amplitude
         assert amp == pytest.approx(1.0 / scale)
         expected = built.neuron_type.rates(x, built.gain, built.bias) / amp
