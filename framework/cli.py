@@ -161,9 +161,28 @@ def check_output_dir(hydra_cfg, multirun: bool) -> None:
             return
 
 
-def prevalidate(argv: list[str]) -> None:
+def _interval_ends(parser, parsed: list) -> list:
+    """Each ``interval()`` sweep as a choice of its two ends: what validation composes for a
+    search space (an interval is continuous; its ends bound every value a sweeper can draw)."""
+    from hydra.core.override_parser.types import IntervalSweep
+
+    out = []
+    for o in parsed:
+        v = o.value() if o.is_sweep_override() else None
+        if isinstance(v, IntervalSweep):
+            o = parser.parse_overrides([f"{o.get_key_element()}=choice({v.start!r},{v.end!r})"])[0]
+        out.append(o)
+    return out
+
+
+def prevalidate(argv: list[str]) -> int:
     """Compose and validate every job's config; raise UserError with one line on the first bad
-    one."""
+    one. Returns the number of configs validated (0 for ``--help``-like flags).
+
+    A sweep is expanded as the basic sweeper would (choices, ``range()``, ``glob()`` over a
+    group's options) plus the sweeper's own ``params`` (a search's space); an ``interval()`` is
+    checked at its two ends. ``--cfg`` validates the config it prints, as a run would.
+    """
     from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
@@ -174,8 +193,9 @@ def prevalidate(argv: list[str]) -> None:
 
     overrides, multirun, runs = split_args(argv)
     refuse_unsafe(overrides)
-    if not runs:
-        return
+    shows_cfg = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
+    if not runs and not shows_cfg:
+        return 0
     register()
     _register_resolvers()
     GlobalHydra.instance().clear()
@@ -190,7 +210,10 @@ def prevalidate(argv: list[str]) -> None:
                 params = base.hydra.sweeper.get("params") or {}
                 extra = [f"{k}={v}" for k, v in params.items() if k not in given]
                 refuse_unsafe(extra)
-                parsed = OverridesParser.create().parse_overrides(overrides + extra)
+                # with the config loader, glob() can list a group's options
+                parser = OverridesParser.create(
+                    config_loader=GlobalHydra.instance().config_loader())
+                parsed = _interval_ends(parser, parser.parse_overrides(overrides + extra))
                 combos = BasicSweeper.split_arguments(parsed, None)[0]
             for combo in combos:
                 cfg = compose("config", overrides=list(combo))
@@ -199,6 +222,13 @@ def prevalidate(argv: list[str]) -> None:
             if not multirun:
                 base = compose("config", overrides=overrides, return_hydra_config=True)
             check_output_dir(base.hydra, multirun)
+            if multirun and shows_cfg:  # Hydra refuses the pair with a traceback
+                what = (f"all {len(combos)} jobs' configs are valid" if combos == [] or not any(
+                    "interval(" in a for a in overrides + extra) else
+                    "the search space is valid (each interval at both ends)")
+                raise UserError(f"--cfg with -m: {what}; --cfg prints one job's config, so drop "
+                                f"-m and give its values")
+            return len(combos)
     except UserError:
         raise
     except Exception as ex:
@@ -224,6 +254,16 @@ def _app():
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune`` and ``python -m framework``."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--json" in argv:  # ours, not Hydra's: each job's stdout line as JSON
+        from .jobs import JSON_ENV
+
+        argv = [a for a in argv if a != "--json"]
+        os.environ[JSON_ENV] = "1"
+    if "--help" in argv or "-h" in argv:  # ours, from conf/ alone: Hydra's composes ~100 times
+        from .help import text
+
+        print(text(CONF))
+        return
     install_signal_handlers()
     try:
         prevalidate(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -327,6 +328,14 @@ class Config:
     analysis: list[str] = field(default_factory=lambda: ["auto"])
     analyses: Any = MISSING  # one node per analysis plugin (built from the plugins' own configs)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # labels logged as MLflow tags: "name" (tag name = "true") or "name:value"
+    tags: list[str] = field(default_factory=list)
+    # the metric a sweep's job returns, for a search sweeper (e.g. spiking/angle_error_deg);
+    # empty: jobs return their status and metrics only
+    objective: str = ""
+    # metric -> highest accepted value (e.g. firing/mean_rate_hz: 50, Hz); a job over it returns
+    # an objective of +inf, so a minimising search avoids it (needs objective)
+    budget: dict[str, float] = field(default_factory=dict)
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -423,6 +432,29 @@ def _check_keys(node, obj, prefix: str) -> None:
         _check_keys(node._get_node(key), getattr(obj, key), full)
 
 
+#: a metric key as runs log them: slash-separated words (``spiking/angle_error_deg``)
+_METRIC_KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def _check_search(obj: Config) -> None:
+    """``tags``, ``objective`` and ``budget``: well-formed before anything runs (whether the run
+    logs those metrics is known only at its end, where a missing one is refused too)."""
+    for i, tag in enumerate(obj.tags):
+        name = str(tag).split(":", 1)[0]
+        if not name or not re.fullmatch(r"[A-Za-z0-9_.\-/ ]+", name):
+            raise UserError(f"tags[{i}]: {tag!r} is not a tag; use name or name:value (letters, "
+                            f"digits, _ . - / and spaces)")
+    if obj.objective and not _METRIC_KEY.match(obj.objective):
+        raise UserError(f"objective: {obj.objective!r} is not a metric name (e.g. "
+                        f"spiking/angle_error_deg)")
+    for key in obj.budget:
+        if not _METRIC_KEY.match(key):
+            raise UserError(f"budget.{key}: not a metric name (e.g. firing/mean_rate_hz)")
+    if obj.budget and not obj.objective:
+        raise UserError(f"budget.{next(iter(obj.budget))}: a budget limits an objective; set "
+                        f"objective=<metric> too")
+
+
 def validate(cfg) -> Config:
     """Check a composed config and return it as typed dataclasses.
 
@@ -440,6 +472,7 @@ def validate(cfg) -> Config:
     for group in ("dataset", "model", "neuron"):
         _check_bounds(getattr(obj, group), group)
     _check_bounds(obj.analyses, "analyses")
+    _check_search(obj)
     if isinstance(obj.model, DenseModel):
         if not obj.model.hidden:
             raise UserError("model.hidden: needs at least one hidden layer")

@@ -41,6 +41,26 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     artifact_uri: str = ""
+    objective: float | None = None  # the ``objective`` metric (inf when over ``budget``)
+
+
+def objective_value(obj, metrics: dict[str, float]) -> tuple[float | None, list[str]]:
+    """The run's ``objective`` and the ``budget`` limits it broke (``metric value > limit``).
+
+    A run over budget scores +inf, so a minimising search moves away from it. A metric the run
+    did not log is a user error that names it (and lists the ones it did).
+    """
+    if not obj.objective:
+        return None, []
+    for key in [obj.objective, *obj.budget]:
+        if key not in metrics:
+            near = sorted(k for k in metrics if k.split("/")[0] == key.split("/")[0])
+            hint = f"; it logged {', '.join(near)}" if near else ""
+            name = "objective" if key == obj.objective else f"budget.{key}"
+            raise UserError(f"{name}: the run logged no metric {key!r}{hint}")
+    broken = [f"{k} {metrics[k]:.4g} > {limit:g}" for k, limit in obj.budget.items()
+              if not metrics[k] <= limit]
+    return (float("inf") if broken else float(metrics[obj.objective])), broken
 
 
 def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dict[str, float]:
@@ -94,6 +114,10 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
     obj = validate(cfg)
     analysis_mod.check_names(obj.analysis)
     console.stage("tracking", resolve_uri(obj.tracking.uri))
+    tags = dict(tags or {})
+    for tag in obj.tags:  # the user's own labels, as given: name or name:value
+        name, _, value = str(tag).partition(":")
+        tags[name.strip()] = value.strip() or "true"
     tracker = Tracker(resolve_uri(obj.tracking.uri), obj.tracking.experiment, run_name(obj),
                       tags=tags)
     scratch = Path(__import__("tempfile").mkdtemp(prefix="spiketune-run-"))
@@ -101,9 +125,16 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         metrics = _run_stages(cfg, obj, tracker, console, scratch)
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
+        value, broken = objective_value(obj, metrics)
+        if value is not None:
+            tracker.metrics({"search/objective": value})
+            if broken:
+                tracker.tag("spiketune.over_budget", "; ".join(broken))
+                console.say(f"budget: {'; '.join(broken)}: objective {obj.objective} counts as inf")
         tracker.end("FINISHED")
         _summary(console, tracker, metrics)
-        return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri)
+        return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
+                         objective=value)
     except BaseException as ex:
         why = interruption(ex)
         if why:
@@ -135,7 +166,9 @@ def resolve_defaults(obj, data) -> list[str]:
     from .config import Normalize, Readout, Scaling
 
     said = []
-    if obj.dataset.scaling == Scaling.auto:
+    if not obj.model.reads_data:  # the network makes its own inputs (the ensemble's ramp)
+        obj.dataset.scaling = Scaling.none
+    elif obj.dataset.scaling == Scaling.auto:
         obj.dataset.scaling = Scaling.none if obj.model.loaded else type(obj.dataset).own_scaling
         why = ("the loaded model was trained on the data as they are" if obj.model.loaded
                else f"dataset {obj.dataset.name}'s choice for a network spiketune trains")

@@ -447,7 +447,7 @@ def check(case: Case, results: dict, env: dict) -> None:
         assert lines[-1] == f"spiketune: {case.message}"
     if case.stage == "config":
         assert len(lines) == 1, err
-        assert res["seconds"] < 1.0, f"took {res['seconds']:.2f} s"
+        # refused before TensorFlow or MLflow load (how fast: benchmarks/footprint.py)
         assert not res["tensorflow"] and not res["mlflow"]
         assert not Path(env["untouched"]).exists()  # no store, so no run
     else:
