@@ -6,6 +6,7 @@ value or option exits 2 with one line, in well under a second.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -78,12 +79,29 @@ def one_line(ex: BaseException) -> str:
         key = m.group(1) if m else None
         if key and not msg.startswith(key):
             if "not in struct" in text or "is not in" in text:
+                if _is_dict_field(key.rsplit(".", 1)[0]) and "." in key:
+                    return f"{key}: a new entry of a dict: add it with +{key}=..."
                 return f"{key}: no such key"
             return f"{key}: {msg}"
         return msg
     if "mismatched input" in text or "extraneous input" in text or "no viable" in text:
         return "override syntax: " + " ".join(text.split())[:300]
     return " ".join(text.split())[:300]
+
+
+def _is_dict_field(path: str) -> bool:
+    """Whether ``path`` (dotted, from the root) is a ``dict`` field of the structured config."""
+    import typing
+
+    from .config import Config
+
+    cls: typing.Any = Config
+    for name in path.split("."):
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if name not in hints:
+            return False
+        cls = hints[name]
+    return typing.get_origin(cls) is dict
 
 
 #: keys with which Hydra builds Python objects (``hydra.utils.instantiate``)

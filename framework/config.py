@@ -315,6 +315,15 @@ class AnalysesCommon:
 
 
 @dataclass
+class BudgetConfig:
+    """A limit a search must respect: a run whose ``metric`` ends above ``max`` scores +inf as
+    ``objective``, so a minimising search moves away from it."""
+
+    metric: str = ""  # e.g. firing/mean_rate_hz or time/simulate_s; empty: no budget
+    max: float | None = None  # the highest accepted value, in the metric's units (Hz, s, ...)
+
+
+@dataclass
 class Config:
     # one integer that makes a run reproducible; numpy, TF and Nengo take seeds in [0, 2**32)
     seed: int = bounded(0, ge=0, lt=2**32)
@@ -333,9 +342,7 @@ class Config:
     # the metric a sweep's job returns, for a search sweeper (e.g. spiking/angle_error_deg);
     # empty: jobs return their status and metrics only
     objective: str = ""
-    # metric -> highest accepted value (e.g. firing/mean_rate_hz: 50, Hz); a job over it returns
-    # an objective of +inf, so a minimising search avoids it (needs objective)
-    budget: dict[str, float] = field(default_factory=dict)
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig())
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -447,12 +454,13 @@ def _check_search(obj: Config) -> None:
     if obj.objective and not _METRIC_KEY.match(obj.objective):
         raise UserError(f"objective: {obj.objective!r} is not a metric name (e.g. "
                         f"spiking/angle_error_deg)")
-    for key in obj.budget:
-        if not _METRIC_KEY.match(key):
-            raise UserError(f"budget.{key}: not a metric name (e.g. firing/mean_rate_hz)")
-    if obj.budget and not obj.objective:
-        raise UserError(f"budget.{next(iter(obj.budget))}: a budget limits an objective; set "
-                        f"objective=<metric> too")
+    if obj.budget.metric and not _METRIC_KEY.match(obj.budget.metric):
+        raise UserError(f"budget.metric: {obj.budget.metric!r} is not a metric name (e.g. "
+                        f"firing/mean_rate_hz)")
+    if obj.budget.metric and not obj.objective:
+        raise UserError("budget.metric: a budget limits an objective; set objective=<metric> too")
+    if bool(obj.budget.metric) != (obj.budget.max is not None):
+        raise UserError("budget.metric, budget.max: give both or neither")
 
 
 def validate(cfg) -> Config:

@@ -44,23 +44,23 @@ class RunResult:
     objective: float | None = None  # the ``objective`` metric (inf when over ``budget``)
 
 
-def objective_value(obj, metrics: dict[str, float]) -> tuple[float | None, list[str]]:
-    """The run's ``objective`` and the ``budget`` limits it broke (``metric value > limit``).
+def objective_value(obj, metrics: dict[str, float]) -> tuple[float | None, str]:
+    """The run's ``objective``, and the ``budget`` it broke (``"metric value > max"``, or "").
 
     A run over budget scores +inf, so a minimising search moves away from it. A metric the run
-    did not log is a user error that names it (and lists the ones it did).
+    did not log is a user error that names it (and lists those it did of the same family).
     """
     if not obj.objective:
-        return None, []
-    for key in [obj.objective, *obj.budget]:
-        if key not in metrics:
+        return None, ""
+    budget = obj.budget.metric
+    for name, key in (("objective", obj.objective), ("budget.metric", budget)):
+        if key and key not in metrics:
             near = sorted(k for k in metrics if k.split("/")[0] == key.split("/")[0])
             hint = f"; it logged {', '.join(near)}" if near else ""
-            name = "objective" if key == obj.objective else f"budget.{key}"
             raise UserError(f"{name}: the run logged no metric {key!r}{hint}")
-    broken = [f"{k} {metrics[k]:.4g} > {limit:g}" for k, limit in obj.budget.items()
-              if not metrics[k] <= limit]
-    return (float("inf") if broken else float(metrics[obj.objective])), broken
+    if budget and obj.budget.max is not None and not metrics[budget] <= obj.budget.max:
+        return float("inf"), f"{budget} {metrics[budget]:.4g} > {obj.budget.max:g}"
+    return float(metrics[obj.objective]), ""
 
 
 def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dict[str, float]:
@@ -129,8 +129,8 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         if value is not None:
             tracker.metrics({"search/objective": value})
             if broken:
-                tracker.tag("spiketune.over_budget", "; ".join(broken))
-                console.say(f"budget: {'; '.join(broken)}: objective {obj.objective} counts as inf")
+                tracker.tag("spiketune.over_budget", broken)
+                console.say(f"budget: {broken}: objective {obj.objective} counts as inf")
         tracker.end("FINISHED")
         _summary(console, tracker, metrics)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,

@@ -6,35 +6,18 @@ and exit codes are checked in seconds. The slow ones run real TINY jobs through 
 """
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import TINY, cli, runs
+from helpers import TINY, cli, cli_in_process, family, runs
 
 from framework import sweeps
 from framework.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
 
 #: real jobs: TINY, and only the firing analysis (what is under test is the sweep, not the plugins)
 REAL = [*TINY, "analysis=[firing]"]
-
-
-@pytest.fixture(scope="module")
-def template_store(tmp_path_factory) -> Path:
-    """An empty, migrated MLflow sqlite store, created once (creating one takes seconds)."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("store") / "template.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def store(tmp_path, template_store) -> str:
-    shutil.copy(template_store, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def fake_run(cfg, console=None, tags=None):
@@ -55,32 +38,8 @@ def fake_run(cfg, console=None, tags=None):
 
 
 def run_cli(args: list[str], monkeypatch) -> int:
-    """``spiketune args`` in this process with the fake pipeline; returns the exit code."""
-    import framework.pipeline
-    from framework.cli import main
-
-    monkeypatch.setattr(framework.pipeline, "run", fake_run)
-    monkeypatch.setattr(sys, "argv", ["spiketune"])
-    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    try:
-        main(args)
-        return 0
-    except SystemExit as ex:
-        return int(ex.code or 0)
-    finally:
-        signal.signal(signal.SIGTERM, handlers[0])
-        signal.signal(signal.SIGINT, handlers[1])
-
-
-def family(uri: str):
-    """``(client, parent, children)`` of the only sweep in the store."""
-    client, found = runs(uri)
-    parents = [r for r in found if r.data.tags.get("spiketune.sweep") == "parent"]
-    assert len(parents) == 1, [r.data.tags for r in found]
-    kids = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(kids) + 1 == len(found), "runs outside the sweep"
-    return client, client.get_run(parents[0].info.run_id), sorted(
-        kids, key=lambda r: int(r.data.tags["spiketune.job"]))
+    """``spiketune args`` in this process with :func:`fake_run` as the pipeline."""
+    return cli_in_process(args, monkeypatch, fake_run)
 
 
 def test_parent_and_children(store, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ reading a store. Imported as ``from helpers import ...`` (tests/ is on the path 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,33 @@ def logged_params(overrides: list[str]) -> dict[str, str]:
     flat["conversion.normalize"] = obj.conversion.normalize.value
     flat["simulation.readout_steps"] = str(obj.simulation.readout_steps)
     return flat
+
+
+def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
+    """``spiketune args`` in this process with ``pipeline`` standing in for
+    ``framework.pipeline.run`` (no TensorFlow); returns the exit code."""
+    import framework.pipeline
+    from framework.cli import main
+
+    monkeypatch.setattr(framework.pipeline, "run", pipeline)
+    monkeypatch.setattr(sys, "argv", ["spiketune"])
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        main(args)
+        return 0
+    except SystemExit as ex:
+        return int(ex.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+
+
+def family(uri: str):
+    """``(client, parent, children)`` of the only sweep in the store."""
+    client, found = runs(uri)
+    parents = [r for r in found if r.data.tags.get("spiketune.sweep") == "parent"]
+    assert len(parents) == 1, [r.data.tags for r in found]
+    kids = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(kids) + 1 == len(found), "runs outside the sweep"
+    return client, client.get_run(parents[0].info.run_id), sorted(
+        kids, key=lambda r: int(r.data.tags["spiketune.job"]))
