@@ -1,4 +1,5 @@
-"""``tuning``: cosine tuning curves, preferred directions and population decoding of direction.
+"""``tuning``: cosine tuning curves, preferred directions, how sure and how cosine they are, and
+population decoding of direction.
 
 After Georgopoulos et al. (1982): each analysed neuron's spiking rate is averaged per movement
 direction over the test trials, and those means are fitted by least squares with
@@ -6,16 +7,31 @@ direction over the test trials, and those means are fitted by least squares with
     r(θ) = b0 + b1·cos θ + b2·sin θ = b0 + depth·cos(θ − PD),
 
 so ``baseline_hz`` = b0, ``depth_hz`` = √(b1² + b2²), ``pd_deg`` = atan2(b2, b1) in [0, 360) and
-``r2`` is the fit's coefficient of determination on the means. Whether the modulation is real is an
-F-test on single trials of the cosine model against a constant rate (``p_value``); ``tuned`` is
-``p_value < alpha``. Every fit is vectorised over neurons: one least-squares solve for all of them.
+``r2`` is the fit's coefficient of determination on the means. Two single-trial F-tests ask two
+different questions:
+
+- is the rate modulated by direction at all (the cosine against a constant; ``p_value``,
+  ``modulated`` = p < alpha)?
+- is the modulation cosine-shaped (lack of fit against the pure error of the replicate trials per
+  direction; ``lof_p_value``)?
+
+``tuned`` is both: modulated, and the cosine shape not rejected. Every fit is vectorised over
+neurons: one least-squares solve for all of them. On top of that:
+
+- stratified bootstrap confidence intervals of each neuron's PD (circular) and depth;
+- rectified-cosine and von Mises fits (Amirikian & Georgopoulos 2000), compared with the cosine
+  by AICc on single-trial residuals;
+- a Rayleigh test of the population's preferred directions;
+- tuning per time bin of a sequence (PD(t), depth(t) with their CIs) and the PD's drift;
+- the same cosine tables for the network's inputs and each layer's input x (controls), so that
+  what the network inherits can be told from what it creates.
 
 The direction of each test trial is then decoded twice, each time by a decoder fitted on the
 *other* trials (``folds``-fold cross-validation, stratified by direction), so the errors are
 errors on trials the decoder did not see:
 
-- population vector: each neuron tuned in the training folds votes along its training-fold PD
-  with weight (r − b0)/depth;
+- population vector: each neuron *modulated* in the training folds votes along its training-fold
+  PD with weight (r − b0)/depth (whether its shape is a cosine does not matter for a vote);
 - optimal linear estimator (Salinas & Abbott 1994), empirical: the ridge-regularised linear
   read-out of (cos θ, sin θ) fitted to the measured training rates of every neuron. It needs no
   cosine model and undoes the population vector's bias towards where preferred directions
@@ -33,13 +49,21 @@ from framework.analysis import Analysis, Context, Result, UserError, angle_diff,
 
 #: directions closer than this are one direction (degrees); absorbs float noise in user data
 DIRECTION_DECIMALS = 6
+#: the tuning-curve models, simplest first (AICc ties go to the earlier one); free parameters
+MODELS = ("cosine", "rectified_cosine", "von_mises")
+N_PARAMS = {"cosine": 3, "rectified_cosine": 3, "von_mises": 4}
+#: upper bound of the von Mises concentration κ (dimensionless); 50: a peak 19° wide at half height
+KAPPA_MAX = 50.0
 
 
 @dataclass
 class TuningConfig:
-    alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # F-test significance level: tuned = p < alpha
+    alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # level of both F-tests (modulation, lack of fit)
     grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (most strongly tuned)
     folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
+    bootstrap: int = bounded(500, ge=0)  # resamples (count) for PD and depth CIs; 0: no CIs (NaN)
+    ci: float = bounded(0.95, gt=0.0, lt=1.0)  # confidence level of every interval (fraction)
+    drift_neurons: int = bounded(3, ge=1)  # neurons per layer (count) in the pd_drift figure
 
 
 @dataclass
@@ -68,6 +92,16 @@ class CosineFit:
         freedom. Constant neurons get F = NaN and p = 1.
     resid_var : ndarray
         Single-trial residual variance about the cosine fit, SS_res / (n − 3), Hz².
+    within_ss : ndarray
+        Pure-error sum of squares: the trials' squared deviations from their direction's mean,
+        summed over directions, Hz².
+    lof_f_stat, lof_p_value : ndarray
+        Lack-of-fit F-test of the cosine shape, (SS_lof / (k − 3)) / (SS_pe / (n − k)) with
+        SS_pe = ``within_ss`` and SS_lof = SS_res − SS_pe; small p: the per-direction means
+        depart from a cosine by more than the trial noise explains. NaN when it cannot be tested
+        (k < 4 directions, or no direction with two trials). Without trial noise (SS_pe = 0) the
+        means either are a cosine to rounding (F = NaN, p = 1; constant neurons too) or not
+        (F = inf, p = 0).
     """
 
     directions: np.ndarray
@@ -83,10 +117,32 @@ class CosineFit:
     f_stat: np.ndarray
     p_value: np.ndarray
     resid_var: np.ndarray
+    within_ss: np.ndarray
+    lof_f_stat: np.ndarray
+    lof_p_value: np.ndarray
+
+    def modulated(self, alpha: float = 0.05) -> np.ndarray:
+        """Boolean mask of neurons whose directional modulation is significant at ``alpha``."""
+        return self.p_value < alpha
+
+    def cosine_rejected(self, alpha: float = 0.05) -> np.ndarray:
+        """Boolean mask of neurons whose cosine shape the lack-of-fit test rejects at ``alpha``
+        (False where it cannot be tested)."""
+        return self.lof_p_value < alpha  # NaN compares False
 
     def tuned(self, alpha: float = 0.05) -> np.ndarray:
-        """Boolean mask of neurons whose modulation is significant at ``alpha``."""
-        return self.p_value < alpha
+        """Boolean mask of cosine-tuned neurons: modulated, and the cosine shape not rejected."""
+        return self.modulated(alpha) & ~self.cosine_rejected(alpha)
+
+    @property
+    def n(self) -> int:
+        """Number of trials."""
+        return int(self.n_trials.sum())
+
+    @property
+    def ss_res(self) -> np.ndarray:
+        """Single-trial residual sum of squares about the cosine fit, Hz²."""
+        return self.resid_var * (self.n - 3)
 
     def curve(self, theta_deg: np.ndarray, neuron: int) -> np.ndarray:
         """The fitted cosine of one neuron at ``theta_deg`` (degrees), Hz."""
@@ -106,8 +162,14 @@ def _design(theta_deg: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(t), np.cos(t), np.sin(t)], axis=1)
 
 
+def _wrap360(deg: np.ndarray) -> np.ndarray:
+    """Degrees to [0, 360) (−1e-15 mod 360 is 360.0 in floating point)."""
+    out = np.mod(np.asarray(deg, dtype=float), 360.0)
+    return np.where(out >= 360.0, 0.0, out)
+
+
 def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
-    """Fit cosine tuning to every neuron at once.
+    """Fit cosine tuning to every neuron at once, with the modulation and lack-of-fit F-tests.
 
     Parameters
     ----------
@@ -133,10 +195,12 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     against all N columns. The single-trial least-squares fit solves the count-weighted normal
     equations XᵀCX β = XᵀCM (identical to the fit on means when directions have equal trial
     counts), and its residual sum of squares is W + Σ_k c_k (M_k − X_k β)², so no n × N fitted
-    array is formed. F = ((SS_const − SS_cos) / 2) / (SS_cos / (n − 3)).
+    array is formed. F = ((SS_const − SS_cos) / 2) / (SS_cos / (n − 3)). The second term is the
+    lack of fit, W the pure error (Draper & Smith, *Applied Regression Analysis*, §2.1).
     """
     from scipy import stats
 
+    raw_dtype = np.asarray(rates).dtype
     r = np.asarray(rates, dtype=float)
     if r.ndim != 2 or len(r) != len(directions):
         raise ValueError(f"rates must be (n_trials, N) with n_trials = {len(directions)}, "
@@ -171,8 +235,8 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     w = within_dir.sum(axis=0)
     trial_grand = (counts @ mean) / n
     ss_tot = w + counts @ (mean - trial_grand) ** 2
-    ss_res = np.maximum(w + counts @ (mean - x @ coef_t) ** 2, 0.0)
-    ss_res = np.minimum(ss_res, ss_tot)  # rounding must not make the cosine worse than a constant
+    ss_lof = counts @ (mean - x @ coef_t) ** 2
+    ss_res = np.minimum(w + ss_lof, ss_tot)  # rounding must not make a cosine worse than a constant
     df_res = n - 3
     constant = ss_tot <= n * (1e-9 * (1.0 + np.abs(trial_grand))) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,16 +244,578 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     f_stat = np.where(constant, np.nan, f_stat)  # 0/0; a noiseless cosine keeps F = inf, p = 0
     p_value = np.where(constant, 1.0, stats.f.sf(np.where(constant, 0.0, f_stat), 2, df_res))
 
+    lof_f, lof_p = _lack_of_fit(ss_lof, w, k, n, mean, trial_grand, raw_dtype)
+
     b0, b1, b2 = coef
     flat = np.isnan(r2)  # constant means: no modulation, so b1 = b2 = 0 exactly (PD 0°, depth 0)
     b1, b2 = np.where(flat, 0.0, b1), np.where(flat, 0.0, b2)
-    pd_deg = np.mod(np.rad2deg(np.arctan2(b2, b1)), 360.0)
-    pd_deg[pd_deg >= 360.0] = 0.0  # −1e-15 mod 360 is 360.0 in floating point
+    pd_deg = _wrap360(np.rad2deg(np.arctan2(b2, b1)))
     return CosineFit(directions=dirs, n_trials=counts, mean=mean, sd=sd, baseline=b0, b1=b1,
                      b2=b2, depth=np.hypot(b1, b2), pd_deg=pd_deg, r2=r2, f_stat=f_stat,
-                     p_value=p_value, resid_var=ss_res / df_res)
+                     p_value=p_value, resid_var=ss_res / df_res, within_ss=w, lof_f_stat=lof_f,
+                     lof_p_value=lof_p)
 
 
+def _lack_of_fit(ss_lof, ss_pe, k, n, mean, trial_grand, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The pure-error lack-of-fit F and p (see :class:`CosineFit`); NaN where untestable."""
+    from scipy import stats
+
+    df_lof, df_pe = k - 3, n - k
+    if df_lof < 1 or df_pe < 1:
+        nan = np.full(ss_lof.shape, np.nan)
+        return nan, nan.copy()
+    # without trial noise, a lack of fit at the rates' own rounding (float32 input) is no lack
+    eps = np.finfo(dtype).eps if np.issubdtype(dtype, np.floating) else np.finfo(float).eps
+    no_noise = ss_pe <= n * (1e-9 * (1.0 + np.abs(trial_grand))) ** 2
+    exact = ss_lof <= n * (8 * eps * (1.0 + np.abs(mean).max(axis=0))) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (ss_lof / df_lof) / (ss_pe / df_pe)
+    f = np.where(no_noise, np.where(exact, np.nan, np.inf), f)
+    p = np.where(no_noise & exact, 1.0, stats.f.sf(np.where(np.isnan(f), 0.0, f), df_lof, df_pe))
+    return f, p
+
+
+# ------------------------------------------------------------------------- bootstrap intervals
+@dataclass
+class CosineCI:
+    """Bootstrap confidence intervals of ``N`` neurons' cosine fits; arrays of shape (N,).
+
+    Attributes
+    ----------
+    ci : float
+        Confidence level (fraction).
+    n_boot : int
+        Resamples; 0 when the intervals were not computed (every array NaN).
+    pd_low_deg, pd_high_deg : ndarray
+        Ends of the PD interval, degrees in [0, 360); the interval runs counter-clockwise from
+        ``pd_low_deg`` to ``pd_high_deg``, so it wraps through 0° when low > high.
+    pd_width_deg : ndarray
+        Its width, degrees in [0, 360]; 360: the PD is undetermined.
+    depth_low_hz, depth_high_hz : ndarray
+        Percentile interval of the depth, Hz.
+    """
+
+    ci: float
+    n_boot: int
+    pd_low_deg: np.ndarray
+    pd_high_deg: np.ndarray
+    pd_width_deg: np.ndarray
+    depth_low_hz: np.ndarray
+    depth_high_hz: np.ndarray
+
+
+def circular_interval(samples_deg: np.ndarray, center_deg: np.ndarray,
+                      ci: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile interval of angles about a point estimate, by their wrapped differences.
+
+    Parameters
+    ----------
+    samples_deg : ndarray, shape (B, N)
+        Resampled angles, degrees. NaN is an undefined angle (a resample without modulation):
+        it counts as the farthest possible, half of them at −180° and half at +180°, so that
+        with many of them the interval grows to the whole circle rather than shrinking.
+    center_deg : ndarray, shape (N,)
+        The point estimates, degrees.
+    ci : float
+        Confidence level, in (0, 1).
+
+    Returns
+    -------
+    low, high, width : ndarray, shape (N,)
+        ``low`` and ``high`` in [0, 360) (the interval runs counter-clockwise from low to high),
+        ``width`` = high − low unwrapped, degrees in [0, 360].
+    """
+    diff = angle_diff(samples_deg, center_deg)  # [−180, 180): no jump at 0°/360°
+    undefined = np.isnan(diff)
+    if undefined.any():
+        side = np.where(np.arange(len(diff)) % 2 == 0, -180.0, 180.0)[:, None]
+        diff = np.where(undefined, side, diff)
+    q_lo, q_hi = np.quantile(diff, [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0], axis=0)
+    return _wrap360(center_deg + q_lo), _wrap360(center_deg + q_hi), q_hi - q_lo
+
+
+def bootstrap_cosine(rates: np.ndarray, directions: np.ndarray, n_boot: int = 500,
+                     ci: float = 0.95, seed=0, fit: CosineFit | None = None,
+                     max_elements: int = 4_000_000) -> CosineCI:
+    """Stratified bootstrap confidence intervals of every neuron's preferred direction and depth.
+
+    Each resample draws, within every direction, as many trials as it has, with replacement (the
+    same trials for all neurons), and refits the cosine to the resampled per-direction means. The
+    PD interval is the percentile interval of the resampled PDs' wrapped differences from the
+    point estimate (:func:`circular_interval`; a resample whose means are constant has no PD and
+    counts as the farthest); the depth interval the percentile interval of the resampled depths
+    (like any percentile interval of a length, it lies above 0 even for an unmodulated neuron;
+    use ``p_value`` for whether there is modulation at all).
+
+    Parameters
+    ----------
+    rates : ndarray, shape (n_trials, N)
+        Rates, Hz.
+    directions : ndarray, shape (n_trials,)
+        Directions, degrees.
+    n_boot : int
+        Resamples; 0 returns NaN intervals.
+    ci : float
+        Confidence level, in (0, 1).
+    seed : int, sequence of int or numpy.random.Generator
+        Seeds the resampling.
+    fit : CosineFit, optional
+        ``fit_cosine(rates, directions)``, when already computed (the point estimates).
+    max_elements : int
+        Bound on the resampled means held at once (resamples × directions × neurons); neurons
+        are processed in chunks under it.
+
+    Returns
+    -------
+    CosineCI
+        Neurons with constant means (NaN ``r2``) get a NaN PD interval and the depth interval
+        [0, 0].
+
+    Notes
+    -----
+    Vectorised: a resample is a (n_boot × c_k) matrix of multinomial trial weights per direction;
+    one matrix product per direction gives the resampled means of all neurons, and one product
+    with the design's pseudo-inverse their cosine coefficients. The fit on the means is the
+    point estimate's own estimator, and a stratified resample keeps the trial counts.
+    """
+    r = np.asarray(rates, dtype=float)
+    fit = fit_cosine(r, directions) if fit is None else fit
+    n_neurons = r.shape[1]
+    if n_boot <= 0:
+        nan = np.full(n_neurons, np.nan)
+        return CosineCI(ci, 0, nan, nan.copy(), nan.copy(), nan.copy(), nan.copy())
+    rng = np.random.default_rng(seed)
+    inv = group_directions(directions)[1]
+    order = np.argsort(inv, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(fit.n_trials)])
+    weights = [rng.multinomial(c, np.full(c, 1.0 / c), size=n_boot) / c for c in fit.n_trials]
+    r_sorted = r[order]
+    pinv = np.linalg.pinv(_design(fit.directions))  # (3, k)
+    k = len(fit.directions)
+    out = {name: np.empty(n_neurons) for name in ("pl", "ph", "pw", "dl", "dh")}
+    step = max(1, max_elements // (n_boot * k))
+    for a in range(0, n_neurons, step):
+        cols = slice(a, min(a + step, n_neurons))
+        means = np.stack([w @ r_sorted[bounds[j]:bounds[j + 1], cols]
+                          for j, w in enumerate(weights)], axis=1)  # (B, k, m)
+        coef = np.einsum("pk,bkm->bpm", pinv, means)
+        pd_b = np.rad2deg(np.arctan2(coef[:, 2], coef[:, 1]))
+        # a resample whose means are constant (a near-silent neuron's one spike left out) has no
+        # PD: atan2(0, 0) = 0° would be a made-up direction
+        scale = 1e-9 * (1.0 + np.abs(means).max(axis=1))
+        pd_b[np.hypot(coef[:, 1], coef[:, 2]) <= scale] = np.nan
+        out["pl"][cols], out["ph"][cols], out["pw"][cols] = circular_interval(
+            pd_b, fit.pd_deg[cols], ci)
+        out["dl"][cols], out["dh"][cols] = np.quantile(
+            np.hypot(coef[:, 1], coef[:, 2]), [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0], axis=0)
+    flat = np.isnan(fit.r2)  # no modulation at all: no direction to bound
+    for name in ("pl", "ph", "pw"):
+        out[name][flat] = np.nan
+    out["dl"][flat] = out["dh"][flat] = 0.0
+    return CosineCI(ci, int(n_boot), out["pl"], out["ph"], out["pw"], out["dl"], out["dh"])
+
+
+def mean_ci(fit: CosineFit, ci: float = 0.95) -> np.ndarray:
+    """Half-width of the t-interval of each per-direction mean, shape (k, N), Hz (NaN for a
+    direction with one trial): t_{(1+ci)/2, c−1} · sd / √c."""
+    from scipy import stats
+
+    c = fit.n_trials.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(c > 1, stats.t.ppf((1.0 + ci) / 2.0, np.maximum(c - 1, 1)), np.nan)
+    return t[:, None] * fit.sd / np.sqrt(c)[:, None]
+
+
+# ------------------------------------------------------------------------ population statistics
+def rayleigh_test(angles_deg: np.ndarray) -> tuple[float, float]:
+    """Rayleigh test of uniformity of a sample of angles against a unimodal alternative.
+
+    Parameters
+    ----------
+    angles_deg : ndarray
+        Angles, degrees; NaN entries are left out.
+
+    Returns
+    -------
+    p : float
+        p-value by Zar's approximation (Zar 1999, eq. 27.4),
+        p ≈ exp(√(1 + 4n + 4(n² − R_n²)) − (1 + 2n)) with R_n = n·R̄, clipped to [0, 1]; small p:
+        the angles cluster. NaN for an empty sample.
+    resultant_length : float
+        R̄, the mean resultant length in [0, 1] (``scipy.stats.directional_stats``): 0 for angles
+        spread evenly, 1 for identical ones.
+
+    Notes
+    -----
+    SciPy (1.17) has the mean resultant but no Rayleigh test, hence the formula.
+    """
+    from scipy.stats import directional_stats
+
+    a = np.deg2rad(np.asarray(angles_deg, dtype=float).ravel())
+    a = a[np.isfinite(a)]
+    n = len(a)
+    if n == 0:
+        return float("nan"), float("nan")
+    r_bar = float(directional_stats(np.stack([np.cos(a), np.sin(a)], axis=1),
+                                    normalize=False).mean_resultant_length)
+    r_n = n * r_bar
+    p = np.exp(np.sqrt(1.0 + 4.0 * n + 4.0 * (n * n - r_n * r_n)) - (1.0 + 2.0 * n))
+    return float(np.clip(p, 0.0, 1.0)), r_bar
+
+
+# ------------------------------------------------------------------ rectified cosine, von Mises
+def rectified_cosine(theta_deg, baseline, depth, pd_deg) -> np.ndarray:
+    """max(0, b + d·cos(θ − PD)), Hz; the arguments (degrees, Hz) broadcast."""
+    return np.maximum(0.0, baseline + depth * np.cos(np.deg2rad(np.subtract(theta_deg, pd_deg))))
+
+
+def von_mises(theta_deg, trough, amplitude, kappa, pd_deg) -> np.ndarray:
+    """The von Mises tuning curve t + m·g_κ(θ − PD), Hz; the arguments broadcast.
+
+    g_κ(φ) = (e^{κ(cos φ − 1)} − e^{−2κ}) / (1 − e^{−2κ}) runs from 0 (at φ = 180°) to 1 (at
+    PD), so ``trough`` (Hz) is the rate opposite the PD and ``amplitude`` (Hz) the peak's height
+    above it. This is Amirikian & Georgopoulos's (2000) b + a·exp(κ(cos(θ − PD) − 1)) with
+    a = m / (1 − e^{−2κ}) and b = t − a·e^{−2κ}, written so that κ → 0 is defined: the cosine
+    t + m·(1 + cos φ)/2.
+    """
+    return trough + amplitude * _vm_shape(np.deg2rad(np.subtract(theta_deg, pd_deg)), kappa)[0]
+
+
+def _vm_shape(phi, kappa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """g_κ(φ) (see :func:`von_mises`) and its derivatives ∂g/∂κ, ∂g/∂φ."""
+    phi = np.asarray(phi, float)
+    if np.ndim(kappa) == 0:  # the fitting loop's case, without the masking below
+        return _vm_shape_scalar(phi, float(kappa))
+    phi, kappa = np.broadcast_arrays(phi, np.asarray(kappa, float))
+    c, s = np.cos(phi), np.sin(phi)
+    small = kappa < 1e-5  # first order in κ there; the exact form cancels catastrophically
+    ks = np.where(small, 1.0, kappa)
+    e, e2, den = np.exp(ks * (c - 1.0)), np.exp(-2.0 * ks), -np.expm1(-2.0 * ks)
+    num = np.expm1(ks * (c - 1.0)) - np.expm1(-2.0 * ks)
+    g = np.where(small, (1.0 + c) / 2.0 + kappa * (c * c - 1.0) / 4.0, num / den)
+    dg_dk = np.where(small, (c * c - 1.0) / 4.0,
+                     (((c - 1.0) * e + 2.0 * e2) * den - 2.0 * num * e2) / den ** 2)
+    dg_dphi = np.where(small, -s / 2.0 - kappa * c * s / 2.0, -ks * s * e / den)
+    return g, dg_dk, dg_dphi
+
+
+def _vm_shape_scalar(phi: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    c, s = np.cos(phi), np.sin(phi)
+    if kappa < 1e-5:
+        return (1.0 + c) / 2.0 + kappa * (c * c - 1.0) / 4.0, (c * c - 1.0) / 4.0, \
+            -s / 2.0 - kappa * c * s / 2.0
+    em = np.expm1(kappa * (c - 1.0))
+    e2m = np.expm1(-2.0 * kappa)
+    e, e2, den = em + 1.0, e2m + 1.0, -e2m
+    num = em - e2m
+    return (num / den, (((c - 1.0) * e + 2.0 * e2) * den - 2.0 * num * e2) / den ** 2,
+            -kappa * s * e / den)
+
+
+@dataclass
+class ShapeFits:
+    """Rectified-cosine and von Mises fits of ``N`` neurons and the AICc comparison with the
+    cosine; arrays of shape (N,) unless noted, NaN for neurons with constant means.
+
+    Attributes
+    ----------
+    rcos_baseline_hz, rcos_depth_hz, rcos_pd_deg, rcos_r2 : ndarray
+        b, d (Hz) and PD (degrees in [0, 360)) of max(0, b + d·cos(θ − PD)), and its R² on the
+        per-direction means.
+    vm_trough_hz, vm_amplitude_hz, vm_kappa, vm_pd_deg, vm_r2 : ndarray
+        t, m (Hz), κ (in [0, ``KAPPA_MAX``]), PD (degrees) of :func:`von_mises`, and its R².
+    ss : ndarray, shape (3, N)
+        Single-trial residual sums of squares of the models in ``MODELS`` order, Hz².
+    aicc : ndarray, shape (3, N)
+        Their AICc (see :func:`aicc`).
+    best_model : ndarray of str
+        The model of least AICc (``MODELS``; ties within 1e-6 go to the simpler one), or
+        ``"none"`` for constant neurons and when n ≤ 6 trials leave AICc undefined.
+    """
+
+    rcos_baseline_hz: np.ndarray
+    rcos_depth_hz: np.ndarray
+    rcos_pd_deg: np.ndarray
+    rcos_r2: np.ndarray
+    vm_trough_hz: np.ndarray
+    vm_amplitude_hz: np.ndarray
+    vm_kappa: np.ndarray
+    vm_pd_deg: np.ndarray
+    vm_r2: np.ndarray
+    ss: np.ndarray
+    aicc: np.ndarray
+    best_model: np.ndarray
+
+
+def aicc(ss: np.ndarray, n: int, n_params: int) -> np.ndarray:
+    """Small-sample Akaike information criterion of a least-squares fit with Gaussian errors.
+
+    AICc = n·ln(SS/n) + 2K + 2K(K + 1)/(n − K − 1), K = ``n_params`` + 1 (the error variance is
+    estimated too). NaN when n ≤ K + 1.
+    """
+    kk = n_params + 1
+    if n <= kk + 1:
+        return np.full(np.shape(ss), np.nan)
+    return n * np.log(np.asarray(ss, float) / n) + 2 * kk + 2 * kk * (kk + 1) / (n - kk - 1)
+
+
+#: concentrations tried before refining the von Mises fit; 0 is the cosine itself
+_KAPPA_GRID = np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 18.0, 27.0, 40.0])
+#: rectification levels c0 = −b/d tried for the rectified cosine's start
+_CUT_GRID = np.linspace(-0.95, 0.9, 38)
+
+
+def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
+    """Fit a rectified cosine and a von Mises curve to every neuron and pick the best model.
+
+    Both are fitted by ``scipy.optimize.least_squares`` (bounded: d ≥ 0; m ≥ 0, 0 ≤ κ ≤
+    ``kappa_max``) to the per-direction means weighted by trial counts, which minimises the
+    single-trial residual SS_res = W + Σ_k c_k (M_k − f_k)² (W: ``fit.within_ss``). Starts are
+    chosen for all neurons at once on grids: for the rectified cosine the count-weighted cosine
+    fit and d·max(0, cos(θ − PD) − c0) over rectification levels c0; for the von Mises curve the
+    best (t, m ≥ 0) of each κ in a grid (κ = 0 is the cosine) at the cosine's PD and at the
+    direction of the highest mean. Models are compared by :func:`aicc` on SS_res with 3
+    (cosine), 3 (rectified cosine) and 4 (von Mises) parameters.
+
+    Parameters
+    ----------
+    fit : CosineFit
+        From :func:`fit_cosine`.
+    kappa_max : float
+        Upper bound of κ.
+
+    Returns
+    -------
+    ShapeFits
+    """
+    from scipy.optimize import least_squares
+
+    mean, c = fit.mean, fit.n_trials.astype(float)
+    k, n_neurons = mean.shape
+    theta = np.deg2rad(fit.directions)
+    n = fit.n
+    sw = np.sqrt(c)
+    ok = np.isfinite(fit.r2)
+    x = _design(fit.directions)
+    xc = x * c[:, None]
+    b0, b1, b2 = np.linalg.solve(x.T @ xc, xc.T @ mean)  # the single-trial (weighted) cosine
+    depth0, pd0 = np.hypot(b1, b2), np.arctan2(b2, b1)
+    rc0, rc_done = _rcos_starts(mean, c, theta, b0, depth0, pd0)
+    vm0 = _vm_starts(mean, c, theta, pd0, min(kappa_max, _KAPPA_GRID[-1]))
+    rc, vm = np.full((3, n_neurons), np.nan), np.full((4, n_neurons), np.nan)
+    lof = np.full((3, n_neurons), np.nan)  # Σ c_k (M_k − f_k)² per model
+    lof[0] = fit.ss_res - fit.within_ss
+    inf = np.inf
+    for i in np.flatnonzero(ok):
+        m_i = mean[:, i]
+
+        def rc_res(p, m_i=m_i):
+            return sw * (np.maximum(0.0, p[0] + p[1] * np.cos(theta - p[2])) - m_i)
+
+        def rc_jac(p):
+            phi = theta - p[2]
+            on = (p[0] + p[1] * np.cos(phi) > 0.0) * sw
+            return np.stack([on, on * np.cos(phi), on * p[1] * np.sin(phi)], axis=1)
+
+        def vm_res(p, m_i=m_i):
+            return sw * (p[0] + p[1] * _vm_shape(theta - p[3], p[2])[0] - m_i)
+
+        def vm_jac(p):
+            g, dk, dphi = _vm_shape(theta - p[3], p[2])
+            return sw[:, None] * np.stack([np.ones(k), g, p[1] * dk, -p[1] * dphi], axis=1)
+
+        if rc_done[i]:  # the cosine, positive everywhere: a stationary point of the rectified one
+            rc[:, i] = rc0[:, i]
+        else:
+            sol = least_squares(rc_res, rc0[:, i], jac=rc_jac, bounds=([-inf, 0, -inf], inf),
+                                x_scale="jac", max_nfev=200)
+            rc[:, i] = sol.x
+        lof[1, i] = np.sum(rc_res(rc[:, i]) ** 2)
+        sol = least_squares(vm_res, vm0[:, i], jac=vm_jac,
+                            bounds=([-inf, 0, 0, -inf], [inf, inf, kappa_max, inf]),
+                            x_scale="jac", max_nfev=200)
+        vm[:, i] = sol.x
+        lof[2, i] = np.sum(vm_res(vm[:, i]) ** 2)
+
+    lof[:, ~ok] = np.nan
+    ss = fit.within_ss + np.maximum(lof, 0.0)
+    floor = n * (1e-9 * (1.0 + np.abs(c @ mean / n))) ** 2  # rounding: exact fits tie
+    crit = np.stack([aicc(np.maximum(s, floor), n, N_PARAMS[name])
+                     for s, name in zip(ss, MODELS)])
+    best = np.zeros(n_neurons, dtype=int)
+    for j in (1, 2):  # a later (never simpler) model must win by more than rounding
+        best = np.where(crit[j] < np.take_along_axis(crit, best[None], 0)[0] - 1e-6, j, best)
+    names = np.array(MODELS, dtype=object)[best]
+    names[~ok | np.isnan(crit).any(axis=0)] = "none"  # NaN compares False above: say so here
+    theta_deg = fit.directions[:, None]
+    r2 = {"rc": _r2(mean, rectified_cosine(theta_deg, rc[0], rc[1], np.rad2deg(rc[2]))),
+          "vm": _r2(mean, von_mises(theta_deg, vm[0], vm[1], vm[2], np.rad2deg(vm[3])))}
+    return ShapeFits(rcos_baseline_hz=rc[0], rcos_depth_hz=rc[1],
+                     rcos_pd_deg=_wrap360(np.rad2deg(rc[2])), rcos_r2=r2["rc"],
+                     vm_trough_hz=vm[0], vm_amplitude_hz=vm[1], vm_kappa=vm[2],
+                     vm_pd_deg=_wrap360(np.rad2deg(vm[3])), vm_r2=r2["vm"], ss=ss, aicc=crit,
+                     best_model=names)
+
+
+def _r2(mean: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """R² of curves (k, N) on the per-direction means, as ``CosineFit.r2`` is defined."""
+    ss_tot = ((mean - mean.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - ((mean - curve) ** 2).sum(axis=0) / ss_tot
+
+
+def _rcos_starts(mean, c, theta, b0, depth0, pd0) -> tuple[np.ndarray, np.ndarray]:
+    """Starts (b, d, PD rad; 3 × N) of the rectified cosine, and where the start is the cosine
+    itself with every prediction positive (already a local optimum)."""
+    cos = np.cos(theta[:, None] - pd0)  # (k, N)
+    h = np.maximum(0.0, cos - _CUT_GRID[:, None, None])  # (J, k, N): d·h is rectified at c0
+    hh = np.einsum("k,jkn->jn", c, h * h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(hh > 0, np.einsum("k,jkn->jn", c, h * mean) / hh, 0.0)
+    d = np.maximum(d, 0.0)
+    ss_cut = np.einsum("k,jkn->jn", c, (mean - d[:, None] * h) ** 2)
+    pred = b0 + depth0 * cos
+    ss_cos = c @ (mean - np.maximum(pred, 0.0)) ** 2
+    j = np.argmin(ss_cut, axis=0)
+    d_best = np.take_along_axis(d, j[None], 0)[0]
+    use_cos = ss_cos <= np.take_along_axis(ss_cut, j[None], 0)[0]
+    start = np.stack([np.where(use_cos, b0, -_CUT_GRID[j] * d_best),
+                      np.where(use_cos, depth0, d_best), pd0])
+    return start, use_cos & (pred > 0).all(axis=0)
+
+
+def _vm_starts(mean, c, theta, pd0, kappa_top) -> np.ndarray:
+    """Starts (t, m, κ, PD rad; 4 × N) of the von Mises fit: the best (t, m ≥ 0) over a κ grid at
+    two candidate PDs, all neurons at once."""
+    kappas = _KAPPA_GRID[_KAPPA_GRID <= kappa_top]
+    pds = np.stack([pd0, theta[np.argmax(mean, axis=0)]])  # (P, N)
+    g = _vm_shape(theta[None, None, :, None] - pds[None, :, None, :],
+                  kappas[:, None, None, None])[0]  # (J, P, k, N)
+    n = c.sum()
+    g_bar = np.einsum("k,jpkn->jpn", c, g) / n
+    m_bar = c @ mean / n
+    gc = g - g_bar[:, :, None]
+    sxx = np.einsum("k,jpkn->jpn", c, gc * gc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amp = np.where(sxx > 0, np.einsum("k,jpkn->jpn", c, gc * (mean - m_bar)) / sxx, 0.0)
+    amp = np.maximum(amp, 0.0)
+    trough = m_bar - amp * g_bar
+    ss = np.einsum("k,jpkn->jpn", c, (mean - trough[:, :, None] - amp[:, :, None] * g) ** 2)
+    flat = ss.reshape(-1, ss.shape[-1])
+    best = np.argmin(flat, axis=0)
+    cols = np.arange(ss.shape[-1])
+    j, p = np.unravel_index(best, ss.shape[:2])
+    return np.stack([trough[j, p, cols], amp[j, p, cols], kappas[j], pds[p, cols]])
+
+
+# ---------------------------------------------------------------------------- tuning over time
+@dataclass
+class TimeTuning:
+    """Cosine tuning of ``N`` neurons in each of ``n_bins`` time bins; arrays (n_bins, N).
+
+    Attributes
+    ----------
+    t_s : ndarray, shape (n_bins,)
+        Bin centres, s (NaN when the bin width is unknown).
+    pd_deg, depth_hz, p_value : ndarray
+        Per-bin cosine fits (:func:`fit_cosine`): PD (degrees in [0, 360)), depth (Hz) and the
+        modulation F-test's p.
+    pd_low_deg, pd_high_deg, depth_low_hz, depth_high_hz : ndarray
+        Their bootstrap intervals (:func:`bootstrap_cosine`; NaN with no resamples).
+    modulated : ndarray of bool
+        p_value < alpha.
+    """
+
+    t_s: np.ndarray
+    pd_deg: np.ndarray
+    pd_low_deg: np.ndarray
+    pd_high_deg: np.ndarray
+    depth_hz: np.ndarray
+    depth_low_hz: np.ndarray
+    depth_high_hz: np.ndarray
+    p_value: np.ndarray
+    modulated: np.ndarray
+
+
+def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: float,
+                     alpha: float = 0.05, n_boot: int = 500, ci: float = 0.95,
+                     seed=0) -> TimeTuning:
+    """PD, depth and their bootstrap intervals of every neuron in every time bin.
+
+    Parameters
+    ----------
+    binned_rates : ndarray, shape (n_trials, n_bins, N)
+        Rate per time bin, Hz.
+    directions : ndarray, shape (n_trials,)
+        Directions, degrees.
+    bin_s : float
+        Bin width, s; 0 or less leaves ``t_s`` NaN.
+    alpha, n_boot, ci, seed
+        As for :func:`bootstrap_cosine`; alpha is the modulation test's level.
+
+    Returns
+    -------
+    TimeTuning
+
+    Notes
+    -----
+    Every (bin, neuron) pair is one column of a single :func:`fit_cosine` and
+    :func:`bootstrap_cosine` call, so all bins share each resample's trials (a paired bootstrap).
+    """
+    b = np.asarray(binned_rates, dtype=float)
+    if b.ndim != 3 or len(b) != len(directions):
+        raise ValueError(f"binned rates must be (n_trials, n_bins, N) with n_trials = "
+                         f"{len(directions)}, got shape {b.shape}")
+    n_trials, n_bins, n = b.shape
+    flat = b.reshape(n_trials, n_bins * n)  # column bin·N + neuron
+    fit = fit_cosine(flat, directions)
+    boot = bootstrap_cosine(flat, directions, n_boot, ci, seed, fit=fit)
+    t_s = (np.arange(n_bins) + 0.5) * bin_s if bin_s > 0 else np.full(n_bins, np.nan)
+
+    def per_bin(a):
+        return np.asarray(a).reshape(n_bins, n)
+
+    return TimeTuning(t_s=t_s, pd_deg=per_bin(fit.pd_deg), pd_low_deg=per_bin(boot.pd_low_deg),
+                      pd_high_deg=per_bin(boot.pd_high_deg), depth_hz=per_bin(fit.depth),
+                      depth_low_hz=per_bin(boot.depth_low_hz),
+                      depth_high_hz=per_bin(boot.depth_high_hz), p_value=per_bin(fit.p_value),
+                      modulated=per_bin(fit.modulated(alpha)))
+
+
+def pd_drift(time: TimeTuning, pd_deg: np.ndarray, modulated: np.ndarray) -> np.ndarray:
+    """Each neuron's largest |PD(bin) − PD(whole trial)| over the bins where it is modulated,
+    degrees in [0, 180]; NaN for a neuron not modulated over the whole trial (``modulated``) or
+    in no bin."""
+    diff = np.abs(angle_diff(time.pd_deg, np.asarray(pd_deg)[None, :]))
+    has = time.modulated.any(axis=0) & np.asarray(modulated, bool)
+    worst = np.max(np.where(time.modulated, diff, -np.inf), axis=0)
+    return np.where(has, worst, np.nan)
+
+
+# ------------------------------------------------------------------------------------ controls
+def input_features(x: np.ndarray) -> np.ndarray | None:
+    """The inputs as one value per feature and trial, (n, features): static inputs as they are,
+    sequences (n, time, channels) averaged over time; None for images (4 or more axes)."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        return x.astype(float)
+    if x.ndim == 3:
+        return x.mean(axis=1, dtype=float)
+    return None
+
+
+def control_table(source: str, units: np.ndarray, fit: CosineFit, alpha: float):
+    """Rows of ``tuning_controls.csv`` for one source of cosine fits (``depth`` in the source's
+    own units: x for inputs and pre-activations, Hz for rates)."""
+    import pandas as pd
+
+    return pd.DataFrame({"source": source, "unit": units, "pd_deg": fit.pd_deg,
+                         "depth": fit.depth, "r2": fit.r2, "p_value": fit.p_value,
+                         "lof_p_value": fit.lof_p_value, "modulated": fit.modulated(alpha),
+                         "tuned": fit.tuned(alpha)})
+
+
+# --------------------------------------------------------------------------- population decoding
 def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np.ndarray:
     """Direction decoded by the population vector of the neurons in ``mask``.
 
@@ -199,7 +825,7 @@ def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np
         Rates, Hz, of the neurons ``fit`` describes.
     fit : CosineFit
     mask : ndarray of bool, shape (N,)
-        The voting neurons (the tuned ones).
+        The voting neurons (the modulated ones).
 
     Returns
     -------
@@ -256,12 +882,13 @@ def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: flo
 
     Trials are split into ``folds`` folds stratified by direction (fewer when a direction has
     fewer trials); for each fold the cosine fits (hence the population vector's preferred
-    directions and which neurons are tuned) and the OLE are fitted on the other folds only.
+    directions and which neurons are modulated, the voters) and the OLE are fitted on the other
+    folds only.
 
     Returns
     -------
     (ndarray, ndarray), each shape (n_trials,)
-        Decoded directions (degrees; NaN where no training neuron was tuned, for the PV).
+        Decoded directions (degrees; NaN where no training neuron was modulated, for the PV).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -274,7 +901,7 @@ def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: flo
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for train, test in splitter.split(rates, groups):
         fit = fit_cosine(rates[train], directions[train])
-        pv[test] = population_vector(rates[test], fit, fit.tuned(alpha))
+        pv[test] = population_vector(rates[test], fit, fit.modulated(alpha))
         ole[test] = optimal_linear_estimator(rates[train], directions[train], rates[test])
     return pv, ole
 
@@ -288,26 +915,51 @@ def mean_angle_error(decoded: np.ndarray, true: np.ndarray) -> float:
 
 @dataclass
 class LayerTuning:
-    """A layer's fit and decodes, kept for the plots."""
+    """A layer's fits, intervals, shape comparison and decodes, kept for the tables and plots."""
 
     name: str
     index: np.ndarray
     fit: CosineFit
+    modulated: np.ndarray
     tuned: np.ndarray
     pv: np.ndarray
     ole: np.ndarray
+    boot: CosineCI
+    shapes: ShapeFits
+    time: TimeTuning | None = None
+    x_fit: CosineFit | None = None  # the cosine fit of the layer's input x (a control)
+
+
+def _fit(values: np.ndarray, directions: np.ndarray) -> CosineFit:
+    try:
+        return fit_cosine(values, directions)
+    except ValueError as ex:
+        raise UserError(f"analysis tuning: {ex} (simulation.max_samples, "
+                        f"dataset.n_directions)") from None
 
 
 class Tuning(Analysis):
     """Cosine tuning of every analysed neuron to the movement direction, and population decoding.
 
     Columns in ``neurons.csv``: ``pd_deg``, ``baseline_hz``, ``depth_hz``, ``r2``, ``p_value``,
-    ``tuned``. Table ``tuning_rates.csv``: ``layer``, ``neuron``, ``direction_deg``,
-    ``mean_rate_hz``, ``n_trials`` and ``sd_rate_hz`` (the spread the tuning-curve plot shows).
-    Metrics ``tuning/tuned_fraction``, ``tuning/median_r2``, ``tuning/pv_angle_error_deg``,
-    ``tuning/ole_angle_error_deg`` over all analysed layers together, and the same per layer as
-    ``tuning/<layer>/...``; both angle errors are cross-validated (trials decoded by decoders
-    fitted without them). The PV's is NaN when no neuron is tuned.
+    ``tuned`` (modulated and the cosine shape not rejected), then ``modulated``, ``lof_p_value``,
+    the bootstrap intervals ``pd_ci_low_deg``, ``pd_ci_high_deg``, ``pd_ci_width_deg``,
+    ``depth_ci_low_hz``, ``depth_ci_high_hz``, and the shape fits ``rcos_r2``, ``vm_pd_deg``,
+    ``vm_kappa``, ``vm_r2``, ``best_model``, ``rcos_baseline_hz``, ``rcos_depth_hz``,
+    ``rcos_pd_deg``, ``vm_trough_hz``, ``vm_amplitude_hz``.
+
+    Tables: ``tuning_rates.csv`` (``layer``, ``neuron``, ``direction_deg``, ``mean_rate_hz``,
+    ``n_trials``, ``sd_rate_hz``), ``tuning_controls.csv`` (the cosine fits of the inputs, each
+    layer's input x where the framework provides it, and the layer's rates) and, for sequences,
+    ``tuning_time.csv`` (per time bin).
+
+    Metrics, over all analysed layers together as ``tuning/...`` and per layer as
+    ``tuning/<layer>/...``: ``tuned_fraction``, ``modulated_fraction``,
+    ``cosine_rejected_fraction``, ``median_r2``, ``pv_angle_error_deg``, ``ole_angle_error_deg``
+    (both cross-validated; the PV's is NaN when no neuron is modulated), ``rayleigh_p``,
+    ``pd_resultant_length``, ``median_pd_ci_width_deg``, ``best_<model>_fraction`` and, for
+    sequences, ``pd_drift_deg``; the controls' ``tuning/control/input/...`` and
+    ``tuning/control/<layer>_x/...`` (``median_r2``, ``tuned_fraction``, ``modulated_fraction``).
     """
 
     name = "tuning"
@@ -330,54 +982,137 @@ class Tuning(Analysis):
         # trials without a direction (a rest class, NaN) stay in the task but not in tuning
         keep = np.isfinite(true)
         true = true[keep]
-        rates = {layer.name: layer.rates[keep] for layer in ctx.layers if layer.rates is not None}
-        layers = [layer for layer in ctx.layers if layer.name in rates]
+        bin_s = float(getattr(ctx, "bin_s", 0.0) or 0.0)  # 0: static data
+        layers = [layer for layer in ctx.layers if layer.rates is not None]
         results: list[LayerTuning] = []
-        for layer in layers:
-            try:
-                fit = fit_cosine(rates[layer.name], true)
-            except ValueError as ex:
-                raise UserError(f"analysis tuning: {ex} (simulation.max_samples, "
-                                f"dataset.n_directions)") from None
-            tuned = fit.tuned(cfg.alpha)
-            pv, ole = decode_cross_validated(rates[layer.name], true, cfg.alpha, cfg.folds,
-                                             ctx.seed)
-            results.append(LayerTuning(layer.name, layer.index, fit, tuned, pv, ole))
+        for j, layer in enumerate(layers):
+            rates = np.asarray(layer.rates)[keep]
+            fit = _fit(rates, true)
+            # independent, reproducible resampling streams per layer and purpose
+            boot = bootstrap_cosine(rates, true, cfg.bootstrap, cfg.ci, [ctx.seed, j, 0], fit)
+            pv, ole = decode_cross_validated(rates, true, cfg.alpha, cfg.folds, ctx.seed)
+            binned = getattr(layer, "binned_rates", None)
+            time = None if binned is None else tuning_over_time(
+                np.asarray(binned)[keep], true, bin_s, cfg.alpha, cfg.bootstrap, cfg.ci,
+                [ctx.seed, j, 1])
+            x = getattr(layer, "x", None)
+            x_fit = None if x is None else _fit(np.asarray(x)[keep], true)
+            results.append(LayerTuning(layer.name, layer.index, fit, fit.modulated(cfg.alpha),
+                                       fit.tuned(cfg.alpha), pv, ole, boot, fit_shapes(fit),
+                                       time, x_fit))
         metrics: dict[str, float] = {"tuning/trials_without_direction": float((~keep).sum())}
         for lt in results:
-            metrics.update(_metrics(f"tuning/{lt.name}", lt.fit, lt.tuned, lt.pv, lt.ole, true))
-        pooled = None
-        if results:  # every analysed neuron of every layer as one population
-            pop = np.concatenate([rates[layer.name] for layer in layers], axis=1)
-            fit = concat_fits([lt.fit for lt in results])
-            tuned = np.concatenate([lt.tuned for lt in results])
+            metrics.update(_metrics(f"tuning/{lt.name}", [lt], lt.pv, lt.ole, true, cfg.alpha))
+        pooled: tuple[np.ndarray, np.ndarray] | None = None
+        if len(results) == 1:  # the population is that layer: same rates, folds and decodes
+            pooled = results[0].pv, results[0].ole
+        elif results:  # every analysed neuron of every layer as one population
+            pop = np.concatenate([np.asarray(layer.rates)[keep] for layer in layers], axis=1)
             pooled = decode_cross_validated(pop, true, cfg.alpha, cfg.folds, ctx.seed)
-            metrics.update(_metrics("tuning", fit, tuned, *pooled, true))
-        neurons = pd.concat([pd.DataFrame({
-            "layer": lt.name, "neuron": lt.index, "pd_deg": lt.fit.pd_deg,
-            "baseline_hz": lt.fit.baseline, "depth_hz": lt.fit.depth, "r2": lt.fit.r2,
-            "p_value": lt.fit.p_value, "tuned": lt.tuned}) for lt in results]) if results else None
-        tables = {"tuning_rates.csv": rate_table(results)} if results else {}
+        if pooled is not None:
+            metrics.update(_metrics("tuning", results, *pooled, true, cfg.alpha))
+        controls = self._controls(ctx, keep, true, results, cfg.alpha, metrics)
+        neurons = pd.concat([neuron_columns(lt) for lt in results]) if results else None
+        tables = {"tuning_controls.csv": pd.concat(controls, ignore_index=True)} if controls else {}
         figures = {}
         if results:
-            figures = {"tuning_curves": lambda: tuning_grid(results, cfg.grid_neurons, cfg.alpha),
+            tables["tuning_rates.csv"] = rate_table(results)
+            figures = {"tuning_curves": lambda: tuning_grid(results, cfg.grid_neurons, cfg.alpha,
+                                                            cfg.ci),
                        "preferred_directions": lambda: pd_polar(results),
                        "population_vector": lambda: decoding_scatter(results, true, pooled)}
+        if any(lt.time is not None for lt in results):
+            tables["tuning_time.csv"] = time_table(results)
+            figures["pd_drift"] = lambda: drift_figure(results, cfg.drift_neurons, cfg.ci)
         return Result(metrics=metrics, neurons=neurons, tables=tables, figures=figures)
 
+    @staticmethod
+    def _controls(ctx: Context, keep: np.ndarray, true: np.ndarray,
+                  results: list[LayerTuning], alpha: float, metrics: dict[str, float]) -> list:
+        """The cosine tables of the inputs, each layer's x and its rates (adds their metrics)."""
+        frames = []
+        x_test = np.asarray(ctx.data.x_test)
+        # images: a pixel's "tuning" says nothing about what the network computes from it
+        features = None if x_test.ndim >= 4 else input_features(x_test[ctx.sample][keep])
+        if features is not None:
+            fit = _fit(features, true)
+            frames.append(control_table("input", np.arange(features.shape[1]), fit, alpha))
+            metrics.update(_control_metrics("tuning/control/input", fit, alpha))
+        for lt in results:
+            if lt.x_fit is not None:
+                frames.append(control_table(f"{lt.name} x", lt.index, lt.x_fit, alpha))
+                metrics.update(_control_metrics(f"tuning/control/{lt.name}_x", lt.x_fit, alpha))
+            frames.append(control_table(f"{lt.name} rate", lt.index, lt.fit, alpha))
+        return frames
 
-def _metrics(prefix: str, fit: CosineFit, tuned: np.ndarray, pv: np.ndarray, ole: np.ndarray,
-             true: np.ndarray) -> dict[str, float]:
-    r2 = fit.r2[np.isfinite(fit.r2)]
-    return {f"{prefix}/tuned_fraction": float(tuned.mean()) if len(tuned) else float("nan"),
-            f"{prefix}/median_r2": float(np.median(r2)) if len(r2) else float("nan"),
-            f"{prefix}/pv_angle_error_deg": mean_angle_error(pv, true),
-            f"{prefix}/ole_angle_error_deg": mean_angle_error(ole, true)}
+
+def _median(a: np.ndarray) -> float:
+    a = np.asarray(a, float)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if len(a) else float("nan")
+
+
+def _fraction(mask: np.ndarray) -> float:
+    return float(np.mean(mask)) if len(mask) else float("nan")
+
+
+def _metrics(prefix: str, parts: list[LayerTuning], pv: np.ndarray, ole: np.ndarray,
+             true: np.ndarray, alpha: float) -> dict[str, float]:
+    """The metrics of the neurons of ``parts`` taken together, and of the decodes pv, ole."""
+    def cat(get):
+        return np.concatenate([get(lt) for lt in parts])
+
+    modulated = cat(lambda lt: lt.modulated)
+    best = cat(lambda lt: lt.shapes.best_model)[modulated]
+    rayleigh_p, resultant = rayleigh_test(cat(lambda lt: lt.fit.pd_deg)[modulated])
+    out = {f"{prefix}/tuned_fraction": _fraction(cat(lambda lt: lt.tuned)),
+           f"{prefix}/modulated_fraction": _fraction(modulated),
+           f"{prefix}/cosine_rejected_fraction":
+               _fraction(cat(lambda lt: lt.fit.cosine_rejected(alpha))),
+           f"{prefix}/median_r2": _median(cat(lambda lt: lt.fit.r2)),
+           f"{prefix}/pv_angle_error_deg": mean_angle_error(pv, true),
+           f"{prefix}/ole_angle_error_deg": mean_angle_error(ole, true),
+           f"{prefix}/rayleigh_p": rayleigh_p,
+           f"{prefix}/pd_resultant_length": resultant,
+           f"{prefix}/median_pd_ci_width_deg":
+               _median(cat(lambda lt: lt.boot.pd_width_deg)[modulated])}
+    for model in MODELS:  # among the modulated neurons: the shape of a real modulation
+        out[f"{prefix}/best_{model}_fraction"] = _fraction(best == model)
+    drifts = [pd_drift(lt.time, lt.fit.pd_deg, lt.modulated) for lt in parts
+              if lt.time is not None]
+    if drifts:
+        out[f"{prefix}/pd_drift_deg"] = _median(np.concatenate(drifts))
+    return out
+
+
+def _control_metrics(prefix: str, fit: CosineFit, alpha: float) -> dict[str, float]:
+    return {f"{prefix}/median_r2": _median(fit.r2),
+            f"{prefix}/tuned_fraction": _fraction(fit.tuned(alpha)),
+            f"{prefix}/modulated_fraction": _fraction(fit.modulated(alpha))}
+
+
+def neuron_columns(lt: LayerTuning):
+    """The tuning columns of ``neurons.csv`` for one layer (the contract's first)."""
+    import pandas as pd
+
+    f, b, s = lt.fit, lt.boot, lt.shapes
+    return pd.DataFrame({
+        "layer": lt.name, "neuron": lt.index, "pd_deg": f.pd_deg, "baseline_hz": f.baseline,
+        "depth_hz": f.depth, "r2": f.r2, "p_value": f.p_value, "tuned": lt.tuned,
+        "modulated": lt.modulated, "lof_p_value": f.lof_p_value,
+        "pd_ci_low_deg": b.pd_low_deg, "pd_ci_high_deg": b.pd_high_deg,
+        "pd_ci_width_deg": b.pd_width_deg, "depth_ci_low_hz": b.depth_low_hz,
+        "depth_ci_high_hz": b.depth_high_hz, "rcos_r2": s.rcos_r2, "vm_pd_deg": s.vm_pd_deg,
+        "vm_kappa": s.vm_kappa, "vm_r2": s.vm_r2, "best_model": s.best_model,
+        "rcos_baseline_hz": s.rcos_baseline_hz, "rcos_depth_hz": s.rcos_depth_hz,
+        "rcos_pd_deg": s.rcos_pd_deg, "vm_trough_hz": s.vm_trough_hz,
+        "vm_amplitude_hz": s.vm_amplitude_hz})
 
 
 def concat_fits(fits: list[CosineFit]) -> CosineFit:
     """Fits of several layers (same trials) as one population."""
-    per_neuron = ("baseline", "b1", "b2", "depth", "pd_deg", "r2", "f_stat", "p_value", "resid_var")
+    per_neuron = ("baseline", "b1", "b2", "depth", "pd_deg", "r2", "f_stat", "p_value",
+                  "resid_var", "within_ss", "lof_f_stat", "lof_p_value")
     first = fits[0]
     joined = {name: np.concatenate([getattr(f, name) for f in fits]) for name in per_neuron}
     return CosineFit(directions=first.directions, n_trials=first.n_trials,
@@ -400,6 +1135,27 @@ def rate_table(results: list[LayerTuning]):
     return pd.concat(frames, ignore_index=True)
 
 
+def time_table(results: list[LayerTuning]):
+    """``tuning_time.csv``: one row per neuron and time bin, of the layers with bins."""
+    import pandas as pd
+
+    frames = []
+    for lt in results:
+        tt = lt.time
+        if tt is None:
+            continue
+        n_bins, n = tt.pd_deg.shape
+        frames.append(pd.DataFrame({
+            "layer": lt.name, "neuron": np.repeat(lt.index, n_bins),
+            "bin": np.tile(np.arange(n_bins), n), "t_s": np.tile(tt.t_s, n),
+            "pd_deg": tt.pd_deg.T.ravel(), "pd_ci_low_deg": tt.pd_low_deg.T.ravel(),
+            "pd_ci_high_deg": tt.pd_high_deg.T.ravel(), "depth_hz": tt.depth_hz.T.ravel(),
+            "depth_ci_low_hz": tt.depth_low_hz.T.ravel(),
+            "depth_ci_high_hz": tt.depth_high_hz.T.ravel(),
+            "modulated": tt.modulated.T.ravel()}))
+    return pd.concat(frames, ignore_index=True)
+
+
 # ------------------------------------------------------------------------------------------ plots
 def strongest(results: list[LayerTuning], n: int) -> list[tuple[LayerTuning, int]]:
     """The ``n`` most strongly tuned neurons (largest F, then depth), taken from the layers in
@@ -417,29 +1173,46 @@ def strongest(results: list[LayerTuning], n: int) -> list[tuple[LayerTuning, int
     return sorted(picked, key=lambda p: (order[id(p[0])], p[1]))
 
 
-def tuning_grid(results: list[LayerTuning], n: int, alpha: float):
-    """Tuning curves like Georgopoulos et al. (1982) fig. 4: mean ± SD rate per direction, the
-    fitted cosine, and the preferred direction as a vertical line."""
+def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.95):
+    """Tuning curves like Georgopoulos et al. (1982) fig. 4: the mean rate per direction with its
+    t-interval at ``ci``, the fitted cosine, the rectified cosine or von Mises curve (dashed)
+    where AICc prefers it, and the preferred direction with its bootstrap interval (shaded)."""
     import matplotlib.pyplot as plt
 
     picked = strongest(results, n)
     cols = min(4, len(picked))
     rows = -(-len(picked) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 0.9),
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.1),
                              squeeze=False)
     theta = np.linspace(0.0, 360.0, 181)
     for ax, (lt, i) in zip(axes.ravel(), picked):
-        fit = lt.fit
-        ax.errorbar(fit.directions, fit.mean[:, i], yerr=fit.sd[:, i], fmt="o", ms=3.5,
+        fit, boot, sh = lt.fit, lt.boot, lt.shapes
+        half = np.nan_to_num(mean_ci(fit, ci)[:, i])  # one trial: no bar
+        ax.errorbar(fit.directions, fit.mean[:, i], yerr=half, fmt="o", ms=3.5,
                     color="k", ecolor="0.45", elinewidth=1, capsize=2, zorder=3)
         ax.plot(theta, fit.curve(theta, i), color="tab:red", lw=1.4)
+        if sh.best_model[i] == "von_mises":
+            ax.plot(theta, von_mises(theta, sh.vm_trough_hz[i], sh.vm_amplitude_hz[i],
+                                     sh.vm_kappa[i], sh.vm_pd_deg[i]),
+                    color="tab:green", ls="--", lw=1.4)
+        elif sh.best_model[i] == "rectified_cosine":
+            ax.plot(theta, rectified_cosine(theta, sh.rcos_baseline_hz[i], sh.rcos_depth_hz[i],
+                                            sh.rcos_pd_deg[i]),
+                    color="tab:purple", ls="--", lw=1.4)
         colour = "tab:blue" if lt.tuned[i] else "0.6"
-        ax.axvline(fit.pd_deg[i], color=colour, ls="--", lw=1.1)
+        ax.axvline(fit.pd_deg[i], color=colour, ls=":", lw=1.3)
+        lo, hi = boot.pd_low_deg[i], boot.pd_high_deg[i]
+        if np.isfinite(lo):
+            spans = [(lo, hi)] if lo <= hi else [(lo, 360.0), (0.0, hi)]  # wraps through 0°
+            for a, b in spans:
+                ax.axvspan(a, b, color=colour, alpha=0.15, lw=0)
         ax.set_xlim(-15, 375)  # room for the markers at 0° and 315°
         ax.set_xticks([0, 90, 180, 270, 360])
         ax.tick_params(labelsize=7)
         r2 = "–" if np.isnan(fit.r2[i]) else f"{fit.r2[i]:.2f}"
-        ax.set_title(f"{lt.name} #{lt.index[i]}: PD {fit.pd_deg[i]:.0f}°, R² {r2}", fontsize=8)
+        pm = "" if np.isnan(boot.pd_width_deg[i]) else f" ± {boot.pd_width_deg[i] / 2:.0f}°"
+        ax.set_title(f"{lt.name} #{lt.index[i]}: PD {fit.pd_deg[i]:.0f}°{pm}, R² {r2}",
+                     fontsize=8)
         ax.set_ylim(bottom=0)
     for ax in axes.ravel()[len(picked):]:
         ax.set_visible(False)
@@ -448,9 +1221,11 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float):
         axes[lowest, c].set_xlabel("direction (°)", fontsize=8)
     for r in range(rows):
         axes[r, 0].set_ylabel("rate (Hz)", fontsize=8)
-    fig.suptitle(f"Cosine tuning: mean ± SD over trials, fit (red), preferred direction (dashed; "
-                 f"blue if p < {alpha:g})", fontsize=9)
-    margins(fig, top_in=0.65, bottom_in=0.5, left_in=0.7, right_in=0.15)
+    fig.suptitle(f"Tuning: mean ± {ci:.0%} CI per direction, cosine fit (red); dashed where AICc "
+                 f"prefers it: von Mises (green), rectified cosine (purple)\nPD dotted with its "
+                 f"{ci:.0%} bootstrap CI shaded (± half-width), blue if tuned (p < {alpha:g}, "
+                 f"cosine shape not rejected)", fontsize=8.5)
+    margins(fig, top_in=0.85, bottom_in=0.5, left_in=0.7, right_in=0.15)
     fig.subplots_adjust(hspace=0.55, wspace=0.32)
     return fig
 
@@ -463,33 +1238,36 @@ def margins(fig, top_in: float, bottom_in: float, left_in: float, right_in: floa
 
 
 def pd_polar(results: list[LayerTuning], bins: int = 24):
-    """Polar histogram of the preferred directions of each layer's tuned neurons."""
+    """Polar histogram of the preferred directions of each layer's modulated neurons, with the
+    Rayleigh test of their uniformity."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     n = len(results)
-    fig = plt.figure(figsize=(3.4 * n + 0.4, 3.9))
+    fig = plt.figure(figsize=(3.4 * n + 0.4, 4.2))
     edges = np.linspace(0.0, 2 * np.pi, bins + 1)
     for j, lt in enumerate(results):
         ax = fig.add_subplot(1, n, j + 1, projection="polar")
-        pds = np.deg2rad(lt.fit.pd_deg[lt.tuned])
+        pds = np.deg2rad(lt.fit.pd_deg[lt.modulated])
+        p, resultant = rayleigh_test(lt.fit.pd_deg[lt.modulated])
         counts, _ = np.histogram(pds, bins=edges)
         ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color="tab:blue",
                edgecolor="white", alpha=0.85)
-        ax.set_title(f"{lt.name}: {int(lt.tuned.sum())} of {len(lt.tuned)} tuned", fontsize=9,
-                     pad=14)
+        stats = "" if np.isnan(p) else f"\nRayleigh p {p:.2g}, R̄ {resultant:.2f}"
+        ax.set_title(f"{lt.name}: {int(lt.modulated.sum())} of {len(lt.modulated)} modulated"
+                     f"{stats}", fontsize=9, pad=14)
         ax.tick_params(labelsize=7)
         if counts.max() == 0:
             ax.set_yticks([])
-            ax.text(0.5, 0.5, "no tuned neurons", transform=ax.transAxes, ha="center",
+            ax.text(0.5, 0.5, "no modulated neurons", transform=ax.transAxes, ha="center",
                     va="center", fontsize=9, color="0.4",
                     bbox=dict(facecolor="white", edgecolor="none"))
         else:  # integer neuron counts, without a 0 crowding the centre
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
             ax.set_ylim(0, counts.max() * 1.05)
             ax.set_yticks([t for t in ax.get_yticks() if 0 < t <= counts.max()])
-    fig.suptitle("Preferred directions of tuned neurons (neurons per 15° bin)", fontsize=10)
-    fig.subplots_adjust(left=0.06, right=0.94, bottom=0.06, top=0.78, wspace=0.45)
+    fig.suptitle("Preferred directions of modulated neurons\n(neurons per 15° bin)", fontsize=10)
+    fig.subplots_adjust(left=0.06, right=0.94, bottom=0.06, top=0.72, wspace=0.45)
     return fig
 
 
@@ -510,7 +1288,7 @@ def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
             ax = axes[r, c]
             ax.plot([-30, 390], [-30, 390], color="0.6", lw=1, zorder=1)
             if np.all(np.isnan(dec)):
-                ax.text(0.5, 0.5, "no tuned neurons", ha="center", va="center",
+                ax.text(0.5, 0.5, "no modulated neurons", ha="center", va="center",
                         transform=ax.transAxes, fontsize=9)
             else:
                 err = angle_diff(dec, true)
@@ -526,7 +1304,54 @@ def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
             if c == 0:
                 ax.set_ylabel("decoded direction (°)", fontsize=8)
     fig.suptitle("Direction decoded per test trial, cross-validated (each fold by decoders fitted "
-                 "on the others; PV: tuned neurons, OLE: all)", fontsize=10)
+                 "on the others; PV: modulated neurons, OLE: all)", fontsize=10)
     margins(fig, top_in=0.75, bottom_in=0.5, left_in=0.8, right_in=0.2)
     fig.subplots_adjust(hspace=0.5, wspace=0.28)
+    return fig
+
+
+def drift_figure(results: list[LayerTuning], n: int, ci: float = 0.95):
+    """PD(t) and depth(t) with their bootstrap bands for the ``n`` most strongly tuned neurons of
+    each layer with time bins. PD(t) is drawn unwrapped about the whole-trial PD, so a PD near
+    0°/360° does not jump, and left out in bins where the neuron is constant; hollow markers:
+    bins where the neuron is not modulated."""
+    import matplotlib.pyplot as plt
+
+    rows = [(lt, lt.time) for lt in results if lt.time is not None]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9.0, 2.8 * len(rows) + 0.9), squeeze=False,
+                             sharex=True)  # a PD gap (silent bins) keeps the depth panel's axis
+    for (lt, tt), (ax_pd, ax_depth) in zip(rows, axes):
+        timed = bool(np.all(np.isfinite(tt.t_s)))
+        x = tt.t_s if timed else np.arange(len(tt.t_s))
+        for _, i in strongest([lt], n):
+            whole = lt.fit.pd_deg[i]
+            # a bin where the neuron is constant (silent) has no PD: a gap, not a point at 0°
+            pd_t = np.where(tt.depth_hz[:, i] > 0, whole + angle_diff(tt.pd_deg[:, i], whole),
+                            np.nan)
+            band = (pd_t + angle_diff(tt.pd_low_deg[:, i], tt.pd_deg[:, i]),
+                    pd_t + angle_diff(tt.pd_high_deg[:, i], tt.pd_deg[:, i]))
+            colour = ax_pd.plot(x, pd_t, lw=1.2, label=f"#{lt.index[i]}")[0].get_color()
+            ax_pd.axhline(whole, color=colour, ls=":", lw=0.9)
+            ax_depth.plot(x, tt.depth_hz[:, i], lw=1.2, color=colour)
+            mod = tt.modulated[:, i]
+            for ax, y, (lo, hi) in ((ax_pd, pd_t, band),
+                                    (ax_depth, tt.depth_hz[:, i],
+                                     (tt.depth_low_hz[:, i], tt.depth_high_hz[:, i]))):
+                ax.fill_between(x, lo, hi, color=colour, alpha=0.18, lw=0)
+                ax.scatter(x[mod], y[mod], s=12, color=colour, zorder=3)
+                ax.scatter(x[~mod], y[~mod], s=12, facecolors="white", edgecolors=colour,
+                           zorder=3)
+        ax_pd.set_title(f"{lt.name}: preferred direction (dotted: whole trial)", fontsize=8)
+        ax_depth.set_title(f"{lt.name}: depth", fontsize=8)
+        ax_pd.set_ylabel("PD (°)", fontsize=8)
+        ax_depth.set_ylabel("depth (Hz)", fontsize=8)
+        ax_depth.set_ylim(bottom=0)
+        ax_pd.legend(fontsize=7, loc="best")
+        for ax in (ax_pd, ax_depth):
+            ax.tick_params(labelsize=7, labelbottom=True)
+            ax.set_xlabel("time (s, bin centre)" if timed else "time bin", fontsize=8)
+    fig.suptitle(f"Tuning over the sequence: per-bin cosine fits with {ci:.0%} bootstrap bands "
+                 f"(filled markers: modulated in that bin)", fontsize=9)
+    margins(fig, top_in=0.6, bottom_in=0.5, left_in=0.75, right_in=0.2)
+    fig.subplots_adjust(hspace=0.6, wspace=0.3)
     return fig
