@@ -8,9 +8,11 @@ It prints one row per run (short run id, run name, status, the params that diffe
 runs, the chosen metrics), writes ``compare.csv`` (full run ids, the differing params, every
 metric) and draws into ``<out>/plots/``:
 
-* ``<metric>_vs_<param>.png``: each metric against each numeric param that differs, one line per
-  combination of the differing categorical params (e.g. neuron type). Where other numeric params
-  vary too, the line is their mean and the band their min-max.
+* ``<param>.png`` for each numeric param that differs: the task's spiking metric (solid) and the
+  rate network's (dashed), and the mean firing rate, one line per combination of the differing
+  categorical params (e.g. neuron type; a param a run does not have is left out of its label).
+  Where other numeric params vary too, the line is their mean and the band their min-max. With
+  ``--metrics``, ``<metric>_vs_<param>.png`` for each chosen metric and param instead.
 * ``tradeoff.png``: the spiking metric against the mean firing rate, coloured by
   ``simulation.n_steps``: the accuracy a spike budget buys.
 * ``tuning_overlay.png``, ``response_overlay.png``: the tuning and response curves of the same
@@ -71,10 +73,14 @@ class Comparison:
     metrics: list[str]
     out: Path
     plots: list[Path] = field(default_factory=list)
+    chosen_by_user: bool = False  # metrics from --metrics: each plotted against each param
+    shown: list[str] = field(default_factory=list)  # params in the printed table; empty: all
 
     def table(self):
-        """The printed table: short run id, run name, status, differing params, chosen metrics."""
-        t = self.frame[["run_id", "run_name", "status", *self.params, *self.metrics]].copy()
+        """The printed table: short run id, run name, status, the params the runs set (or all
+        differing ones), chosen metrics."""
+        params = self.shown or self.params
+        t = self.frame[["run_id", "run_name", "status", *params, *self.metrics]].copy()
         t["run_id"] = t["run_id"].str[:8]
         return t.rename(columns={"run_id": "run"})
 
@@ -209,6 +215,18 @@ def build_frame(runs: list, metrics: list[str] | None = None):
     return frame, diff, numeric, chosen
 
 
+def set_by_overrides(runs: list, diff: list[str]) -> list[str]:
+    """Of the differing params, those the runs' overrides set (``spiketune.overrides``; a group
+    choice ``neuron=relu`` is ``neuron.name``): the table shows what a sweep varied, not values
+    that follow from it (``simulation.readout_steps``). Empty when no run has the tag."""
+    keys: set[str] = set()
+    for run in runs:
+        for item in run.data.tags.get("spiketune.overrides", "").split():
+            key = item.split("=", 1)[0].lstrip("+~")
+            keys.add(key.replace("/", "."))
+    return [p for p in diff if p in keys or (p.endswith(".name") and p[:-5] in keys)]
+
+
 def format_table(table) -> str:
     """The table as aligned text, numbers to 4 significant digits."""
     shown = table.copy()
@@ -219,6 +237,42 @@ def format_table(table) -> str:
 
 
 # ---------------------------------------------------------------------------------------- plots
+#: axis labels with units for the metrics and params a comparison usually plots
+LABELS = {
+    "spiking/accuracy": "spiking accuracy (fraction correct)",
+    "rate/accuracy": "rate-network accuracy (fraction correct)",
+    "keras/accuracy": "Keras accuracy (fraction correct)",
+    "spiking/mse": "spiking MSE (target units²)", "rate/mse": "rate-network MSE (target units²)",
+    "spiking/angle_error_deg": "spiking angle error (°)",
+    "rate/angle_error_deg": "rate-network angle error (°)",
+    "firing/mean_rate_hz": "mean firing rate (Hz)", "firing/max_rate_hz": "highest mean rate (Hz)",
+    "firing/silent_fraction": "silent neurons (fraction)",
+    "tuning/tuned_fraction": "cosine-tuned neurons (fraction)",
+    "tuning/pv_angle_error_deg": "population-vector error (°)",
+    "tuning/ole_angle_error_deg": "OLE decoding error (°)",
+    "search/objective": "search objective",
+    "simulation.n_steps": "simulation steps per sample", "simulation.dt": "time step (s)",
+    "simulation.synapse": "synapse time constant (s)",
+    "simulation.scale_firing_rates": "firing-rate scale (×)",
+    "neuron.tau_rc": "membrane time constant τ_rc (s)",
+    "neuron.tau_ref": "refractory period τ_ref (s)", "neuron.threshold": "firing threshold J_th",
+    "training.epochs": "training epochs", "training.learning_rate": "learning rate",
+    "conversion.max_rate_hz": "normalised rate (Hz)",
+}
+_UNITS = {"_hz": "Hz", "_deg": "°", "_s": "s"}
+
+
+def label(key: str) -> str:
+    """A metric's or param's axis label, with its unit: from :data:`LABELS`, else the key with
+    the unit its suffix names (``_hz``, ``_deg``, ``_s``)."""
+    if key in LABELS:
+        return LABELS[key]
+    for suffix, unit in _UNITS.items():
+        if key.endswith(suffix):
+            return f"{key[:-len(suffix)]} ({unit})"
+    return key
+
+
 def short(key: str) -> str:
     """A param's short label: its last component, or the group for ``<group>.name``."""
     parts = key.split(".")
@@ -243,7 +297,9 @@ def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, pd.DataFr
     out = {}
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{short(b)}={k}" for b, k in zip(by, key)) if by else "all"
+        # a param the group does not have (relu has no tau_rc) says nothing: left out
+        parts = [f"{short(b)}={k}" for b, k in zip(by, key) if k not in ("-", "nan", "None")]
+        label = ", ".join(parts) if parts else "all"
         agg = g.groupby("_x")[metric].agg(["mean", "min", "max", "count"]).reset_index()
         out[label] = agg.rename(columns={"_x": "x", "count": "n"})
     return out
@@ -252,52 +308,110 @@ def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, pd.DataFr
 def _plot_metric(frame, metric, param, by, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for label, c in curves(frame, metric, param, by).items():
-        line, = ax.plot(c["x"], c["mean"], marker="o", label=label)
-        if (c["n"] > 1).any():
-            ax.fill_between(c["x"], c["min"], c["max"], color=line.get_color(), alpha=0.15)
-    none = frame[param].isna().any()
-    ax.set_xlabel(param + (" (None at 0)" if none else ""))
-    ax.set_ylabel(metric)
-    if (frame[param].dropna() > 0).all() and frame[param].max() / frame[param].min() >= 20 \
-            and not none:
-        ax.set_xscale("log")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    _draw_lines(ax, frame, metric, param, by)
+    ax.set_ylabel(label(metric))
     if by:
         ax.legend(fontsize=7)
-    ax.set_title(f"{metric} vs {short(param)}", fontsize=9)
-    fig.tight_layout()
+    ax.set_title(f"{label(metric)} vs {short(param)}", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_lines(ax, frame, metric: str, param: str, by: list[str], style: str = "-",
+                colours: dict | None = None, suffix: str = "") -> dict:
+    """One line per category of ``metric`` against ``param`` on ``ax`` (mean, min-max band);
+    returns ``label -> colour`` so a second metric can reuse the colours. Where every run has an
+    x of its own and other params vary too (a random search), the points are not joined: a line
+    would join unrelated settings."""
+    colours = dict(colours or {})
+    joined = frame[param].duplicated().any() or len(frame) <= 2
+    for name, c in curves(frame, metric, param, by).items():
+        kw = {"color": colours[name]} if name in colours else {}
+        text = f"{name}{suffix}" if name != "all" else (suffix.strip() or name)
+        hollow = {"mfc": "none"} if style != "-" else {}  # the rate twin: open markers
+        line, = ax.plot(c["x"], c["mean"], marker="o", ls=style if joined else "", ms=5,
+                        label=text, **hollow, **kw)
+        colours[name] = line.get_color()
+        if (c["n"] > 1).any():
+            ax.fill_between(c["x"], c["min"], c["max"], color=line.get_color(), alpha=0.12)
+    none = frame[param].isna().any()
+    ax.set_xlabel(label(param) + (" (none at 0)" if none else ""))
+    values = frame[param].dropna()
+    if len(values) and (values > 0).all() and values.max() / values.min() >= 20 and not none:
+        ax.set_xscale("log")
+    return colours
+
+
+def _plot_param(frame, param: str, task: str, rate_twin: str | None, by: list[str],
+                path: Path) -> Path:
+    """The default plot of one swept param: the task metric of the spiking network (solid) and
+    of the rate network (dashed: the conversion's cost is the gap), and the mean firing rate."""
+    import matplotlib.pyplot as plt
+
+    panels = 2 if RATE_METRIC in frame and frame[RATE_METRIC].notna().any() else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.9), layout="constrained",
+                             squeeze=False)
+    colours = _draw_lines(axes[0, 0], frame, task, param, by,
+                          suffix=" spiking" if rate_twin else "")
+    if rate_twin and frame[rate_twin].notna().sum() >= 2:
+        _draw_lines(axes[0, 0], frame, rate_twin, param, by, style="--", colours=colours,
+                    suffix=" rate")
+    axes[0, 0].set_ylabel(label(task).replace("spiking ", "") if rate_twin else label(task))
+    axes[0, 0].legend(fontsize=7)
+    if panels == 2:
+        _draw_lines(axes[0, 1], frame, RATE_METRIC, param, by, colours=colours)
+        axes[0, 1].set_ylabel(label(RATE_METRIC))
+    fig.suptitle(f"{short(param)}: task error and firing rate", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
 def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Path:
-    """Spiking metric vs mean firing rate, coloured by n_steps, one marker per categorical group."""
+    """Spiking metric vs mean firing rate, coloured by n_steps (a colour per value when there are
+    few, a colour scale when many), one marker per categorical group."""
     import matplotlib.pyplot as plt
 
     sub = frame[frame[spiking].notna() & frame[RATE_METRIC].notna()]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(5.8, 4.2), layout="constrained")
     markers = "osD^v<>pPX*"
-    keys = sub[by].fillna("-").astype(str).agg(", ".join, axis=1) if by else None
+    keys = (sub[by].fillna("-").astype(str).apply(
+        lambda r: ", ".join(f"{short(b)}={v}" for b, v in zip(by, r) if v not in ("-", "nan")),
+        axis=1) if by else None)
     labels = sorted(set(keys)) if keys is not None else [None]
+    few = steps is not None and steps.loc[sub.index].nunique() <= 6
+    palette = {v: f"C{i}" for i, v in enumerate(sorted(steps.loc[sub.index].unique()))} \
+        if few else {}
     sc = None
-    for i, label in enumerate(labels):
-        g = sub if label is None else sub[keys == label]
-        colour = {} if steps is None else dict(c=steps.loc[g.index], cmap="viridis",
-                                                vmin=steps.loc[sub.index].min(),
-                                                vmax=steps.loc[sub.index].max())
-        sc = ax.scatter(g[RATE_METRIC], g[spiking], marker=markers[i % 11], label=label,
-                        edgecolors="k", linewidths=0.4, **colour)
-    if steps is not None and sc is not None:
-        fig.colorbar(sc, ax=ax, label=STEPS_PARAM)
+    for i, name in enumerate(labels):
+        g = sub if name is None else sub[keys == name]
+        if few:
+            colour = dict(c=[palette[v] for v in steps.loc[g.index]])
+        elif steps is not None:
+            colour = dict(c=steps.loc[g.index], cmap="viridis", vmin=steps.loc[sub.index].min(),
+                          vmax=steps.loc[sub.index].max())
+        else:
+            colour = {}
+        sc = ax.scatter(g[RATE_METRIC], g[spiking], marker=markers[i % 11], label=name,
+                        edgecolors="k", linewidths=0.4, s=36, **colour)
+    if few:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], ls="", marker="o", color=c, label=f"{v:g}")
+                   for v, c in palette.items()]
+        leg = ax.legend(handles=handles, title=label(STEPS_PARAM), fontsize=7, title_fontsize=7,
+                        loc="upper right")
+        ax.add_artist(leg)
+    elif steps is not None and sc is not None:
+        fig.colorbar(sc, ax=ax, label=label(STEPS_PARAM))
     if by:
-        ax.legend(fontsize=7, title=", ".join(short(b) for b in by), title_fontsize=7)
-    ax.set_xlabel("mean firing rate (Hz)")
-    ax.set_ylabel(spiking)
+        ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel(label(RATE_METRIC))
+    ax.set_ylabel(label(spiking))
     hue = f", colour: {short(STEPS_PARAM)}" if steps is not None else ""
-    ax.set_title(f"{spiking} vs firing rate{hue}", fontsize=9)
-    fig.tight_layout()
+    ax.set_title(f"What a spike budget buys{hue}", fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -347,7 +461,8 @@ def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp:
         return None
     cols = min(3, len(neurons))
     rows = -(-len(neurons) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False,
+                             layout="constrained")
     for ax, (layer, neuron) in zip(axes.flat, neurons):
         for i, (label, t) in enumerate(tables):
             n = t[(t["layer"] == layer) & (t["neuron"] == neuron)].sort_values(x)
@@ -362,7 +477,6 @@ def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp:
     for ax in list(axes.flat)[len(neurons):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -381,13 +495,23 @@ def draw(client, comp: Comparison) -> list[Path]:
     categorical = [p for p in comp.params if p not in comp.numeric and frame[p].nunique() <= 8
                    and not p.startswith("tracking.")]
     paths = []
-    for metric in comp.metrics:
-        for param in comp.numeric:
-            if frame[metric].notna().sum() >= 2:
-                by = [c for c in categorical if c != param]
-                paths.append(_plot_metric(frame, metric, param, by,
-                                          plots_dir / f"{_slug(metric)}_vs_{_slug(param)}.png"))
     spiking = next((m for m in SPIKING_METRICS if m in frame and frame[m].notna().any()), None)
+    if comp.chosen_by_user or spiking is None:  # the metrics asked for, each against each param
+        for metric in comp.metrics:
+            for param in comp.numeric:
+                if frame[metric].notna().sum() >= 2:
+                    by = [c for c in categorical if c != param]
+                    paths.append(_plot_metric(
+                        frame, metric, param, by,
+                        plots_dir / f"{_slug(metric)}_vs_{_slug(param)}.png"))
+    else:  # one figure per swept param: the task error (spiking and rate) and the firing rate
+        twin = spiking.replace("spiking/", "rate/")
+        swept = [p for p in comp.numeric if p in comp.shown] if comp.shown else comp.numeric
+        for param in swept:
+            if frame[spiking].notna().sum() >= 2:
+                by = [c for c in categorical if c != param]
+                paths.append(_plot_param(frame, param, spiking, twin if twin in frame else None,
+                                         by, plots_dir / f"{_slug(param)}.png"))
     if spiking and RATE_METRIC in frame and frame[RATE_METRIC].notna().any():
         steps = frame[STEPS_PARAM] if STEPS_PARAM in comp.numeric else None
         paths.append(_plot_tradeoff(frame, spiking, steps, categorical, plots_dir / "tradeoff.png"))
@@ -447,7 +571,8 @@ def compare(uri: str = "", *, experiment: str | None = None, parent: str | None 
     frame, params, numeric, chosen = build_frame(runs, metrics)
     out = Path(out) if out is not None else default_out(experiment, parent, filter_string)
     out.mkdir(parents=True, exist_ok=True)
-    comp = Comparison(frame=frame, params=params, numeric=numeric, metrics=chosen, out=out)
+    comp = Comparison(frame=frame, params=params, numeric=numeric, metrics=chosen, out=out,
+                      chosen_by_user=bool(metrics), shown=set_by_overrides(runs, params))
     frame.to_csv(out / "compare.csv", index=False)
     if plots:
         comp.plots = draw(client, comp)

@@ -86,12 +86,34 @@ def test_compare_a_sweep(sweep_store, tmp_path):
         assert row["spiking/mse"] == pytest.approx(
             spiking_mse(row["neuron.name"], int(row["simulation.n_steps"])))
     assert "time/total_s" in csv.columns  # every metric goes to the CSV
+    # by default one figure per swept number (spiking and rate error, firing rate), not every
+    # metric against every param; --metrics asks for those
     plots = {p.name for p in comp.plots}
-    assert plots == {"spiking-mse_vs_simulation.n_steps.png", "rate-mse_vs_simulation.n_steps.png",
-                     "firing-mean_rate_hz_vs_simulation.n_steps.png", "tradeoff.png",
-                     "tuning_overlay.png"}
+    assert plots == {"simulation.n_steps.png", "tradeoff.png", "tuning_overlay.png"}
     for p in comp.plots:
         assert p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG"
+    chosen = compare.compare(uri, parent=pid, out=tmp_path / "chosen", echo=False,
+                             metrics=["spiking/mse", "time/total_s"])
+    assert {p.name for p in chosen.plots} >= {"spiking-mse_vs_simulation.n_steps.png",
+                                              "time-total_s_vs_simulation.n_steps.png"}
+
+
+def test_labels_have_units_and_leave_out_what_a_group_lacks():
+    assert compare.label("spiking/angle_error_deg") == "spiking angle error (°)"
+    assert compare.label("simulation.synapse") == "synapse time constant (s)"
+    assert compare.label("tuning/hidden0/pd_drift_deg") == "tuning/hidden0/pd_drift (°)"
+    frame = pd.DataFrame({"neuron.name": ["lif", "lif", "relu", "relu"],
+                          "neuron.tau_rc": ["0.02", "0.02", None, None],
+                          "simulation.n_steps": [10.0, 20.0, 10.0, 20.0], "m": [1.0, 2, 3, 4]})
+    lines = compare.curves(frame, "m", "simulation.n_steps", ["neuron.name", "neuron.tau_rc"])
+    assert set(lines) == {"neuron=lif, tau_rc=0.02", "neuron=relu"}
+
+
+def test_drawing_warns_nothing(sweep_store, tmp_path, recwarn):
+    uri, pid = sweep_store
+    compare.compare(uri, parent=pid, out=tmp_path / "out", echo=False)
+    assert not [w for w in recwarn if "layout" in str(w.message).lower()], \
+        [str(w.message) for w in recwarn]
 
 
 def test_curves_one_line_per_category_mean_and_spread():
