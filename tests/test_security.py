@@ -144,3 +144,26 @@ def test_ui_binds_the_loopback_interface(monkeypatch):
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert "ui" in cmd and "--backend-store-uri" in cmd
     assert "0.0.0.0" not in cmd
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_nothing_is_imported_from_the_working_directory(tmp_path, how):
+    """A folder holding ``plugins/`` and ``hydra_plugins/`` packages (a colleague's checkout, a
+    downloaded archive): ``python -m framework`` and the console script run there import neither
+    (``python -m`` puts the working directory first on sys.path; the package removes it)."""
+    import subprocess
+    import sys
+
+    for pkg in ("plugins", "hydra_plugins/evil"):
+        (tmp_path / pkg).mkdir(parents=True)
+        marker = tmp_path / f"imported-{pkg.split('/')[0]}"
+        (tmp_path / pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (tmp_path / "plugins" / "evil.py").write_text(
+        f"open({str(tmp_path / 'imported-module')!r}, 'w')\n")
+    cmd = ([sys.executable, "-m", "framework"] if how == "module"
+           else [str(Path(sys.executable).parent / "spiketune")])
+    proc = subprocess.run(cmd + ["--cfg", "job", "seed=3"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "seed: 3" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hydra_plugins", "plugins"]
