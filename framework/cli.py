@@ -148,6 +148,11 @@ def refuse_unsafe(overrides: list[str]) -> None:
             if path[0] != "hydra":
                 continue
             key = ".".join(path)
+            # a string Hydra may decode into a node (oc.decode) can smuggle a _target_ in
+            if isinstance(value, str) and ("oc.decode" in value or any(
+                    k in value for k in _INSTANTIATE_KEYS)):
+                raise UserError(f"{key}: refused on the command line: a value that decodes into "
+                                f"config (oc.decode, _target_) could make Hydra call Python")
             if _INSTANTIATE_KEYS & set(path):
                 raise UserError(f"{key}: refused on the command line: Hydra would import and call "
                                 f"the Python object it names")

@@ -72,6 +72,10 @@ def test_cli_refuses_a_callback_target_and_nothing_is_called(tmp_path, uri):
      "hydra.hydra_logging.handlers.console.stream"),
     (["+hydra.job.env_set.LD_PRELOAD=/tmp/evil.so"], "hydra.job.env_set.LD_PRELOAD"),
     (["hydra.job.env_set={PYTHONPATH:/tmp/evil}"], "hydra.job.env_set.PYTHONPATH"),
+    # a string that oc.decode turns into a node with a _target_ (it ran shutil.copyfile)
+    (["-m", "seed=1", "hydra.callbacks.sweep='${oc.decode:\"{_target_: shutil.copyfile, "
+      "src: /etc/hostname, dst: /tmp/x}\"}'"], "hydra.callbacks.sweep"),
+    (["hydra.launcher.n_jobs='${oc.decode:\"{a: 1}\"}'"], "hydra.launcher.n_jobs"),
 ])
 def test_overrides_that_reach_hydra_instantiation_are_refused(overrides, key):
     with pytest.raises(UserError) as err:
