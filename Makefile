@@ -12,7 +12,8 @@ PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])
 LOCK := requirements-$(or $(PYVER),unknown).lock
 STAMP := $(VENV)/.installed-$(or $(PYVER),unknown)
 
-.PHONY: run test test-fast test-nengo-dl lint bench ui lock clean
+.PHONY: run test test-fast test-nengo-dl lint bench ui server server-stop server-status slurm \
+        slurm-stop lock clean
 
 # Only a supported Python has a lock; any other gets this recipe instead of a venv.
 requirements-%.lock:
@@ -64,6 +65,27 @@ bench: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/spiketune-ui
+
+# A shared MLflow tracking server on PostgreSQL (framework/server.py): data in outputs/server/ or
+# DATA=<folder>, on http://127.0.0.1:5000 unless ARGS="--port 5001 ..." says otherwise.
+#   make server   make server-status   make server-stop
+SERVER_DATA = $(if $(DATA),--data $(DATA))
+server: $(STAMP)
+	$(BIN)/spiketune-server start $(SERVER_DATA) $(ARGS)
+
+server-stop: $(STAMP)
+	$(BIN)/spiketune-server stop $(SERVER_DATA)
+
+server-status: $(STAMP)
+	$(BIN)/spiketune-server status $(SERVER_DATA)
+
+# A one-node SLURM cluster on this machine, as root (framework/slurm_cluster.py): state in
+# outputs/slurm/; it prints the `export SLURM_CONF=...` that sbatch and hydra/launcher=slurm_local need.
+slurm: $(STAMP)
+	$(BIN)/python -m framework.slurm_cluster start $(ARGS)
+
+slurm-stop: $(STAMP)
+	$(BIN)/python -m framework.slurm_cluster stop
 
 # Regenerate the lock of $(PYTHON): uv resolves in seconds where pip backtracks for many minutes.
 # nengo-dl is left out of the resolution (its sdist cannot build in isolation) and pinned after.

@@ -189,7 +189,7 @@ def _store(result, entry: Path, key: str, cfg, data) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def trained(cfg, model, data, neuron_type, scratch: Path, console, train):
+def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epoch=None):
     """``(Trained, cached)``: the cached weights for this training config, or train and cache.
 
     Parameters
@@ -204,29 +204,39 @@ def trained(cfg, model, data, neuron_type, scratch: Path, console, train):
     console : framework.progress.Console
     train : callable
         :func:`framework.training.train`.
+    on_epoch : callable, optional
+        Handed to ``train`` (``on_epoch(epoch, loss)`` as each epoch ends); a cache hit trains
+        nothing, so it is never called then: the caller replays ``Trained.loss``.
 
     Returns
     -------
     (Trained, bool)
-        The trained parameters (inside the cache entry when cached) and whether they came from the
-        cache (``training_cache`` tag hit/miss).
+        The trained parameters (inside the cache entry when cached), with ``cache_key`` set when
+        the cache is on, and whether they came from the cache (``spiketune.training_cache`` tag
+        hit/miss).
     """
+    # a train without live logging (a stand-in) is called as before
+    live = {"on_epoch": on_epoch} if on_epoch is not None else {}
     if not cfg.training.cache:
-        return train(model, data, cfg, neuron_type, scratch / "trained", console), False
+        return train(model, data, cfg, neuron_type, scratch / "trained", console, **live), False
     key = cache_key(cfg, data)
     root = cache_root()
     entry = root / key
     hit = _load(entry)  # a complete entry needs no lock: it only ever appears by rename
     if hit is not None:
         console.say(f"          cache    hit {key[:12]} ({entry})")
+        hit.cache_key = key
         return hit, True
     with _locked(root / f"{key}.lock"):
         hit = _load(entry)  # another job may have trained it while we waited
         if hit is not None:
             console.say(f"          cache    hit {key[:12]} (trained by a parallel job)")
+            hit.cache_key = key
             return hit, True
         console.say(f"          cache    miss {key[:12]}: training")
-        result = train(model, data, cfg, neuron_type, scratch / "trained", console)
+        result = train(model, data, cfg, neuron_type, scratch / "trained", console, **live)
         _store(result, entry, key, cfg, data)
     stored = _load(entry)
-    return (stored if stored is not None else result), False
+    out = stored if stored is not None else result
+    out.cache_key = key
+    return out, False

@@ -29,7 +29,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -387,6 +387,7 @@ def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Pat
     sc = None
     for i, name in enumerate(labels):
         g = sub if name is None else sub[keys == name]
+        colour: dict[str, Any]
         if few:
             colour = dict(c=[palette[v] for v in steps.loc[g.index]])
         elif steps is not None:

@@ -69,17 +69,52 @@ class DatasetConfig:
     scaling: Scaling = Scaling.auto  # input scaling, from the training split; logged as resolved
 
 
+class EMG(str, enum.Enum):
+    """How the reach dataset's EMG-like channels are made (docs/reach.md)."""
+
+    ideal = "ideal"  # exact cosines plus independent Gaussian noise (can go negative)
+    # rectified (≥ 0) mixtures of von Mises-tuned muscle synergies, some bimodal, with
+    # signal-dependent noise shared through the synergies
+    realistic = "realistic"
+
+
 @dataclass
 class ReachDataset(DatasetConfig):
-    """Synthetic center-out reaching (Georgopoulos et al. 1982), cosine-tuned EMG-like channels."""
+    """Synthetic center-out reaching (Georgopoulos et al. 1982) with EMG-like channels: ideal
+    cosines, or realistic synergy mixtures (``emg``). Channel values are arbitrary EMG units
+    (a.u.), of the order of 1 at a channel's preferred direction."""
+
+    #: the realistic-only fields; set while emg=ideal (or ``noise`` while realistic) is refused
+    realistic_fields: ClassVar[tuple[str, ...]] = (
+        "n_synergies", "kappa_low", "kappa_high", "bimodal_fraction", "synergy_noise",
+        "signal_noise", "noise_floor")
 
     name: str = "reach"
     n_directions: int = bounded(8, ge=2)  # target directions, evenly spaced over 360°
     trials_per_direction: int = bounded(150, ge=2)  # trials per direction
     n_channels: int = bounded(8, ge=1)  # EMG-like channels
-    noise: float = bounded(0.3, ge=0.0)  # trial noise SD, in units of a channel's modulation depth
+    emg: EMG = EMG.ideal  # channel model: ideal cosines or realistic synergy mixtures (see EMG)
+    # emg=ideal: trial noise SD, in units of a channel's modulation depth (a.u. per a.u.)
+    noise: float = bounded(0.3, ge=0.0)
     sequence: bool = False  # True: trials × time × channels with a movement envelope
     n_timesteps: int = bounded(20, ge=2)  # time bins per trial when ``sequence`` is True
+    # --- emg=realistic only (docs/reach.md) ---
+    n_synergies: int = bounded(5, ge=1)  # muscle synergies mixed into the channels
+    # von Mises concentration κ of each synergy's tuning, drawn uniformly from [low, high];
+    # dimensionless: 0 untuned, ≈ 0.5 cosine-like, 4 a lobe about 70° wide at half height
+    kappa_low: float = bounded(0.5, ge=0.0)
+    kappa_high: float = bounded(4.0, ge=0.0)
+    # fraction of synergies (rounded to a count) with a second lobe opposite the first, of
+    # 0.5-1 times its height: bimodal tuning, as of an antagonist that also brakes
+    bimodal_fraction: float = bounded(0.2, ge=0.0, le=1.0)
+    # trial-to-trial SD of each synergy's gain per unit gain (coefficient of variation,
+    # dimensionless); shared by every channel the synergy drives, so their noise correlates
+    synergy_noise: float = bounded(0.1, ge=0.0)
+    # each channel's own noise SD per unit of its mean (coefficient of variation, dimensionless):
+    # signal-dependent, SD grows with the activity
+    signal_noise: float = bounded(0.1, ge=0.0)
+    # recording noise SD before rectification, a.u.: the floor of a silent channel
+    noise_floor: float = bounded(0.02, ge=0.0)
 
 
 @dataclass
@@ -305,6 +340,16 @@ class TrackingConfig:
     experiment: str = "spiketune"  # MLflow experiment name
     run_name: str = ""  # MLflow run name; empty: derived from the overrides
     plots: bool = True  # draw and log plots (False: numbers only, faster sweeps)
+    # base URL of the MLflow UI in the printed links; empty: $SPIKETUNE_UI_URL, else the server of
+    # an http(s) tracking.uri, else spiketune-ui's own http://127.0.0.1:5000
+    ui_url: str = ""
+    # log the trained rate network as an MLflow model (pyfunc, artifact path `model`)
+    log_model: bool = True
+    # register that model in the model registry under this name (a new version per run); empty: no
+    register: str = ""
+    # log system/* metrics (CPU, memory, disk, network; needs psutil), one sample every
+    # $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL s (MLflow's default 10 s)
+    system_metrics: bool = True
 
 
 # ---------------------------------------------------------------------------------------- analyses
@@ -312,6 +357,14 @@ class TrackingConfig:
 class AnalysesCommon:
     layers: list[str] = field(default_factory=list)  # hidden layers to analyse; empty: all
     max_neurons: int = bounded(0, ge=0)  # neurons analysed per layer (a seeded sample); 0: all
+
+
+@dataclass
+class LimitsConfig:
+    """What a run may plan to use, checked before the work (framework/limits.py)."""
+
+    # memory a simulation or an unpacked archive may take, GB; None: 3/4 of physical memory
+    memory_gb: float | None = bounded(None, gt=0.0)
 
 
 @dataclass
@@ -343,6 +396,7 @@ class Config:
     # empty: jobs return their status and metrics only
     objective: str = ""
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig())
+    limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
 
 
 GROUPS: dict[str, dict[str, type]] = {

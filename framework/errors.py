@@ -98,6 +98,8 @@ def existing_path(value: str, key: str, suffixes: tuple[str, ...] = ()) -> Path:
         path = launch_dir() / path
     if not path.exists():
         raise UserError(f"{key}: no such file: {path}")
+    if not (path.is_file() or path.is_dir()):  # a pipe or device would block or never end
+        raise UserError(f"{key}: {path} is not a regular file (a pipe, device or socket)")
     if suffixes and path.suffix.lower() not in suffixes and not path.is_dir():
         raise UserError(f"{key}: {path.name} is not one of {', '.join(suffixes)}")
     return path

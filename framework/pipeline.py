@@ -6,6 +6,7 @@ and a signal ends it KILLED, so no run is ever left looking finished.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/ms
                 "spiking/mse", "keras/angle_error_deg", "rate/angle_error_deg",
                 "spiking/angle_error_deg", "firing/mean_rate_hz",
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
+                "firing/saturated_fraction", "tuning/modulated_fraction",
                 "tuning/tuned_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
                 "tuning/ole_angle_error_deg",
                 "time/total_s"]
@@ -83,9 +85,13 @@ def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dic
     return m
 
 
-def run_name(cfg) -> str:
+def run_name(cfg, tags: dict | None = None) -> str:
+    """``tracking.run_name``; else a sweep job's name, what the job changed (``lif n_steps=50``,
+    :func:`framework.sweeps.job_label`, in ``tags``); else ``<dataset>-<model>-<neuron>``."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
+    if tags and tags.get("mlflow.runName"):
+        return str(tags["mlflow.runName"])
     return f"{cfg.dataset.name}-{cfg.model.name}-{cfg.neuron.name}"
 
 
@@ -107,19 +113,25 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         The run id, final status and metrics. A user error is re-raised after the run is marked
         FAILED (the CLI turns it into exit code 2).
     """
-    from .tracking import Tracker, resolve_uri
+    from .model_flavour import check_register
+    from .tracking import Tracker, resolve_uri, ui_base
 
     t0 = time.perf_counter()
     console = console or Console()
     obj = validate(cfg)
     analysis_mod.check_names(obj.analysis)
+    from . import limits
+
+    limits.configure(obj.limits.memory_gb)
     console.stage("tracking", resolve_uri(obj.tracking.uri))
+    ui = ui_base(obj.tracking.ui_url, resolve_uri(obj.tracking.uri))  # a bad one: before the run
+    check_register(obj.tracking.register)
     tags = dict(tags or {})
     for tag in obj.tags:  # the user's own labels, as given: name or name:value
-        name, _, value = str(tag).partition(":")
-        tags[name.strip()] = value.strip() or "true"
-    tracker = Tracker(resolve_uri(obj.tracking.uri), obj.tracking.experiment, run_name(obj),
-                      tags=tags)
+        tag_name, _, tag_value = str(tag).partition(":")
+        tags[tag_name.strip()] = tag_value.strip() or "true"
+    tracker = Tracker(resolve_uri(obj.tracking.uri), obj.tracking.experiment,
+                      run_name(obj, tags), tags=tags, system_metrics=obj.tracking.system_metrics)
     scratch = Path(__import__("tempfile").mkdtemp(prefix="spiketune-run-"))
     try:
         metrics = _run_stages(cfg, obj, tracker, console, scratch)
@@ -131,8 +143,9 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
             if broken:
                 tracker.tag("spiketune.over_budget", broken)
                 console.say(f"budget: {broken}: objective {obj.objective} counts as inf")
+        tracker.describe(describe(obj, tracker, metrics))
         tracker.end("FINISHED")
-        _summary(console, tracker, metrics)
+        _summary(console, tracker, metrics, ui)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
                          objective=value)
     except BaseException as ex:
@@ -141,7 +154,10 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
             tracker.end("KILLED", why)
             raise KeyboardInterrupt(why) from None
         msg = str(ex) if isinstance(ex, UserError) else f"internal error: {type(ex).__name__}: {ex}"
-        tracker.end("FAILED", msg.splitlines()[0] if msg else type(ex).__name__)
+        first = msg.splitlines()[0] if msg else type(ex).__name__
+        with contextlib.suppress(Exception):  # the description never hides the error itself
+            tracker.describe(describe(obj, tracker, {}, error=first))
+        tracker.end("FAILED", first)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -220,20 +236,62 @@ def prepare_data(obj):
     return data, scaling, said
 
 
-def _record_config(cfg, obj, tracker) -> None:
-    """Log the config as resolved: params (every leaf, dotted) and ``config.yaml`` (the caller's
-    config is left as it was given)."""
+def _resolved(cfg, obj, layer_scales: bool = False):
+    """A copy of ``cfg`` with the values resolved from the data (the caller's config is left as
+    it was given); with ``layer_scales``, also ``conversion.layer_scales`` as normalisation set
+    them."""
     import copy
 
-    from omegaconf import OmegaConf, open_dict, read_write
+    from omegaconf import open_dict, read_write
 
     resolved = copy.deepcopy(cfg)
     with read_write(resolved), open_dict(resolved):
         resolved.dataset.scaling = obj.dataset.scaling.value
         resolved.simulation.readout_steps = obj.simulation.readout_steps
         resolved.conversion.normalize = obj.conversion.normalize.value
+        if layer_scales:
+            resolved.conversion.layer_scales = dict(obj.conversion.layer_scales)
+    return resolved
+
+
+def _record_config(cfg, obj, tracker) -> None:
+    """Log the config as resolved: params (every leaf, dotted) and ``config.yaml``."""
+    from omegaconf import OmegaConf
+
+    resolved = _resolved(cfg, obj)
     tracker.params(to_flat_params(resolved))
     tracker.artifact_text(OmegaConf.to_yaml(resolved, resolve=True), "config.yaml")
+
+
+def _log_model(cfg, obj, net, tracker, console, metrics: dict[str, float]) -> None:
+    """Log the trained rate network as the run's MLflow model (:mod:`framework.model_flavour`),
+    after every metric, so the logged model carries them; ``time/model_s`` is what it cost."""
+    from omegaconf import OmegaConf
+
+    from .model_flavour import log_network
+
+    register = obj.tracking.register
+    console.stage("mlflow", "logging the rate network as an MLflow model"
+                  + (f", registering it as '{register}'" if register else ""))
+    try:
+        info = log_network(tracker, net, OmegaConf.to_yaml(_resolved(cfg, obj, True),
+                                                           resolve=True), register)
+    except Exception as ex:  # noqa: BLE001 - the run's science stands without its model
+        why = f"{type(ex).__name__}: {' '.join(str(ex).split())[:300]}"
+        if register:  # asked for by name: a run without it has not done what it was asked
+            raise RuntimeError(f"tracking.register: the model could not be logged ({why})") \
+                from ex
+        tracker.tag("spiketune.model", f"not logged: {why}")
+        console.say(f"model: not logged ({why}); the run goes on without it")
+        return
+    metrics["time/model_s"] = info["seconds"]
+    tracker.metrics({"time/model_s": info["seconds"]})
+    tracker.tag("spiketune.model", info["uri"])
+    tracker.tag("spiketune.model_id", info["model_id"])
+    if register:
+        tracker.tag("spiketune.registered_model", f"{register}/{info['version']}")
+    console.say(f"          model    {info['uri']} ({info['seconds']:.1f} s)"
+                + (f", registered as {register} version {info['version']}" if register else ""))
 
 
 def _run_stages(cfg, obj, tracker, console: Console, scratch: Path) -> dict[str, float]:
@@ -266,6 +324,8 @@ def _run_stages(cfg, obj, tracker, console: Console, scratch: Path) -> dict[str,
     metrics.update(_analyses(obj, ctx, names, tracker, console, scratch))
     metrics["time/analysis_s"] = time.perf_counter() - t
     tracker.metrics(metrics)
+    if ctx.extras.get("network") is not None and obj.tracking.log_model:
+        _log_model(cfg, obj, ctx.extras["network"], tracker, console, metrics)
     return metrics
 
 
@@ -295,12 +355,12 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     for note in getattr(model, "spiketune_notes", []):
         console.say(note)
     n_params = int(model.count_params())
-    tracker.tag("model_params", n_params)
+    _tag(tracker, "model_params", n_params)
     if cfg.model.loaded:  # which file, exactly: its absolute path and sha256; its own score
         from .keras_io import file_tags
 
         for key, value in file_tags(cfg.model).items():
-            tracker.tag(key, value)
+            _tag(tracker, key, value)
         metrics.update(task_metrics("keras", keras_outputs(model, data, cfg.simulation), data,
                                     np.arange(len(data.x_test))))
     summary: list[str] = []
@@ -309,6 +369,9 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     neuron_type = neurons.build(cfg.neuron)
     # a misspelt analyses.layers is refused now, not after training and simulation
     analysis_mod.check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
+    from .simulation import check_budget
+
+    check_budget(model, data, cfg)  # a simulation that cannot fit: refused before training
     _normalise(cfg, model, data, neuron_type, tracker, console, metrics)
     check_interrupt()
 
@@ -320,11 +383,24 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
         console.stage("train", "skipped (model.train=false): the saved weights as they are")
     from .cache import trained
 
-    result, cached = trained(cfg, model, data, neuron_type, scratch, console, train)
-    tracker.tag("training_cache", "hit" if cached else "miss")
+    def epoch_loss(epoch: int, loss: float) -> None:  # as each epoch ends: its own timestamp
+        tracker.metrics({"train/loss": loss}, step=epoch)
+
+    result, cached = trained(cfg, model, data, neuron_type, scratch, console, train,
+                             on_epoch=epoch_loss)
+    _tag(tracker, "training_cache", "hit" if cached else "miss")
+    tracker.tag("spiketune.training_cache", "hit" if cached else
+                ("miss" if result.cache_key else "off"))
+    if result.cache_key:
+        tracker.tag("spiketune.training_cache_key", result.cache_key)
     metrics["time/train_s"] = time.perf_counter() - t
-    if result.loss:
+    if result.loss and cached:  # nothing trained here: the cached curve, logged now
         tracker.series("train/loss", result.loss)
+        tracker.tag("spiketune.train_loss", f"replayed: {len(result.loss)} epochs from the "
+                    f"training cache entry {result.cache_key[:12]}, logged at once")
+    elif result.loss:
+        tracker.tag("spiketune.train_loss", f"live: {len(result.loss)} epochs, each logged as "
+                    f"it ended")
     metrics.update(result.regularizers)
     for kind in ("x_intercepts", "rates", "biases"):
         inside = metrics.get(f"reg/{kind}/in_range_after")
@@ -350,7 +426,26 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
                                bin_s=sim.bin_steps * cfg.simulation.dt)
     ctx.layers = analysis_mod.select_layers(cfg, sim.layers)
     ctx.extras["outputs"] = sim.outputs
+    from .model_flavour import TrainedNetwork
+    from .training import readout_bins
+
+    # logged as the run's MLflow model once every metric is in (_log_model)
+    ctx.extras["network"] = TrainedNetwork(
+        model, result.params, data, rate_out,
+        readout_bins(data.x_test.shape[1], cfg.simulation) if data.sequence else None)
     return ctx
+
+
+#: the run's own tags that predate the ``spiketune.*`` namespace: written under both names until
+#: the old ones are dropped (README, "Migration notes")
+OLD_TAGS = ("model_params", "training_cache", "model_file", "model_sha256")
+
+
+def _tag(tracker, key: str, value) -> None:
+    """Tag ``spiketune.<key>``, and ``<key>`` too while it is one of :data:`OLD_TAGS`."""
+    tracker.tag(f"spiketune.{key}", value)
+    if key in OLD_TAGS:
+        tracker.tag(key, value)
 
 
 def _normalise(cfg, model, data, neuron_type, tracker, console, metrics) -> None:
@@ -445,9 +540,58 @@ def _tables(scratch: Path) -> list[str]:
     return sorted(p.name for p in scratch.glob("*.csv") if p.name != "neurons.csv")
 
 
-def _summary(console: Console, tracker, metrics: dict[str, float]) -> None:
+def _summary(console: Console, tracker, metrics: dict[str, float], ui: str = "") -> None:
+    from .tracking import UI_DEFAULT, default_uri, ui_base
+
     regs = sorted(k for k in metrics if k.startswith("reg/") and k.count("/") == 2)
     rows = [(k, f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
     console.say(table(rows, "summary"))
     console.say(f"run {tracker.run_id} FINISHED in {tracker.uri}")
-    console.say(f"open the UI: spiketune-ui   (or: mlflow ui --backend-store-uri {tracker.uri})")
+    ui = ui or ui_base("", tracker.uri)
+    if tracker.uri.startswith(("http://", "https://")):
+        serve = "the tracking server"
+    else:
+        serve = "spiketune-ui" + ("" if tracker.uri == default_uri() else f" --uri {tracker.uri}")
+        if ui != UI_DEFAULT:
+            serve = f"{serve} (or your own server at {ui})"
+    links = tracker.links(ui)
+    console.say(f"MLflow UI, served by {serve}:")
+    console.say(f"  run         {links['run']}")
+    if "sweep" in links:
+        console.say(f"  sweep runs  {links['sweep']}")
+    console.say(f"  all runs    {links['runs']}")
+
+
+#: headline metrics of a run's description, at most this many
+DESCRIBE_KEYS = 6
+
+
+def describe(obj, tracker, metrics: dict[str, float], error: str | None = None) -> str:
+    """The run's description (``mlflow.note.content``, Markdown): what ran, on what, and its
+    headline metrics (the summary's first :data:`DESCRIBE_KEYS`), or the error it ended with."""
+    from .tracking import markdown_table
+
+    what = [f"dataset `{obj.dataset.name}`", f"model `{obj.model.name}`",
+            f"neuron `{obj.neuron.name}`"]
+    if obj.model.kind == "keras":
+        trains = getattr(obj.model, "train", True)
+        what += [f"{obj.training.epochs} epochs" if trains else "not trained (model.train=false)",
+                 f"{obj.simulation.n_steps} steps of {obj.simulation.dt * 1e3:g} ms",
+                 "synapse " + ("none" if obj.simulation.synapse is None
+                               else f"{obj.simulation.synapse * 1e3:g} ms")]
+    overrides = tracker.tags.get("spiketune.overrides")
+    if overrides is None:
+        with contextlib.suppress(Exception):  # outside Hydra (a Python caller) there are none
+            from hydra.core.hydra_config import HydraConfig
+
+            overrides = " ".join(HydraConfig.get().overrides.task)
+    text = f"**{tracker.run_name}**: " + ", ".join(what) + "."
+    if overrides is not None:
+        text += "\n\n`" + f"spiketune {overrides}".strip() + "`"
+    if error:
+        return text + f"\n\n**FAILED**: {error}"
+    rows = [[k, f"{metrics[k]:.4g}"] for k in SUMMARY_KEYS if k in metrics
+            and k != "time/total_s"][:DESCRIBE_KEYS]
+    if "time/total_s" in metrics:
+        rows.append(["time/total_s", f"{metrics['time/total_s']:.1f}"])
+    return text + "\n\n" + markdown_table(["metric", "value"], rows)

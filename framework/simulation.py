@@ -79,6 +79,22 @@ def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
     return y[:, -sim_cfg.readout_steps:].mean(axis=1)
 
 
+def check_budget(model, data, cfg) -> None:
+    """Refuse, before any training, a spiking evaluation that would not fit in memory
+    (:func:`framework.limits.check_simulation`), from the model's layer sizes and the data."""
+    from .limits import check_simulation
+    from .models import hidden_layers
+
+    s = cfg.simulation
+    n = len(test_sample(data, s.max_samples, cfg.seed))
+    bins = data.x_test.shape[1] if data.sequence else 1
+    steps = int(np.ceil(s.n_steps / bins)) * bins
+    features = int(np.prod(data.x_test.shape[2:] if data.sequence else data.x_test.shape[1:]))
+    neurons = sum(int(np.prod([d for d in layer.output.shape[1:] if d])) for layer in
+                  hidden_layers(model))
+    check_simulation(n, steps, features, s.minibatch_size, neurons, data.n_outputs)
+
+
 def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
     """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
     synapses."""
@@ -133,11 +149,10 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
         currents = {name: nengo.Probe(neurons, "input", synapse=None)
                     for name, neurons in layers.items()}
     idx = test_sample(data, s.max_samples, cfg.seed)
+    bins = data.x_test.shape[1] if data.sequence else 1
     x = spiking_inputs(data, idx, s.n_steps)
     n, steps = len(x), x.shape[1]
-    # sequences: rates and x per time bin of the input as well (tuning over time)
-    bins = data.x_test.shape[1] if data.sequence else 1
-    hold = steps // bins
+    hold = steps // bins  # sequences: rates and x per time bin as well (tuning over time)
     mb = min(s.minibatch_size, n)
     xp = pad_to(x, mb)
     outputs = np.zeros((n, data.n_outputs), np.float32)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -32,6 +33,7 @@ from typing import Any, cast
 from hydra.experimental.callback import Callback
 
 from .errors import EXIT_USER, UserError, interruption
+from .tracking import ui_links
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
 PARENT_FILE = "parent.json"
@@ -68,6 +70,9 @@ class _Active:
     experiment_id: str
     parent_run_id: str
     sweep_dir: Path
+    ui: str = ""  # the MLflow UI's base URL for the printed links
+    name: str = ""
+    varies: str = ""  # the swept overrides, as given
 
 
 _active: _Active | None = None
@@ -105,20 +110,128 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def job_tags(hc) -> dict[str, str]:
-    """Tags of a sweep job's run: its parent run, its number and its overrides.
+    """Tags of a sweep job's run: its parent run, its number, its overrides and its name.
 
     Parameters
     ----------
     hc : omegaconf.DictConfig
         ``HydraConfig.get()`` inside the job.
+
+    Returns
+    -------
+    dict
+        ``spiketune.sweep`` (child), ``spiketune.job``, ``spiketune.overrides``, and
+        ``mlflow.runName``: what this job changed (:func:`job_label`, ``lif n_steps=50``);
+        with the sweep callback, ``mlflow.parentRunId`` and ``spiketune.sweep_name``.
     """
+    overrides = [str(o) for o in hc.overrides.task]
     tags = {"spiketune.sweep": "child", "spiketune.job": str(hc.job.num),
-            "spiketune.overrides": " ".join(hc.overrides.task)}
+            "spiketune.overrides": " ".join(overrides)}
     state = read_state(sweep_dir_of(hc))
     if state:  # absent when the user removed the callback (~hydra.callbacks.sweep)
         tags["mlflow.parentRunId"] = state["parent_run_id"]
         tags["spiketune.sweep_name"] = state["name"]
+    groups = set((hc.runtime.get("choices") or {}).keys()) if "runtime" in hc else set()
+    label = job_label(overrides, list((state or {}).get("swept") or []), groups)
+    if label:
+        tags["mlflow.runName"] = label
     return tags
+
+
+# ------------------------------------------------------------------------------------ run names
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key by its last component, or by as many trailing components as tell it apart
+    from the other ``keys`` (``simulation.n_steps`` -> ``n_steps``)."""
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            tail = ".".join(parts[-n:])
+            if sum(1 for k in keys if k == tail or k.endswith("." + tail)) <= 1:
+                break
+        out[key] = tail
+    return out
+
+
+def _shorter_value(value: str) -> str:
+    """A long float (a search sweeper's draw, 137.29384710293) to 6 significant digits; anything
+    else as given. The exact value is the run's param."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.6g}" if len(value) > 8 and "." in value else value
+
+
+def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> str:
+    """A job's run name: what it changed, shortened (``lif n_steps=50``).
+
+    Parameters
+    ----------
+    overrides : list of str
+        The job's overrides (``hydra.overrides.task``).
+    swept_keys : list of str
+        The keys the sweep varies (:func:`swept`): only these name the job, in this order, so the
+        overrides every job shares do not. Empty: all of the job's overrides.
+    groups : set of str
+        Config groups (``hydra.runtime.choices``): a group's choice is named by its value alone.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - Hydra parsed these already; a name is never worth a failure
+        return ""
+    items = [(ov.key_or_group, ov) for ov in parsed]
+    if swept_keys:
+        chosen = sorted((kv for kv in items if kv[0] in swept_keys),
+                        key=lambda kv: swept_keys.index(kv[0]))
+        items = chosen or items
+    short = short_names([k for k, _ in items])
+    words = []
+    for key, ov in items:
+        if ov.is_delete():
+            words.append(f"~{short[key]}")
+            continue
+        value = _shorter_value(str(ov.input_line).split("=", 1)[1] if "=" in str(ov.input_line)
+                               else "")
+        words.append(value if key in groups else f"{short[key]}={value}")
+    return " ".join(words)
+
+
+def count_jobs(config) -> int | None:
+    """How many jobs the sweep will run: the product of its choice and range sweeps, or a search
+    sweeper's ``n_trials``; None when the sweep cannot be counted before it runs (``glob``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    trials = config.hydra.sweeper.get("n_trials")
+    if trials is not None:
+        return int(trials)
+    total = 1
+    for ov in OverridesParser.create().parse_overrides(sweep_overrides(config)):
+        if ov.is_sweep_override():
+            try:
+                total *= len(list(ov.sweep_string_iterator()))
+            except Exception:  # noqa: BLE001 - glob()/interval(): only the sweeper knows
+                return None
+    return total
+
+
+def parent_label(config, n_jobs: int | None) -> str:
+    """The parent run's name: what the sweep varies, ``sweep neuron×n_steps (4 jobs)``; with an
+    experiment preset ``sweep conversion_sweep: scale_firing_rates×synapse (9 jobs)``; exactly
+    ``tracking.run_name`` when that is set."""
+    given = config.tracking.get("run_name")
+    if given:
+        return str(given)
+    choices = config.hydra.runtime.get("choices") or {}
+    keys = list(swept(config))
+    short = short_names(keys)
+    varies = "×".join(k if k in choices else short[k] for k in keys)
+    preset = choices.get("experiment")
+    what = f"{preset}: {varies}" if preset and varies else (preset or varies or "one job")
+    count = "" if n_jobs is None else f" ({n_jobs} job{'s' if n_jobs != 1 else ''})"
+    return f"sweep {what}{count}"
 
 
 def job_records(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -151,14 +264,6 @@ def swept(config) -> dict[str, str]:
         if ov.is_sweep_override():
             out[ov.get_key_element().lstrip("+~")] = str(ov.input_line).split("=", 1)[1]
     return out
-
-
-def sweep_name(config) -> str:
-    """``sweep-<experiment preset or dataset-model-neuron>-<date>_<time>``."""
-    choices = config.hydra.runtime.get("choices") or {}
-    label = choices.get("experiment") or config.tracking.get("run_name") or \
-        f"{config.dataset.name}-{config.model.name}-{config.neuron.name}"
-    return f"sweep-{label}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
 def _say(text: str) -> None:
@@ -235,9 +340,8 @@ class SweepCallback(Callback):
         global _active, _outcome
         from omegaconf import OmegaConf
 
-        from framework import __version__
-
-        from .tracking import experiment_id, git_commit, open_store, resolve_uri, retry
+        from .model_flavour import check_register
+        from .tracking import base_tags, experiment_id, open_store, resolve_uri, retry, ui_base
 
         _outcome = None
         varied = swept(config)
@@ -248,16 +352,18 @@ class SweepCallback(Callback):
         sweep_dir = sweep_dir_of(config.hydra)
         try:
             uri = resolve_uri(config.tracking.uri)
+            ui = ui_base(str(config.tracking.get("ui_url") or ""), uri)
+            check_register(str(config.tracking.get("register") or ""))
             client = open_store(uri)
             exp_id = retry(experiment_id, client, config.tracking.experiment, uri)
         except UserError as ex:
             _user_exit(str(ex))
-        name = sweep_name(config)
-        tags = {"spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
+        name = parent_label(config, count_jobs(config))
+        tags = {**base_tags(job=False),
+                "spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
                 "spiketune.overrides": " ".join(sweep_overrides(config)),
                 "spiketune.launcher": str((config.hydra.runtime.get("choices") or {})
-                                          .get("hydra/launcher", "basic")),
-                "git_commit": git_commit(), "spiketune_version": __version__}
+                                          .get("hydra/launcher", "basic"))}
         for stale in (sweep_dir / STATE_DIR).glob("job-*.json"):  # a reused hydra.sweep.dir
             stale.unlink(missing_ok=True)
         run = retry(client.create_run, exp_id, run_name=name, tags=tags)
@@ -270,12 +376,16 @@ class SweepCallback(Callback):
         retry(client.log_text, pid, OmegaConf.to_yaml(
             {k: v for k, v in cast(dict, OmegaConf.to_container(config, resolve=False)).items()
              if k != "hydra"}), "sweep_config.yaml")
+        # the jobs name their runs by their values of the swept keys (job_tags), read from here
         _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
                     {"parent_run_id": pid, "name": name, "uri": uri,
-                     "experiment": config.tracking.experiment, "experiment_id": exp_id})
-        _active = _Active(uri, exp_id, pid, sweep_dir)
+                     "experiment": config.tracking.experiment, "experiment_id": exp_id,
+                     "swept": list(varied), "ui": ui})
+        _active = _Active(uri, exp_id, pid, sweep_dir, ui, name,
+                          " ".join(f"{k}={v}" for k, v in varied.items()))
         _say(f"{name}: parent run {pid} in {uri}")
         _say(f"sweep dir {sweep_dir}")
+        _say(f"watch it in the MLflow UI (spiketune-ui): {ui_links(ui, exp_id, '', pid)['sweep']}")
 
     def on_job_start(self, config, *, task_function=None, **kwargs: Any) -> None:
         if not self._multirun(config):
@@ -318,12 +428,43 @@ class SweepCallback(Callback):
         if outcome.failed:
             retry(client.set_tag, state.parent_run_id, "error",
                   f"{outcome.failed} of {outcome.jobs} jobs failed")
+        self._finish_record(client, state, outcome)
         retry(client.set_terminated, state.parent_run_id, status)
         _active, _outcome = None, outcome
         _say(f"{outcome.jobs} jobs: {outcome.finished} finished, {outcome.failed} failed; "
              f"parent run {state.parent_run_id} {status}")
         _say(f"compare them: spiketune-compare --parent {state.parent_run_id}"
              + (f" --uri {state.uri}" if state.uri != _default_uri() else ""))
+        links = ui_links(state.ui, state.experiment_id, state.parent_run_id, state.parent_run_id)
+        _say(f"MLflow UI (spiketune-ui serves {state.ui}):")
+        _say(f"  sweep runs  {links['sweep']}")
+        _say(f"  parent run  {links['run']}")
+        _say(f"  all runs    {links['runs']}")
+
+    @staticmethod
+    def _finish_record(client, state: _Active, outcome: Outcome) -> None:
+        """The parent's name with the real job count (when the sweep could not be counted before
+        it ran, or ran a different number), and its description: what was swept, how the jobs
+        went, their headline metrics."""
+        from .pipeline import SUMMARY_KEYS
+        from .tracking import markdown_table, retry
+
+        runs = sorted(children(client, state.experiment_id, state.parent_run_id),
+                      key=lambda r: int(r.data.tags.get("spiketune.job", "0") or 0))
+        name = re.sub(r" \(\d+ jobs?\)$", "", state.name)
+        if name.startswith("sweep "):  # a tracking.run_name is kept exactly as given
+            name = f"{name} ({outcome.jobs} job{'s' if outcome.jobs != 1 else ''})"
+            if name != state.name:
+                retry(client.update_run, state.parent_run_id, name=name)
+        keys = [k for k in SUMMARY_KEYS if k != "time/total_s"
+                and any(k in r.data.metrics for r in runs)][:3]
+        rows = [[r.info.run_name or r.info.run_id[:8], r.info.status,
+                 *(f"{r.data.metrics[k]:.4g}" if k in r.data.metrics else "" for k in keys)]
+                for r in runs]
+        text = (f"**{name}**: {outcome.jobs} jobs, {outcome.finished} finished, "
+                f"{outcome.failed} failed.\n\nSwept: `{state.varies or 'nothing'}`\n\n"
+                + markdown_table(["run", "status", *keys], rows))
+        retry(client.set_tag, state.parent_run_id, "mlflow.note.content", text)
 
     @staticmethod
     def _compare(client, state: _Active) -> None:

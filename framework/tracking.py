@@ -7,12 +7,19 @@ logs; the test suite points it at a temporary folder). sqlite writers from sever
 collide when a row is created at the same moment (an experiment, a dataset); those calls are
 retried. Opening a store, which may create or migrate its schema, takes a lock instead: a schema
 migrated twice at once is broken for good.
+
+Runs carry MLflow's standard tags (``mlflow.source.name``, ``mlflow.source.type``,
+``mlflow.source.git.commit``, ``mlflow.user``, at the end ``mlflow.note.content``) and spiketune's
+own under ``spiketune.*``; :func:`ui_links` builds the deep links into MLflow 3.17's UI that every
+run and sweep prints.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +33,13 @@ MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
                  "databricks-uc", "uc")
+#: where ``spiketune-ui`` serves the MLflow UI unless told otherwise
+UI_DEFAULT = "http://127.0.0.1:5000"
+#: environment variable naming the UI's base URL (``tracking.ui_url`` wins over it)
+UI_ENV = "SPIKETUNE_UI_URL"
+#: MLflow 3.17's UI opens an experiment on its GenAI pages (traces, token usage) unless the URL asks
+#: for the model-training mode; its WorkflowTypeProvider reads this query parameter
+ML_MODE = "workflowType=machine_learning"
 
 
 def default_uri() -> str:
@@ -181,12 +195,172 @@ def experiment_id(client, name: str, uri: str) -> str:
 
 
 def git_commit() -> str:
+    """The repository's HEAD commit (40 hex digits), or ``unknown`` outside a git checkout."""
+    return _git()[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _git() -> tuple[str, bool | None]:
+    """``(commit, dirty)`` of the checkout this process's code came from, asked once per process:
+    the code a process runs is the code it imported, whatever the tree holds later."""
+    def ask(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                                 timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = (ask("rev-parse", "HEAD") or "").strip() or "unknown"
+    status = ask("status", "--porcelain", "--untracked-files=no") if commit != "unknown" else None
+    return commit, (bool(status.strip()) if status is not None else None)
+
+
+def source_tags(job: bool) -> dict[str, str]:
+    """MLflow's standard source tags for a run of this process.
+
+    Parameters
+    ----------
+    job : bool
+        The run is one job of a sweep (``mlflow.source.type`` JOB); else LOCAL.
+
+    Returns
+    -------
+    dict
+        ``mlflow.source.name`` (``spiketune`` from the CLI or a sweep, else the script, as MLflow
+        itself would name it), ``mlflow.source.type``, ``mlflow.user``, and when the code is in a
+        git checkout ``mlflow.source.git.commit`` and ``spiketune.git_dirty`` (uncommitted changes
+        to tracked files: the commit alone does not say what ran).
+    """
+    import getpass
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    cli = Path(argv0).name in ("spiketune", "spiketune-ui") or \
+        argv0.endswith(os.path.join("framework", "__main__.py"))
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (some containers)
+        user = "unknown"
+    tags = {"mlflow.source.name": "spiketune" if cli or job else (argv0 or "python"),
+            "mlflow.source.type": "JOB" if job else "LOCAL", "mlflow.user": user}
+    commit, dirty = _git()
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    if dirty is not None:
+        tags["spiketune.git_dirty"] = str(dirty).lower()
+    return tags
+
+
+def base_tags(job: bool) -> dict[str, str]:
+    """Every run's tags at creation: the source tags, ``spiketune.version``, and the contract's
+    ``git_commit`` and ``spiketune_version`` (kept under those names: users' searches use them)."""
+    from framework import __version__
+
+    return {"git_commit": git_commit(), "spiketune_version": __version__,
+            "spiketune.version": __version__, **source_tags(job)}
+
+
+# ------------------------------------------------------------------------------------ UI links
+def ui_base(ui_url: str = "", uri: str = "") -> str:
+    """The MLflow UI's base URL for printed links.
+
+    Parameters
+    ----------
+    ui_url : str
+        ``tracking.ui_url``; wins when given.
+    uri : str
+        The tracking URI: an http(s) tracking server serves the UI itself.
+
+    Returns
+    -------
+    str
+        ``tracking.ui_url``, else ``$SPIKETUNE_UI_URL``, else the http(s) tracking server, else
+        :data:`UI_DEFAULT` (where ``spiketune-ui`` serves it); without a trailing slash.
+
+    Raises
+    ------
+    UserError
+        Naming ``tracking.ui_url`` or ``SPIKETUNE_UI_URL`` when it is not an http(s) URL.
+    """
+    from urllib.parse import urlsplit
+
+    for value, key in ((ui_url, "tracking.ui_url"), (os.environ.get(UI_ENV, ""), UI_ENV)):
+        value = (value or "").strip()
+        if not value:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment \
+                or parts.query:
+            raise UserError(f"{key}: {value!r} is not the UI's base URL; give http(s)://host:port"
+                            f" (e.g. {UI_DEFAULT})")
+        return value.rstrip("/")
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return UI_DEFAULT
+
+
+def ui_links(base: str, experiment_id: str, run_id: str = "",
+             parent_run_id: str = "") -> dict[str, str]:
+    """Deep links into MLflow 3.17's UI (a hash router), all in its model-training mode.
+
+    Parameters
+    ----------
+    base : str
+        The UI's base URL (:func:`ui_base`).
+    experiment_id : str
+    run_id : str, optional
+        A run: adds ``run``, its page.
+    parent_run_id : str, optional
+        A sweep's parent run: adds ``sweep``, the runs table showing that sweep's children, sorted
+        by name. The UI nests children under their parent, collapsed, and fetches the parents of
+        what a filter matches unless the table is sorted by something other than start time; so
+        the filter on the parent tag with a sort by run name lists the children themselves.
+
+    Returns
+    -------
+    dict
+        ``runs`` (the experiment's runs table), and ``run`` / ``sweep`` when asked for.
+    """
+    from urllib.parse import quote, urlencode
+
+    table = f"{base}/#/experiments/{experiment_id}/runs"
+    links = {"runs": f"{table}?{ML_MODE}"}
+    if run_id:
+        links["run"] = f"{table}/{run_id}?{ML_MODE}"
+    if parent_run_id:
+        query = urlencode({"searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                           "orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"},
+                          quote_via=quote)
+        links["sweep"] = f"{table}?{ML_MODE}&{query}"
+    return links
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """``rows`` under ``head`` as a Markdown table (the UI renders descriptions as Markdown); the
+    first column left-aligned, the others (numbers) right-aligned."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |",
+             "| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def use_uri(uri: str):
+    """MLflow's fluent functions (model logging, registration) on ``uri`` for the block; the
+    process's global tracking URI is left as it was."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    # MLflow's context manager restores its global but unsets $MLFLOW_TRACKING_URI on the way out
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 class Tracker:
@@ -202,21 +376,55 @@ class Tracker:
         Run name shown in the UI.
     tags : dict
         Extra tags (sweep parent, cache state).
+    system_metrics : bool
+        Log MLflow's ``system/*`` metrics (CPU, memory, disk, network) from a background thread
+        until :meth:`end`, where psutil is installed (else the tag ``spiketune.system_metrics``
+        says why not).
     """
 
-    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict | None = None):
-        from framework import __version__
-
+    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict | None = None,
+                 system_metrics: bool = False):
         self.uri = uri
         self.client = open_store(uri)
         self.experiment_id = retry(experiment_id, self.client, experiment, uri)
-        base = {"git_commit": git_commit(), "spiketune_version": __version__}
+        base = base_tags(job=(tags or {}).get("spiketune.sweep") == "child")
         base.update(tags or {})
+        if run_name:  # MLflow refuses a name that differs from the tag; the name given wins
+            base["mlflow.runName"] = run_name
         run = retry(self.client.create_run, self.experiment_id, run_name=run_name or None,
                     tags={k: str(v) for k, v in base.items()})
         self.run_id = run.info.run_id
+        self.run_name = run.info.run_name
+        self.tags = {k: str(v) for k, v in base.items()}
         self.artifact_uri = run.info.artifact_uri
         self.ended = False
+        self._monitor = self._start_monitor() if system_metrics else None
+
+    def _start_monitor(self):
+        """MLflow's own system-metrics thread on this run (its fluent flag only covers runs
+        started with ``mlflow.start_run``)."""
+        import importlib.util
+        import logging
+
+        if importlib.util.find_spec("psutil") is None:
+            self.tag("spiketune.system_metrics", "off: psutil is not installed")
+            return None
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        # it announces itself and the missing GPU libraries at INFO; nobody asked for that
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+        monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.uri)
+        monitor.start()
+        return monitor
+
+    def links(self, base: str) -> dict[str, str]:
+        """:func:`ui_links` of this run (and of its sweep, for a child run)."""
+        return ui_links(base, self.experiment_id, self.run_id,
+                        self.tags.get("mlflow.parentRunId", ""))
+
+    def describe(self, text: str) -> None:
+        """The run's description (``mlflow.note.content``, Markdown in the UI)."""
+        self.tag("mlflow.note.content", text)
 
     def params(self, flat: dict[str, str]) -> None:
         """Log ``flat`` params in batches of at most 100 (MLflow's limit per call)."""
@@ -270,6 +478,9 @@ class Tracker:
         """Set the final status (FINISHED, FAILED or KILLED), with the one-line ``error`` tag."""
         if self.ended:
             return
+        if self._monitor is not None:  # joins its thread: nothing is left running after the run
+            monitor, self._monitor = self._monitor, None
+            monitor.finish()
         if error:
             self.tag("error", error[:5000])
         retry(self.client.set_terminated, self.run_id, status)

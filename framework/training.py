@@ -27,11 +27,15 @@ class Trained:
         Training loss per epoch.
     regularizers : dict
         ``name -> value`` stats the regularisers logged (fractions in range before/after).
+    cache_key : str
+        The training cache key (:func:`framework.cache.cache_key`) when the cache was used, else
+        empty.
     """
 
     params: Path
     loss: list[float] = field(default_factory=list)
     regularizers: dict[str, float] = field(default_factory=dict)
+    cache_key: str = ""
 
 
 def pad_to(x: np.ndarray, multiple: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -175,6 +179,20 @@ def load_nengo_params(sim, value: str) -> None:
     tf.keras.backend.batch_set_value(zip(weights, arrays))
 
 
+def epoch_callback(on_epoch, key: str):
+    """A Keras callback handing each finished epoch's ``key`` loss to ``on_epoch(epoch, loss)``
+    as training runs (epoch from 0), so a tracker can log it with that epoch's own timestamp."""
+    import tensorflow as tf
+
+    class EpochLoss(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(key)
+            if value is not None:
+                on_epoch(int(epoch), float(value))
+
+    return EpochLoss()
+
+
 def progress_callback(bar):
     import tensorflow as tf
 
@@ -185,7 +203,7 @@ def progress_callback(bar):
     return Progress()
 
 
-def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
+def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) -> Trained:
     """Convert ``model`` and fit it in NengoDL; save the trained parameters under ``out_dir``.
 
     Parameters
@@ -200,6 +218,13 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
         ``model.params``, ``model.train`` and ``seed``.
     neuron_type : nengo.neurons.NeuronType
         Trained through its rate approximation.
+    out_dir : pathlib.Path
+        Where the trained parameters are saved (``params.npz``).
+    console : framework.progress.Console
+    on_epoch : callable, optional
+        ``on_epoch(epoch, loss)`` after every epoch, while training runs: the task's own loss
+        (without the regularisers' terms), as ``Trained.loss`` records it. Training has no
+        validation split, so there is no validation loss to hand on.
     """
     import nengo_dl
     import tensorflow as tf
@@ -244,8 +269,10 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console) -> Trained:
             task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
             guard = divergence_guard(tcfg.divergence_factor, tcfg.learning_rate,
                                      scaled=cfg.dataset.scaling.value != "none", key=task_key)
+            # the epoch's loss goes out before the guard looks at it: a diverging epoch is seen
+            live = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
             fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
-                          callbacks=[guard, progress_callback(bar)]
+                          callbacks=[*live, guard, progress_callback(bar)]
                           + ([regs.projection_callback()] if regs.projected else []))
             history = [float(v) for v in fit.history[task_key]]
         stats.update(regs.stats(sim, "after"))

@@ -118,6 +118,9 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
                         f"(save it with numpy.savez)")
     if not magic.startswith(b"PK"):
         raise UserError(f"dataset.path: {path.name} is not an npz archive (not a zip file)")
+    from .limits import check_archive
+
+    check_archive(path, "dataset.path")  # before numpy inflates a member (zip bombs)
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:

@@ -146,6 +146,11 @@ CASES: list[Case] = [
        "hydra.run.dir: {data}/afile is a file, not a folder"),
     _c("read-only-output-dir", "hydra.run.dir={ro}/run", "hydra.run.dir: {ro} is not writable",
        needs="ro"),
+    _c("objective-not-a-metric", "objective=spiking:angle",
+       "objective: 'spiking:angle' is not a metric name (e.g. spiking/angle_error_deg)",
+       "config"),
+    _c("budget-without-objective", "budget.metric=firing/mean_rate_hz budget.max=50",
+       "budget.metric: a budget limits an objective; set objective=<metric> too", "config"),
     # ---------------------------------------------------------------- store: cannot be opened
     _c("store-under-a-file", "tracking.uri=sqlite:///{data}/afile/mlflow.db",
        "tracking.uri: {data}/afile is a file, not a folder", "store"),
@@ -202,6 +207,11 @@ CASES: list[Case] = [
     _c("npz-missing-array",
        "dataset=file dataset.path={data}/notarget.npz dataset.task=classification",
        "dataset.target: no array 'target' in notarget.npz (arrays: x, y)", "run"),
+    _c("npz-zip-bomb", "dataset=file dataset.path={data}/bomb.npz limits.memory_gb=0.001",
+       "dataset.path: bomb.npz would unpack to 2 MB, more than the memory limit of 1 MB "
+       "(limits.memory_gb)", "run"),
+    _c("data-path-is-a-pipe", "dataset=file dataset.path={data}/pipe.csv",
+       "dataset.path: {data}/pipe.csv is not a regular file (a pipe, device or socket)", "run"),
     _c("analysis-not-for-this-data", "dataset=digits analysis=[tuning]",
        "analysis[0]: 'tuning' cannot run on dataset 'digits': …", "run"),
     # ---------------------------------------------------------------- tf: after TensorFlow loads
@@ -218,6 +228,8 @@ CASES: list[Case] = [
        "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0", "tf"),
     _c("diverging-training", " ".join(TINY_REACH) + " training.learning_rate=1e6",
        "training.learning_rate: training diverged …", "tf"),
+    _c("simulation-too-big", " ".join(TINY_REACH) + " simulation.n_steps=10000000",
+       "simulation.n_steps: 24 samples × 10000000 steps of 16 neurons need about …", "tf"),
 ]
 CONFIG = [c for c in CASES if c.stage == "config"]
 RUNTIME = [c for c in CASES if c.stage in ("store", "run")]
@@ -281,6 +293,8 @@ def write_bad_files(folder: Path) -> None:
     whole = (folder / "good.npz").read_bytes()
     (folder / "truncated.npz").write_bytes(whole[: len(whole) // 2])
     np.savez(folder / "notarget.npz", x=rng.normal(size=(40, 3)), y=np.repeat([0, 1], 20))
+    np.savez_compressed(folder / "bomb.npz", x=np.zeros((500, 500)), target=np.zeros(500))
+    os.mkfifo(folder / "pipe.csv")  # opening it to read would wait for a writer forever
     (folder / "data.txt").write_text("1,2\n")
     (folder / "dir.csv").mkdir()
     (folder / "model.h5").write_text("not a model\n")
@@ -547,7 +561,36 @@ def table() -> str:
         c = c.fill(env)
         lines.append(f"| `{c.id}` | {c.stage} | `{cell(' '.join(c.args))}` | "
                      f"`{cell(c.message)}` |")
+    lines += ["", *SECURITY]
     return "\n".join(lines) + "\n"
+
+
+#: the end of docs/bad-inputs.md: what these checks are, and what they are not
+SECURITY = """\
+## What is and is not a security boundary
+
+These checks are for mistakes, not for attackers. Plainly:
+
+- **A config is code.** A YAML file in `conf/`, an `experiment=` preset or a `hydra/` group can
+  make Hydra import and call Python (callbacks, launchers, logging handlers): only use config
+  folders you would run as a script. spiketune itself instantiates nothing from configs; it picks
+  components by registry name. What the checks do stop is the command line reaching that
+  machinery: no `_target_`-style key, added callback, environment variable or logging class under
+  `hydra.` may come from an override, interpolations (`${oc.decode:...}`) included.
+- **The working directory is not code.** `python -m framework` and `spiketune` never import from
+  the folder they run in (a `plugins/` or `hydra_plugins/` folder there is ignored).
+- **Plugins are code**: every module in `plugins/` and every `spiketune.analyses` entry point is
+  imported at start-up. Install only plugins you trust.
+- **A model file is data, read in safe mode**: Keras 3 files load with `safe_mode=True`, Lambda
+  layers and custom classes are refused, and a zip that would unpack beyond `limits.memory_gb` is
+  refused unread. A Keras 2 SavedModel folder holds TensorFlow graphs that run when called: load
+  only models you trust.
+- **Data files are data**: `.npz` archives are read with `allow_pickle=False` and size-checked
+  before they are unpacked, csv files as text, and a path that is not a regular file (a pipe, a
+  device) is refused rather than waited on.
+- **The MLflow store is trusted**: anyone who can write to it can change what runs report.
+  Credentials in `tracking.uri` are not logged or printed; pass them through MLflow's
+  environment variables (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`).""".splitlines()
 
 
 def test_docs_table_lists_every_case():

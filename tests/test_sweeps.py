@@ -23,10 +23,11 @@ REAL = [*TINY, "analysis=[firing]"]
 def fake_run(cfg, console=None, tags=None):
     """A stand-in pipeline: one MLflow run; seed 1 fails (user error), seed 7 is 'interrupted'
     with its run left RUNNING, as a worker killed mid-job leaves it."""
-    from framework.pipeline import RunResult
+    from framework.pipeline import RunResult, run_name
     from framework.tracking import Tracker, resolve_uri
 
-    tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, "fake", tags=tags)
+    tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
+                      run_name(cfg, tags), tags=tags)
     tracker.metrics({"spiking/mse": 0.1 * (cfg.seed + 1), "firing/mean_rate_hz": 10.0 * cfg.seed})
     if cfg.seed == 1:
         tracker.end("FAILED", "dataset.path: no such file")
@@ -42,13 +43,33 @@ def run_cli(args: list[str], monkeypatch) -> int:
     return cli_in_process(args, monkeypatch, fake_run)
 
 
-def test_parent_and_children(store, tmp_path, monkeypatch):
+def test_parent_and_children(store, tmp_path, monkeypatch, capsys):
     code = run_cli(["-m", "seed=0,2,3", f"tracking.uri={store}",
                     f"hydra.sweep.dir={tmp_path / 'sweep'}"], monkeypatch)
     assert code == 0
     _, parent, kids = family(store)
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name.startswith("sweep-reach-dense-lif-")
+    # named by what the sweep varies, the children by what each job changed
+    assert parent.info.run_name == "sweep seed (3 jobs)"
+    assert [r.info.run_name for r in kids] == ["seed=0", "seed=2", "seed=3"]
+    assert [r.data.tags["mlflow.source.type"] for r in [parent, *kids]] == \
+        ["LOCAL", "JOB", "JOB", "JOB"]
+    assert {r.data.tags["mlflow.source.name"] for r in kids} == {"spiketune"}
+    assert parent.data.tags["git_commit"] == parent.data.tags["mlflow.source.git.commit"]
+    # the description: what was swept, how it went, each child's headline metric (seed 2: 0.3)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**sweep seed (3 jobs)**: 3 jobs, 3 finished, 0 failed.")
+    assert "Swept: `seed=0,2,3`" in note
+    assert "| run | status | spiking/mse | firing/mean_rate_hz |" in note
+    assert "| seed=2 | FINISHED | 0.3 | 20 |" in note
+    # the links printed at the end open the children in the runs table, and the parent
+    err = capsys.readouterr().err
+    eid, pid = parent.info.experiment_id, parent.info.run_id
+    assert (f"[sweep]   sweep runs  http://127.0.0.1:5000/#/experiments/{eid}/runs?workflowType="
+            f"machine_learning&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27{pid}%27"
+            f"&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true\n") in err
+    assert (f"[sweep]   parent run  http://127.0.0.1:5000/#/experiments/{eid}/runs/{pid}"
+            f"?workflowType=machine_learning\n") in err
     assert parent.data.tags["spiketune.overrides"].startswith("seed=0,2,3")
     assert parent.data.params["sweep.seed"] == "0,2,3"
     assert (parent.data.metrics["sweep/jobs"], parent.data.metrics["sweep/finished"],
@@ -69,6 +90,71 @@ def test_parent_and_children(store, tmp_path, monkeypatch):
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
     assert "compare/compare.csv" in logged
     assert sweeps.last_outcome().jobs == 3
+
+
+def test_names_follow_what_the_jobs_changed(store, tmp_path, monkeypatch):
+    code = run_cli(["-m", "neuron=lif,relu", "simulation.n_steps=30,60", "training.epochs=3",
+                    f"tracking.uri={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                    "hydra.callbacks.sweep.compare=false"], monkeypatch)
+    assert code == 0
+    _, parent, kids = family(store)
+    assert parent.info.run_name == "sweep neuron×n_steps (4 jobs)"
+    # a group's choice by its value, a key by its last component; training.epochs (the same in
+    # every job) names none of them
+    assert [r.info.run_name for r in kids] == ["lif n_steps=30", "lif n_steps=60",
+                                               "relu n_steps=30", "relu n_steps=60"]
+
+
+def test_tracking_run_name_still_wins(store, tmp_path, monkeypatch):
+    code = run_cli(["-m", "seed=0,2", "tracking.run_name=mine", f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                    "hydra.callbacks.sweep.compare=false"], monkeypatch)
+    assert code == 0
+    _, parent, kids = family(store)
+    assert [r.info.run_name for r in [parent, *kids]] == ["mine", "mine", "mine"]
+
+
+def test_short_names_and_labels():
+    assert sweeps.short_names(["simulation.n_steps", "neuron", "analyses.tuning.alpha",
+                               "training.alpha"]) == {
+        "simulation.n_steps": "n_steps", "neuron": "neuron",
+        "analyses.tuning.alpha": "tuning.alpha", "training.alpha": "training.alpha"}
+    groups = {"neuron", "dataset", "model"}
+    assert sweeps.job_label(["training.epochs=3", "neuron=lif", "simulation.n_steps=50"],
+                            ["neuron", "simulation.n_steps"], groups) == "lif n_steps=50"
+    # swept keys in the order the sweep gave them; a search sweeper's long draws shortened
+    assert sweeps.job_label(["simulation.scale_firing_rates=137.29384710293", "neuron=lif"],
+                            ["neuron", "simulation.scale_firing_rates"], groups) == \
+        "lif scale_firing_rates=137.294"
+    assert sweeps.job_label(["+tags=[a]", "seed=4"], [], groups) == "tags=[a] seed=4"
+    assert sweeps.job_label([], [], groups) == ""
+
+
+def test_job_count_and_parent_label():
+    from helpers import compose
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from framework.cli import CONF
+
+    compose([])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["experiment=conversion_sweep"],
+                            return_hydra_config=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.runtime.choices = {"experiment": "conversion_sweep", "neuron": "lif"}
+    cfg.hydra.overrides.task = ["experiment=conversion_sweep", "simulation.n_steps=40,80"]
+    assert sweeps.count_jobs(cfg) == 2 * 3 * 3
+    assert sweeps.parent_label(cfg, 18) == \
+        "sweep conversion_sweep: n_steps×scale_firing_rates×synapse (18 jobs)"
+    cfg.hydra.overrides.task = ["neuron=glob(l*)"]
+    cfg.hydra.sweeper.params = {}
+    assert sweeps.count_jobs(cfg) is None  # only the sweeper can expand glob()
+    cfg.hydra.runtime.choices = {"neuron": "lif"}
+    assert sweeps.parent_label(cfg, None) == "sweep neuron"
 
 
 def test_failed_job_goes_on_and_exits_2(store, tmp_path, monkeypatch, capsys):
@@ -116,6 +202,17 @@ def test_sweeping_the_store_is_refused(store, tmp_path, monkeypatch, capsys):
     assert code == EXIT_USER
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("spiketune: tracking.experiment: a sweep logs to one store")
+    assert runs(store)[1] == []
+
+
+@pytest.mark.parametrize("override, key", [("tracking.ui_url=localhost:5000", "tracking.ui_url"),
+                                           ("tracking.register=lab:net", "tracking.register")])
+def test_bad_tracking_value_stops_the_sweep_before_any_run(override, key, store, tmp_path,
+                                                             monkeypatch, capsys):
+    code = run_cli(["-m", "seed=0,2", override, f"tracking.uri={store}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], monkeypatch)
+    assert code == EXIT_USER
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"spiketune: {key}: ")
     assert runs(store)[1] == []
 
 

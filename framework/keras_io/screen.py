@@ -71,6 +71,10 @@ def resolve(model_cfg: Any) -> Path:
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
         raise UserError(f"{KEY}: {path.name} is not a saved Keras model (.keras, .h5 or a "
                         f"SavedModel folder)")
+    if path.is_file() and zipfile.is_zipfile(path):  # a .keras file: refuse a zip bomb unread
+        from ..limits import check_archive
+
+        check_archive(path, KEY)
     return path
 
 

@@ -1,0 +1,383 @@
+"""The trained rate network as an MLflow model (the pyfunc flavour), logged with every Keras run.
+
+:func:`log_network` logs, under the name ``model`` (an MLflow 3 logged model linked to the run, so
+``runs:/<run id>/model`` and ``models:/<model id>`` both load it), these artifacts:
+
+* ``keras_model.keras``: the Keras network as built (its architecture; NengoDL's trained
+  parameters replace its weights on conversion, as in the run),
+* ``params.npz``: the NengoDL parameters training left (``sim.save_params``),
+* ``config.yaml``: the run's config, resolved, including the values resolved from the data
+  (``conversion.layer_scales``): with ``params.npz`` it rebuilds the spiking network too
+  (:meth:`RateNetwork.converter` with ``spiking=True``),
+* ``network.json``: the input shape, the outputs, the read-out pooling of sequences, versions.
+
+``mlflow.pyfunc.load_model(uri).predict(x)`` converts the network with the neurons' rate versions
+and no synapses, loads the parameters and predicts one step in NengoDL: the computation of
+:func:`framework.simulation.evaluate_rates`, so it returns what the run's rate network returned
+(``tests/test_model_flavour.py`` holds it to 1e-5). ``x`` is shaped like the dataset's inputs
+(``(n, features)``, ``(n, h, w, c)``, or ``(n, time bins, channels)`` for sequences), float32
+(the model's signature; NengoDL computes in float32 whatever it is given); the output is
+``(n, outputs)``: logits for classification, the regression targets' units otherwise.
+
+Loading needs this package importable (it is listed in the model's requirements, with the locked
+TensorFlow, tf-keras, Nengo, NengoDL and MLflow versions); the run's ``spiketune.version`` and
+``mlflow.source.git.commit`` tags say which code to install.
+
+The model is logged as MLflow "models from code": its code is :data:`MODEL_CODE`, a script that
+imports ``RateNetwork`` and hands MLflow an instance, run whenever the model is loaded (no pickled
+object that only unpickles under the same library versions). ``RateNetwork`` subclasses
+``mlflow.pyfunc.PythonModel``, so it is built on first use (the module's ``__getattr__``):
+importing this module imports neither MLflow nor TensorFlow.
+
+A simulator is built on the first ``predict`` and kept for the next ones of the same batch size
+(``min(simulation.minibatch_size, n)``, as the run batched them); another size builds another,
+which takes seconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+#: the model's name in the run (``runs:/<run id>/model``)
+NAME = "model"
+#: how many test inputs make the model's input example
+N_EXAMPLE = 5
+#: distributions the model needs at load, at the versions of the environment that logged it
+REQUIREMENTS = ("spiketune", "tensorflow", "tf-keras", "nengo", "nengo-dl", "numpy", "omegaconf",
+                "mlflow")
+
+
+#: the model's code (MLflow "models from code"): what ``mlflow.pyfunc.load_model`` runs
+MODEL_CODE = '''"""spiketune's rate network as an MLflow pyfunc model (framework.model_flavour)."""
+import mlflow
+
+from framework.model_flavour import RateNetwork
+
+mlflow.models.set_model(RateNetwork())
+'''
+
+
+@dataclass
+class TrainedNetwork:
+    """What a Keras run leaves for :func:`log_network` (``Context.extras["network"]``).
+
+    Attributes
+    ----------
+    model : keras.Model
+        The network as built (before conversion).
+    params : pathlib.Path
+        The trained NengoDL parameters, without ``.npz`` (``Trained.params``).
+    data : framework.datasets.Data
+        The run's data, scaled as the network saw it.
+    rate_out : ndarray, shape (n_test, outputs)
+        What :func:`framework.simulation.evaluate_rates` returned on ``data.x_test``.
+    readout_bins : int or None
+        Sequences: how many last time bins the read-out pools
+        (:func:`framework.training.readout_bins`); None for static inputs.
+    """
+
+    model: Any
+    params: Path
+    data: Any
+    rate_out: np.ndarray
+    readout_bins: int | None = None
+
+
+def check_register(name: str) -> None:
+    """Refuse a ``tracking.register`` name the model registry would refuse, before the run.
+
+    Raises
+    ------
+    UserError
+        Naming ``tracking.register``: blank, or holding ``/`` or ``:`` (MLflow's rule).
+    """
+    if name and (not name.strip() or any(c in name for c in "/:")):
+        raise UserError(f"tracking.register: {name!r} cannot name a registered model (no '/' or "
+                        f"':', not blank)")
+
+
+# --------------------------------------------------------------------------------- the model
+class _RateNetworkMethods:
+    """The methods of :class:`RateNetwork` (the class itself also derives from MLflow's
+    ``PythonModel``, which is why it is assembled on first use)."""
+
+    #: (minibatch size, simulator, input node, output probe) of the simulator built last
+    _sim: tuple[int, Any, Any, Any] | None = None
+
+    def load_context(self, context) -> None:
+        """Read the config and shapes; the NengoDL simulator is built on the first predict."""
+        from omegaconf import OmegaConf
+
+        self._files = {k: Path(v) for k, v in context.artifacts.items()}
+        self._net = json.loads(self._files["network"].read_text())
+        self._cfg = OmegaConf.load(self._files["config"])
+        self._sim = None
+
+    def predict(self, context, model_input, params=None):
+        """The rate network's outputs (n, outputs) for inputs ``model_input`` (n, *input shape).
+
+        Parameters
+        ----------
+        context : mlflow.pyfunc.PythonModelContext
+        model_input : array-like
+            Inputs in the units the run's network got them (after ``dataset.scaling``).
+        params : dict, optional
+            Unused (MLflow's inference parameters).
+        """
+        from .training import as_steps, pad_to
+
+        x = np.asarray(model_input, dtype=np.float32)
+        shape = tuple(self._net["input_shape"])
+        if x.ndim == len(shape):  # one input without its batch axis
+            x = x[None]
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(f"the network takes inputs of shape (n, {', '.join(map(str, shape))})"
+                             f", got {x.shape}")
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, self._net["n_outputs"]), np.float32)
+        mb = min(int(self._cfg.simulation.minibatch_size), n)  # as evaluate_rates batches them
+        sim, inp, out_p = self._simulator(mb)
+        y = sim.predict({inp: pad_to(as_steps(x, self._net["sequence"]), mb)}, verbose=0)
+        y = y[out_p][:n]
+        if self._net["sequence"]:  # one step per time bin: the bins the spiking read-out covers
+            return y[:, -int(self._net["readout_bins"]):].mean(axis=1)
+        return y[:, -1]
+
+    def converter(self, spiking: bool = False):
+        """The network converted as the run converted it.
+
+        Parameters
+        ----------
+        spiking : bool
+            False: the rate network (the neurons' rate versions, no synapses), as ``predict``
+            runs it. True: the spiking network of the run's simulation (``neuron`` as configured,
+            ``simulation.synapse`` on every connection, s).
+
+        Returns
+        -------
+        (nengo_dl.Converter, pathlib.Path)
+            The converter, and the parameters to load into a simulator of its network
+            (``sim.load_params(str(path))``).
+        """
+        from . import quiet
+
+        quiet.tensorflow()
+        import tensorflow as tf
+
+        from .conversion import convert, scales
+        from .native import rate_version
+
+        keras_model = tf.keras.models.load_model(str(self._files["keras"]), compile=False)
+        neuron_type = _neuron_type(self._cfg.neuron)
+        if not spiking:
+            neuron_type = rate_version(neuron_type)
+        synapse = self._cfg.simulation.synapse if spiking else None
+        conv = convert(keras_model, neuron_type, scales(self._cfg, keras_model), synapse=synapse,
+                       seed=int(self._cfg.seed))
+        return conv, self._files["params"].with_suffix("")
+
+    def _simulator(self, minibatch: int):
+        """One NengoDL simulator of the rate network, rebuilt only when the batch size changes
+        (building one takes seconds; NengoDL fixes the minibatch size when it builds)."""
+        if self._sim is not None and self._sim[0] == minibatch:
+            return self._sim[1], self._sim[2], self._sim[3]
+        import nengo_dl
+
+        self.close()
+        conv, params = self.converter(spiking=False)
+        keras_model = conv.model
+        sim = nengo_dl.Simulator(conv.net, minibatch_size=minibatch, seed=int(self._cfg.seed),
+                                 progress_bar=False)
+        sim.load_params(str(params))
+        inp, out_p = conv.inputs[keras_model.inputs[0]], conv.outputs[keras_model.outputs[0]]
+        self._sim = (minibatch, sim, inp, out_p)
+        return sim, inp, out_p
+
+    def close(self) -> None:
+        """Close the simulator (its TensorFlow graph), if one was built."""
+        if self._sim is not None:
+            sim, self._sim = self._sim[1], None
+            sim.close()
+
+    def __del__(self) -> None:
+        # NengoDL warns about a simulator garbage-collected while open
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _neuron_type(node):
+    """The Nengo neuron type of a config's ``neuron`` node (its schema from the registry)."""
+    from omegaconf import OmegaConf
+
+    from . import neurons
+    from .config import GROUPS
+
+    schema = GROUPS["neuron"][str(node.name)]
+    return neurons.build(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node)))
+
+
+_built: dict[str, type] = {}
+
+
+def __getattr__(name: str):
+    if name == "RateNetwork":
+        if name not in _built:
+            import mlflow.pyfunc
+
+            cls = type("RateNetwork", (_RateNetworkMethods, mlflow.pyfunc.PythonModel),
+                       {"__module__": __name__, "__qualname__": "RateNetwork",
+                        "__doc__": "The run's rate network as an MLflow pyfunc model (see the "
+                                   "module docstring)."})
+            _built[name] = cls
+        return _built[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------------- logging
+def requirements() -> list[str]:
+    """:data:`REQUIREMENTS` pinned to the installed versions (MLflow would otherwise load the
+    model in a subprocess to guess them: a second TensorFlow process and tens of seconds)."""
+    import importlib.metadata
+
+    out = []
+    for dist in REQUIREMENTS:
+        try:
+            out.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(dist)
+    return out
+
+
+def _save_unchecked(validate_serving_input: bool = True, **kwargs):
+    """``mlflow.pyfunc.save_model`` without Model.log's serving-input check, which would load the
+    model again and build a second NengoDL simulator to predict the example the run computed."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.save_model(**kwargs)
+
+
+#: mlflow.pyfunc as Model.log sees a flavour (its name, its save_model), minus that check
+_PYFUNC_UNCHECKED = SimpleNamespace(__name__="mlflow.pyfunc", save_model=_save_unchecked)
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """No MLflow INFO lines ("Validating input example ...") or artifact progress bars while the
+    model is logged: the run's console says what happened, once."""
+    import logging
+    import os
+
+    logger = logging.getLogger("mlflow")
+    level, bar = logger.level, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(logging.WARNING)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+
+
+def _signature(x: np.ndarray, y: np.ndarray):
+    """Tensor signature, float32 in and out (NengoDL computes in float32, whatever it is given;
+    MLflow checks tensor dtypes exactly), the batch axis free."""
+    from mlflow.models import infer_signature
+
+    return infer_signature(x.astype(np.float32), y.astype(np.float32))
+
+
+def log_network(tracker, net: TrainedNetwork, config_yaml: str, register: str = "") -> dict:
+    """Log ``net`` as the run's MLflow model; register it when ``register`` names a model.
+
+    Parameters
+    ----------
+    tracker : framework.tracking.Tracker
+        The run (its store and run id; no global active run is used or left).
+    net : TrainedNetwork
+    config_yaml : str
+        The run's resolved config, as it rebuilds the network (``config.yaml`` beside the model).
+    register : str, optional
+        ``tracking.register``: a registered model to add this one to as a new version.
+
+    Returns
+    -------
+    dict
+        ``uri`` (``runs:/<run id>/model``), ``model_id``, ``seconds`` (wall time spent logging),
+        and with ``register`` the ``version`` created.
+    """
+    import io
+
+    from framework import __version__
+
+    from .tracking import retry, scratch_dir, use_uri
+
+    t0 = time.perf_counter()
+    data = net.data
+    tmp = scratch_dir()
+    try:
+        keras_path = tmp / "keras_model.keras"
+        net.model.save(str(keras_path))
+        params = tmp / "params.npz"
+        shutil.copy2(f"{net.params}.npz", params)
+        (tmp / "config.yaml").write_text(config_yaml)
+        network = {"input_shape": list(data.x_test.shape[1:]), "n_outputs": int(data.n_outputs),
+                   "sequence": bool(data.sequence), "readout_bins": net.readout_bins,
+                   "task": data.task,
+                   "dataset": data.name, "spiketune_version": __version__,
+                   "run_id": tracker.run_id}
+        (tmp / "network.json").write_text(json.dumps(network, indent=1))
+        x_example = np.asarray(data.x_test[:N_EXAMPLE], dtype=np.float32)
+        y_example = np.asarray(net.rate_out[:N_EXAMPLE])
+        import mlflow.pyfunc
+        from mlflow.models import Model
+
+        # models from code (MLflow's advice): the model is this script, run at load, instead of
+        # a pickled instance that only unpickles under the same library versions
+        code = tmp / "rate_network.py"
+        code.write_text(MODEL_CODE)
+        client = tracker.client
+        # created here, in the run's experiment: Model.log would put it in the process's active
+        # experiment (Default, artifacts under ./mlruns of whatever the working directory is)
+        logged = retry(client.create_logged_model, tracker.experiment_id, name=NAME,
+                       source_run_id=tracker.run_id,
+                       params={k: v[:6000] for k, v in client.get_run(tracker.run_id)
+                               .data.params.items()},
+                       tags={"spiketune.run_name": tracker.run_name or ""})
+        with use_uri(tracker.uri), _quiet_mlflow():
+            info = Model.log(
+                None, name=NAME, flavor=_PYFUNC_UNCHECKED, run_id=tracker.run_id,
+                model_id=logged.model_id, python_model=str(code),
+                artifacts={"keras": str(keras_path), "params": str(params),
+                           "config": str(tmp / "config.yaml"),
+                           "network": str(tmp / "network.json")},
+                signature=_signature(x_example, y_example), input_example=x_example,
+                pip_requirements=requirements(),
+                metadata={"spiketune_version": __version__, "run_id": tracker.run_id,
+                          "what": "spiketune rate network: rate neurons, no synapses, one step"},
+                validate_serving_input=False)
+            out = {"uri": f"runs:/{tracker.run_id}/{NAME}", "model_id": info.model_id}
+            if register:
+                # MLflow prints its own two lines about it; the run's console says it once
+                with contextlib.redirect_stderr(io.StringIO()):
+                    version = mlflow.register_model(info.model_uri, register,
+                                                    await_registration_for=0)
+                out["version"] = str(version.version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
