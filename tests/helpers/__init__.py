@@ -96,6 +96,19 @@ def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGINT, handlers[1])
+        _drop_log_handlers()
+
+
+def _drop_log_handlers() -> None:
+    """Remove the handlers Hydra's logging config installed in this process: they hold streams
+    (pytest's captured stderr, a job's log file) that are closed once the test ends."""
+    import logging
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers[:]:
+            logger.removeHandler(handler)
 
 
 def family(uri: str):
