@@ -109,6 +109,7 @@ def _drop_log_handlers() -> None:
     for logger in loggers:
         for handler in logger.handlers[:]:
             logger.removeHandler(handler)
+            handler.close()  # out of logging's shutdown list too, so nothing flushes it later
 
 
 def family(uri: str):
