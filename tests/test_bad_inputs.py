@@ -589,8 +589,9 @@ These checks are for mistakes, not for attackers. Plainly:
   before they are unpacked, csv files as text, and a path that is not a regular file (a pipe, a
   device) is refused rather than waited on.
 - **The MLflow store is trusted**: anyone who can write to it can change what runs report.
-  Credentials in `tracking.uri` are not logged or printed; pass them through MLflow's
-  environment variables (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`).""".splitlines()
+  Credentials written into `tracking.uri` are still logged and printed with it (a known gap):
+  pass them through MLflow's environment variables (`MLFLOW_TRACKING_USERNAME`,
+  `MLFLOW_TRACKING_PASSWORD`) instead.""".splitlines()
 
 
 def test_docs_table_lists_every_case():
