@@ -74,9 +74,15 @@ def external(tmp_path) -> Path:
     return site
 
 
+def in_copy(args: list[str], project: Path):
+    """``python -m framework args`` of the copy: put on the path by name (PYTHONPATH), as an
+    installed copy would be; the working directory is never searched for code."""
+    return cli(args, cwd=project.parent, env={"PYTHONPATH": str(project)})
+
+
 def test_copied_project_knows_the_new_plugin_and_its_config(project):
-    proc = cli(["--cfg", "job", "analysis=[firing,my_probe]",
-                "analyses.my_probe.threshold_hz=75"], cwd=project)
+    proc = in_copy(["--cfg", "job", "analysis=[firing,my_probe]",
+                    "analyses.my_probe.threshold_hz=75"], project)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"my_probe:\n\s+threshold_hz: 75(\.0)?\n", proc.stdout), proc.stdout
     # the copy's framework is unchanged: the plugin alone made the difference
@@ -85,11 +91,11 @@ def test_copied_project_knows_the_new_plugin_and_its_config(project):
 
 
 def test_new_plugin_config_is_validated_before_tensorflow(project):
-    proc = cli(["analysis=[firing,my_probe]", "analyses.my_probe.threshold_hz=-1"], cwd=project)
+    proc = in_copy(["analysis=[firing,my_probe]", "analyses.my_probe.threshold_hz=-1"], project)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "analyses.my_probe.threshold_hz: must be >= 0" in lines[0], lines
-    proc = cli(["analyses.my_probe.threshold=5"], cwd=project)
+    proc = in_copy(["analyses.my_probe.threshold=5"], project)
     assert proc.returncode == 2 and "analyses.my_probe.threshold" in proc.stderr
 
 

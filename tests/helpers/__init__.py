@@ -88,6 +88,13 @@ def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
     monkeypatch.setattr(framework.pipeline, "run", pipeline)
     monkeypatch.setattr(sys, "argv", ["spiketune"])
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    before = _log_handlers()
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        # Hydra's logging config closes every handler in the process, and absl's (made when
+        # TensorFlow was first imported, by an earlier test) closes its stream unless that is the
+        # *current* sys.stderr: under capsys it is not, and pytest's own capture file would close.
+        monkeypatch.setattr(absl.get_absl_handler().python_handler, "stream", sys.__stderr__)
     try:
         main(args)
         return 0
@@ -96,20 +103,32 @@ def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGINT, handlers[1])
-        _drop_log_handlers()
+        _drop_log_handlers(before)
 
 
-def _drop_log_handlers() -> None:
-    """Remove the handlers Hydra's logging config installed in this process: they hold streams
-    (pytest's captured stderr, a job's log file) that are closed once the test ends."""
+def _log_handlers() -> dict:
+    """``{logger: [handler, ...]}`` of every logger in this process."""
     import logging
 
     loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
                                        if isinstance(lg, logging.Logger)]
-    for logger in loggers:
-        for handler in logger.handlers[:]:
-            logger.removeHandler(handler)
-            handler.close()  # out of logging's shutdown list too, so nothing flushes it later
+    return {lg: lg.handlers[:] for lg in loggers}
+
+
+def _drop_log_handlers(before: dict) -> None:
+    """Remove the handlers Hydra's logging config installed in this process during a run: they
+    hold streams (pytest's captured stderr, a job's log file) that close once the test ends.
+    Pytest's own capture handlers (there before the run) are put back untouched: closing them
+    closes the buffer pytest reads at teardown."""
+    for logger, handlers in _log_handlers().items():
+        kept = before.get(logger, [])
+        for handler in handlers:
+            if handler not in kept:
+                logger.removeHandler(handler)
+                handler.close()  # out of logging's shutdown list too, so nothing flushes it later
+        for handler in kept:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
 
 
 def family(uri: str):
