@@ -15,24 +15,37 @@ determines the trained weights:
 * the source of the modules that build and train the network, and the TensorFlow/NengoDL versions,
   so a code change never reuses stale weights.
 
-Entries live in ``outputs/cache/<key>/`` (``params.npz`` as ``sim.save_params`` writes it, and
-``trained.json`` with the loss per epoch and the regulariser statistics); ``SPIKETUNE_CACHE_DIR``
-moves them. An entry is trained into a temporary folder and renamed into place, so a reader sees a
-whole entry or none, and an exclusive ``fcntl`` lock per key makes parallel jobs with the same key
-wait for the first one instead of all training. ``training.cache=false`` bypasses the cache.
+Entries live in ``outputs/cache/<key>/`` (``params.npz`` as ``sim.save_params`` writes it,
+``trained.json`` with the loss per epoch and the regulariser statistics, and ``manifest.json``, written
+last, with the key and the size and sha256 of the other two); ``SPIKETUNE_CACHE_DIR`` moves them.
+An entry is trained into a temporary folder and renamed into place, so a reader sees a whole entry
+or none, and an exclusive lock (:class:`filelock.FileLock`) per key makes parallel jobs with the same
+key wait for the first one instead of all training. ``training.cache=false`` bypasses the cache.
+
+Every read checks the entry against its manifest, as DVC checks its cache: a truncated or edited
+file, a file or folder copied in from another key, or a missing or unreadable manifest is reported in
+one line, the entry is removed and the weights are trained again (``spiketune.training_cache`` is
+then ``rebuilt``); a damaged entry is never served. Temporary folders left by a killed write (their
+writer's process is gone, or they are older than :data:`STALE_S`) are deleted when the cache is next
+used.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
-FORMAT = 1  # bump when the entry layout changes
+from filelock import FileLock
+
+# bump when the entry layout changes so that an old entry could be misread (the manifest needed
+# no bump: an entry without one is reported and rebuilt, so old entries are replaced, not orphaned)
+FORMAT = 1
 #: modules whose code decides the trained weights (found by import, so a move cannot drop one)
 SOURCES = ("framework.training", "framework.conversion", "framework.regularizers",
            "framework.models", "framework.neurons", "framework.native", "framework.keras_io.screen",
@@ -40,6 +53,17 @@ SOURCES = ("framework.training", "framework.conversion", "framework.regularizers
 #: libraries whose version decides the trained weights
 LIBRARIES = ("tensorflow", "tf_keras", "keras", "nengo_dl", "nengo", "numpy")
 ENTRY_FILES = ("params.npz", "trained.json")
+#: written last into an entry: its key, and the size and sha256 of each of :data:`ENTRY_FILES`
+MANIFEST = "manifest.json"
+#: age (s) past which a temporary folder is a killed write's leftover whoever wrote it; a write
+#: only copies the weights and two small files, so a live one is seconds old
+STALE_S = 15 * 60
+_HOST = socket.gethostname()
+#: a temporary folder (a write, or a damaged entry moved aside to be deleted):
+#: ``.tmp-<key[:16]>-<random>-<pid>@<host>``; the pid tells a dead writer on this host
+_TMP = re.compile(r"^\.tmp-[0-9a-f]{16}-[a-z0-9_]+-(?P<pid>\d+)@(?P<host>.+)$")
+#: the temporary folders of the releases before the manifest (no pid: cleaned by age only)
+_OLD_TMP = re.compile(r"^\.[0-9a-f]{16}-[a-z0-9_]{8}$")
 
 
 def cache_root() -> Path:
@@ -147,43 +171,163 @@ def cache_key(cfg, data) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive advisory lock on ``path`` (created if missing), held for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+def _sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(entry: Path, key: str) -> str:
+    """What is wrong with the cache entry ``entry`` for ``key``: ``""`` when it may be served.
+
+    Parameters
+    ----------
+    entry : pathlib.Path
+        An existing entry folder, ``<cache root>/<key>``.
+    key : str
+        The key the entry is to serve; its manifest must name it, so that a folder copied in under
+        another key is foreign.
+
+    Returns
+    -------
+    str
+        ``""``, or one phrase naming the file and the fault, e.g. ``"params.npz sha256 mismatch
+        (damaged or foreign)"`` or ``"params.npz is 812 B, manifest.json says 1650 B (truncated or
+        foreign)"``.
+    """
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"{MANIFEST} missing (an entry from before manifests, or damaged)"
+    except (OSError, ValueError) as ex:
+        return f"{MANIFEST} unreadable ({type(ex).__name__})"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return f"{MANIFEST} malformed"
+    if manifest.get("key") != key:
+        return f"{MANIFEST} is for key {str(manifest.get('key'))[:12]} (foreign entry)"
+    for name in ENTRY_FILES:
+        want = manifest["files"].get(name)
+        if not isinstance(want, dict):
+            return f"{MANIFEST} does not list {name}"
         try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            size = (entry / name).stat().st_size
+            # the size first: a truncated file is told without reading it
+            if size != want.get("size"):
+                return (f"{name} is {size} B, {MANIFEST} says {want.get('size')} B "
+                        f"(truncated or foreign)")
+            if _sha256(entry / name) != want.get("sha256"):
+                return f"{name} sha256 mismatch (damaged or foreign)"
+        except FileNotFoundError:
+            return f"{name} missing"
+        except OSError as ex:
+            return f"{name} unreadable ({ex.strerror or type(ex).__name__})"
+    return ""
 
 
-def _load(entry: Path):
-    """The cached Trained of a complete entry, or None if it is missing or unreadable."""
+def _load(entry: Path, key: str):
+    """``(Trained, "")`` for an entry that verifies, ``(None, "")`` when there is no entry, and
+    ``(None, what is wrong)`` for a damaged or foreign one."""
     from .training import Trained
 
-    try:
+    if not entry.exists():
+        return None, ""
+    problem = verify(entry, key)
+    if problem:
+        return None, problem
+    try:  # the bytes are the ones written; only a writer's bug could make them unparseable
         meta = json.loads((entry / "trained.json").read_text())
-        if not (entry / "params.npz").is_file():
-            return None
         return Trained(params=entry / "params", loss=[float(v) for v in meta["loss"]],
-                       regularizers={k: float(v) for k, v in meta["regularizers"].items()})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+                       regularizers={k: float(v) for k, v in meta["regularizers"].items()}), ""
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as ex:
+        return None, f"trained.json unreadable ({type(ex).__name__})"
+
+
+def _tmp_dir(root: Path, key: str) -> Path:
+    """A new temporary folder in ``root`` named for :func:`clean_leftovers` (key, pid, host)."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", suffix=f"-{os.getpid()}@{_HOST}",
+                                 dir=root))
+
+
+def _discard(entry: Path, key: str) -> None:
+    """Delete an entry: renamed aside first, so a lock-free reader sees it whole or not at all
+    (and a deletion cut short leaves a temporary folder, which :func:`clean_leftovers` removes)."""
+    aside = _tmp_dir(entry.parent, key)
+    os.rename(entry, aside / "entry")
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
+    """Delete the temporary folders that killed writes left in the cache folder ``root``.
+
+    A folder goes when its writer ran on this host and its process is gone, or when it is older
+    than :data:`STALE_S` (a writer on another host, or a folder from before pids were recorded).
+    Only folders named as the cache names them are touched, so a ``SPIKETUNE_CACHE_DIR`` pointed at
+    a shared folder loses nothing else.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The cache folder (:func:`cache_root`); may not exist yet.
+    now : float, optional
+        The time (s since the epoch) ages are measured from; the current time by default.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders deleted.
+    """
+    try:
+        candidates = [p for p in root.iterdir() if p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for path in candidates:
+        ours = _TMP.match(path.name)
+        if ours is None and _OLD_TMP.match(path.name) is None:
+            continue
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            continue
+        dead = ours is not None and ours["host"] == _HOST and not _alive(int(ours["pid"]))
+        if dead or age > STALE_S:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _store(result, entry: Path, key: str, cfg, data) -> None:
-    """Move a fresh training result into ``entry`` atomically (temp folder + rename)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=entry.parent))
+    """Move a fresh training result into ``entry`` atomically (temp folder + rename), the
+    manifest written last so that it describes the files as they are on disk."""
+    tmp = _tmp_dir(entry.parent, key)
     try:
         shutil.copy2(f"{result.params}.npz", tmp / "params.npz")
         (tmp / "trained.json").write_text(json.dumps({
             "loss": result.loss, "regularizers": result.regularizers, "key": key,
             "config": training_config(cfg, bool(data.sequence)), "data_digest": data.digest},
             indent=1, default=str))
-        if entry.exists():  # an unreadable leftover (the lock makes this the only writer)
-            shutil.rmtree(entry)
+        files = {name: {"size": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+                 for name in ENTRY_FILES}
+        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "key": key, "files": files},
+                                               indent=1))
+        if entry.exists():  # a damaged leftover (the lock makes this the only writer)
+            _discard(entry, key)
         os.rename(tmp, entry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -210,33 +354,47 @@ def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epo
 
     Returns
     -------
-    (Trained, bool)
+    (Trained, str)
         The trained parameters (inside the cache entry when cached), with ``cache_key`` set when
-        the cache is on, and whether they came from the cache (``spiketune.training_cache`` tag
-        hit/miss).
+        the cache is on, and the ``spiketune.training_cache`` tag: ``"hit"`` (from the cache),
+        ``"miss"`` (trained and cached), ``"rebuilt"`` (the entry was damaged or foreign: reported,
+        removed, trained and cached again) or ``"off"`` (``training.cache=false``).
     """
     # a train without live logging (a stand-in) is called as before
     live = {"on_epoch": on_epoch} if on_epoch is not None else {}
     if not cfg.training.cache:
-        return train(model, data, cfg, neuron_type, scratch / "trained", console, **live), False
+        return train(model, data, cfg, neuron_type, scratch / "trained", console, **live), "off"
     key = cache_key(cfg, data)
     root = cache_root()
     entry = root / key
-    hit = _load(entry)  # a complete entry needs no lock: it only ever appears by rename
+    gone = clean_leftovers(root)
+    if gone:
+        console.say(f"          cache    removed {len(gone)} leftover temporary folder(s) of "
+                    f"killed writes")
+    hit, problem = _load(entry, key)  # a complete entry needs no lock: it only appears by rename
     if hit is not None:
         console.say(f"          cache    hit {key[:12]} ({entry})")
         hit.cache_key = key
-        return hit, True
-    with _locked(root / f"{key}.lock"):
-        hit = _load(entry)  # another job may have trained it while we waited
+        return hit, "hit"
+    if problem:
+        console.say(f"          cache    entry {key[:12]}: {problem}; rebuilding")
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f"{key}.lock")):
+        hit, again = _load(entry, key)  # another job may have (re)built it while we waited
         if hit is not None:
             console.say(f"          cache    hit {key[:12]} (trained by a parallel job)")
             hit.cache_key = key
-            return hit, True
-        console.say(f"          cache    miss {key[:12]}: training")
+            return hit, "hit"
+        if again and not problem:  # damaged while we waited: still one line
+            console.say(f"          cache    entry {key[:12]}: {again}; rebuilding")
+        problem = problem or again
+        if again:
+            _discard(entry, key)
+        if not problem:
+            console.say(f"          cache    miss {key[:12]}: training")
         result = train(model, data, cfg, neuron_type, scratch / "trained", console, **live)
         _store(result, entry, key, cfg, data)
-    stored = _load(entry)
+    stored, _ = _load(entry, key)
     out = stored if stored is not None else result
     out.cache_key = key
-    return out, False
+    return out, "rebuilt" if problem else "miss"

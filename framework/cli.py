@@ -30,12 +30,9 @@ _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
 
 
 def _register_resolvers() -> None:
-    from omegaconf import OmegaConf
+    from .config import register_resolvers
 
-    from .tracking import OUTPUTS
-
-    if not OmegaConf.has_resolver("spiketune_outputs"):
-        OmegaConf.register_new_resolver("spiketune_outputs", lambda: str(OUTPUTS))
+    register_resolvers()
 
 
 def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
@@ -219,6 +216,11 @@ def prevalidate(argv: list[str]) -> int:
     shows_cfg = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
     if not runs and not shows_cfg:
         return 0
+    if shows_cfg and "--resolve" in argv and _cfg_package(argv) == "hydra":
+        # Hydra resolves its own node cut off from the job's config, which hydra.run.dir and
+        # hydra.sweep.dir read (paths.outputs): it would end in a traceback
+        raise UserError("--cfg hydra --resolve: Hydra resolves its node without the job's config "
+                        "(hydra.run.dir uses paths.outputs); use --cfg all --resolve")
     register()
     _register_resolvers()
     GlobalHydra.instance().clear()
@@ -260,6 +262,16 @@ def prevalidate(argv: list[str]) -> int:
         raise UserError(one_line(ex)) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _cfg_package(argv: list[str]) -> str:
+    """The value of ``--cfg``/``-c`` (``job``, ``hydra`` or ``all``); empty when not given."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--cfg="):
+            return arg.split("=", 1)[1]
+        if arg in ("--cfg", "-c") and i + 1 < len(argv):
+            return argv[i + 1]
+    return ""
 
 
 def _app():

@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from omegaconf import MISSING, OmegaConf
@@ -336,7 +337,7 @@ class ConversionConfig:
 # ---------------------------------------------------------------------------------------- tracking
 @dataclass
 class TrackingConfig:
-    uri: str = ""  # MLflow tracking URI; empty: sqlite:///<repo>/outputs/mlflow.db (absolute)
+    uri: str = ""  # MLflow tracking URI; empty: paths.store (sqlite:///<outputs>/mlflow.db)
     experiment: str = "spiketune"  # MLflow experiment name
     run_name: str = ""  # MLflow run name; empty: derived from the overrides
     plots: bool = True  # draw and log plots (False: numbers only, faster sweeps)
@@ -357,6 +358,17 @@ class TrackingConfig:
 class AnalysesCommon:
     layers: list[str] = field(default_factory=list)  # hidden layers to analyse; empty: all
     max_neurons: int = bounded(0, ge=0)  # neurons analysed per layer (a seeded sample); 0: all
+
+
+@dataclass
+class PathsConfig:
+    """Folders a run writes to and reads from (conf/paths/); relative ones are taken from the
+    launch directory."""
+
+    outputs: str = MISSING  # Hydra's run and sweep folders (path)
+    data: str = ""  # base of relative dataset.path, model.path, model.params (path); "": launch dir
+    store: str = MISSING  # MLflow tracking URI used when tracking.uri is empty
+    cache: str = MISSING  # training cache folder (path)
 
 
 @dataclass
@@ -390,6 +402,7 @@ class Config:
     analysis: list[str] = field(default_factory=lambda: ["auto"])
     analyses: Any = MISSING  # one node per analysis plugin (built from the plugins' own configs)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     # labels logged as MLflow tags: "name" (tag name = "true") or "name:value"
     tags: list[str] = field(default_factory=list)
     # the metric a sweep's job returns, for a search sweeper (e.g. spiking/angle_error_deg);
@@ -436,6 +449,18 @@ def __getattr__(name: str):
         return analyses_schema()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+def register_resolvers() -> None:
+    """``${spiketune_outputs:}`` (``$SPIKETUNE_OUTPUTS`` or <repo>/outputs), the default of
+    ``paths.outputs``; idempotent. Run at import, so a launcher's worker that unpickles a job's
+    config (which still holds the interpolation) can resolve it."""
+    if not OmegaConf.has_resolver("spiketune_outputs"):
+        from .tracking import OUTPUTS
+
+        OmegaConf.register_new_resolver("spiketune_outputs", lambda: str(OUTPUTS))
+
+
+register_resolvers()
 
 _registered = False
 
@@ -517,6 +542,19 @@ def _check_search(obj: Config) -> None:
         raise UserError("budget.metric, budget.max: give both or neither")
 
 
+def _resolve_data_paths(obj: Config) -> None:
+    """Take relative ``dataset.path``, ``model.path`` and ``model.params`` from ``paths.data``
+    (itself relative to the launch directory) when it is set; absolute paths stay as written."""
+    base = obj.paths.data
+    if not base:
+        return
+    for group, key in (("dataset", "path"), ("model", "path"), ("model", "params")):
+        node = getattr(obj, group)
+        value = getattr(node, key, None)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            setattr(node, key, str(Path(base).expanduser() / value))
+
+
 def validate(cfg) -> Config:
     """Check a composed config and return it as typed dataclasses.
 
@@ -555,6 +593,7 @@ def validate(cfg) -> Config:
             raise UserError("model.intercept_low: must be <= model.intercept_high")
         if m.max_rate_low > m.max_rate_high:
             raise UserError("model.max_rate_low: must be <= model.max_rate_high")
+    _resolve_data_paths(obj)
     if not obj.tracking.experiment.strip():
         raise UserError("tracking.experiment: needs a name (MLflow refuses an empty one)")
     sim = obj.simulation

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: groups a user chooses from, in the order a run uses them (schema/* and tuned/ are internal)
-USER_GROUPS = ["dataset", "model", "neuron", "experiment", "debug", "hydra/launcher",
+USER_GROUPS = ["dataset", "model", "neuron", "experiment", "debug", "paths", "hydra/launcher",
                "hydra/sweeper"]
 
 USAGE = """\
@@ -33,7 +33,8 @@ keys (every one typed and checked before TensorFlow loads; units in framework/co
   seed, dataset.*, model.*, neuron.*, training.* (epochs, batch_size, learning_rate,
   x_intercepts, rates, biases), simulation.* (n_steps, dt, synapse, scale_firing_rates,
   readout_steps), conversion.*, analysis=[firing,thresholds,tuning,...], analyses.<name>.*,
-  tracking.* (uri, experiment, run_name, plots), tags=[...], objective=<metric>
+  tracking.* (uri, experiment, run_name, plots), paths.* (outputs, data, store, cache),
+  tags=[...], objective=<metric>
 """
 
 

@@ -99,3 +99,36 @@ def test_a_jobs_config_unpickles_and_validates_in_a_fresh_process(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["['hidden0']", "3", "0.1"]
+
+
+def test_paths_outputs_moves_the_store_the_cache_and_hydras_folders(monkeypatch):
+    monkeypatch.delenv("SPIKETUNE_CACHE_DIR", raising=False)
+    cfg = compose(["paths.outputs=/scratch/me"])
+    assert cfg.tracking.uri == "sqlite:////scratch/me/mlflow.db"
+    assert cfg.paths.cache == "/scratch/me/cache"
+    # an explicit tracking.uri wins over paths.store
+    assert compose(["paths.outputs=/scratch/me", "tracking.uri=sqlite:////s/m.db"]
+                   ).tracking.uri == "sqlite:////s/m.db"
+    proc = cli(["--cfg", "all", "--resolve", "paths.outputs=/scratch/me"])
+    assert proc.returncode == 0, proc.stderr
+    assert "dir: /scratch/me/hydra/" in proc.stdout and "dir: /scratch/me/multirun/" in proc.stdout
+    # Hydra resolves --cfg hydra cut off from paths.*: one line instead of its traceback
+    proc = cli(["--cfg", "hydra", "--resolve"])
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "use --cfg all --resolve" in proc.stderr
+
+
+def test_the_cache_environment_variable_is_only_the_default(monkeypatch):
+    monkeypatch.setenv("SPIKETUNE_CACHE_DIR", "/env/cache")
+    assert compose().paths.cache == "/env/cache"
+    assert compose(["paths.cache=/cli/cache"]).paths.cache == "/cli/cache"
+
+
+def test_relative_inputs_are_read_from_paths_data():
+    base = ["dataset=file", "model=keras_file", "paths.data=/data/lab"]
+    obj = validate(compose([*base, "dataset.path=emg.npz", "model.path=nets/model.keras"]))
+    assert (obj.dataset.path, obj.model.path) == ("/data/lab/emg.npz", "/data/lab/nets/model.keras")
+    obj = validate(compose([*base, "dataset.path=/elsewhere/emg.npz", "model.path=m.keras"]))
+    assert obj.dataset.path == "/elsewhere/emg.npz"  # absolute paths stay as written
+    # without paths.data they stay relative: taken from the launch directory when read
+    assert validate(compose(["dataset=file", "dataset.path=emg.npz"])).dataset.path == "emg.npz"
