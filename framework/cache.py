@@ -15,19 +15,20 @@ determines the trained weights:
 * the source of the modules that build and train the network, and the TensorFlow/NengoDL versions,
   so a code change never reuses stale weights.
 
-Entries live in ``outputs/cache/<key>/`` (``params.npz`` as ``sim.save_params`` writes it,
-``trained.json`` with the loss per epoch and the regulariser statistics, and ``manifest.json``, written
-last, with the key and the size and sha256 of the other two); ``SPIKETUNE_CACHE_DIR`` moves them.
-An entry is trained into a temporary folder and renamed into place, so a reader sees a whole entry
-or none, and an exclusive lock (:class:`filelock.FileLock`) per key makes parallel jobs with the same
-key wait for the first one instead of all training. ``training.cache=false`` bypasses the cache.
+Entries live in ``outputs/cache/<key>/``: ``params.npz`` as ``sim.save_params`` writes it,
+``trained.json`` with the loss per epoch and the regulariser statistics, and ``manifest.json``,
+written last, with the key and the size and sha256 of the other two; ``SPIKETUNE_CACHE_DIR`` moves
+them. An entry is trained into a temporary folder and renamed into place, so a reader sees a whole
+entry or none, and an exclusive lock (:class:`filelock.FileLock`) per key makes parallel jobs with
+the same key wait for the first one instead of all training. ``training.cache=false`` bypasses the
+cache.
 
 Every read checks the entry against its manifest, as DVC checks its cache: a truncated or edited
-file, a file or folder copied in from another key, or a missing or unreadable manifest is reported in
-one line, the entry is removed and the weights are trained again (``spiketune.training_cache`` is
-then ``rebuilt``); a damaged entry is never served. Temporary folders left by a killed write (their
-writer's process is gone, or they are older than :data:`STALE_S`) are deleted when the cache is next
-used.
+file, a file or folder copied in from another key, or a missing or unreadable manifest is reported
+in one line, the entry is removed and the weights are trained again (``spiketune.training_cache``
+is then ``rebuilt``); a damaged entry is never served. Temporary folders left by a killed write
+(their writer's process on this host is gone, or, written on another host, they are older than
+:data:`STALE_S`) are deleted when the cache is next used.
 """
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ LIBRARIES = ("tensorflow", "tf_keras", "keras", "nengo_dl", "nengo", "numpy")
 ENTRY_FILES = ("params.npz", "trained.json")
 #: written last into an entry: its key, and the size and sha256 of each of :data:`ENTRY_FILES`
 MANIFEST = "manifest.json"
-#: age (s) past which a temporary folder is a killed write's leftover whoever wrote it; a write
-#: only copies the weights and two small files, so a live one is seconds old
+#: age (s) past which another host's temporary folder is a killed write's leftover (its pid cannot
+#: be checked here); a write only copies the weights and two small files, so seconds are normal
 STALE_S = 15 * 60
 _HOST = socket.gethostname()
 #: a temporary folder (a write, or a damaged entry moved aside to be deleted):
@@ -274,8 +275,9 @@ def _alive(pid: int) -> bool:
 def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
     """Delete the temporary folders that killed writes left in the cache folder ``root``.
 
-    A folder goes when its writer ran on this host and its process is gone, or when it is older
-    than :data:`STALE_S` (a writer on another host, or a folder from before pids were recorded).
+    A folder written on this host goes when its writer's process is gone (and stays while it
+    runs, however slow the write); one written on another host, or from before pids were recorded,
+    goes when it is older than :data:`STALE_S`.
     Only folders named as the cache names them are touched, so a ``SPIKETUNE_CACHE_DIR`` pointed at
     a shared folder loses nothing else.
 
@@ -305,8 +307,11 @@ def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
             age = now - path.stat().st_mtime
         except FileNotFoundError:  # renamed into place or removed meanwhile
             continue
-        dead = ours is not None and ours["host"] == _HOST and not _alive(int(ours["pid"]))
-        if dead or age > STALE_S:
+        if ours is not None and ours["host"] == _HOST:  # the pid tells: a live write may be slow
+            stale = not _alive(int(ours["pid"]))
+        else:  # another host's writer (or no pid recorded): only its age tells
+            stale = age > STALE_S
+        if stale:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -334,7 +339,7 @@ def _store(result, entry: Path, key: str, cfg, data) -> None:
 
 
 def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epoch=None):
-    """``(Trained, cached)``: the cached weights for this training config, or train and cache.
+    """``(Trained, status)``: the cached weights for this training config, or train and cache.
 
     Parameters
     ----------
@@ -365,7 +370,9 @@ def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epo
     if not cfg.training.cache:
         return train(model, data, cfg, neuron_type, scratch / "trained", console, **live), "off"
     key = cache_key(cfg, data)
-    root = cache_root()
+    # paths.cache (its default: $SPIKETUNE_CACHE_DIR, else <paths.outputs>/cache)
+    paths = getattr(cfg, "paths", None)
+    root = Path(paths.cache).expanduser() if paths is not None and paths.cache else cache_root()
     entry = root / key
     gone = clean_leftovers(root)
     if gone:

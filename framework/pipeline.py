@@ -386,11 +386,12 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     def epoch_loss(epoch: int, loss: float) -> None:  # as each epoch ends: its own timestamp
         tracker.metrics({"train/loss": loss}, step=epoch)
 
-    result, cached = trained(cfg, model, data, neuron_type, scratch, console, train,
+    result, status = trained(cfg, model, data, neuron_type, scratch, console, train,
                              on_epoch=epoch_loss)
-    _tag(tracker, "training_cache", "hit" if cached else "miss")
-    tracker.tag("spiketune.training_cache", "hit" if cached else
-                ("miss" if result.cache_key else "off"))
+    cached = status == "hit"
+    # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
+    _tag(tracker, "training_cache", "miss" if status == "off" else status)
+    tracker.tag("spiketune.training_cache", status)
     if result.cache_key:
         tracker.tag("spiketune.training_cache_key", result.cache_key)
     metrics["time/train_s"] = time.perf_counter() - t
