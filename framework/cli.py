@@ -20,6 +20,7 @@ from .errors import (
     install_signal_handlers,
     interruption,
 )
+from .redact import redact
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Hydra flags that take a value, so the value is not mistaken for an override
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         prevalidate(argv)
     except UserError as ex:
-        print(f"spiketune: {ex}", file=sys.stderr)
+        print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
         sys.exit(EXIT_USER)
     except Exception as ex:
         if not interruption(ex):  # a signal inside a plugin's import can surface as ImportError
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         with guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → exit 2
             _app()()
     except UserError as ex:
-        print(f"spiketune: {ex}", file=sys.stderr)
+        print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
         sys.exit(EXIT_USER)
     except KeyboardInterrupt as ex:
         print(f"spiketune: {interruption(ex) or 'interrupted'}", file=sys.stderr)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from .errors import EXIT_USER, UserError
 from .progress import Console
+from .redact import redact, redact_files
 
 
 class JobResult(dict):
@@ -31,6 +33,7 @@ JSON_ENV = "SPIKETUNE_JSON"
 
 def stdout_line(result, uri: str) -> str:
     """The job's line for scripts: plain ``key=value`` pairs, or JSON under ``--json``."""
+    uri = redact(uri)
     art = result.artifact_uri
     folder = art[len("file://"):] if art.startswith("file://") else art
     if os.environ.get(JSON_ENV) == "1":
@@ -57,6 +60,12 @@ def run_job(cfg):
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    # Hydra saved the job's config and overrides (and the sweep's multirun.yaml) before the job
+    # started: a password given in tracking.uri on the command line would sit there in plain text
+    if hc.output_subdir:
+        redact_files(Path(hc.runtime.output_dir) / str(hc.output_subdir))
+    if multirun:
+        redact_files(Path(str(hc.sweep.dir)), "multirun.yaml")
     tags = {}
     console = Console()
     if multirun:
@@ -68,7 +77,7 @@ def run_job(cfg):
         result = run(cfg, console=console, tags=tags)
     except UserError as ex:
         if not multirun:
-            print(f"spiketune: {ex}", file=sys.stderr)
+            print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
             sys.exit(EXIT_USER)
         console.say(f"FAILED: {ex}")
         return JobResult(status="FAILED", error=str(ex))

@@ -269,13 +269,14 @@ def _log_model(cfg, obj, net, tracker, console, metrics: dict[str, float]) -> No
     from omegaconf import OmegaConf
 
     from .model_flavour import log_network
+    from .redact import redact
 
     register = obj.tracking.register
     console.stage("mlflow", "logging the rate network as an MLflow model"
                   + (f", registering it as '{register}'" if register else ""))
     try:
-        info = log_network(tracker, net, OmegaConf.to_yaml(_resolved(cfg, obj, True),
-                                                           resolve=True), register)
+        info = log_network(tracker, net, redact(OmegaConf.to_yaml(_resolved(cfg, obj, True),
+                                                                  resolve=True)), register)
     except Exception as ex:  # noqa: BLE001 - the run's science stands without its model
         why = f"{type(ex).__name__}: {' '.join(str(ex).split())[:300]}"
         if register:  # asked for by name: a run without it has not done what it was asked

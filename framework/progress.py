@@ -12,6 +12,7 @@ import sys
 import time
 
 from .errors import check_interrupt
+from .redact import redact
 
 LOG = logging.getLogger("spiketune")
 
@@ -35,6 +36,7 @@ class Console:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def say(self, text: str) -> None:
+        text = redact(text)  # a tracking URI's password, in a stage line or a hint
         if not self.quiet:
             print(f"{self.prefix}{text}", file=self.stream, flush=True)
             # no handler outside a Hydra job: INFO records then go nowhere, so nothing twice

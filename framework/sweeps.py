@@ -33,6 +33,7 @@ from typing import Any, cast
 from hydra.experimental.callback import Callback
 
 from .errors import EXIT_USER, UserError, interruption
+from .redact import redact
 from .tracking import ui_links
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
@@ -267,13 +268,13 @@ def swept(config) -> dict[str, str]:
 
 
 def _say(text: str) -> None:
-    print(f"[sweep] {text}", file=sys.stderr, flush=True)
+    print(f"[sweep] {redact(text)}", file=sys.stderr, flush=True)
 
 
 def _user_exit(message: str) -> None:
     # Hydra turns exceptions raised in callbacks into a traceback and exit 1; a user error is
     # one line and exit 2, like everywhere else.
-    print(f"spiketune: {message}", file=sys.stderr, flush=True)
+    print(f"spiketune: {redact(message)}", file=sys.stderr, flush=True)
     sys.exit(EXIT_USER)
 
 
@@ -366,16 +367,17 @@ class SweepCallback(Callback):
                                           .get("hydra/launcher", "basic"))}
         for stale in (sweep_dir / STATE_DIR).glob("job-*.json"):  # a reused hydra.sweep.dir
             stale.unlink(missing_ok=True)
-        run = retry(client.create_run, exp_id, run_name=name, tags=tags)
+        run = retry(client.create_run, exp_id, run_name=name,
+                    tags={k: redact(str(v)) for k, v in tags.items()})
         pid = run.info.run_id
         from mlflow.entities import Param
 
-        params = [Param(f"sweep.{k}", str(v)[:6000]) for k, v in sorted(varied.items())]
+        params = [Param(f"sweep.{k}", redact(str(v))[:6000]) for k, v in sorted(varied.items())]
         for i in range(0, len(params), 100):
             retry(client.log_batch, pid, params=params[i:i + 100])
-        retry(client.log_text, pid, OmegaConf.to_yaml(
+        retry(client.log_text, pid, redact(OmegaConf.to_yaml(
             {k: v for k, v in cast(dict, OmegaConf.to_container(config, resolve=False)).items()
-             if k != "hydra"}), "sweep_config.yaml")
+             if k != "hydra"})), "sweep_config.yaml")
         # the jobs name their runs by their values of the swept keys (job_tags), read from here
         _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
                     {"parent_run_id": pid, "name": name, "uri": uri,
@@ -464,7 +466,7 @@ class SweepCallback(Callback):
         text = (f"**{name}**: {outcome.jobs} jobs, {outcome.finished} finished, "
                 f"{outcome.failed} failed.\n\nSwept: `{state.varies or 'nothing'}`\n\n"
                 + markdown_table(["run", "status", *keys], rows))
-        retry(client.set_tag, state.parent_run_id, "mlflow.note.content", text)
+        retry(client.set_tag, state.parent_run_id, "mlflow.note.content", redact(text))
 
     @staticmethod
     def _compare(client, state: _Active) -> None:

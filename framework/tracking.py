@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
+from .redact import redact
 
 REPO = Path(__file__).resolve().parents[1]
 #: the store, artifacts, training cache and Hydra logs: ``$SPIKETUNE_OUTPUTS`` or <repo>/outputs
@@ -392,7 +393,7 @@ class Tracker:
         if run_name:  # MLflow refuses a name that differs from the tag; the name given wins
             base["mlflow.runName"] = run_name
         run = retry(self.client.create_run, self.experiment_id, run_name=run_name or None,
-                    tags={k: str(v) for k, v in base.items()})
+                    tags={k: redact(str(v)) for k, v in base.items()})
         self.run_id = run.info.run_id
         self.run_name = run.info.run_name
         self.tags = {k: str(v) for k, v in base.items()}
@@ -430,7 +431,7 @@ class Tracker:
         """Log ``flat`` params in batches of at most 100 (MLflow's limit per call)."""
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
+        items = [Param(k, redact(str(v))[:6000]) for k, v in sorted(flat.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_CALL):
             retry(self.client.log_batch, self.run_id, params=items[i:i + MAX_PARAMS_PER_CALL])
 
@@ -453,13 +454,13 @@ class Tracker:
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
     def tag(self, key: str, value) -> None:
-        retry(self.client.set_tag, self.run_id, key, str(value))
+        retry(self.client.set_tag, self.run_id, key, redact(str(value)))
 
     def artifact_dir(self, path: Path, artifact_path: str | None = None) -> None:
         retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
 
     def artifact_text(self, text: str, name: str) -> None:
-        retry(self.client.log_text, self.run_id, text, name)
+        retry(self.client.log_text, self.run_id, redact(text), name)
 
     def dataset(self, data) -> None:
         """Log the dataset as an MLflow input: name, source, digest and shapes."""

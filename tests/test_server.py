@@ -245,6 +245,52 @@ def test_artifacts_and_model_download_through_the_server(mlflow_server, tmp_path
 
 
 @pytest.mark.slow
+def test_a_password_in_the_tracking_uri_is_recorded_nowhere(mlflow_server, tmp_path):  # noqa: F811
+    """A run straight on the server's PostgreSQL database, its real password in tracking.uri:
+    the run works, and the password is in none of the terminal output, the run's params, tags
+    and artifacts (config.yaml, the model), Hydra's saved configs or the job's log."""
+    from mlflow.tracking import MlflowClient
+
+    from framework.server import DATABASE, PG_PORT, ROLE, Layout
+
+    layout = Layout(mlflow_server.data)
+    password = layout.pgpass.read_text().strip().rsplit(":", 1)[-1]
+    assert len(password) >= 16
+    uri = (f"postgresql+psycopg2://{ROLE}:{password}@/{DATABASE}?host={layout.pgdata}"
+           f"&port={PG_PORT}")
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PGPASSFILE="/nonexistent")  # the URI's own
+    proc = subprocess.run([str(BIN / "spiketune"), *TINY, "analysis=[firing]",  # quoted: '=' in
+                           "tracking.experiment=secrets", f"tracking.uri='{uri}'",  # the query
+                           f"paths.outputs={out}", f"paths.cache={tmp_path / 'cache'}"],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert password not in proc.stdout + proc.stderr
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # paths.cache: its entry is there
+    assert f"store=postgresql+psycopg2://{ROLE}:***@/" in proc.stdout
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("secrets").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["tracking.uri"].startswith(f"postgresql+psycopg2://{ROLE}:***@/")
+    recorded = [*run.data.params.values(), *run.data.tags.values()]
+    assert not [v for v in recorded if password in v]
+    got = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "got")))
+    files = [p for p in got.rglob("*") if p.is_file()]
+    assert (got / "config.yaml") in files
+    # the model's files (with the config that rebuilds the spiking network) are under the logged
+    # model's own location, not the run's
+    model = client.get_logged_model(run.data.tags["spiketune.model_id"])
+    files += [p for p in Path(model.artifact_location.removeprefix("file://")).rglob("*")
+              if p.is_file()]
+    assert any(p.name == "MLmodel" for p in files)
+    saved = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".yaml", ".log")]
+    assert any(p.name == "overrides.yaml" for p in saved) and any(p.suffix == ".log" for p in saved)
+    leaks = [p for p in files + saved if password.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert "***" in next(p for p in saved if p.name == "overrides.yaml").read_text()
+
+
+@pytest.mark.slow
 def test_sigkilled_job_leaves_its_run_unfinished_and_the_server_healthy(mlflow_server,  # noqa: F811
                                                                         tmp_path):
     """SIGKILL (no handler runs) while a job trains: its run and the parent stay RUNNING, never
