@@ -589,9 +589,13 @@ These checks are for mistakes, not for attackers. Plainly:
   before they are unpacked, csv files as text, and a path that is not a regular file (a pipe, a
   device) is refused rather than waited on.
 - **The MLflow store is trusted**: anyone who can write to it can change what runs report.
-  Credentials written into `tracking.uri` are still logged and printed with it (a known gap):
-  pass them through MLflow's environment variables (`MLFLOW_TRACKING_USERNAME`,
-  `MLFLOW_TRACKING_PASSWORD`) instead.""".splitlines()
+  A password written into `tracking.uri` (`postgresql://user:pw@...`, `https://user:pw@...`,
+  `?token=...`) is used to connect and masked as `***` in everything spiketune records: params,
+  tags, `config.yaml` and the model's config, the terminal, the job's log and Hydra's saved
+  configs (framework/redact.py; tests/test_server.py checks a real one). It still passes through
+  the process's command line, where `ps` shows it to other users of the machine, and the shell's
+  history: better leave it out of the URI, in MLflow's environment variables
+  (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`) or PostgreSQL's `~/.pgpass`.""".splitlines()
 
 
 def test_docs_table_lists_every_case():
