@@ -300,7 +300,9 @@ class TrainingConfig:
 @dataclass
 class SimulationConfig:
     n_steps: int = bounded(100, ge=1)  # simulation steps per test sample
-    dt: float = bounded(0.001, gt=0.0)  # step, s
+    # step, s: NengoDL computes in float32 (a step under 1 µs loses the time itself) and a step
+    # over 100 ms is longer than any neuron's time constant
+    dt: float = bounded(0.001, ge=1e-6, le=0.1)
     synapse: float | None = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
     scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
     minibatch_size: int = bounded(200, ge=1)  # samples simulated together
@@ -522,6 +524,28 @@ def _check_keys(node, obj, prefix: str) -> None:
 _METRIC_KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
+#: what MLflow's stores hold (mlflow.utils.validation; the SQL schema's column widths), in
+#: characters: a longer name fails in the store after the run has started, or on another backend
+MAX_EXPERIMENT_NAME = 256
+MAX_RUN_NAME = 250
+MAX_TAG_KEY = 250
+MAX_TAG_VALUE = 8000
+
+
+def _check_names(obj: Config) -> None:
+    """Names the store keeps, within its limits before anything runs."""
+    for key, value, limit in (("tracking.experiment", obj.tracking.experiment, MAX_EXPERIMENT_NAME),
+                              ("tracking.run_name", obj.tracking.run_name, MAX_RUN_NAME)):
+        if len(value) > limit:
+            raise UserError(f"{key}: {len(value)} characters; an MLflow store keeps at most "
+                            f"{limit}")
+    for i, tag in enumerate(obj.tags):
+        name, _, value = str(tag).partition(":")
+        if len(name) > MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise UserError(f"tags[{i}]: a tag name keeps at most {MAX_TAG_KEY} characters and a "
+                            f"value {MAX_TAG_VALUE}; got {len(name)} and {len(value)}")
+
+
 def _check_search(obj: Config) -> None:
     """``tags``, ``objective`` and ``budget``: well-formed before anything runs (whether the run
     logs those metrics is known only at its end, where a missing one is refused too)."""
@@ -596,6 +620,7 @@ def validate(cfg) -> Config:
     _resolve_data_paths(obj)
     if not obj.tracking.experiment.strip():
         raise UserError("tracking.experiment: needs a name (MLflow refuses an empty one)")
+    _check_names(obj)
     sim = obj.simulation
     if (sim.readout == Readout.mean and sim.readout_steps is not None
             and sim.readout_steps > sim.n_steps):

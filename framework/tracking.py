@@ -125,6 +125,7 @@ def open_store(uri: str):
             with open(path, "rb") as f:
                 if f.read(16) != b"SQLite format 3\x00":
                     raise UserError(f"tracking.uri: {path} is not an sqlite database")
+            _check_intact(path)
     elif scheme in ("http", "https"):
         _reachable(uri)
     try:
@@ -137,6 +138,31 @@ def open_store(uri: str):
         first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise UserError(f"tracking.uri: cannot open MLflow store {uri}: {first[:200]}") from None
     return client
+
+
+def _check_intact(path: Path) -> None:
+    """Refuse an sqlite store with a damaged page before a run writes to it: SQLite only notices
+    damage when a query reads the page, so a run could log half its results and then fail, or
+    finish on a store that can no longer be read back. ``PRAGMA quick_check`` reads every page
+    (milliseconds for a few MB, about a second per GB), read-only."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=30)) as db:
+            found = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.OperationalError as ex:  # locked for longer than the timeout, unreadable
+        if "locked" in str(ex):
+            return  # a writer holds it: it is being used, so it opened; the run's open retries
+        found = [str(ex)]
+    except sqlite3.DatabaseError as ex:
+        found = [str(ex)]
+    if found != ["ok"]:
+        lines = [ln for ln in found[0].strip().splitlines() if not ln.startswith("***")]
+        first = (lines or ["?"])[0][:120]  # past the "*** in database main ***" header
+        raise UserError(f"tracking.uri: {path} is damaged ({first}); restore a copy, or "
+                        f"recover what is readable with: sqlite3 {path} .recover | sqlite3 "
+                        f"{path.with_name('recovered.db')}")
 
 
 @contextlib.contextmanager
@@ -178,6 +204,20 @@ def _reachable(uri: str, timeout: float = 5.0) -> None:
         raise UserError(f"tracking.uri: cannot reach {host}:{port} ({why})") from None
 
 
+def artifact_folder(name: str) -> str:
+    """The folder of experiment ``name`` under the store's ``mlartifacts``: the name itself when
+    it is a plain file name, else a slug of it with a digest, so ``..``, ``/``, characters a URI
+    would have to escape, or a name longer than a file name may be can never put artifacts
+    outside the store or fail there."""
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}", name) and ".." not in name:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_\-]+", "_", name).strip("_")[:60] or "experiment"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
 def experiment_id(client, name: str, uri: str) -> str:
     """The id of experiment ``name``, created (once, even with racing processes) if missing."""
     exp = client.get_experiment_by_name(name)
@@ -188,7 +228,8 @@ def experiment_id(client, name: str, uri: str) -> str:
         return exp.experiment_id
     root = artifact_root(uri)
     try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        return client.create_experiment(
+            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None)
     except Exception as ex:
         if not _transient(ex):
             raise

@@ -247,6 +247,9 @@ def load_file(cfg, seed: int) -> Data:
         raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; need "
                         f"(samples, features), (samples, time, channels) or (samples, height, "
                         f"width, channels)")
+    if 0 in x.shape[1:]:  # no features, no time bins or an empty image: nothing to learn from
+        raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; every "
+                        f"axis after the samples needs at least 1 entry")
     layout = getattr(cfg.layout, "value", cfg.layout)
     if layout == "sequence" and x.ndim < 3:
         raise UserError(f"dataset.layout: sequence needs (samples, time, channels); "

@@ -17,6 +17,7 @@ rewrites it, and :func:`test_docs_table_lists_every_case` keeps the two in step.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,7 +91,16 @@ CASES: list[Case] = [
     _c("wrong-type-bool", "tracking.plots=maybe",
        "tracking.plots: Value 'maybe' is not a valid bool (type str)"),
     _c("negative-steps", "simulation.n_steps=-5", "simulation.n_steps: must be >= 1, got -5"),
-    _c("dt-zero", "simulation.dt=0", "simulation.dt: must be > 0.0, got 0.0"),
+    _c("dt-zero", "simulation.dt=0", "simulation.dt: must be >= 1e-06, got 0.0"),
+    _c("dt-underflows-float32", "simulation.dt=1e-300",
+       "simulation.dt: must be >= 1e-06, got 1e-300"),
+    _c("dt-ten-seconds", "simulation.dt=10", "simulation.dt: must be <= 0.1, got 10.0"),
+    _c("experiment-name-too-long", "tracking.experiment=" + "x" * 300,
+       "tracking.experiment: 300 characters; an MLflow store keeps at most 256"),
+    _c("run-name-too-long", "tracking.run_name=" + "r" * 251,
+       "tracking.run_name: 251 characters; an MLflow store keeps at most 250"),
+    _c("tag-name-too-long", f"tags=[{'t' * 251}]",
+       "tags[0]: a tag name keeps at most 250 characters and a value 8000; got 251 and 0"),
     _c("threshold-zero", "neuron=threshold_lif neuron.threshold=0",
        "neuron.threshold: must be > 0.0, got 0.0"),
     _c("negative-tau-rc", "neuron.tau_rc=-0.02", "neuron.tau_rc: must be > 0.0, got -0.02"),
@@ -156,6 +166,8 @@ CASES: list[Case] = [
        "tracking.uri: {data}/afile is a file, not a folder", "store"),
     _c("store-not-sqlite", "tracking.uri=sqlite:///{data}/notsqlite.db",
        "tracking.uri: {data}/notsqlite.db is not an sqlite database", "store"),
+    _c("store-damaged", "tracking.uri=sqlite:///{data}/damaged.db",
+       "tracking.uri: {data}/damaged.db is damaged …", "store"),
     _c("store-is-a-folder", "tracking.uri=sqlite:///{data}/dir.csv",
        "tracking.uri: {data}/dir.csv is a folder, not an sqlite database file", "store"),
     _c("store-unsupported-scheme", "tracking.uri=ftp://example.org/store",
@@ -204,6 +216,12 @@ CASES: list[Case] = [
        "with numpy.savez)", "run"),
     _c("npz-truncated", "dataset=file dataset.path={data}/truncated.npz",
        "dataset.path: cannot read truncated.npz as npz: File is not a zip file", "run"),
+    _c("npz-no-features", "dataset=file dataset.path={data}/nofeatures.npz",
+       "dataset.features: array 'x' of nofeatures.npz has shape (40, 0); every axis after the "
+       "samples needs at least 1 entry", "run"),
+    _c("npz-no-time-bins", "dataset=file dataset.path={data}/notime.npz",
+       "dataset.features: array 'x' of notime.npz has shape (40, 0, 3); every axis after the "
+       "samples needs at least 1 entry", "run"),
     _c("npz-missing-array",
        "dataset=file dataset.path={data}/notarget.npz dataset.task=classification",
        "dataset.target: no array 'target' in notarget.npz (arrays: x, y)", "run"),
@@ -299,6 +317,18 @@ def write_bad_files(folder: Path) -> None:
     (folder / "dir.csv").mkdir()
     (folder / "model.h5").write_text("not a model\n")
     (folder / "notsqlite.db").write_text("this is a text file, not a database\n")
+    np.savez(folder / "nofeatures.npz", x=np.zeros((40, 0)), target=np.repeat([0, 1], 20))
+    np.savez(folder / "notime.npz", x=np.zeros((40, 0, 3)), target=np.repeat([0, 1], 20))
+    import sqlite3  # a real database whose pages after the first are overwritten (a bad disk)
+
+    with contextlib.closing(sqlite3.connect(folder / "damaged.db")) as db:
+        db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO runs (name) VALUES (?)",
+                       [(f"run{i:05d}",) for i in range(2000)])
+        db.commit()
+    with open(folder / "damaged.db", "r+b") as f:
+        f.seek(4096)
+        f.write(bytes(range(256)) * 64)
     (folder / "afile").write_text("a file where a folder is expected\n")
 
 
@@ -595,7 +625,8 @@ These checks are for mistakes, not for attackers. Plainly:
   configs (framework/redact.py; tests/test_server.py checks a real one). It still passes through
   the process's command line, where `ps` shows it to other users of the machine, and the shell's
   history: better leave it out of the URI, in MLflow's environment variables
-  (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`) or PostgreSQL's `~/.pgpass`.""".splitlines()
+  (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`) or PostgreSQL's `~/.pgpass`.
+""".splitlines()
 
 
 def test_docs_table_lists_every_case():

@@ -29,7 +29,7 @@ def test_flat_params_hold_every_leaf_with_dotted_keys():
 
 @pytest.mark.parametrize("overrides, message", [
     (["simulation.n_steps=0"], "simulation.n_steps: must be >= 1, got 0"),
-    (["simulation.dt=-0.001"], "simulation.dt: must be > 0"),
+    (["simulation.dt=-0.001"], "simulation.dt: must be >= 1e-06"),
     (["neuron=threshold_lif", "neuron.threshold=0"], "neuron.threshold: must be > 0"),
     (["model.hidden=[]"], "model.hidden: needs at least one hidden layer"),
     (["model.hidden=[8,0]"], "model.hidden[1]: a layer needs at least 1 neuron"),

@@ -171,3 +171,26 @@ def test_nothing_is_imported_from_the_working_directory(tmp_path, how):
     assert proc.returncode == 0, proc.stderr
     assert "seed: 3" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hydra_plugins", "plugins"]
+
+
+@pytest.mark.parametrize("name", ["../../escape", "..", "a/../../b", "/abs/path", "x" * 300,
+                                  "my exp", "ünïcode", "spiketune"])
+def test_an_experiments_artifacts_stay_inside_the_store(store, name):
+    """The artifact folder of a new experiment is under the store's mlartifacts/ whatever its
+    name: ``..`` or ``/`` cannot lead out, and a 300-character name is not a 300-character
+    file name (it failed with 'File name too long' after the run had started)."""
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from framework.tracking import artifact_folder, artifact_root, experiment_id
+
+    client = MlflowClient(tracking_uri=store)
+    exp = client.get_experiment(experiment_id(client, name, store))
+    root = Path(artifact_root(store).removeprefix("file://"))
+    location = Path(exp.artifact_location.removeprefix("file://"))
+    assert location.parent == root and location.name == artifact_folder(name)
+    assert len(location.name) <= 100 and ".." not in location.name
+    assert (location.name == name) == (name in ("spiketune",))
+    # two names that slug alike keep folders of their own
+    assert artifact_folder("a/b") != artifact_folder("a_b") == "a_b"
