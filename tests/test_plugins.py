@@ -3,6 +3,7 @@ through the ``spiketune.analyses`` entry-point group, is configured, run and log
 change to framework/. The plugin is the one docs/plugins.md teaches, so the guide stays true."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -130,7 +131,8 @@ def test_new_plugins_run_and_log_to_mlflow(project, external, uri):
 
     args = TINY + ["analysis=[firing,my_probe,ext_probe]", "analyses.my_probe.threshold_hz=150",
                    "analyses.ext_probe.gain=2.5"]
-    proc = cli(args, uri=uri, cwd=project, env={"PYTHONPATH": str(external)})
+    proc = cli(args, uri=uri, cwd=project.parent,
+               env={"PYTHONPATH": os.pathsep.join([str(project), str(external)])})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "] analyse  my_probe" in proc.stderr and "] analyse  ext_probe" in proc.stderr
     client, found = runs(uri)
