@@ -43,14 +43,30 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     artifact_uri: str = ""
-    objective: float | None = None  # the ``objective`` metric (inf when over ``budget``)
+    objective: float | None = None  # the ``objective`` metric (OVER_BUDGET… when over ``budget``)
 
 
-def objective_value(obj, metrics: dict[str, float]) -> tuple[float | None, str]:
+#: the objective of a run over its budget, at the budget's edge: worse than any run within it (for
+#: objectives of ordinary size), and worse the further over, so a search can follow the way back
+OVER_BUDGET = 1e6
+
+
+def objective_value(obj, metrics: dict[str, float],
+                    maximize: bool = False) -> tuple[float | None, str]:
     """The run's ``objective``, and the ``budget`` it broke (``"metric value > max"``, or "").
 
-    A run over budget scores +inf, so a minimising search moves away from it. A metric the run
-    did not log is a user error that names it (and lists those it did of the same family).
+    A run over budget scores ``OVER_BUDGET × (1 + excess / max)`` (negated when the search
+    maximises): a flat +inf would tell a search (Optuna's TPE) nothing when every trial breaks the
+    budget, and it would report one of them as "best". A metric the run did not log is a user
+    error that names it (and lists those it did of the same family).
+
+    Parameters
+    ----------
+    obj : framework.config.Config
+    metrics : dict
+        The run's metrics, in their units.
+    maximize : bool
+        The search's direction (``hydra.sweeper.direction``).
     """
     if not obj.objective:
         return None, ""
@@ -61,8 +77,22 @@ def objective_value(obj, metrics: dict[str, float]) -> tuple[float | None, str]:
             hint = f"; it logged {', '.join(near)}" if near else ""
             raise UserError(f"{name}: the run logged no metric {key!r}{hint}")
     if budget and obj.budget.max is not None and not metrics[budget] <= obj.budget.max:
-        return float("inf"), f"{budget} {metrics[budget]:.4g} > {obj.budget.max:g}"
+        used, limit = float(metrics[budget]), float(obj.budget.max)
+        excess = (used - limit) / max(abs(limit), 1e-12) if np.isfinite(used) else 1e6
+        value = OVER_BUDGET * (1.0 + min(excess, 1e6))
+        return (-value if maximize else value), f"{budget} {used:.4g} > {limit:g}"
     return float(metrics[obj.objective]), ""
+
+
+def search_maximizes() -> bool:
+    """Whether this job's sweeper maximises its objective (``hydra.sweeper.direction``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        direction = HydraConfig.get().sweeper.get("direction", "minimize")
+    except (ImportError, ValueError, AttributeError):  # not a Hydra job, or no such sweeper key
+        return False
+    return str(getattr(direction, "name", direction)).lower() == "maximize"
 
 
 def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dict[str, float]:
