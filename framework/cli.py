@@ -31,9 +31,11 @@ _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
 
 
 def _register_resolvers() -> None:
+    from . import lifecycle
     from .config import register_resolvers
 
     register_resolvers()
+    lifecycle.register_resolvers()  # ${spiketune_launch_id:} in the run and sweep folders
 
 
 def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:

@@ -2,7 +2,9 @@
 
 ``run(cfg)`` is the single entry point, used by the CLI (one call per Hydra job) and by Python code.
 Every stage announces itself; any failure ends the MLflow run FAILED with a one-line ``error`` tag,
-and a signal ends it KILLED, so no run is ever left looking finished.
+and a signal ends it KILLED (a burst of them too: the ending is shielded), so no run is ever left
+looking finished. A process that cannot end its run (SIGKILL, the OOM killer) leaves it to the
+next start, which ends the runs of owners that are gone (``tracking.end_orphans``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from . import analysis as analysis_mod
 from .analysis import angle_diff
 from .config import Layout, to_flat_params, validate
 from .errors import UserError, check_interrupt, interruption
+from .lifecycle import shielded
 from .progress import Console, table
 from .registry import Registry
 
@@ -167,27 +170,33 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         metrics = _run_stages(cfg, obj, tracker, console, scratch)
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
-        value, broken = objective_value(obj, metrics)
+        value, broken = objective_value(obj, metrics, search_maximizes())
         if value is not None:
             tracker.metrics({"search/objective": value})
             if broken:
                 tracker.tag("spiketune.over_budget", broken)
-                console.say(f"budget: {broken}: objective {obj.objective} counts as inf")
+                console.say(f"budget: {broken}: objective {obj.objective} counts as {value:.4g} "
+                            f"(over budget)")
         tracker.describe(describe(obj, tracker, metrics))
         tracker.end("FINISHED")
         _summary(console, tracker, metrics, ui)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
                          objective=value)
     except BaseException as ex:
-        why = interruption(ex)
+        # a burst's later signals are recorded, not raised into the ending (lifecycle.shielded)
+        with shielded():
+            why = interruption(ex)
+            if why:
+                tracker.end("KILLED", why)
+            else:
+                msg = (str(ex) if isinstance(ex, UserError)
+                       else f"internal error: {type(ex).__name__}: {ex}")
+                first = msg.splitlines()[0] if msg else type(ex).__name__
+                with contextlib.suppress(Exception):  # the description never hides the error
+                    tracker.describe(describe(obj, tracker, {}, error=first))
+                tracker.end("FAILED", first)
         if why:
-            tracker.end("KILLED", why)
             raise KeyboardInterrupt(why) from None
-        msg = str(ex) if isinstance(ex, UserError) else f"internal error: {type(ex).__name__}: {ex}"
-        first = msg.splitlines()[0] if msg else type(ex).__name__
-        with contextlib.suppress(Exception):  # the description never hides the error itself
-            tracker.describe(describe(obj, tracker, {}, error=first))
-        tracker.end("FAILED", first)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,6 +16,20 @@
 
 The CLI wraps the Hydra app in :func:`guard`: after a sweep with failed jobs it exits 2; an
 interrupted sweep ends the parent and any still-RUNNING child KILLED.
+
+Sweeps cannot collide. The default ``hydra.sweep.dir`` ends in the launching process's own id
+(``<time>-<launch id>``), so any number of sweeps started at once, even in the same second, each get
+a folder and bookkeeping of their own. A folder given explicitly (``hydra.sweep.dir=...``) to two
+sweeps running at once is refused to the second, with one line and exit 2, before it writes
+anything: a lock in ``.spiketune/`` is held by the first until it ends (the kernel's lock, so a
+killed sweep frees it). Refused rather than shared, because the jobs' own folders (``0/``, ``1/``:
+Hydra's configs and logs) and ``compare/`` would be mixed even if the bookkeeping were kept apart;
+the same folder reused *after* a sweep ended is fine, as before.
+
+In another process than the launcher (joblib, submitit, Ray on this host) each job starts a
+watchdog (:func:`framework.lifecycle.watch_launcher`): if the launcher dies (SIGKILL), the worker
+ends its run KILLED and exits; the parent, whose owner is gone, is ended KILLED by the next
+spiketune start (:func:`framework.tracking.end_orphans`).
 """
 from __future__ import annotations
 
@@ -32,12 +46,14 @@ from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 
+from . import lifecycle
 from .errors import EXIT_USER, UserError, interruption
 from .redact import redact
 from .tracking import ui_links
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
 PARENT_FILE = "parent.json"
+LOCK_FILE = "sweep.lock"  # held by the sweep running in the folder
 #: config keys a sweep may not vary: the parent lives in one store and one experiment
 UNSWEEPABLE = ("tracking", "tracking.uri", "tracking.experiment")
 
@@ -48,6 +64,7 @@ def _ensure_resolvers() -> None:
     from .cli import _register_resolvers
 
     _register_resolvers()
+    lifecycle.register_resolvers()
 
 
 _ensure_resolvers()
@@ -78,14 +95,16 @@ class _Active:
 
 _active: _Active | None = None
 _outcome: Outcome | None = None
+_lock: Any = None  # the FileLock on the active sweep's folder
 
 
 # ------------------------------------------------------------------------------------- sweep dir
 def sweep_dir_of(hydra_cfg) -> Path:
     """The absolute sweep directory of a multirun, from the ``hydra`` node of any of its configs.
 
-    ``${now:...}`` in the path is cached on the launching config and copied into every job's
-    config by Hydra, so all jobs see the same directory as the callback.
+    ``${now:...}`` and ``${spiketune_launch_id:}`` in the path are cached on the launching config
+    and copied into every job's config by Hydra (pickled with it for launchers whose jobs run in
+    other processes), so all jobs see the same directory as the callback.
     """
     path = Path(str(hydra_cfg.sweep.dir))
     if not path.is_absolute():
@@ -94,8 +113,9 @@ def sweep_dir_of(hydra_cfg) -> Path:
     return path
 
 
-def read_state(sweep_dir: Path) -> dict[str, str] | None:
-    """The parent run written by :meth:`SweepCallback.on_multirun_start`, or None."""
+def read_state(sweep_dir: Path) -> dict[str, Any] | None:
+    """The parent run written by :meth:`SweepCallback.on_multirun_start`, or None; its
+    ``launcher`` holds the launching process's owner tags."""
     try:
         return json.loads((sweep_dir / STATE_DIR / PARENT_FILE).read_text())
     except (OSError, ValueError):
@@ -342,7 +362,15 @@ class SweepCallback(Callback):
         from omegaconf import OmegaConf
 
         from .model_flavour import check_register
-        from .tracking import base_tags, experiment_id, open_store, resolve_uri, retry, ui_base
+        from .tracking import (
+            base_tags,
+            end_orphans,
+            experiment_id,
+            open_store,
+            resolve_uri,
+            retry,
+            ui_base,
+        )
 
         _outcome = None
         varied = swept(config)
@@ -359,6 +387,8 @@ class SweepCallback(Callback):
             exp_id = retry(experiment_id, client, config.tracking.experiment, uri)
         except UserError as ex:
             _user_exit(str(ex))
+        _hold(sweep_dir)
+        end_orphans(client, exp_id)
         name = parent_label(config, count_jobs(config))
         tags = {**base_tags(job=False),
                 "spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
@@ -382,7 +412,8 @@ class SweepCallback(Callback):
         _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
                     {"parent_run_id": pid, "name": name, "uri": uri,
                      "experiment": config.tracking.experiment, "experiment_id": exp_id,
-                     "swept": list(varied), "ui": ui})
+                     "swept": list(varied), "ui": ui,
+                     "launcher": lifecycle.owner_tags()})
         _active = _Active(uri, exp_id, pid, sweep_dir, ui, name,
                           " ".join(f"{k}={v}" for k, v in varied.items()))
         _say(f"{name}: parent run {pid} in {uri}")
@@ -392,6 +423,10 @@ class SweepCallback(Callback):
     def on_job_start(self, config, *, task_function=None, **kwargs: Any) -> None:
         if not self._multirun(config):
             return
+        state = read_state(sweep_dir_of(config.hydra)) or {}
+        launcher = lifecycle.owner_of(state.get("launcher") or {})
+        if launcher is not None:  # a worker of this host stops when its launcher dies
+            lifecycle.watch_launcher(launcher)
         _write_json(self._record(config), {
             "num": int(config.hydra.job.num), "status": "RUNNING",
             "overrides": list(config.hydra.overrides.task), "host": socket.gethostname(),
@@ -427,12 +462,14 @@ class SweepCallback(Callback):
         if self.compare and outcome.finished:
             self._compare(client, state)
         status = "FAILED" if outcome.jobs and not outcome.finished else "FINISHED"
-        if outcome.failed:
-            retry(client.set_tag, state.parent_run_id, "error",
-                  f"{outcome.failed} of {outcome.jobs} jobs failed")
-        self._finish_record(client, state, outcome)
-        retry(client.set_terminated, state.parent_run_id, status)
-        _active, _outcome = None, outcome
+        with lifecycle.shielded():  # a signal now would leave the parent RUNNING
+            if outcome.failed:
+                retry(client.set_tag, state.parent_run_id, "error",
+                      f"{outcome.failed} of {outcome.jobs} jobs failed")
+            self._finish_record(client, state, outcome)
+            retry(client.set_terminated, state.parent_run_id, status)
+            _active, _outcome = None, outcome
+            _release()
         _say(f"{outcome.jobs} jobs: {outcome.finished} finished, {outcome.failed} failed; "
              f"parent run {state.parent_run_id} {status}")
         _say(f"compare them: spiketune-compare --parent {state.parent_run_id}"
@@ -500,24 +537,60 @@ def _default_uri() -> str:
     return default_uri()
 
 
+def _hold(sweep_dir: Path) -> None:
+    """Take the sweep folder's lock, or refuse the sweep (exit 2): another one is running in it."""
+    global _lock
+    from filelock import FileLock, Timeout
+
+    try:
+        (sweep_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        _user_exit(f"hydra.sweep.dir: cannot use {sweep_dir}: {ex.strerror or ex}")
+    lock = FileLock(str(sweep_dir / STATE_DIR / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        _user_exit(f"hydra.sweep.dir: {sweep_dir} is in use by a sweep running now; give each "
+                   f"sweep its own folder, or leave hydra.sweep.dir unset (each sweep then gets "
+                   f"one of its own)")
+    except (OSError, NotImplementedError) as ex:  # a filesystem without locks: go on unguarded
+        _say(f"sweep dir {sweep_dir}: cannot be locked ({ex}); two sweeps given it at once "
+             f"would mix their records")
+        return
+    _lock = lock
+
+
+def _release() -> None:
+    """Free the sweep folder for the next sweep."""
+    global _lock
+    lock, _lock = _lock, None
+    if lock is not None:
+        with contextlib.suppress(Exception):
+            lock.release()
+
+
 # ----------------------------------------------------------------------- the launching process
 def abort(status: str, why: str) -> None:
     """End the active sweep's parent ``status`` (KILLED or FAILED), and its RUNNING children too."""
     global _active
     state, _active = _active, None
     if state is None:
+        _release()
         return
     from .tracking import open_store, retry
 
-    try:
-        client = open_store(state.uri)
-        outcome = _count(client, state, status, why)
-        _log_counts(client, state.parent_run_id, outcome)
-        retry(client.set_tag, state.parent_run_id, "error", why)
-        retry(client.set_terminated, state.parent_run_id, status)
-        _say(f"parent run {state.parent_run_id} {status}: {why}")
-    except BaseException as ex:  # noqa: BLE001 - never mask the original error
-        _say(f"could not end parent run {state.parent_run_id}: {type(ex).__name__}: {ex}")
+    with lifecycle.shielded():  # the second signal of a burst must not cut the ending short
+        try:
+            client = open_store(state.uri)
+            outcome = _count(client, state, status, why)
+            _log_counts(client, state.parent_run_id, outcome)
+            retry(client.set_tag, state.parent_run_id, "error", why)
+            retry(client.set_terminated, state.parent_run_id, status)
+            _say(f"parent run {state.parent_run_id} {status}: {why}")
+        except BaseException as ex:  # noqa: BLE001 - never mask the original error
+            _say(f"could not end parent run {state.parent_run_id}: {type(ex).__name__}: {ex}")
+        finally:
+            _release()
 
 
 def last_outcome() -> Outcome | None:
@@ -528,21 +601,28 @@ def last_outcome() -> Outcome | None:
 @contextlib.contextmanager
 def guard():
     """Around the Hydra app in the CLI: an interrupted or crashed sweep ends its parent run
-    KILLED or FAILED; a sweep in which any job failed raises UserError (exit 2) afterwards."""
+    KILLED or FAILED; a sweep in which any job failed raises UserError (exit 2) afterwards.
+
+    Signals are burst-proof inside (:func:`framework.lifecycle.burst_proof`): those that follow
+    the one that stopped a run by less than a second are recorded, not raised into its ending.
+    """
     global _outcome
     _outcome = None
-    try:
-        yield
-    except BaseException as ex:
-        why = interruption(ex)
-        if why:
-            abort("KILLED", why)
-        elif not (isinstance(ex, SystemExit) and not ex.code):
-            abort("FAILED", str(ex).splitlines()[0][:500] if str(ex) else type(ex).__name__)
-        raise
-    finally:
-        # a sweep left active here means the app returned without on_multirun_end
-        abort("FAILED", "the sweep ended before all jobs reported")
+    with lifecycle.burst_proof():
+        try:
+            yield
+        except BaseException as ex:
+            why = interruption(ex)
+            if why:
+                abort("KILLED", why)
+                if interruption():  # a real signal: nothing is left to end, the process exits
+                    lifecycle.exiting()
+            elif not (isinstance(ex, SystemExit) and not ex.code):
+                abort("FAILED", str(ex).splitlines()[0][:500] if str(ex) else type(ex).__name__)
+            raise
+        finally:
+            # a sweep left active here means the app returned without on_multirun_end
+            abort("FAILED", "the sweep ended before all jobs reported")
     outcome = _outcome
     if outcome is not None and outcome.failed:
         raise UserError(f"{outcome.failed} of {outcome.jobs} sweep jobs failed; their errors are "

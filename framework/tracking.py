@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import lifecycle
 from .errors import UserError
 from .redact import redact
 
@@ -77,12 +78,15 @@ def _transient(ex: Exception) -> bool:
 
 
 def retry(fn, *args, attempts: int = 8, **kwargs):
-    """Call ``fn``, retrying collisions with other sqlite writers (with jitter)."""
+    """Call ``fn``, retrying collisions with other sqlite writers (with jitter). A signal waits
+    for the call to end (``lifecycle.held``): one that stops a transaction half-way leaves its
+    connection holding the store's write lock, and the run's ending then waits on it."""
     import random
 
     for i in range(attempts):
         try:
-            return fn(*args, **kwargs)
+            with lifecycle.held():
+                return fn(*args, **kwargs)
         except Exception as ex:  # MlflowException wraps the sqlite errors
             if i == attempts - 1 or not _transient(ex):
                 raise
@@ -294,12 +298,47 @@ def source_tags(job: bool) -> dict[str, str]:
 
 
 def base_tags(job: bool) -> dict[str, str]:
-    """Every run's tags at creation: the source tags, ``spiketune.version``, and the contract's
-    ``git_commit`` and ``spiketune_version`` (kept under those names: users' searches use them)."""
+    """Every run's tags at creation: the source tags, ``spiketune.version``, the contract's
+    ``git_commit`` and ``spiketune_version`` (kept under those names: users' searches use them),
+    and the process that owns the run (``spiketune.owner.host``, ``.pid``, ``.start``:
+    :func:`end_orphans` reads them)."""
     from framework import __version__
 
     return {"git_commit": git_commit(), "spiketune_version": __version__,
-            "spiketune.version": __version__, **source_tags(job)}
+            "spiketune.version": __version__, **source_tags(job), **lifecycle.owner_tags()}
+
+
+def end_orphans(client, experiment_id: str) -> int:
+    """End KILLED the runs of ``experiment_id`` left RUNNING on this host by a process that is
+    gone (SIGKILL, the OOM killer, a power cut: nothing could end them then); says so in one line.
+
+    One search of the RUNNING runs owned on this host, at every run's and sweep's start. A run is
+    its owner's (``spiketune.owner.*`` tags); one whose pid is alive but started at another time
+    belongs to a process that reused the pid. Runs of other hosts, and runs without owner tags
+    (created before runs named their owner), are left alone: nothing here can tell if they live.
+
+    Returns
+    -------
+    int
+        How many runs were ended.
+    """
+    host = lifecycle.me().host
+    found = retry(client.search_runs, [experiment_id], max_results=1000,
+                  filter_string=f"attributes.status = 'RUNNING' and "
+                                f"tags.`{lifecycle.HOST_TAG}` = '{host}'")
+    ended = 0
+    for run in found:
+        owner = lifecycle.owner_of(run.data.tags)
+        if owner is None or not lifecycle.gone(owner):
+            continue
+        retry(client.set_tag, run.info.run_id, "error",
+              f"owner process {owner.pid} on {owner.host} is gone")
+        retry(client.set_terminated, run.info.run_id, "KILLED")
+        ended += 1
+    if ended:
+        print(f"[tracking] {ended} run{'s' if ended != 1 else ''} left RUNNING by processes on "
+              f"{host} that are gone: ended KILLED", file=sys.stderr, flush=True)
+    return ended
 
 
 # ------------------------------------------------------------------------------------ UI links
@@ -429,6 +468,7 @@ class Tracker:
         self.uri = uri
         self.client = open_store(uri)
         self.experiment_id = retry(experiment_id, self.client, experiment, uri)
+        end_orphans(self.client, self.experiment_id)
         base = base_tags(job=(tags or {}).get("spiketune.sweep") == "child")
         base.update(tags or {})
         if run_name:  # MLflow refuses a name that differs from the tag; the name given wins
@@ -440,6 +480,7 @@ class Tracker:
         self.tags = {k: str(v) for k, v in base.items()}
         self.artifact_uri = run.info.artifact_uri
         self.ended = False
+        lifecycle.opened(self)  # a sweep worker's watchdog ends it if the launcher dies
         self._monitor = self._start_monitor() if system_metrics else None
 
     def _start_monitor(self):
@@ -527,6 +568,7 @@ class Tracker:
             self.tag("error", error[:5000])
         retry(self.client.set_terminated, self.run_id, status)
         self.ended = True
+        lifecycle.closed(self)
 
 
 def scratch_dir() -> Path:

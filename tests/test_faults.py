@@ -2,8 +2,13 @@
 
 * SIGKILL (nothing can run afterwards) in the middle of training or of simulation leaves the store
   readable (sqlite integrity check, the run and its params there) with the run RUNNING, and the
-  next run on the same store and training cache works.
-* Ctrl-C (SIGINT) and SIGTERM end the run KILLED with its params kept, exit code 130 and one line.
+  next run on the same store and training cache works and ends that run KILLED: its owner process
+  is gone (owner tags host, pid, start time; a live pid that started at another time is a reused
+  one).
+* SIGKILL of a joblib sweep's launcher: its workers end their runs KILLED and exit within seconds
+  (a watchdog on the launcher), and the next start ends the parent KILLED.
+* Ctrl-C (SIGINT) and SIGTERM end the run KILLED with its params kept, exit code 130 and one line;
+  so do three of them 10 ms apart (the later ones cannot cut the ending short).
 * A signal landing inside TensorFlow's import can surface as ``ImportError: initialization
   failed`` (pybind11 turns the KeyboardInterrupt raised in a module's init into that); the signal
   handler's record still makes it KILLED/130. The real-signal version lands 0.3 s and 2 s after
@@ -18,6 +23,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,10 +44,12 @@ LONG_SIMULATION = ["training.epochs=1", "simulation.n_steps=4000", "simulation.m
 class Run:
     """``python -m framework`` in a subprocess whose stderr lines are read as they arrive."""
 
-    def __init__(self, args: list[str], uri: str, cache: Path):
-        self.args = list(args) + [f"tracking.uri={uri}"]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SPIKETUNE_CACHE_DIR=str(cache))
-        self.proc = subprocess.Popen([sys.executable, "-m", "framework", *self.args],
+    def __init__(self, args: list[str], uri: str, cache: Path, code: str = ""):
+        # the cache as an override, not $SPIKETUNE_CACHE_DIR: logged_params(args) then agrees
+        self.args = list(args) + [f"tracking.uri={uri}", f"paths.cache={cache}"]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        main = ["-c", code] if code else ["-m", "framework"]  # code: the CLI with stand-ins
+        self.proc = subprocess.Popen([sys.executable, *main, *self.args],
                                      cwd=str(REPO), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
@@ -69,9 +77,13 @@ class Run:
             if text in line:
                 return
 
-    def signal(self, sig: int, after: float) -> None:
+    def signal(self, sig: int, after: float, times: int = 1, apart: float = 0.01) -> None:
+        """Send ``sig`` ``after`` seconds from now, ``times`` times ``apart`` seconds apart."""
         time.sleep(after)
-        self.proc.send_signal(sig)
+        for i in range(times):
+            if i:
+                time.sleep(apart)
+            self.proc.send_signal(sig)
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
         """Exit code and the whole of stderr."""
@@ -124,9 +136,13 @@ def test_sigkill_mid_training_leaves_a_readable_store_and_the_next_run_works(uri
     code, err = nxt.finish(timeout=600)
     assert code == 0, err[-3000:]
     assert "cache    miss" in err
+    # the next start ended the run its SIGKILLed owner left RUNNING, and said so in one line
+    assert "[tracking] 1 run left RUNNING by processes on " in err
     _, found = runs(uri)
-    assert [r.info.status for r in found] == ["RUNNING", "FINISHED"]
+    assert [r.info.status for r in found] == ["KILLED", "FINISHED"]
     assert [r.info.run_id for r in found][0] == killed.info.run_id
+    assert found[0].data.tags["error"] == (f"owner process {run.proc.pid} on "
+                                           f"{socket.gethostname()} is gone")
     assert_store_intact(uri)
 
 
@@ -186,6 +202,16 @@ def test_sigterm_mid_simulation_ends_the_run_killed(uri, cache):
     killed = assert_killed(code, err, uri, run.args, "interrupted by SIGTERM")
     assert "train/loss" in killed.data.metrics  # training had finished and was logged
     assert "spiking/mse" not in killed.data.metrics
+
+
+@pytest.mark.slow
+def test_a_burst_of_sigterms_mid_training_ends_the_run_killed(uri, cache):
+    """Three SIGTERMs 10 ms apart: the first stops training, the others land in the ending."""
+    run = Run(TINY + ["training.cache=false"] + LONG_TRAINING, uri, cache)
+    run.wait_for("train    [")
+    run.signal(signal.SIGTERM, after=1.0, times=3)
+    code, err = run.finish()
+    assert_killed(code, err, uri, run.args, "interrupted by SIGTERM")
 
 
 @pytest.mark.slow
@@ -291,3 +317,226 @@ def test_signal_inside_a_gc_callback_is_kept_quiet_and_still_acted_on():
     assert proc.stdout.strip() == "stopped: interrupted by SIGTERM"
     assert "KeyboardInterrupt" not in proc.stderr
     assert proc.stderr.count("Traceback") == 1 and "a real unraisable error" in proc.stderr
+
+
+# ------------------------------------------------------------------ signals in bursts (fast)
+#: the real pipeline.run around stand-in stages that wait until a signal comes, with a store
+#: slow to take the ending (0.1 s): a burst's later signals land in the middle of that ending
+SLOW_ENDING = textwrap.dedent("""
+    import sys, time
+    import framework.pipeline as pipeline
+    from framework.tracking import Tracker
+
+    def stages(cfg, obj, tracker, console, scratch):
+        console.say("stages waiting")
+        while True:
+            time.sleep(0.005)
+
+    real_end = Tracker.end
+
+    def slow_end(self, status, error=None):
+        time.sleep(0.1)
+        real_end(self, status, error)
+
+    pipeline._run_stages = stages
+    Tracker.end = slow_end
+    from framework.cli import main
+    main(sys.argv[1:])
+""")
+
+
+@pytest.mark.parametrize("sig, why", [(signal.SIGTERM, "interrupted by SIGTERM"),
+                                      (signal.SIGINT, "interrupted by the user (Ctrl-C)")])
+def test_a_burst_of_signals_cannot_cut_the_ending_short(sig, why, store, cache):
+    """3 signals 10 ms apart: the first stops the run; the 2nd and 3rd arrive while its ending
+    (0.1 s here) writes the status. The run ends KILLED, exit 130, one line (before: the 2nd
+    interrupted the ending and left the run RUNNING)."""
+    run = Run(TINY, store, cache, code=SLOW_ENDING)
+    run.wait_for("stages waiting")
+    run.signal(sig, after=0.2, times=3)
+    code, err = run.finish()
+    assert code == 130, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"spiketune: {why}"
+    _, killed = only_run(store)
+    assert (killed.info.status, killed.data.tags["error"]) == ("KILLED", why)
+
+
+# --------------------------------------------------------------------- owners that are gone
+def test_runs_whose_owner_is_gone_are_ended_killed_at_the_next_start(store, capsys):
+    """Six RUNNING or ended runs, then a start: the 2 whose owner is gone on this host (its pid
+    dead; its pid alive but started at another time: reused) end KILLED with one line; a live
+    owner's, another host's, an untagged and a FINISHED run stay as they were."""
+    import psutil
+
+    from framework.tracking import Tracker, open_store
+
+    host, me = socket.gethostname(), psutil.Process()
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead_start = psutil.Process(dead.pid).create_time()
+    dead.kill()
+    dead.wait()
+
+    def owned(pid, start, where=host):
+        return {"spiketune.owner.host": where, "spiketune.owner.pid": str(pid),
+                "spiketune.owner.start": f"{start:.2f}"}
+
+    client = open_store(store)
+    exp = client.create_experiment("spiketune")
+    made = {name: client.create_run(exp, run_name=name, tags=tags).info.run_id for name, tags in {
+        "dead": owned(dead.pid, dead_start), "reused": owned(me.pid, me.create_time() - 3600),
+        "alive": owned(me.pid, me.create_time()), "elsewhere": owned(dead.pid, 0, "elsewhere"),
+        "untagged": {}, "finished": owned(dead.pid, dead_start)}.items()}
+    client.set_terminated(made["finished"], "FINISHED")
+
+    nxt = Tracker(store, "spiketune", "next")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"[tracking] 2 runs left RUNNING by processes on {host} that are gone: "
+                     f"ended KILLED"]
+    status = {name: client.get_run(rid).info.status for name, rid in made.items()}
+    assert status == {"dead": "KILLED", "reused": "KILLED", "alive": "RUNNING",
+                      "elsewhere": "RUNNING", "untagged": "RUNNING", "finished": "FINISHED"}
+    assert client.get_run(made["dead"]).data.tags["error"] == \
+        f"owner process {dead.pid} on {host} is gone"
+    assert client.get_run(made["reused"]).data.tags["error"] == \
+        f"owner process {me.pid} on {host} is gone"
+    # the new run names its own owner: this process
+    tags = client.get_run(nxt.run_id).data.tags
+    assert (tags["spiketune.owner.host"], tags["spiketune.owner.pid"]) == (host, str(me.pid))
+    assert abs(float(tags["spiketune.owner.start"]) - me.create_time()) < 0.05
+    nxt.end("FINISHED")
+
+
+# ------------------------------------------------------------------ a killed sweep launcher
+#: ``sitecustomize`` for a sweep's every process (loky's workers start fresh interpreters): with
+#: $FAKE_STARTED set, a job opens its run, leaves a file named by its pid, and hangs
+HANGING_JOB = textwrap.dedent("""
+    import os
+
+    if os.environ.get("FAKE_STARTED"):
+        import time
+
+        import framework.pipeline
+        from framework.tracking import Tracker, resolve_uri
+
+        def hang(cfg, console=None, tags=None):
+            Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, "hang", tags=tags)
+            open(os.path.join(os.environ["FAKE_STARTED"], str(os.getpid())), "w").close()
+            time.sleep(600)
+
+        framework.pipeline.run = hang
+""")
+
+
+def test_sigkill_of_a_joblib_launcher_stops_its_workers(store, tmp_path, capsys):
+    """A joblib sweep of 2 jobs, both running in their 2 workers; SIGKILL the launcher. Within
+    15 s none of its 4 processes (2 workers, 2 resource trackers) is alive, the workers having
+    ended their runs KILLED, and the next start ends the parent KILLED: 0 runs left RUNNING.
+    Without the watchdog all 4 were still alive 15 s later, their runs RUNNING. The sweep has
+    the default folder: the workers find the parent by the launch id their launcher drew."""
+    import psutil
+
+    from framework.tracking import Tracker
+
+    site, started = tmp_path / "site", tmp_path / "started"
+    site.mkdir()
+    started.mkdir()
+    (site / "sitecustomize.py").write_text(HANGING_JOB)
+    env = dict(os.environ, PYTHONPATH=str(site), FAKE_STARTED=str(started))
+    log = tmp_path / "launcher.txt"
+    with open(log, "w") as fh:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "framework", "-m", "seed=0,2", "hydra/launcher=parallel",
+             f"tracking.uri={store}", f"paths.outputs={tmp_path / 'out'}",
+             "hydra.callbacks.sweep.compare=false"],
+            cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=fh)
+    deadline = time.monotonic() + 180
+    while len(list(started.iterdir())) < 2:
+        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    tree = psutil.Process(launcher.pid).children(recursive=True)
+    workers = {int(p.name) for p in started.iterdir()}
+    assert workers <= {p.pid for p in tree}, "the jobs do not run in the launcher's workers"
+    launcher.kill()
+    launcher.wait()
+
+    def alive() -> list:
+        def running(p) -> bool:
+            try:
+                return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+        return [p for p in tree if running(p)]
+
+    deadline = time.monotonic() + 15
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = alive()
+    for p in left:  # never leave them behind, whatever the test says
+        p.kill()
+    assert left == [], f"{len(left)} of {len(tree)} processes alive"
+
+    Tracker(store, "spiketune", "next").end("FINISHED")
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"[tracking] 1 run left RUNNING by processes on {socket.gethostname()} that are gone: "
+        f"ended KILLED"]
+    _, found = runs(store)
+    swept = [r for r in found if r.info.run_name != "next"]
+    assert sorted(r.data.tags["spiketune.sweep"] for r in swept) == ["child", "child", "parent"]
+    assert [r.info.status for r in swept] == ["KILLED"] * 3
+    host = socket.gethostname()
+    assert sorted(r.data.tags["error"] for r in swept) == [  # the workers ended their own
+        f"owner process {launcher.pid} on {host} is gone",
+        f"the sweep's launcher, process {launcher.pid} on {host}, is gone",
+        f"the sweep's launcher, process {launcher.pid} on {host}, is gone"]
+
+
+def test_a_signal_waits_for_a_store_call_and_only_a_burst_tail_is_dropped():
+    """The three rules, with real signals in one process: a SIGTERM inside a store call
+    (tracking.retry) lets the call finish and raises right after it; inside an ending
+    (shielded) it is recorded, not raised; around the app (burst_proof) the 2 signals that follow
+    the one that raised by less than a second are recorded only."""
+    code = textwrap.dedent("""
+        import os, signal, time
+        from framework import errors, lifecycle
+        from framework.tracking import retry
+
+        errors.install_signal_handlers()
+
+        def spin():  # bytecode for Python to run the handler in
+            for _ in range(100000):
+                pass
+
+        done = []
+
+        def call():
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin()
+            done.append("the call")
+
+        try:
+            retry(call)
+        except KeyboardInterrupt:
+            print("raised after", *done)
+        time.sleep(1.1)
+        with lifecycle.shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin()
+        print("ending not interrupted:", errors.interruption())
+        with lifecycle.burst_proof():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                spin()
+            except KeyboardInterrupt:
+                for _ in range(2):
+                    time.sleep(0.01)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    spin()
+                print("burst tail not raised")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(REPO), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["raised after the call",
+                                        "ending not interrupted: interrupted by SIGTERM",
+                                        "burst tail not raised"]

@@ -6,8 +6,10 @@ and exit codes are checked in seconds. The slow ones run real TINY jobs through 
 """
 from __future__ import annotations
 
+import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -395,3 +397,115 @@ def test_sigterm_mid_sweep_ends_parent_and_child_killed(uri, tmp_path):
     assert parent.info.status == "KILLED"
     assert parent.data.tags["error"] == "interrupted by SIGTERM"
     assert [r.info.status for r in kids] == ["KILLED"]
+
+
+# ------------------------------------------------------------------------- concurrent sweeps
+#: ``python -c FAKE_MAIN <args>``: the CLI in its own process with a stand-in pipeline (one MLflow
+#: run per job, held open ``$FAKE_JOB_S`` seconds), and Hydra's clock stopped at one second: sweeps
+#: started together then share ``${now:}``, as two started in the same second do
+FAKE_MAIN = """
+import os, sys, time
+from datetime import datetime
+
+import hydra.core.utils
+
+class Stopped(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2030, 1, 2, 3, 4, 5)
+
+hydra.core.utils.datetime = Stopped  # what Hydra's ${now:} resolver reads
+
+import framework.pipeline
+from framework.pipeline import RunResult, run_name
+from framework.tracking import Tracker, resolve_uri
+
+def fake(cfg, console=None, tags=None):
+    tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
+                      run_name(cfg, tags), tags=tags)
+    time.sleep(float(os.environ.get("FAKE_JOB_S", "0")))
+    tracker.end("FINISHED")
+    return RunResult(tracker.run_id, "FINISHED", {})
+
+framework.pipeline.run = fake
+from framework.cli import main
+main(sys.argv[1:])
+"""
+
+
+def start_fake(args: list[str], tmp_path: Path, name: str, job_s: float = 1.0):
+    """``spiketune args`` with the stand-in pipeline in a subprocess; stderr to ``<name>.txt``."""
+    import os
+    import subprocess
+
+    log = open(tmp_path / f"{name}.txt", "w")  # noqa: SIM115 - closed by finish_fake
+    proc = subprocess.Popen([sys.executable, "-c", FAKE_MAIN, *args], cwd=str(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=log, text=True,
+                            env=dict(os.environ, FAKE_JOB_S=str(job_s)))
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def finish_fake(proc, tmp_path: Path, name: str) -> tuple[int, str]:
+    code = proc.wait(300)
+    proc.log.close()
+    return code, (tmp_path / f"{name}.txt").read_text()
+
+
+@pytest.mark.parametrize("n_sweeps", [2, 3])
+def test_sweeps_started_together_each_get_their_own_folder_and_parent(n_sweeps, store,
+                                                                        tmp_path):
+    """N sweeps of 2 jobs started at once on one store, in the same second (Hydra's clock is
+    stopped), with the default hydra.sweep.dir: N folders, N parents, 2N FINISHED children each
+    under its own parent, every sweep exit 0. Before the launch id, they shared one folder: the
+    second overwrote parent.json, children landed under the wrong parent, exits were 2."""
+    import json
+
+    out = tmp_path / "out"
+    args = ["-m", "seed=0,2", f"tracking.uri={store}", f"paths.outputs={out}",
+            "hydra.callbacks.sweep.compare=false"]
+    procs = [start_fake(args, tmp_path, f"sweep{i}") for i in range(n_sweeps)]
+    ended = [finish_fake(p, tmp_path, f"sweep{i}") for i, p in enumerate(procs)]
+    assert [code for code, _ in ended] == [0] * n_sweeps, "\n".join(e[-2000:] for _, e in ended)
+    check_sweeps(store, n_sweeps, 2)
+    client, found = runs(store)
+    parents = [r for r in found if r.data.tags.get("spiketune.sweep") == "parent"]
+    folders = {Path(p.data.tags["spiketune.sweep_dir"]) for p in parents}
+    assert len(folders) == n_sweeps
+    for folder in folders:  # <outputs>/multirun/<date>/<time>-<launch id>
+        assert folder.parent == out / "multirun" / "2030-01-02"
+        assert re.fullmatch(r"03-04-05-[0-9a-f]{6}", folder.name), folder.name
+    for parent in parents:
+        folder = Path(parent.data.tags["spiketune.sweep_dir"])
+        assert json.loads((folder / ".spiketune" / "parent.json").read_text())[
+            "parent_run_id"] == parent.info.run_id
+        mine = {r.info.run_id for r in found
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        records = sweeps.job_records(folder)
+        assert [r["status"] for r in records] == ["FINISHED", "FINISHED"]
+        assert {r["run_id"] for r in records} == mine
+
+
+def test_a_sweep_dir_in_use_is_refused(store, tmp_path):
+    """Two sweeps given the same hydra.sweep.dir at once: the second is refused with one line
+    (exit 2) before it writes anything; the first lands whole (1 parent, 2 FINISHED children)."""
+    folder = tmp_path / "sweep"
+    args = ["-m", "seed=0,2", f"tracking.uri={store}", f"hydra.sweep.dir={folder}",
+            "hydra.callbacks.sweep.compare=false"]
+    first = start_fake(args, tmp_path, "first", job_s=3.0)
+    deadline = time.monotonic() + 120
+    while sweeps.read_state(folder) is None:  # the first holds the folder
+        assert first.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "first.txt").read_text()
+        time.sleep(0.1)
+    code, err = finish_fake(start_fake(args, tmp_path, "second"), tmp_path, "second")
+    assert first.poll() is None, "the first sweep ended before the second was refused"
+    assert code == EXIT_USER, err
+    assert err.strip().splitlines()[-1].startswith(
+        f"spiketune: hydra.sweep.dir: {folder} is in use by a sweep running now"), err
+    assert "Traceback" not in err
+    code, err = finish_fake(first, tmp_path, "first")
+    assert code == 0, err[-3000:]
+    _, parent, kids = family(store)
+    assert [r.info.status for r in kids] == ["FINISHED", "FINISHED"]
+    assert parent.info.status == "FINISHED"
