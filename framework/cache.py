@@ -261,17 +261,6 @@ def _discard(entry: Path, key: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
     """Delete the temporary folders that killed writes left in the cache folder ``root``.
 
@@ -308,7 +297,9 @@ def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
         except FileNotFoundError:  # renamed into place or removed meanwhile
             continue
         if ours is not None and ours["host"] == _HOST:  # the pid tells: a live write may be slow
-            stale = not _alive(int(ours["pid"]))
+            from .daemons import alive  # zombie-aware; /proc where there is one
+
+            stale = not alive(int(ours["pid"]))
         else:  # another host's writer (or no pid recorded): only its age tells
             stale = age > STALE_S
         if stale:
