@@ -82,10 +82,10 @@ server-status: $(STAMP)
 # A one-node SLURM cluster on this machine, as root (framework/slurm_cluster.py): state in
 # outputs/slurm/; it prints the `export SLURM_CONF=...` that sbatch and hydra/launcher=slurm_local need.
 slurm: $(STAMP)
-	$(BIN)/python -m framework.slurm_cluster start $(ARGS)
+	$(BIN)/python -m framework.app.slurm_cluster start $(ARGS)
 
 slurm-stop: $(STAMP)
-	$(BIN)/python -m framework.slurm_cluster stop
+	$(BIN)/python -m framework.app.slurm_cluster stop
 
 # Regenerate the lock of $(PYTHON): uv resolves in seconds where pip backtracks for many minutes.
 # nengo-dl is left out of the resolution (its sdist cannot build in isolation) and pinned after.

@@ -20,7 +20,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.cli import CONF, _register_resolvers
+    from framework.app.cli import CONF, _register_resolvers
     from framework.config import register
 
     register()

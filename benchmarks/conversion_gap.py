@@ -37,8 +37,8 @@ def train_models(folder: Path) -> dict[str, list[str]]:
     import keras
     from test_user_model import emg_recording
 
-    from framework import datasets
     from framework.config import validate
+    from framework.data import base as datasets
 
     out = {}
     x, label, direction = emg_recording()

@@ -25,7 +25,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 def reject_seconds(repeats: int = 5) -> tuple[float, float]:
     """(median end-to-end seconds of a refused command, median in-process prevalidate seconds)."""
-    from framework.cli import prevalidate
+    from framework.app.cli import prevalidate
     from framework.errors import UserError
 
     walls = []

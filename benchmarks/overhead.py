@@ -175,7 +175,7 @@ def main() -> None:
     quiet.tensorflow()  # imports happen once, before any timing
     import mlflow.tracking  # noqa: F401
 
-    from framework.tracking import open_store
+    from framework.tracking.store import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="spiketune-overhead-"))
     uri = f"sqlite:///{tmp / 'mlflow.db'}"

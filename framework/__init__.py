@@ -4,7 +4,7 @@ The stages, one module each: :mod:`config` → :mod:`datasets` → :mod:`models`
 :mod:`training` → :mod:`simulation` → :mod:`analysis` (plugins) → :mod:`tracking`, run by
 :func:`framework.pipeline.run`.
 """
-from . import compat
+from framework import compat
 
 __version__ = "0.1.0"
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .config import bounded
-from .errors import UserError
-from .registry import Registry
+from framework.config import bounded
+from framework.errors import UserError
+from framework.registry import Registry
 
 #: what plugins import from here besides the classes below (one face, framework.analysis)
 __all__ = ["Analysis", "Context", "Layer", "Result", "UserError", "angle_diff", "bounded",
@@ -108,7 +108,7 @@ class Context:
     ----------
     cfg : framework.config.Config
         The validated config.
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         The dataset (test split used for the simulation).
     layers : list of Layer
         The analysed layers.
@@ -335,7 +335,7 @@ def check_layer_names(cfg, names: list[str]) -> list[str]:
 def select_layers(cfg, built) -> list[Layer]:
     """The analysed layers and neurons: ``analyses.layers`` (all by default) and a seeded sample
     of at most ``analyses.max_neurons`` per layer."""
-    from . import neurons
+    from framework import neurons
 
     names = [b.name for b in built]
     wanted = check_layer_names(cfg, names)

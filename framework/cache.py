@@ -44,6 +44,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from framework.paths import cache_root
+
 # bump when the entry layout changes so that an old entry could be misread (the manifest needed
 # no bump: an entry without one is reported and rebuilt, so old entries are replaced, not orphaned)
 FORMAT = 1
@@ -65,13 +67,6 @@ _HOST = socket.gethostname()
 _TMP = re.compile(r"^\.tmp-[0-9a-f]{16}-[a-z0-9_]+-(?P<pid>\d+)@(?P<host>.+)$")
 #: the temporary folders of the releases before the manifest (no pid: cleaned by age only)
 _OLD_TMP = re.compile(r"^\.[0-9a-f]{16}-[a-z0-9_]{8}$")
-
-
-def cache_root() -> Path:
-    """``$SPIKETUNE_CACHE_DIR`` or ``<repo>/outputs/cache``."""
-    from .tracking import OUTPUTS
-
-    return Path(os.environ.get("SPIKETUNE_CACHE_DIR") or OUTPUTS / "cache")
 
 
 def _plain(node):
@@ -155,14 +150,14 @@ def cache_key(cfg, data) -> str:
     Parameters
     ----------
     cfg : framework.config.Config or omegaconf.DictConfig
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         Supplies ``digest`` and ``sequence``.
     """
     h = hashlib.sha256()
     h.update(f"spiketune-cache-{FORMAT}".encode())
     h.update(json.dumps(training_config(cfg, bool(data.sequence)), sort_keys=True).encode())
     h.update(str(data.digest).encode())
-    from .errors import existing_path
+    from framework.paths import existing_path
 
     if cfg.model.loaded:
         _hash_path(h, existing_path(cfg.model.path, "model.path"))
@@ -231,7 +226,7 @@ def verify(entry: Path, key: str) -> str:
 def _load(entry: Path, key: str):
     """``(Trained, "")`` for an entry that verifies, ``(None, "")`` when there is no entry, and
     ``(None, what is wrong)`` for a damaged or foreign one."""
-    from .training import Trained
+    from framework.training import Trained
 
     if not entry.exists():
         return None, ""
@@ -297,7 +292,7 @@ def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
         except FileNotFoundError:  # renamed into place or removed meanwhile
             continue
         if ours is not None and ours["host"] == _HOST:  # the pid tells: a live write may be slow
-            from .daemons import alive  # zombie-aware; /proc where there is one
+            from framework.daemons import alive  # zombie-aware; /proc where there is one
 
             stale = not alive(int(ours["pid"]))
         else:  # another host's writer (or no pid recorded): only its age tells
@@ -337,7 +332,7 @@ def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epo
     cfg : framework.config.Config
     model : keras.Model
         The built (untrained) network.
-    data : framework.datasets.Data
+    data : framework.data.base.Data
     neuron_type : nengo.neurons.NeuronType
     scratch : pathlib.Path
         The run's temporary folder (training writes there first).

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, cast
 
 from omegaconf import MISSING, OmegaConf
 
-from .errors import UserError
+from framework.errors import UserError
 
 
 def bounded(default: Any = MISSING, *, ge=None, gt=None, le=None, lt=None, factory=None):
@@ -436,7 +436,7 @@ def analyses_schema() -> type:
     """
     global _analyses_schema
     if _analyses_schema is None:
-        from .analysis import plugin_configs
+        from framework.analysis import plugin_configs
 
         fields = [(name, cfg_type, field(default_factory=cfg_type))
                   for name, cfg_type in sorted(plugin_configs().items())]
@@ -457,7 +457,7 @@ def register_resolvers() -> None:
     ``paths.outputs``; idempotent. Run at import, so a launcher's worker that unpickles a job's
     config (which still holds the interpolation) can resolve it."""
     if not OmegaConf.has_resolver("spiketune_outputs"):
-        from .tracking import OUTPUTS
+        from framework.paths import OUTPUTS
 
         OmegaConf.register_new_resolver("spiketune_outputs", lambda: str(OUTPUTS))
 

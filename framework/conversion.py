@@ -33,7 +33,7 @@ def normalise(model, x_train, sequence: bool, neuron_type, conv_cfg) -> dict[str
     """
     import tensorflow as tf
 
-    from .models import hidden_layers
+    from framework.models import hidden_layers
 
     gain, bias = neuron_type.gain_bias(np.array([conv_cfg.max_rate_hz]), np.array([0.0]))
     j_star = float(gain[0] + bias[0])
@@ -70,7 +70,7 @@ def convert(model, neuron_type, scale_firing_rates, synapse: float | None, seed:
     import nengo_dl
     import tensorflow as tf
 
-    from .native import register_tf_builders
+    from framework.native import register_tf_builders
 
     register_tf_builders()
     swap = {tf.nn.relu: neuron_type, tf.keras.activations.relu: neuron_type}

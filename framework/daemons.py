@@ -1,4 +1,4 @@
-"""What ``spiketune-server`` and ``framework.slurm_cluster`` share about the daemons they start:
+"""What ``spiketune-server`` and ``framework.app.slurm_cluster`` share about the daemons they start:
 whether a process or a process group still runs, whether a port is free, a log's telling line."""
 from __future__ import annotations
 

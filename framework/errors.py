@@ -6,7 +6,6 @@ CLI prints its message on one line and exits 2; anything else is an internal err
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 EXIT_USER = 2
 EXIT_INTERNAL = 1
@@ -77,39 +76,3 @@ def install_signal_handlers() -> None:
         signal.signal(signal.SIGINT, on_interrupt)
     if not getattr(sys.unraisablehook, "spiketune", False):
         sys.unraisablehook = _quiet_swallowed_interrupt(sys.unraisablehook)
-
-
-def existing_path(value: str, key: str, suffixes: tuple[str, ...] = ()) -> Path:
-    """Resolve a user-given path and check it exists (and has an accepted suffix).
-
-    Parameters
-    ----------
-    value : str
-        The path as written in the config; relative paths are taken from the launch directory.
-    key : str
-        The config key, named in the error.
-    suffixes : tuple of str
-        Accepted suffixes (``.csv``); empty accepts any.
-    """
-    if not value:
-        raise UserError(f"{key}: no path given")
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = launch_dir() / path
-    if not path.exists():
-        raise UserError(f"{key}: no such file: {path}")
-    if not (path.is_file() or path.is_dir()):  # a pipe or device would block or never end
-        raise UserError(f"{key}: {path} is not a regular file (a pipe, device or socket)")
-    if suffixes and path.suffix.lower() not in suffixes and not path.is_dir():
-        raise UserError(f"{key}: {path.name} is not one of {', '.join(suffixes)}")
-    return path
-
-
-def launch_dir() -> Path:
-    """The directory the user launched from (Hydra may have changed the working directory)."""
-    try:
-        from hydra.utils import get_original_cwd
-
-        return Path(get_original_cwd())
-    except (ImportError, ValueError):
-        return Path.cwd()

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import EXIT_INTERRUPTED
+from framework.errors import EXIT_INTERRUPTED
 
 #: signals that follow the one that stopped a run within this many seconds are recorded, not
 #: raised again (a burst, or a terminal's SIGINT plus a supervisor's SIGTERM)

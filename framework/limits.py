@@ -14,7 +14,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .errors import UserError
+from framework.errors import UserError
 
 #: the share of physical memory a run may plan for when ``limits.memory_gb`` is unset
 DEFAULT_SHARE = 0.75

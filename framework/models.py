@@ -2,11 +2,11 @@
 
 Hidden layers use ``tf.nn.relu``, which the conversion stage swaps for the configured neuron type;
 the output layer is linear (logits for classification). Native Nengo models (``ensemble``) are not
-Keras models; :mod:`framework.ensemble` runs them.
+Keras models; :mod:`framework.networks.ensemble` runs them.
 """
 from __future__ import annotations
 
-from .registry import Registry
+from framework.registry import Registry
 
 MODELS: Registry = Registry("model")
 
@@ -62,7 +62,7 @@ def conv(cfg, data):
 @MODELS.register("keras_file")
 def keras_file(cfg, data):
     """A user's saved model, loaded in safe mode (see :mod:`framework.keras_io`)."""
-    from .keras_io import load_model
+    from framework.keras_io import load_model
 
     return load_model(cfg, data)
 

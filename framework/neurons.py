@@ -6,7 +6,7 @@ its own builders (:mod:`framework.native`), registered before any simulator is b
 """
 from __future__ import annotations
 
-from .registry import Registry
+from framework.registry import Registry
 
 NEURONS: Registry = Registry("neuron type")
 
@@ -41,7 +41,7 @@ def lif_rate(cfg):
 
 @NEURONS.register("threshold_lif")
 def threshold_lif(cfg):
-    from .native import ThresholdLIF
+    from framework.native import ThresholdLIF
 
     return ThresholdLIF(tau_rc=cfg.tau_rc, tau_ref=cfg.tau_ref, amplitude=cfg.amplitude,
                         threshold=cfg.threshold)

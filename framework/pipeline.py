@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis as analysis_mod
-from .analysis import angle_diff
-from .config import Layout, to_flat_params, validate
-from .errors import UserError, check_interrupt, interruption
-from .lifecycle import shielded
-from .progress import Console, table
-from .registry import Registry
+from framework import analysis as analysis_mod
+from framework.analysis import angle_diff
+from framework.config import Layout, to_flat_params, validate
+from framework.errors import UserError, check_interrupt, interruption
+from framework.lifecycle import shielded
+from framework.progress import Console, table
+from framework.registry import Registry
 
 #: metrics shown in the end-of-run summary, in this order, when the run has them
 SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/mse", "rate/mse",
@@ -120,7 +120,7 @@ def task_metrics(prefix: str, outputs: np.ndarray, data, idx: np.ndarray) -> dic
 
 def run_name(cfg, tags: dict | None = None) -> str:
     """``tracking.run_name``; else a sweep job's name, what the job changed (``lif n_steps=50``,
-    :func:`framework.sweeps.job_label`, in ``tags``); else ``<dataset>-<model>-<neuron>``."""
+    :func:`framework.app.sweeps.job_label`, in ``tags``); else ``<dataset>-<model>-<neuron>``."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
     if tags and tags.get("mlflow.runName"):
@@ -146,14 +146,14 @@ def run(cfg, console: Console | None = None, tags: dict | None = None) -> RunRes
         The run id, final status and metrics. A user error is re-raised after the run is marked
         FAILED (the CLI turns it into exit code 2).
     """
-    from .model_flavour import check_register
-    from .tracking import Tracker, resolve_uri, ui_base
+    from framework.tracking.model import check_register
+    from framework.tracking.store import Tracker, resolve_uri, ui_base
 
     t0 = time.perf_counter()
     console = console or Console()
     obj = validate(cfg)
     analysis_mod.check_names(obj.analysis)
-    from . import limits
+    from framework import limits
 
     limits.configure(obj.limits.memory_gb)
     console.stage("tracking", resolve_uri(obj.tracking.uri))
@@ -218,7 +218,7 @@ def resolve_defaults(obj, data) -> list[str]:
     * ``simulation.readout_steps`` unset: the whole trial for sequences (each time bin is part of
       the movement), else the last fifth of ``simulation.n_steps`` (at least one step).
     """
-    from .config import Normalize, Readout, Scaling
+    from framework.config import Normalize, Readout, Scaling
 
     said = []
     if not obj.model.reads_data:  # the network makes its own inputs (the ensemble's ramp)
@@ -260,13 +260,13 @@ def prepare_data(obj):
     (Data, dict, list of str)
         The scaled data, what scaling applied (``scaling.json``), and one line per resolved value.
     """
-    from . import datasets
+    from framework.data import base as datasets
 
     data = datasets.load(obj.dataset, obj.seed)
     said = list(data.remarks)
     if obj.model.loaded and getattr(obj.dataset, "layout", None) == Layout.auto:
-        from .keras_io.screen import resolve, stored_input_shape
-        from .userdata import fit_layout
+        from framework.data.files import fit_layout
+        from framework.keras_io.screen import resolve, stored_input_shape
 
         data, lines = fit_layout(data, stored_input_shape(resolve(obj.model)))
         said += lines
@@ -303,12 +303,12 @@ def _record_config(cfg, obj, tracker) -> None:
 
 
 def _log_model(cfg, obj, net, tracker, console, metrics: dict[str, float]) -> None:
-    """Log the trained rate network as the run's MLflow model (:mod:`framework.model_flavour`),
+    """Log the trained rate network as the run's MLflow model (:mod:`framework.tracking.model`),
     after every metric, so the logged model carries them; ``time/model_s`` is what it cost."""
     from omegaconf import OmegaConf
 
-    from .model_flavour import log_network
-    from .redact import redact
+    from framework.redact import redact
+    from framework.tracking.model import log_network
 
     register = obj.tracking.register
     console.stage("mlflow", "logging the rate network as an MLflow model"
@@ -371,8 +371,8 @@ def _run_stages(cfg, obj, tracker, console: Console, scratch: Path) -> dict[str,
 
 @NETWORKS.register("ensemble")
 def _ensemble(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Context:
-    """A native Nengo ensemble on a ramp of inputs (:mod:`framework.ensemble`)."""
-    from .ensemble import run_ensemble
+    """A native Nengo ensemble on a ramp of inputs (:mod:`framework.networks.ensemble`)."""
+    from framework.networks.ensemble import run_ensemble
 
     console.stage("model", "native Nengo ensemble")
     ctx, measured = run_ensemble(cfg, console)
@@ -384,12 +384,12 @@ def _ensemble(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Con
 def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Context:
     """Build, train, convert and simulate a Keras network; returns what the analyses read."""
     console.stage("model", f"{cfg.model.name}, importing TensorFlow")
-    from . import quiet
+    from framework import quiet
 
     quiet.tensorflow()
-    from . import models, neurons
-    from .simulation import evaluate_rates, simulate
-    from .training import train
+    from framework import models, neurons
+    from framework.simulation import evaluate_rates, simulate
+    from framework.training import train
 
     model = models.build(cfg.model, data, cfg.seed)
     for note in getattr(model, "spiketune_notes", []):
@@ -397,7 +397,7 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     n_params = int(model.count_params())
     _tag(tracker, "model_params", n_params)
     if cfg.model.loaded:  # which file, exactly: its absolute path and sha256; its own score
-        from .keras_io import file_tags
+        from framework.keras_io import file_tags
 
         for key, value in file_tags(cfg.model).items():
             _tag(tracker, key, value)
@@ -409,7 +409,7 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
     neuron_type = neurons.build(cfg.neuron)
     # a misspelt analyses.layers is refused now, not after training and simulation
     analysis_mod.check_layer_names(cfg, [layer.name for layer in models.hidden_layers(model)])
-    from .simulation import check_budget
+    from framework.simulation import check_budget
 
     check_budget(model, data, cfg)  # a simulation that cannot fit: refused before training
     _normalise(cfg, model, data, neuron_type, tracker, console, metrics)
@@ -421,7 +421,7 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
                       f"{cfg.training.epochs} epochs, {cfg.neuron.name} rate approximation")
     else:
         console.stage("train", "skipped (model.train=false): the saved weights as they are")
-    from .cache import trained
+    from framework.cache import trained
 
     def epoch_loss(epoch: int, loss: float) -> None:  # as each epoch ends: its own timestamp
         tracker.metrics({"train/loss": loss}, step=epoch)
@@ -467,8 +467,8 @@ def _network(cfg, data, tracker, console, scratch, metrics) -> analysis_mod.Cont
                                bin_s=sim.bin_steps * cfg.simulation.dt)
     ctx.layers = analysis_mod.select_layers(cfg, sim.layers)
     ctx.extras["outputs"] = sim.outputs
-    from .model_flavour import TrainedNetwork
-    from .training import readout_bins
+    from framework.tracking.model import TrainedNetwork
+    from framework.training import readout_bins
 
     # logged as the run's MLflow model once every metric is in (_log_model)
     ctx.extras["network"] = TrainedNetwork(
@@ -492,8 +492,8 @@ def _tag(tracker, key: str, value) -> None:
 def _normalise(cfg, model, data, neuron_type, tracker, console, metrics) -> None:
     """``conversion.normalize=percentile``: fill ``conversion.layer_scales`` from the training
     data (unless given), log them as params, the activations they came from as metrics."""
-    from .config import Normalize
-    from .conversion import normalise
+    from framework.config import Normalize
+    from framework.conversion import normalise
 
     conv = cfg.conversion
     if conv.normalize != Normalize.percentile or conv.layer_scales:
@@ -513,7 +513,7 @@ def _normalise(cfg, model, data, neuron_type, tracker, console, metrics) -> None
 def keras_outputs(model, data, sim_cfg) -> np.ndarray:
     """Keras's own prediction (n_test, k) on exactly the inputs the network gets; a sequence model
     (one time step per call) is read over the same time bins as the rate network."""
-    from .training import readout_bins
+    from framework.training import readout_bins
 
     x = data.x_test
     if not data.sequence:
@@ -582,7 +582,8 @@ def _tables(scratch: Path) -> list[str]:
 
 
 def _summary(console: Console, tracker, metrics: dict[str, float], ui: str = "") -> None:
-    from .tracking import UI_DEFAULT, default_uri, ui_base
+    from framework.paths import default_uri
+    from framework.tracking.store import UI_DEFAULT, ui_base
 
     regs = sorted(k for k in metrics if k.startswith("reg/") and k.count("/") == 2)
     rows = [(k, f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
@@ -610,7 +611,7 @@ DESCRIBE_KEYS = 6
 def describe(obj, tracker, metrics: dict[str, float], error: str | None = None) -> str:
     """The run's description (``mlflow.note.content``, Markdown): what ran, on what, and its
     headline metrics (the summary's first :data:`DESCRIBE_KEYS`), or the error it ended with."""
-    from .tracking import markdown_table
+    from framework.tracking.store import markdown_table
 
     what = [f"dataset `{obj.dataset.name}`", f"model `{obj.model.name}`",
             f"neuron `{obj.neuron.name}`"]

@@ -1,7 +1,7 @@
 """What a person watching a run sees: the stage running now, progress bars, a summary table.
 
 Everything human goes to stderr, so stdout stays free for the one line (or ``--json``) a script
-reads (:mod:`framework.jobs`). On a terminal bars are tqdm's, redrawn in place at the terminal's
+reads (:mod:`framework.app.jobs`). On a terminal bars are tqdm's, redrawn in place at the terminal's
 width; elsewhere (CI, log files) a bar prints a line at every quarter. Every line the console
 says is also a record of the ``spiketune`` logger, so a Hydra job's log file holds the run's log.
 """
@@ -11,8 +11,8 @@ import logging
 import sys
 import time
 
-from .errors import check_interrupt
-from .redact import redact
+from framework.errors import check_interrupt
+from framework.redact import redact
 
 LOG = logging.getLogger("spiketune")
 

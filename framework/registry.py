@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .errors import UserError
+from framework.errors import UserError
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
+from framework.errors import UserError
 
 #: the x-intercept penalty starts this fraction of the range's width inside each bound, so the
 #: balance point against the task loss lies inside [low, high] rather than on its edge
@@ -251,8 +251,8 @@ class Regularizers:
 
     def values(self, sim) -> dict[tuple[str, str], np.ndarray]:
         """``(kind, layer) -> per-neuron value``: x-intercepts (x units) or mean rates (Hz)."""
-        from .analysis import x_intercepts
-        from .training import pad_to
+        from framework.analysis import x_intercepts
+        from framework.training import pad_to
 
         out = {}
         rate_terms = [t for t in self.terms if t.kind == "rates"]
@@ -291,7 +291,7 @@ def add_regularizers(converter, model, data, cfg) -> Regularizers:
         The training network (converted with ``synapse=None``).
     model : keras.Model
         The converted Keras model (for its layer names and input).
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         Its training inputs feed the rate statistics.
     cfg : framework.config.Config
         Uses ``training.x_intercepts`` and ``training.rates``.
@@ -308,9 +308,9 @@ def add_regularizers(converter, model, data, cfg) -> Regularizers:
     import nengo
     import nengo_dl
 
-    from . import neurons as neuron_types
-    from .conversion import neuron_layers
-    from .training import as_steps
+    from framework import neurons as neuron_types
+    from framework.conversion import neuron_layers
+    from framework.training import as_steps
 
     layers = neuron_layers(converter, model)
     with converter.net:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import check_interrupt
-from .training import as_steps, pad_to, readout_bins
+from framework.errors import check_interrupt
+from framework.training import as_steps, pad_to, readout_bins
 
 N_RASTER = 4  # test samples whose spike trains are kept for raster plots
 
@@ -82,8 +82,8 @@ def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
 def check_budget(model, data, cfg) -> None:
     """Refuse, before any training, a spiking evaluation that would not fit in memory
     (:func:`framework.limits.check_simulation`), from the model's layer sizes and the data."""
-    from .limits import check_simulation
-    from .models import hidden_layers
+    from framework.limits import check_simulation
+    from framework.models import hidden_layers
 
     s = cfg.simulation
     n = len(test_sample(data, s.max_samples, cfg.seed))
@@ -100,8 +100,8 @@ def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
     synapses."""
     import nengo_dl
 
-    from .conversion import convert, scales
-    from .native import rate_version
+    from framework.conversion import convert, scales
+    from framework.native import rate_version
 
     converter = convert(model, rate_version(neuron_type), scales(cfg, model),
                         synapse=None, seed=cfg.seed)
@@ -127,7 +127,7 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     model : keras.Model
     params : pathlib.Path
         Trained parameters (``sim.save_params``).
-    data : framework.datasets.Data
+    data : framework.data.base.Data
     cfg : framework.config.Config
         Uses ``simulation`` and ``seed``.
     neuron_type : nengo.neurons.NeuronType
@@ -136,7 +136,7 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     import nengo
     import nengo_dl
 
-    from .conversion import convert, neuron_layers, scales
+    from framework.conversion import convert, neuron_layers, scales
 
     s = cfg.simulation
     converter = convert(model, neuron_type, scales(cfg, model), synapse=s.synapse, seed=cfg.seed)

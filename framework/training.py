@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DivergenceError, check_interrupt
+from framework.errors import DivergenceError, check_interrupt
 
 
 @dataclass
@@ -159,7 +159,8 @@ def load_nengo_params(sim, value: str) -> None:
     """
     import tensorflow as tf
 
-    from .errors import UserError, existing_path
+    from framework.errors import UserError
+    from framework.paths import existing_path
 
     path = existing_path(value, "model.params", (".npz",))
     try:
@@ -210,7 +211,7 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) 
     ----------
     model : keras.Model
         The network (its initial weights are the starting point).
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         Training split in ``x_train``/``y_train``.
     cfg : framework.config.Config
         Uses ``training``, the firing-rate scales (:func:`framework.conversion.scales`), the
@@ -229,8 +230,8 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) 
     import nengo_dl
     import tensorflow as tf
 
-    from .conversion import convert, scales
-    from .regularizers import add_regularizers
+    from framework.conversion import convert, scales
+    from framework.regularizers import add_regularizers
 
     tcfg = cfg.training
     out_dir.mkdir(parents=True, exist_ok=True)

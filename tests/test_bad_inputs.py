@@ -1,9 +1,9 @@
 """The bad-input catalogue: every case exits 2 with one line naming the key or file, no traceback,
 and never leaves a FINISHED run.
 
-Each case runs through the real entry point, ``framework.cli.main`` (pre-validation, then the Hydra
-app), inside one driver subprocess per group of cases, so TensorFlow and MLflow are imported once
-per group rather than once per case. Stages:
+Each case runs through the real entry point, ``framework.app.cli.main`` (pre-validation,
+then the Hydra app), inside one driver subprocess per group of cases, so TensorFlow and MLflow
+are imported once per group rather than once per case. Stages:
 
 * ``config``: refused by pre-validation, before the Hydra app: < 1 s, TensorFlow and MLflow never
   imported, the store never touched;
@@ -433,7 +433,7 @@ def finish(started: tuple, timeout: float) -> dict:
 
 @pytest.fixture(scope="module")
 def store(env):
-    from framework.tracking import open_store
+    from framework.tracking.store import open_store
 
     open_store(env["store"])  # created once, here: a new store takes seconds to migrate
     return env["store"]
@@ -544,7 +544,7 @@ def test_catalogue_is_large_and_ids_unique():
 
 def test_unreadable_data_file_is_a_user_error(tmp_path, monkeypatch):
     """As root no file mode stops a read, so the permission error is injected where it is raised."""
-    import framework.userdata as userdata
+    import framework.data.files as userdata
     from framework.config import FileDataset
     from framework.errors import UserError
 

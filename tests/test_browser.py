@@ -63,8 +63,8 @@ def shots(tmp_path) -> Path:
 def test_printed_sweep_link_opens_the_runs_table_with_the_children(uri, tmp_path, shots):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is "
                                    "not installed (it is in the lock: make test installs it)")
-    from framework import ui
-    from framework.tracking import open_store
+    from framework.app import ui
+    from framework.tracking.store import open_store
 
     port = free_port()
     open_store(uri)  # the schema exists before the server and the sweep both open the store

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from framework import compare, ui
+from framework.app import compare, ui
 from framework.errors import EXIT_USER
 
 NEURONS = ["lif", "relu"]
@@ -197,7 +197,7 @@ def test_ui_runs_mlflow_on_loopback(monkeypatch):
     exe, argv = calls[0]
     assert Path(exe).name in ("mlflow", "python", "python3") and argv[0] == exe
     i = argv.index("ui")
-    from framework.tracking import default_uri
+    from framework.paths import default_uri
 
     assert argv[i:] == ["ui", "--backend-store-uri", default_uri(), "--host", "127.0.0.1",
                         "--port", "5000"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from helpers import cli, compose
 
-from framework.cli import split_args
+from framework.app.cli import split_args
 from framework.config import Config, to_flat_params, validate
 from framework.errors import UserError
 

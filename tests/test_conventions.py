@@ -25,7 +25,7 @@ def fake_search_run(cfg, console=None, tags=None):
     """A run whose spiking error is a known function of the scale, (log10 scale − 2)², degrees,
     and whose mean rate is the scale itself (Hz); objective and budget as the pipeline does them."""
     from framework.pipeline import RunResult, objective_value
-    from framework.tracking import Tracker, resolve_uri
+    from framework.tracking.store import Tracker, resolve_uri
 
     scale = float(cfg.simulation.scale_firing_rates)
     metrics = {"spiking/angle_error_deg": (np.log10(scale) - 2.0) ** 2,
@@ -112,7 +112,7 @@ def test_cfg_job_prints_a_valid_config():
 def test_help_lists_user_groups_without_composing():
     """--help comes from conf/ alone: Hydra is never imported, internal groups are not listed,
     every experiment and debug preset is, with its summary line."""
-    code = ("import sys; from framework.cli import main; main(['--help']); "
+    code = ("import sys; from framework.app.cli import main; main(['--help']); "
             "print('hydra loaded' if 'hydra' in sys.modules else 'hydra not loaded')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

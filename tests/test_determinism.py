@@ -33,7 +33,7 @@ def three_runs(tmp_path_factory):
     so each process trains for itself)."""
     tmp = tmp_path_factory.mktemp("determinism")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    from framework.tracking import open_store
+    from framework.tracking.store import open_store
 
     open_store(uri)  # created before the processes start
     base = TINY + ["training.epochs=3", "training.cache=false"]

@@ -34,7 +34,7 @@ def test_class_rates_means_and_anova_match_scipy():
 
 def fake_context(task="classification"):
     """Two layers over 6 test samples of classes 0, 1, 2; the read-out gets class 2 wrong once."""
-    from framework.datasets import Data
+    from framework.data.base import Data
 
     y = np.array([0, 0, 1, 1, 2, 2])
     data = Data(name="toy", task=task, x_train=np.zeros((6, 2)), y_train=y,

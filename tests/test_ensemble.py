@@ -19,7 +19,7 @@ TLIF_RATE_AT_1 = 1.0 / (0.002 + 0.02 * np.log(1 + 1 / 2.2))
 
 
 def run(overrides):
-    from framework.ensemble import run_ensemble
+    from framework.networks.ensemble import run_ensemble
 
     cfg = validate(compose(overrides))
     return run_ensemble(cfg, Console(quiet=True))

@@ -240,7 +240,7 @@ INJECT = textwrap.dedent("""
             raise ImportError("initialization failed")
 
     target.{function} = interrupted_import
-    from framework.cli import main
+    from framework.app.cli import main
     main(sys.argv[1:])
 """)
 
@@ -270,7 +270,7 @@ def test_processes_opening_a_new_store_together_all_succeed(tmp_path):
     """Two runs started together on a new store used to migrate its schema at once and break it
     for good (``table _alembic_tmp_metrics already exists``); opening is now serialised."""
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
-    code = ("import sys; from framework.tracking import Tracker; "
+    code = ("import sys; from framework.tracking.store import Tracker; "
             "t = Tracker(sys.argv[1], 'spiketune', sys.argv[2]); t.end('FINISHED')")
     procs = [subprocess.Popen([sys.executable, "-c", code, uri, f"racer{i}"], cwd=str(REPO),
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
@@ -325,7 +325,7 @@ def test_signal_inside_a_gc_callback_is_kept_quiet_and_still_acted_on():
 SLOW_ENDING = textwrap.dedent("""
     import sys, time
     import framework.pipeline as pipeline
-    from framework.tracking import Tracker
+    from framework.tracking.store import Tracker
 
     def stages(cfg, obj, tracker, console, scratch):
         console.say("stages waiting")
@@ -340,7 +340,7 @@ SLOW_ENDING = textwrap.dedent("""
 
     pipeline._run_stages = stages
     Tracker.end = slow_end
-    from framework.cli import main
+    from framework.app.cli import main
     main(sys.argv[1:])
 """)
 
@@ -369,7 +369,7 @@ def test_runs_whose_owner_is_gone_are_ended_killed_at_the_next_start(store, caps
     owner's, another host's, an untagged and a FINISHED run stay as they were."""
     import psutil
 
-    from framework.tracking import Tracker, open_store
+    from framework.tracking.store import Tracker, open_store
 
     host, me = socket.gethostname(), psutil.Process()
     dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -417,7 +417,7 @@ HANGING_JOB = textwrap.dedent("""
         import time
 
         import framework.pipeline
-        from framework.tracking import Tracker, resolve_uri
+        from framework.tracking.store import Tracker, resolve_uri
 
         def hang(cfg, console=None, tags=None):
             Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, "hang", tags=tags)
@@ -436,7 +436,7 @@ def test_sigkill_of_a_joblib_launcher_stops_its_workers(store, tmp_path, capsys)
     the default folder: the workers find the parent by the launch id their launcher drew."""
     import psutil
 
-    from framework.tracking import Tracker
+    from framework.tracking.store import Tracker
 
     site, started = tmp_path / "site", tmp_path / "started"
     site.mkdir()
@@ -499,7 +499,7 @@ def test_a_signal_waits_for_a_store_call_and_only_a_burst_tail_is_dropped():
     code = textwrap.dedent("""
         import os, signal, time
         from framework import errors, lifecycle
-        from framework.tracking import retry
+        from framework.tracking.store import retry
 
         errors.install_signal_handlers()
 

@@ -204,8 +204,8 @@ LOADED = ["simulation.n_steps=20", "simulation.readout_steps=5", "tracking.plots
 def _spiketune_data(overrides):
     from helpers import compose
 
-    from framework import datasets
     from framework.config import validate
+    from framework.data import base as datasets
 
     cfg = validate(compose(overrides))
     return datasets.load(cfg.dataset, cfg.seed)
@@ -274,8 +274,8 @@ def test_users_own_digits_npz_feeds_their_conv_model(keras, tmp_path, uri):
 
 
 def test_layout_follows_the_models_input():
-    from framework.datasets import Data
-    from framework.userdata import fit_layout
+    from framework.data.base import Data
+    from framework.data.files import fit_layout
 
     def make(*shape):
         return Data(name="file", task="classification", x_train=np.zeros((4, *shape)),

@@ -18,7 +18,7 @@ REACH = ["dataset.trials_per_direction=12", "simulation.n_steps=20", "simulation
 
 def tiny_data(overrides):
     """The data as a loaded model gets them: as they are (dataset.scaling=auto is none)."""
-    from framework import datasets
+    from framework.data import base as datasets
 
     cfg = validate(compose(overrides))
     return datasets.load(cfg.dataset, cfg.seed)

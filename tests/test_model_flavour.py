@@ -54,7 +54,7 @@ def runs(tmp_path_factory):
 def load(runs, model_uri: str):
     import mlflow.pyfunc
 
-    from framework.tracking import use_uri
+    from framework.tracking.store import use_uri
 
     with use_uri(runs["uri"]):
         return mlflow.pyfunc.load_model(model_uri)
@@ -83,7 +83,7 @@ def test_model_has_signature_example_and_the_config_beside_it(runs):
     import mlflow.artifacts
     import yaml
 
-    from framework.tracking import use_uri
+    from framework.tracking.store import use_uri
 
     data, _ = runs["seen"][0]
     run_id = runs["first"].info.run_id

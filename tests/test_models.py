@@ -19,7 +19,8 @@ def tf():
 
 
 def built(*overrides):
-    from framework import datasets, models
+    from framework import models
+    from framework.data import base as datasets
 
     cfg = validate(compose(list(overrides)))
     data = datasets.load(cfg.dataset, cfg.seed)

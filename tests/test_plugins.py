@@ -15,7 +15,7 @@ import pytest
 from helpers import REPO, TINY, cli, runs
 
 from framework.analysis import Context, Layer, select
-from framework.datasets import Data
+from framework.data.base import Data
 from plugins.example_sparsity import Sparsity, SparsityConfig, treves_rolls
 
 GUIDE = REPO / "docs" / "plugins.md"

@@ -22,7 +22,7 @@ from helpers.services import (  # noqa: F401 - mlflow_server: the fixture
     sweep_runs,
 )
 
-from framework import sweeps
+from framework.app import sweeps
 
 REAL = [*TINY, "analysis=[firing]", "tracking.log_model=false"]
 
@@ -35,7 +35,7 @@ def test_ray_cluster_preset_joins_and_never_starts_its_own():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.cli import CONF
+    from framework.app.cli import CONF
 
     compose([])  # registers the schemas and resolvers
     GlobalHydra.instance().clear()

@@ -12,7 +12,7 @@ import pytest
 from helpers import compose
 
 from framework.config import EMG, ReachDataset, Task, validate
-from framework.datasets import load, reach
+from framework.data.base import load, reach
 from framework.errors import UserError
 
 SEEDS = range(6)

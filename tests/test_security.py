@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, cli, compose
 
-from framework.cli import prevalidate, refuse_unsafe
+from framework.app.cli import prevalidate, refuse_unsafe
 from framework.errors import UserError
 
 
@@ -31,7 +31,7 @@ def test_hydra_itself_would_call_a_callback_target_from_the_command_line(tmp_pat
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.cli import CONF
+    from framework.app.cli import CONF
 
     compose()  # registers the schemas and resolvers the config needs
     GlobalHydra.instance().clear()
@@ -140,7 +140,7 @@ def test_yaml_tags_in_a_config_file_cannot_run_code(tmp_path):
 
 
 def test_ui_binds_the_loopback_interface(monkeypatch):
-    ui = pytest.importorskip("framework.ui", reason="framework/ui.py not written yet")
+    ui = pytest.importorskip("framework.app.ui", reason="framework/ui.py not written yet")
     calls = []
     monkeypatch.setattr(ui.os, "execv", lambda exe, cmd: calls.append(cmd))
     ui.main([])
@@ -183,7 +183,7 @@ def test_an_experiments_artifacts_stay_inside_the_store(store, name):
 
     from mlflow.tracking import MlflowClient
 
-    from framework.tracking import artifact_folder, artifact_root, experiment_id
+    from framework.tracking.store import artifact_folder, artifact_root, experiment_id
 
     client = MlflowClient(tracking_uri=store)
     exp = client.get_experiment(experiment_id(client, name, store))

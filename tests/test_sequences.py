@@ -81,7 +81,7 @@ def test_loss_is_on_the_mean_of_the_last_bins():
 
 
 def test_sequences_are_fed_over_time_not_flattened():
-    from framework import datasets
+    from framework.data import base as datasets
     from framework.simulation import spiking_inputs
     from framework.training import as_steps
 
@@ -127,7 +127,7 @@ def test_readout_last_and_mean_both_run(uri):
 
 def test_npz_sequence_file_runs_end_to_end(tmp_path, uri):
     """A user's npz of trials × time × channels goes through dataset=file like reach's."""
-    from framework import datasets
+    from framework.data import base as datasets
 
     cfg = validate(compose(["dataset.sequence=true", "dataset.trials_per_direction=20"]))
     data = datasets.load(cfg.dataset, cfg.seed)

@@ -98,7 +98,7 @@ def test_status_of_nothing_is_3(tmp_path):
 
 def test_command_line_keeps_the_password_out():
     """The database password is in a 600 file read by libpq, never on a command line (ps)."""
-    from framework.server import Layout, mlflow_command
+    from framework.app.server import Layout, mlflow_command
 
     layout = Layout(Path("/srv/st"))
     cmd = mlflow_command(layout, "127.0.0.1", 5000, 2)
@@ -251,7 +251,7 @@ def test_a_password_in_the_tracking_uri_is_recorded_nowhere(mlflow_server, tmp_p
     and artifacts (config.yaml, the model), Hydra's saved configs or the job's log."""
     from mlflow.tracking import MlflowClient
 
-    from framework.server import DATABASE, PG_PORT, ROLE, Layout
+    from framework.app.server import DATABASE, PG_PORT, ROLE, Layout
 
     layout = Layout(mlflow_server.data)
     password = layout.pgpass.read_text().strip().rsplit(":", 1)[-1]

@@ -1,6 +1,6 @@
 """SLURM for real: a one-node cluster (munged, slurmctld, slurmd from Debian's packages, configured
-by ``framework.slurm_cluster``) runs a ``hydra/launcher=slurm_local`` sweep as one job array, and
-every job lands in the PostgreSQL-backed tracking server.
+by ``framework.app.slurm_cluster``) runs a ``hydra/launcher=slurm_local`` sweep as one job array,
+and every job lands in the PostgreSQL-backed tracking server.
 
 The node offers 1 CPU, so the array's tasks run one after another: the 2-core CI machine runs the
 other test process beside it, and each task imports TensorFlow.
@@ -17,8 +17,8 @@ import pytest
 from helpers import REPO, TINY
 from helpers.services import BIN, mlflow_server, slurm_cluster, sweep_runs  # noqa: F401
 
-from framework import slurm_cluster as sc
-from framework import sweeps
+from framework.app import slurm_cluster as sc
+from framework.app import sweeps
 from framework.errors import EXIT_USER
 
 REAL = [*TINY, "analysis=[firing]", "tracking.log_model=false"]
@@ -43,7 +43,7 @@ def test_conf_names_the_node_on_loopback(tmp_path):
                                         "--slurmd-port"),
                                        (["--partition", "a b"], "--partition")])
 def test_bad_arguments_exit_2_naming_the_key(tmp_path, args, key):
-    proc = subprocess.run([sys.executable, "-m", "framework.slurm_cluster", "start", "--dir",
+    proc = subprocess.run([sys.executable, "-m", "framework.app.slurm_cluster", "start", "--dir",
                            str(tmp_path), *args], capture_output=True, text=True, timeout=60,
                           cwd=str(REPO))
     assert proc.returncode == EXIT_USER, proc.stderr

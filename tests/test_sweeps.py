@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import TINY, cli, cli_in_process, family, runs
 
-from framework import sweeps
+from framework.app import sweeps
 from framework.errors import EXIT_INTERRUPTED, EXIT_USER, UserError
 
 #: real jobs: TINY, and only the firing analysis (what is under test is the sweep, not the plugins)
@@ -26,7 +26,7 @@ def fake_run(cfg, console=None, tags=None):
     """A stand-in pipeline: one MLflow run; seed 1 fails (user error), seed 7 is 'interrupted'
     with its run left RUNNING, as a worker killed mid-job leaves it."""
     from framework.pipeline import RunResult, run_name
-    from framework.tracking import Tracker, resolve_uri
+    from framework.tracking.store import Tracker, resolve_uri
 
     tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
                       run_name(cfg, tags), tags=tags)
@@ -139,7 +139,7 @@ def test_job_count_and_parent_label():
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from framework.cli import CONF
+    from framework.app.cli import CONF
 
     compose([])
     GlobalHydra.instance().clear()
@@ -225,7 +225,7 @@ def test_swept_keys_include_sweeper_params():
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from framework.cli import CONF
+    from framework.app.cli import CONF
 
     compose([])  # registers the schemas and resolvers
     GlobalHydra.instance().clear()
@@ -247,7 +247,7 @@ def _log_same_datasets(uri, barrier, rounds, use_retry, out):
     import numpy as np
     from mlflow.entities import Dataset, DatasetInput
 
-    from framework.tracking import Tracker
+    from framework.tracking.store import Tracker
 
     errors = 0
     for i in range(rounds):
@@ -274,7 +274,7 @@ def test_parallel_log_inputs_of_one_dataset(store, use_retry):
     (the control shows the race is real)."""
     import multiprocessing as mp
 
-    from framework.tracking import open_store
+    from framework.tracking.store import open_store
 
     rounds = 20
     open_store(store)  # the store exists before the workers, as in a sweep
@@ -418,7 +418,7 @@ hydra.core.utils.datetime = Stopped  # what Hydra's ${now:} resolver reads
 
 import framework.pipeline
 from framework.pipeline import RunResult, run_name
-from framework.tracking import Tracker, resolve_uri
+from framework.tracking.store import Tracker, resolve_uri
 
 def fake(cfg, console=None, tags=None):
     tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
@@ -428,7 +428,7 @@ def fake(cfg, console=None, tags=None):
     return RunResult(tracker.run_id, "FINISHED", {})
 
 framework.pipeline.run = fake
-from framework.cli import main
+from framework.app.cli import main
 main(sys.argv[1:])
 """
 

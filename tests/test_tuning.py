@@ -9,7 +9,7 @@ import pytest
 from helpers import TINY, cli, runs
 
 from framework.analysis import Context, Layer, angle_diff, select
-from framework.datasets import Data
+from framework.data.base import Data
 from plugins.pca import PCA, PCAConfig, explained_variance_ratio, n_components
 from plugins.tuning import (
     Tuning,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from framework.analysis import Context, Layer, angle_diff
-from framework.datasets import Data
+from framework.data.base import Data
 from plugins.tuning import (
     MODELS,
     Tuning,

@@ -8,8 +8,9 @@ import subprocess
 import pytest
 from helpers import REPO, TINY, cli, runs
 
-from framework import tracking, ui
+from framework.app import ui
 from framework.errors import EXIT_USER, UserError
+from framework.tracking import store as tracking
 
 PID = "0123456789abcdef0123456789abcdef"
 

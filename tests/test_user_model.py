@@ -53,9 +53,9 @@ def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning
     from helpers import compose
 
     from framework.config import FileDataset, Task
+    from framework.data.files import load_file
     from framework.pipeline import run
     from framework.progress import Console
-    from framework.userdata import load_file
 
     folder, model = user_files
     keys = ["dataset=file", f"dataset.path={folder / 'emg.npz'}", "dataset.target=label",
@@ -89,7 +89,7 @@ def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning
 
 def test_a_lone_negative_direction_is_named_as_a_possible_marker(user_files, tmp_path):
     from framework.config import FileDataset, Task
-    from framework.userdata import load_file
+    from framework.data.files import load_file
 
     x, label, direction = emg_recording()
     direction = np.where(np.isnan(direction), -1.0, direction)
@@ -112,9 +112,9 @@ def test_nengo_dl_parameters_load_onto_the_converted_network(uri, tmp_path):
     import nengo_dl
     from helpers import compose
 
-    from framework import datasets
     from framework.config import KerasFileModel, validate
     from framework.conversion import convert
+    from framework.data import base as datasets
     from framework.errors import UserError
     from framework.keras_io import load_model
     from framework.pipeline import run
@@ -163,8 +163,8 @@ def test_percentile_normalisation_closes_the_conversion_gap_on_reach(tmp_path, u
     import keras
     from helpers import compose
 
-    from framework import datasets
     from framework.config import validate
+    from framework.data import base as datasets
     from framework.pipeline import run
     from framework.progress import Console
 

@@ -1,4 +1,4 @@
-"""framework.userdata: loading a user's .csv / .npz recording, and refusing bad ones in one line."""
+"""framework.data.files: loading a user's .csv / .npz recording; bad ones refused in one line."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from framework.config import FileDataset, Task
-from framework.datasets import scale, split
+from framework.data.base import scale, split
+from framework.data.files import load_file
 from framework.errors import UserError
-from framework.userdata import load_file
 
 N_DIR, PER_DIR, N_CH = 8, 20, 8  # directions, trials per direction, EMG-like channels
 
@@ -46,7 +46,7 @@ def reach_csv(tmp_path):
 
 
 def test_csv_loads_as_is_stratified_with_directions_and_standardises_on_request(reach_csv):
-    from framework.datasets import scale
+    from framework.data.base import scale
 
     table, pd_rad = reach_table()
     raw_data = load_file(cfg(reach_csv, direction="direction",

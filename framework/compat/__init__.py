@@ -84,7 +84,7 @@ def _after_process_builders(module: types.ModuleType) -> None:
     from packaging.version import Version
 
     if Version(version.version) <= Version("3.6.0"):
-        from . import linear_filter
+        from framework.compat import linear_filter
 
         linear_filter.apply(module.LinearFilterBuilder)
 

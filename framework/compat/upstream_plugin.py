@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from _pytest.recwarn import WarningsRecorder
 
-from .upstream_tests import KNOWN_FAILURES
+from framework.compat.upstream_tests import KNOWN_FAILURES
 
 _warns = pytest.warns
 

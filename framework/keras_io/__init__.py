@@ -4,7 +4,7 @@
 TensorFlow needed); :mod:`.load` loads it with the Keras that wrote it and hands NengoDL a tf-keras
 model.
 """
-from .load import load_keras, load_model, rebuild
-from .screen import file_tags, keras_major, sha256
+from framework.keras_io.load import load_keras, load_model, rebuild
+from framework.keras_io.screen import file_tags, keras_major, sha256
 
 __all__ = ["file_tags", "keras_major", "load_keras", "load_model", "rebuild", "sha256"]

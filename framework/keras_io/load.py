@@ -15,8 +15,15 @@ import inspect as pyinspect
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from .screen import IDENTITY_LAYERS, KEY, TRAINING_ONLY, inspect, keras_major, resolve
+from framework.errors import UserError
+from framework.keras_io.screen import (
+    IDENTITY_LAYERS,
+    KEY,
+    TRAINING_ONLY,
+    inspect,
+    keras_major,
+    resolve,
+)
 
 #: arguments tf-keras's Layer takes besides each class's own
 LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_shape", "batch_input_shape",
@@ -118,7 +125,7 @@ def check_conversion(model: Any, path: Path, seed: int = 0) -> None:
     """Convert ``model`` once with ReLU neurons; a layer NengoDL refuses becomes a UserError."""
     import nengo
 
-    from ..conversion import convert
+    from framework.conversion import convert
 
     try:
         convert(model, nengo.RectifiedLinear(), None, synapse=None, seed=seed)
@@ -297,7 +304,7 @@ def load_model(model_cfg: Any, data: Any) -> Any:
     ----------
     model_cfg : framework.config.KerasFileModel
         ``path`` (file or SavedModel folder); ``train`` is read by the training stage.
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         The input shape and output size the model must fit.
 
     Returns

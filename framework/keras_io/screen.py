@@ -27,7 +27,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, existing_path
+from framework.errors import UserError
+from framework.paths import existing_path
 
 KEY = "model.path"
 #: a stored (JSON) config entry
@@ -72,7 +73,7 @@ def resolve(model_cfg: Any) -> Path:
         raise UserError(f"{KEY}: {path.name} is not a saved Keras model (.keras, .h5 or a "
                         f"SavedModel folder)")
     if path.is_file() and zipfile.is_zipfile(path):  # a .keras file: refuse a zip bomb unread
-        from ..limits import check_archive
+        from framework.limits import check_archive
 
         check_archive(path, KEY)
     return path

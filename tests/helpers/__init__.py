@@ -21,7 +21,7 @@ def compose(overrides: list[str] | None = None):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.cli import CONF, _register_resolvers
+    from framework.app.cli import CONF, _register_resolvers
     from framework.config import register
 
     register()
@@ -83,7 +83,7 @@ def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
     """``spiketune args`` in this process with ``pipeline`` standing in for
     ``framework.pipeline.run`` (no TensorFlow); returns the exit code."""
     import framework.pipeline
-    from framework.cli import main
+    from framework.app.cli import main
 
     monkeypatch.setattr(framework.pipeline, "run", pipeline)
     monkeypatch.setattr(sys, "argv", ["spiketune"])

@@ -1,5 +1,5 @@
 """Real services for the slow tests: an MLflow tracking server on PostgreSQL (``spiketune-server``),
-a one-node SLURM cluster (``framework.slurm_cluster``) and a Ray head (``ray start --head``).
+a one-node SLURM cluster (``framework.app.slurm_cluster``) and a Ray head (``ray start --head``).
 
 Each is started by the test session that needs it, bound to 127.0.0.1, in a folder of its own
 under /tmp (not pytest's tmp: that is private to root, and PostgreSQL runs as the ``postgres``
@@ -152,7 +152,7 @@ def slurm_cluster(cpus: int = 1):
     SLURM's commands at it (``SLURM_CONF``)."""
     need("munged", "slurmctld", "slurmd", "sbatch")
     root = service_dir("st-slurm-")
-    cmd = [sys.executable, "-m", "framework.slurm_cluster"]
+    cmd = [sys.executable, "-m", "framework.app.slurm_cluster"]
     proc = subprocess.run([*cmd, "start", "--dir", str(root), "--cpus", str(cpus),
                            "--ctld-port", str(free_port()), "--slurmd-port", str(free_port())],
                           capture_output=True, text=True, timeout=120, cwd=str(REPO))

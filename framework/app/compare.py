@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from .errors import EXIT_INTERNAL, EXIT_USER, UserError
+from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
 
 #: metrics shown by default, in this order, when any selected run has them
 DEFAULT_METRICS = ["spiking/accuracy", "rate/accuracy", "spiking/mse", "rate/mse",
@@ -89,7 +89,7 @@ class Comparison:
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    from .tracking import resolve_uri
+    from framework.tracking.store import resolve_uri
 
     uri = resolve_uri(uri)
     if uri.startswith("sqlite:///"):
@@ -532,7 +532,7 @@ def draw(client, comp: Comparison) -> list[Path]:
 # ----------------------------------------------------------------------------------------- main
 def default_out(experiment: str | None, parent: str | None, filter_string: str) -> Path:
     """``outputs/compare/<parent-xxxxxxxx | experiment>[-<filter hash>]``."""
-    from .tracking import OUTPUTS
+    from framework.paths import OUTPUTS
 
     label = f"parent-{parent[:8]}" if parent else _slug(experiment or "spiketune")
     if filter_string:

@@ -1,9 +1,9 @@
 """A one-node SLURM cluster on this machine: munge, slurmctld and slurmd from Debian's packages.
 
-    python -m framework.slurm_cluster start            # state in outputs/slurm/, partition `local`
+    python -m framework.app.slurm_cluster start        # state in outputs/slurm/, partition `local`
     export SLURM_CONF=$PWD/outputs/slurm/etc/slurm.conf
     spiketune -m simulation.n_steps=20,40 hydra/launcher=slurm_local tracking.uri=http://...
-    python -m framework.slurm_cluster stop
+    python -m framework.app.slurm_cluster stop
 
 It is the real scheduler (``sbatch``, job arrays, ``srun`` steps, ``squeue``) on a private
 configuration, so the tests and a laptop can run ``hydra/launcher=slurm`` end to end without a
@@ -38,8 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .daemons import EXIT_NOT_RUNNING, MAX_SOCKET_PATH, alive, port_free, telling_line
-from .errors import EXIT_INTERNAL, EXIT_USER, UserError
+from framework.daemons import EXIT_NOT_RUNNING, MAX_SOCKET_PATH, alive, port_free, telling_line
+from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
 
 PARTITION = "local"
 CTLD_PORT = 6817  # SLURM's own defaults
@@ -49,7 +49,7 @@ DAEMONS = ("slurmd", "slurmctld", "munged")  # stopped in this order, started in
 
 def default_dir() -> Path:
     """``outputs/slurm`` (under ``$SPIKETUNE_OUTPUTS`` when set)."""
-    from .tracking import OUTPUTS
+    from framework.paths import OUTPUTS
 
     return OUTPUTS / "slurm"
 
@@ -119,7 +119,7 @@ def slurm_conf(layout: Layout, cpus: int, memory_mb: int, partition: str, ctld_p
     """The text of slurm.conf for the one node of this machine."""
     node = node_name()
     r = layout.root
-    return f"""# written by python -m framework.slurm_cluster: a one-node cluster on this machine
+    return f"""# written by python -m framework.app.slurm_cluster: one-node cluster, this machine
 ClusterName=spiketune
 SlurmctldHost={node}(127.0.0.1)
 SlurmctldPort={ctld_port}
@@ -343,7 +343,7 @@ def status(root: Path) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m framework.slurm_cluster",
+    p = argparse.ArgumentParser(prog="python -m framework.app.slurm_cluster",
                                 description="A one-node SLURM cluster on this machine.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{start,stop,status}")
     for name, text in (("start", "configure and start munged, slurmctld and slurmd"),
@@ -366,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m framework.slurm_cluster``."""
+    """Entry point of ``python -m framework.app.slurm_cluster``."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     root = args.dir if args.dir is not None else default_dir()
     prog = "slurm_cluster"

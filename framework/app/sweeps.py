@@ -29,7 +29,7 @@ the same folder reused *after* a sweep ended is fine, as before.
 In another process than the launcher (joblib, submitit, Ray on this host) each job starts a
 watchdog (:func:`framework.lifecycle.watch_launcher`): if the launcher dies (SIGKILL), the worker
 ends its run KILLED and exits; the parent, whose owner is gone, is ended KILLED by the next
-spiketune start (:func:`framework.tracking.end_orphans`).
+spiketune start (:func:`framework.tracking.store.end_orphans`).
 """
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 
-from . import lifecycle
-from .errors import EXIT_USER, UserError, interruption
-from .redact import redact
-from .tracking import ui_links
+from framework import lifecycle
+from framework.errors import EXIT_USER, UserError, interruption
+from framework.redact import redact
+from framework.tracking.store import ui_links
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
 PARENT_FILE = "parent.json"
@@ -61,7 +61,7 @@ UNSWEEPABLE = ("tracking", "tracking.uri", "tracking.experiment")
 def _ensure_resolvers() -> None:
     # Launchers unpickle this callback in their worker processes before composing the job's
     # config, whose hydra.sweep.dir uses ${spiketune_outputs:}: registering here makes it resolve.
-    from .cli import _register_resolvers
+    from framework.app.cli import _register_resolvers
 
     _register_resolvers()
     lifecycle.register_resolvers()
@@ -301,7 +301,7 @@ def _user_exit(message: str) -> None:
 # ------------------------------------------------------------------------------------- MLflow
 def children(client, experiment_id: str, parent_run_id: str) -> list:
     """Every child run of ``parent_run_id`` (any status), by the ``mlflow.parentRunId`` tag."""
-    from .tracking import retry
+    from framework.tracking.store import retry
 
     found, token = [], None
     while True:
@@ -316,7 +316,7 @@ def children(client, experiment_id: str, parent_run_id: str) -> list:
 
 def _count(client, state: _Active, end_running: str, why: str) -> Outcome:
     """Count the jobs; any child still RUNNING is ended ``end_running`` with ``why`` as error."""
-    from .tracking import retry
+    from framework.tracking.store import retry
 
     runs = children(client, state.experiment_id, state.parent_run_id)
     for run in runs:
@@ -333,7 +333,7 @@ def _count(client, state: _Active, end_running: str, why: str) -> Outcome:
 def _log_counts(client, run_id: str, outcome: Outcome) -> None:
     from mlflow.entities import Metric
 
-    from .tracking import retry
+    from framework.tracking.store import retry
 
     now = int(time.time() * 1000)
     retry(client.log_batch, run_id, metrics=[
@@ -361,8 +361,8 @@ class SweepCallback(Callback):
         global _active, _outcome
         from omegaconf import OmegaConf
 
-        from .model_flavour import check_register
-        from .tracking import (
+        from framework.tracking.model import check_register
+        from framework.tracking.store import (
             base_tags,
             end_orphans,
             experiment_id,
@@ -451,7 +451,7 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         global _active, _outcome
-        from .tracking import open_store, retry
+        from framework.tracking.store import open_store, retry
 
         state = _active
         if state is None:
@@ -485,8 +485,8 @@ class SweepCallback(Callback):
         """The parent's name with the real job count (when the sweep could not be counted before
         it ran, or ran a different number), and its description: what was swept, how the jobs
         went, their headline metrics."""
-        from .pipeline import SUMMARY_KEYS
-        from .tracking import markdown_table, retry
+        from framework.pipeline import SUMMARY_KEYS
+        from framework.tracking.store import markdown_table, retry
 
         runs = sorted(children(client, state.experiment_id, state.parent_run_id),
                       key=lambda r: int(r.data.tags.get("spiketune.job", "0") or 0))
@@ -508,8 +508,8 @@ class SweepCallback(Callback):
     @staticmethod
     def _compare(client, state: _Active) -> None:
         """Log the comparison (table CSV, trade-off and per-parameter plots) to the parent."""
-        from .compare import compare
-        from .tracking import retry
+        from framework.app.compare import compare
+        from framework.tracking.store import retry
 
         out = state.sweep_dir / "compare"
         try:
@@ -532,7 +532,7 @@ class SweepCallback(Callback):
 
 
 def _default_uri() -> str:
-    from .tracking import default_uri
+    from framework.paths import default_uri
 
     return default_uri()
 
@@ -577,7 +577,7 @@ def abort(status: str, why: str) -> None:
     if state is None:
         _release()
         return
-    from .tracking import open_store, retry
+    from framework.tracking.store import open_store, retry
 
     with lifecycle.shielded():  # the second signal of a burst must not cut the ending short
         try:

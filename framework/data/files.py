@@ -1,4 +1,4 @@
-"""A user's recording as a :class:`~framework.datasets.Data`: ``load_file(cfg, seed)``.
+"""A user's recording as a :class:`~framework.data.base.Data`: ``load_file(cfg, seed)``.
 
 Two formats (``dataset.path``):
 
@@ -22,8 +22,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .datasets import Data, split
-from .errors import UserError, existing_path
+from framework.data.base import Data, split
+from framework.errors import UserError
+from framework.paths import existing_path
 
 SUFFIXES = (".csv", ".npz")
 
@@ -118,7 +119,7 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
                         f"(save it with numpy.savez)")
     if not magic.startswith(b"PK"):
         raise UserError(f"dataset.path: {path.name} is not an npz archive (not a zip file)")
-    from .limits import check_archive
+    from framework.limits import check_archive
 
     check_archive(path, "dataset.path")  # before numpy inflates a member (zip bombs)
     try:

@@ -24,13 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import lifecycle
-from .errors import UserError
-from .redact import redact
+from framework import lifecycle
+from framework.errors import UserError
+from framework.paths import REPO, default_uri, launch_dir
+from framework.redact import redact
 
-REPO = Path(__file__).resolve().parents[1]
-#: the store, artifacts, training cache and Hydra logs: ``$SPIKETUNE_OUTPUTS`` or <repo>/outputs
-OUTPUTS = Path(os.environ.get("SPIKETUNE_OUTPUTS") or REPO / "outputs").absolute()
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
@@ -44,10 +42,6 @@ UI_ENV = "SPIKETUNE_UI_URL"
 ML_MODE = "workflowType=machine_learning"
 
 
-def default_uri() -> str:
-    return f"sqlite:///{OUTPUTS / 'mlflow.db'}"
-
-
 def resolve_uri(uri: str) -> str:
     """The tracking URI to use: the configured one, or the absolute default store.
 
@@ -57,8 +51,6 @@ def resolve_uri(uri: str) -> str:
     if not uri:
         return default_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        from .errors import launch_dir
-
         return f"sqlite:///{(launch_dir() / uri[len('sqlite:///'):]).resolve()}"
     return uri
 

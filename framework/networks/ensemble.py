@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from .errors import UserError, check_interrupt
+from framework.errors import UserError, check_interrupt
 
 
 def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.001,
@@ -80,8 +80,8 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
 
 
 def ramp_data(ramp: np.ndarray):
-    """The ramp as a :class:`framework.datasets.Data`: each input value is one test sample."""
-    from .datasets import Data
+    """The ramp as a :class:`framework.data.base.Data`: each input value is one test sample."""
+    from framework.data.base import Data
 
     x = ramp.reshape(-1, 1).astype(np.float32)
     return Data(name="ramp", task="regression", x_train=x, y_train=x, x_test=x, y_test=x,
@@ -136,9 +136,9 @@ def run_ensemble(cfg, console):
     """
     import nengo
 
-    from . import neurons
-    from .analysis import Context, select_layers
-    from .simulation import BuiltLayer
+    from framework import neurons
+    from framework.analysis import Context, select_layers
+    from framework.simulation import BuiltLayer
 
     t0 = time.perf_counter()
     m, s = cfg.model, cfg.simulation

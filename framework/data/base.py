@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import UserError
-from .registry import Registry
+from framework.errors import UserError
+from framework.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 
@@ -341,7 +341,7 @@ def digits(cfg, seed: int) -> Data:
 
 @DATASETS.register("file")
 def from_file(cfg, seed: int) -> Data:
-    """A user's ``.csv`` or ``.npz`` recording (see :mod:`framework.userdata`)."""
-    from .userdata import load_file
+    """A user's ``.csv`` or ``.npz`` recording (see :mod:`framework.data.files`)."""
+    from framework.data.files import load_file
 
     return load_file(cfg, seed)

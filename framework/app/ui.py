@@ -20,14 +20,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import EXIT_USER
+from framework.errors import EXIT_USER
 
 LOOPBACK = "127.0.0.1"
 
 
 def command(host: str = LOOPBACK, port: int = 5000, uri: str = "") -> list[str]:
     """The ``mlflow ui`` command line for ``uri`` (default the project's absolute sqlite store)."""
-    from .tracking import default_uri, resolve_uri
+    from framework.paths import default_uri
+    from framework.tracking.store import resolve_uri
 
     uri = resolve_uri(uri) if uri else default_uri()
     here = Path(sys.executable).with_name("mlflow")
@@ -49,7 +50,7 @@ def base_url(host: str, port: int) -> str:
 def links(store: str, experiment: str, base: str) -> list[str]:
     """Lines naming the deep links into the UI at ``base`` for ``experiment`` in ``store``: its
     runs table, its latest run, its latest sweep (one line saying so when it has no runs yet)."""
-    from .tracking import open_store, retry, ui_links
+    from framework.tracking.store import open_store, retry, ui_links
 
     client = open_store(store)
     exp = client.get_experiment_by_name(experiment)
@@ -76,7 +77,7 @@ def links(store: str, experiment: str, base: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune-ui``: print the deep links, then replace this process with the
     MLflow UI server."""
-    from .errors import UserError
+    from framework.errors import UserError
 
     p = argparse.ArgumentParser(prog="spiketune-ui", description=__doc__.split("\n")[0])
     p.add_argument("--host", default=LOOPBACK, help="interface to bind (default 127.0.0.1)")

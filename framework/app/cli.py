@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import (
+from framework.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_USER,
@@ -20,9 +20,9 @@ from .errors import (
     install_signal_handlers,
     interruption,
 )
-from .redact import redact
+from framework.paths import CONF  # noqa: E402
+from framework.redact import redact
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 # Hydra flags that take a value, so the value is not mistaken for an override
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                 "--package", "-p", "--cfg", "-c", "--experimental-rerun"}
@@ -31,8 +31,8 @@ _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
 
 
 def _register_resolvers() -> None:
-    from . import lifecycle
-    from .config import register_resolvers
+    from framework import lifecycle
+    from framework.config import register_resolvers
 
     register_resolvers()
     lifecycle.register_resolvers()  # ${spiketune_launch_id:} in the run and sweep folders
@@ -62,7 +62,7 @@ def one_line(ex: BaseException) -> str:
     """A one-line, key-naming message for a Hydra or OmegaConf composition error."""
     from hydra.errors import MissingConfigException
 
-    from .config import omegaconf_message
+    from framework.config import omegaconf_message
 
     text = str(ex)
     if isinstance(ex, MissingConfigException) or "Could not find '" in text:
@@ -93,7 +93,7 @@ def _is_dict_field(path: str) -> bool:
     """Whether ``path`` (dotted, from the root) is a ``dict`` field of the structured config."""
     import typing
 
-    from .config import Config
+    from framework.config import Config
 
     cls: typing.Any = Config
     for name in path.split("."):
@@ -211,8 +211,8 @@ def prevalidate(argv: list[str]) -> int:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .analysis import check_names
-    from .config import register, validate
+    from framework.analysis import check_names
+    from framework.config import register, validate
 
     overrides, multirun, runs = split_args(argv)
     refuse_unsafe(overrides)
@@ -282,7 +282,7 @@ def _app():
 
     @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     def app(cfg):
-        from .jobs import run_job
+        from framework.app.jobs import run_job
 
         return run_job(cfg)
 
@@ -293,12 +293,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune`` and ``python -m framework``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--json" in argv:  # ours, not Hydra's: each job's stdout line as JSON
-        from .jobs import JSON_ENV
+        from framework.app.jobs import JSON_ENV
 
         argv = [a for a in argv if a != "--json"]
         os.environ[JSON_ENV] = "1"
     if "--help" in argv or "-h" in argv:  # ours, from conf/ alone: Hydra's composes ~100 times
-        from .help import text
+        from framework.app.help import text
 
         print(text(CONF))
         return
@@ -317,12 +317,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"spiketune: {interruption(ex) or 'interrupted'}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from .config import register
+    from framework.config import register
 
     register()
     _register_resolvers()
     sys.argv = [sys.argv[0]] + argv
-    from .sweeps import guard
+    from framework.app.sweeps import guard
 
     try:
         with guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → exit 2

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .daemons import (
+from framework.daemons import (
     EXIT_NOT_RUNNING,
     MAX_SOCKET_PATH,
     alive,
@@ -47,7 +47,7 @@ from .daemons import (
     port_free,
     telling_line,
 )
-from .errors import EXIT_INTERNAL, EXIT_USER, UserError
+from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -57,7 +57,7 @@ PG_PORT = 5432  # only names the socket file (.s.PGSQL.5432): PostgreSQL opens n
 
 def default_data() -> Path:
     """``outputs/server`` (under ``$SPIKETUNE_OUTPUTS`` when set)."""
-    from .tracking import OUTPUTS
+    from framework.paths import OUTPUTS
 
     return OUTPUTS / "server"
 

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_USER, UserError
-from .progress import Console
-from .redact import redact, redact_files
+from framework.errors import EXIT_USER, UserError
+from framework.progress import Console
+from framework.redact import redact, redact_files
 
 
 class JobResult(dict):
@@ -56,7 +56,7 @@ def run_job(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .pipeline import run
+    from framework.pipeline import run
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -69,7 +69,7 @@ def run_job(cfg):
     tags = {}
     console = Console()
     if multirun:
-        from .sweeps import job_tags
+        from framework.app.sweeps import job_tags
 
         tags = job_tags(hc)
         console = Console(prefix=f"[job {hc.job.num}] ")
@@ -86,7 +86,7 @@ def run_job(cfg):
             raise
         console.say(f"FAILED: internal error: {type(ex).__name__}: {ex}")
         return JobResult(status="FAILED", error=f"{type(ex).__name__}: {ex}")
-    from .tracking import resolve_uri
+    from framework.tracking.store import resolve_uri
 
     print(stdout_line(result, resolve_uri(str(cfg.tracking.uri))), flush=True)
     return JobResult(status=result.status, run_id=result.run_id, metrics=result.metrics,

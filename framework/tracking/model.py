@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
+from framework.errors import UserError
 
 #: the model's name in the run (``runs:/<run id>/model``)
 NAME = "model"
@@ -58,10 +58,10 @@ REQUIREMENTS = ("spiketune", "tensorflow", "tf-keras", "nengo", "nengo-dl", "num
 
 
 #: the model's code (MLflow "models from code"): what ``mlflow.pyfunc.load_model`` runs
-MODEL_CODE = '''"""spiketune's rate network as an MLflow pyfunc model (framework.model_flavour)."""
+MODEL_CODE = '''"""spiketune's rate network as an MLflow pyfunc model (framework.tracking.model)."""
 import mlflow
 
-from framework.model_flavour import RateNetwork
+from framework.tracking.model import RateNetwork
 
 mlflow.models.set_model(RateNetwork())
 '''
@@ -77,7 +77,7 @@ class TrainedNetwork:
         The network as built (before conversion).
     params : pathlib.Path
         The trained NengoDL parameters, without ``.npz`` (``Trained.params``).
-    data : framework.datasets.Data
+    data : framework.data.base.Data
         The run's data, scaled as the network saw it.
     rate_out : ndarray, shape (n_test, outputs)
         What :func:`framework.simulation.evaluate_rates` returned on ``data.x_test``.
@@ -134,7 +134,7 @@ class _RateNetworkMethods:
         params : dict, optional
             Unused (MLflow's inference parameters).
         """
-        from .training import as_steps, pad_to
+        from framework.training import as_steps, pad_to
 
         x = np.asarray(model_input, dtype=np.float32)
         shape = tuple(self._net["input_shape"])
@@ -170,13 +170,13 @@ class _RateNetworkMethods:
             The converter, and the parameters to load into a simulator of its network
             (``sim.load_params(str(path))``).
         """
-        from . import quiet
+        from framework import quiet
 
         quiet.tensorflow()
         import tensorflow as tf
 
-        from .conversion import convert, scales
-        from .native import rate_version
+        from framework.conversion import convert, scales
+        from framework.native import rate_version
 
         keras_model = tf.keras.models.load_model(str(self._files["keras"]), compile=False)
         neuron_type = _neuron_type(self._cfg.neuron)
@@ -220,8 +220,8 @@ def _neuron_type(node):
     """The Nengo neuron type of a config's ``neuron`` node (its schema from the registry)."""
     from omegaconf import OmegaConf
 
-    from . import neurons
-    from .config import GROUPS
+    from framework import neurons
+    from framework.config import GROUPS
 
     schema = GROUPS["neuron"][str(node.name)]
     return neurons.build(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node)))
@@ -322,8 +322,7 @@ def log_network(tracker, net: TrainedNetwork, config_yaml: str, register: str = 
     import io
 
     from framework import __version__
-
-    from .tracking import retry, scratch_dir, use_uri
+    from framework.tracking.store import retry, scratch_dir, use_uri
 
     t0 = time.perf_counter()
     data = net.data

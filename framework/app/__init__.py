@@ -1,0 +1,1 @@
+"""The command-line applications: spiketune, its sweeps and jobs, compare, ui, server, slurm."""
