@@ -10,7 +10,7 @@ its own inputs):
   amplitude divided out (Hz), as ``nengo.utils.ensemble.response_curves`` computes them;
 - measured: the same neuron type, gain and bias simulated with ``nengo.Simulator`` on each
   constant x for ``duration`` s (one ensemble with a copy of every neuron per x, one simulation;
-  :func:`framework.networks.ensemble.simulate_constant`), rate = spike count / duration.
+  :func:`framework.simulation.simulate_constant`), rate = spike count / duration.
 
 The two agree within ``tolerance_hz`` + ``tolerance_rel`` × analytic rate (2 Hz + 1% by default):
 with a 1 s window a spike count is off by less than one spike (< 1 Hz), and Nengo's LIF places
@@ -98,7 +98,7 @@ class Response(Analysis):
     def run(self, ctx: Context, cfg: ResponseConfig) -> Result:
         import pandas as pd
 
-        from framework.networks.ensemble import simulate_constant
+        from framework.simulation import simulate_constant
 
         measure = ctx.simulate_constant or simulate_constant
         n_steps = max(1, int(round(cfg.duration / ctx.dt)))

@@ -9,7 +9,7 @@ from framework.analysis import Context, Layer
 from framework.config import Config
 from framework.errors import UserError
 from framework.native import ThresholdLIF
-from framework.networks.ensemble import simulate_constant
+from framework.simulation import simulate_constant
 from plugins.response import Response, ResponseConfig, analytic_rates, pick
 
 X = np.linspace(-1.0, 1.0, 41)
