@@ -1,36 +1,58 @@
-"""Analysis plugins: the base class, what a plugin receives, what it returns, and discovery.
+"""The plugin face: what an analysis plugin subclasses, receives, returns and may call.
 
 A plugin is a subclass of :class:`Analysis` with a unique ``name`` and a dataclass ``Config`` (its
-node ``analyses.<name>`` in the config). It is found without being listed anywhere: every module in
-the ``plugins`` package is imported, and external packages register through the entry-point group
-``spiketune.analyses``. Plugin modules must not import TensorFlow at import time: discovery runs
-while configs are validated, before TensorFlow is loaded.
+node ``analyses.<name>`` in the config; numeric bounds with :func:`bounded`). Defining the class
+registers it in :data:`ANALYSES`; :mod:`framework.plugin_host` finds plugin modules, picks the
+ones a run uses and runs them. A plugin imports this module and nothing else of the framework, and
+must not import TensorFlow: plugins are imported while configs are validated, before TensorFlow.
 """
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from framework.config import bounded
 from framework.errors import UserError
 from framework.registry import Registry
+from framework.schema import bounded
+from framework.simulation import simulate_constant
 
-#: what plugins import from here besides the classes below (one face, framework.analysis)
-__all__ = ["Analysis", "Context", "Layer", "Result", "UserError", "angle_diff", "bounded",
-           "observed_x", "peak_rates", "sample_groups"]
+__all__ = ["ANALYSES", "Analysis", "Context", "Layer", "NoConfig", "Result", "UserError",
+           "angle_diff", "bounded", "observed_x", "peak_rates", "sample_groups", "x_intercepts"]
 
-
-def angle_diff(a, b) -> np.ndarray:
-    """a − b wrapped to [−180, 180) degrees."""
-    return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
-
+#: every analysis plugin, by name; filled by :meth:`Analysis.__init_subclass__`
 ANALYSES: Registry[type[Analysis]] = Registry("analysis")
-ENTRY_POINT_GROUP = "spiketune.analyses"
+
+#: what x means for a converted layer (a native ensemble passes its own, see ``Context.x_label``)
+X_LABEL = "x (the layer's weighted input, without its bias)"
+
+
+def angle_diff(a: Any, b: Any) -> np.ndarray:
+    """a − b wrapped to [−180, 180) degrees.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Angles, degrees; they broadcast.
+
+    Returns
+    -------
+    ndarray
+        The signed difference, degrees in [−180, 180).
+    """
+    diff: np.ndarray = (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
+    return diff
+
+
+def x_intercepts(gain: Any, bias: Any, threshold: float) -> np.ndarray:
+    """x at which J = gain·x + bias reaches J_th: (threshold − bias) / gain, x units (inf where
+    gain = 0)."""
+    gain = np.asarray(gain, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gain != 0, (threshold - np.asarray(bias, dtype=float)) / gain, np.inf)
 
 
 @dataclass
@@ -81,6 +103,7 @@ class Layer:
 
     @property
     def x_intercept(self) -> np.ndarray:
+        """Each neuron's x-intercept, (J_th − bias)/gain, x units (inf where gain = 0)."""
         return x_intercepts(self.gain, self.bias, self.threshold)
 
     @property
@@ -93,21 +116,12 @@ class Layer:
         return self.x
 
 
-def x_intercepts(gain, bias, threshold) -> np.ndarray:
-    """x at which J = gain·x + bias reaches J_th: (threshold − bias) / gain (inf where gain = 0)."""
-    gain = np.asarray(gain, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(gain != 0, (threshold - np.asarray(bias, dtype=float)) / gain, np.inf)
-
-
 @dataclass
 class Context:
     """Everything an analysis may read: data, layers as built and simulated, and settings.
 
     Attributes
     ----------
-    cfg : framework.config.Config
-        The validated config.
     data : framework.data.base.Data
         The dataset (test split used for the simulation).
     layers : list of Layer
@@ -118,23 +132,30 @@ class Context:
         Steps simulated per test sample.
     sample : ndarray of int
         Indices into the test split of the simulated samples (all, or ``simulation.max_samples``).
-    simulate_constant : callable or None
-        ``simulate_constant(neuron_type, gain, bias, x, n_steps) -> rates`` (Hz) simulates spiking
-        neurons on constant inputs ``x``; used by response curves.
+    seed : int
+        The run's seed: anything random in an analysis draws from it.
+    simulate_constant : callable
+        ``simulate_constant(neuron_type, gain, bias, x, n_steps, dt=, seed=) -> rates`` (Hz,
+        shape (m, n)) simulates spiking neurons on constant inputs ``x``; used by response
+        curves (:func:`framework.simulation.simulate_constant` unless a test stands in for it).
     bin_s : float
         Sequences: simulated time per time bin of the input, s (0 for static inputs).
+    outputs : ndarray, shape (len(sample), n_outputs) or None
+        The spiking network's read-out on the simulated samples (None when there is none).
+    x_label : str
+        What x means for this network, for axis labels.
     """
 
-    cfg: Any
     data: Any
     layers: list[Layer]
     dt: float
     n_steps: int
     sample: np.ndarray
     seed: int = 0
-    simulate_constant: Callable | None = None
-    extras: dict = field(default_factory=dict)
+    simulate_constant: Callable[..., np.ndarray] = simulate_constant
     bin_s: float = 0.0
+    outputs: np.ndarray | None = None
+    x_label: str = X_LABEL
 
 
 @dataclass
@@ -174,78 +195,19 @@ class Analysis:
     #: run by ``analysis=[auto]`` when :meth:`applies` is true
     default: ClassVar[bool] = True
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.name:
             ANALYSES.register(cls.name)(cls)
 
     @classmethod
-    def applies(cls, data) -> str | None:
+    def applies(cls, data: Any) -> str | None:
         """None if the analysis can run on ``data``, else the reason it cannot."""
         return None
 
-    def run(self, ctx: Context, cfg) -> Result:  # pragma: no cover - abstract
+    def run(self, ctx: Context, cfg: Any) -> Result:  # pragma: no cover - abstract
+        """Analyse ``ctx`` with this analysis's options ``cfg`` (an instance of ``Config``)."""
         raise NotImplementedError
-
-
-_discovered = False
-
-
-def discover() -> None:
-    """Import every module of the ``plugins`` package and every entry point (once)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    try:
-        import plugins
-    except ImportError:
-        plugins = None  # type: ignore[assignment]  # an installed wheel without the folder
-    if plugins is not None:
-        for mod in pkgutil.iter_modules(plugins.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"plugins.{mod.name}")
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
-
-
-def plugin_configs() -> dict[str, type]:
-    """``name -> Config dataclass`` of every discovered analysis."""
-    discover()
-    return {name: cls.Config for name, cls in ANALYSES.items()}
-
-
-def select(names: list[str], data) -> list[str]:
-    """The analyses to run: ``auto`` expands to every default analysis that applies to ``data``.
-
-    An analysis named explicitly that cannot use the data is refused with its reason.
-    """
-    discover()
-    chosen: list[str] = []
-    for i, name in enumerate(names):
-        if name == "auto":
-            chosen += [n for n, cls in ANALYSES.items()
-                       if cls.default and cls.applies(data) is None and n not in chosen]
-            continue
-        cls = ANALYSES.get(name, f"analysis[{i}]")
-        why = cls.applies(data)
-        if why:
-            raise UserError(f"analysis[{i}]: '{name}' cannot run on dataset '{data.name}': {why}")
-        if name not in chosen:
-            chosen.append(name)
-    if "firing" in ANALYSES and "firing" not in chosen:
-        chosen.insert(0, "firing")
-    return chosen
-
-
-def check_names(names: list[str]) -> None:
-    """Refuse unknown analysis names before anything heavy is imported."""
-    discover()
-    for i, name in enumerate(names):
-        if name != "auto":
-            ANALYSES.get(name, f"analysis[{i}]")
 
 
 def sample_groups(ctx: Context) -> np.ndarray | None:
@@ -263,12 +225,25 @@ def sample_groups(ctx: Context) -> np.ndarray | None:
 
 def peak_rates(rates: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     """Each neuron's observed peak rate (Hz): the highest mean over the samples of one condition
-    (direction or class; samples without one left out), else the highest single-sample rate."""
+    (direction or class; samples without one left out), else the highest single-sample rate.
+
+    Parameters
+    ----------
+    rates : ndarray, shape (n_samples, n)
+        Rates, Hz.
+    groups : ndarray, shape (n_samples,) or None
+        Each sample's condition (:func:`sample_groups`); NaN for none.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Peak rate per neuron, Hz.
+    """
     if groups is None:
-        return rates.max(axis=0)
+        return np.asarray(rates.max(axis=0))
     keep = np.isfinite(groups)
     means = [rates[keep & (groups == g)].mean(axis=0) for g in np.unique(groups[keep])]
-    return np.max(means, axis=0) if means else rates.max(axis=0)
+    return np.asarray(np.max(means, axis=0) if means else rates.max(axis=0))
 
 
 def observed_x(layer: Layer) -> dict[str, np.ndarray]:
@@ -294,65 +269,18 @@ def observed_x(layer: Layer) -> dict[str, np.ndarray]:
             "x_intercept_quantile": np.where(np.isfinite(layer.x_intercept), below, np.nan)}
 
 
-def neuron_table(layers: list[Layer], groups: np.ndarray | None = None):
-    """The columns of ``neurons.csv`` every run has, read from what was built and measured.
-
-    ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out);
-    ``peak_rate_hz`` the observed one (:func:`peak_rates` over ``groups``, the samples' conditions);
-    the observed range of x and the x-intercept's quantile in it (:func:`observed_x`).
-    """
-    import pandas as pd
-
-    frames = []
-    for layer in layers:
-        nt = layer.neuron_type
-        amp = float(getattr(nt, "amplitude", 1.0))
-        max_rate = np.asarray(nt.rates(np.ones(1), layer.gain, layer.bias), float).ravel() / amp
-        missing = np.full(len(layer.index), np.nan)
-        frames.append(pd.DataFrame({
-            "layer": layer.name, "neuron": layer.index, "neuron_type": type(nt).__name__,
-            "gain": layer.gain, "bias": layer.bias, "threshold": layer.threshold,
-            "x_intercept": layer.x_intercept, "max_rate_hz": max_rate,
-            "mean_rate_hz": layer.rates.mean(axis=0) if layer.rates is not None else missing,
-            "peak_rate_hz": (peak_rates(layer.rates, groups) if layer.rates is not None
-                             else missing), **observed_x(layer)}))
-    cols = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
-            "max_rate_hz", "mean_rate_hz", "peak_rate_hz", "x_observed_min", "x_observed_max",
-            "x_intercept_quantile"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+#: old homes of what moved to framework.plugin_host (name here -> name there). Served from there
+#: until the last callers (config.py, app/cli.py, pipeline.py, networks/ensemble.py,
+#: tests/test_ensemble.py, tests/test_digits.py) import framework.plugin_host; then delete this
+#: and ``__getattr__``. ``select_layers``/``check_layer_names`` keep their old (cfg, ...) form.
+_MOVED = {"discover": "discover", "plugin_configs": "plugin_configs",
+          "check_names": "check_names", "select": "select", "neuron_table": "neuron_table",
+          "select_layers": "select_layers_from_config",
+          "check_layer_names": "check_layer_names_from_config"}
 
 
-def check_layer_names(cfg, names: list[str]) -> list[str]:
-    """The layers ``analyses.layers`` names (all ``names`` when empty); refuses unknown ones."""
-    wanted = list(cfg.analyses.layers) or list(names)
-    for i, name in enumerate(wanted):
-        if name not in names:
-            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
-                            f"{', '.join(names)}")
-    return wanted
-
-
-def select_layers(cfg, built) -> list[Layer]:
-    """The analysed layers and neurons: ``analyses.layers`` (all by default) and a seeded sample
-    of at most ``analyses.max_neurons`` per layer."""
-    from framework import neurons
-
-    names = [b.name for b in built]
-    wanted = check_layer_names(cfg, names)
-    rng = np.random.default_rng(cfg.seed)
-    out = []
-    for b in built:
-        if b.name not in wanted:
-            continue
-        n = len(b.gain)
-        idx = np.arange(n)
-        if cfg.analyses.max_neurons and cfg.analyses.max_neurons < n:
-            idx = np.sort(rng.choice(n, cfg.analyses.max_neurons, replace=False))
-        out.append(Layer(
-            name=b.name, neuron_type=b.neuron_type, threshold=neurons.threshold(b.neuron_type),
-            index=idx, gain=b.gain[idx], bias=b.bias[idx],
-            rates=None if b.rates is None else b.rates[:, idx],
-            spikes=None if b.spikes is None else b.spikes[..., idx],
-            **{k: None if getattr(b, k, None) is None else getattr(b, k)[..., idx]
-               for k in ("x", "binned_rates", "binned_x")}))
-    return out
+def __getattr__(name: str) -> Any:
+    """Transitional (PEP 562): the moved names, looked up in framework.plugin_host on use."""
+    if name in _MOVED:
+        return getattr(importlib.import_module("framework.plugin_host"), _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

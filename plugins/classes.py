@@ -127,7 +127,7 @@ class Classes(Analysis):
                 "n_samples": np.repeat(fit.n_samples, n)}))
         if selective_all:
             metrics["classes/selective_fraction"] = float(np.concatenate(selective_all).mean())
-        outputs = ctx.extras.get("outputs")
+        outputs = ctx.outputs
         if outputs is not None and len(outputs) == len(labels):
             correct = np.argmax(outputs, axis=-1) == labels
             for c in np.unique(labels):

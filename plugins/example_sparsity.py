@@ -13,7 +13,7 @@ How it is built (the parts every plugin has)
 ---------------------------------------------
 1. A dataclass ``Config``. Its fields become the config node ``analyses.sparsity``, so
    ``spiketune analysis=[sparsity] analyses.sparsity.normalise=false`` works, and are validated
-   (types, and bounds given with ``framework.config.bounded``) before TensorFlow is imported.
+   (types, and bounds given with ``framework.analysis.bounded``) before TensorFlow is imported.
    Give every field a default, a type and a comment with its unit.
 2. A subclass of :class:`framework.analysis.Analysis` with a unique ``name``. Defining the class
    registers it: a module in ``plugins/`` is imported automatically, nothing lists it.

@@ -10,7 +10,7 @@ its own inputs):
   amplitude divided out (Hz), as ``nengo.utils.ensemble.response_curves`` computes them;
 - measured: the same neuron type, gain and bias simulated with ``nengo.Simulator`` on each
   constant x for ``duration`` s (one ensemble with a copy of every neuron per x, one simulation;
-  :func:`framework.simulation.simulate_constant`), rate = spike count / duration.
+  ``ctx.simulate_constant``), rate = spike count / duration.
 
 The two agree within ``tolerance_hz`` + ``tolerance_rel`` × analytic rate (2 Hz + 1% by default):
 with a 1 s window a spike count is off by less than one spike (< 1 Hz), and Nengo's LIF places
@@ -98,9 +98,6 @@ class Response(Analysis):
     def run(self, ctx: Context, cfg: ResponseConfig) -> Result:
         import pandas as pd
 
-        from framework.simulation import simulate_constant
-
-        measure = ctx.simulate_constant or simulate_constant
         n_steps = max(1, int(round(cfg.duration / ctx.dt)))
         metrics: dict[str, float] = {}
         frames, curves, errors, inside, remarks = [], [], [], [], []
@@ -112,8 +109,8 @@ class Response(Analysis):
                                f"(set analyses.response.x_low/x_high)")
             x = grid(layer, pos, cfg)
             ana = analytic_rates(layer, pos, x)
-            sim = measure(layer.neuron_type, layer.gain[pos], layer.bias[pos], x, n_steps,
-                          dt=ctx.dt, seed=ctx.seed)
+            sim = ctx.simulate_constant(layer.neuron_type, layer.gain[pos], layer.bias[pos], x,
+                                        n_steps, dt=ctx.dt, seed=ctx.seed)
             err = np.abs(sim - ana)
             errors.append(err.ravel())
             inside.append((err <= cfg.tolerance_hz + cfg.tolerance_rel * ana).ravel())
@@ -127,9 +124,7 @@ class Response(Analysis):
         metrics["response/max_abs_error_hz"] = float(np.concatenate(errors).max())
         metrics["response/within_tolerance_fraction"] = float(np.concatenate(inside).mean())
         table = pd.concat(frames, ignore_index=True)
-        native = getattr(getattr(ctx.cfg, "model", None), "name", "") == "ensemble"
-        xlabel = ("x (input along the preferred direction)" if native
-                  else "x (the layer's weighted input, without its bias)")
+        xlabel = ctx.x_label
         where = "each neuron's observed inputs" if observed else f"x {cfg.x_low:g} … {cfg.x_high:g}"
         return Result(metrics=metrics, tables={"response_curves.csv": table}, remarks=remarks,
                       figures={"response_curves": lambda: plot(curves, xlabel, where)})

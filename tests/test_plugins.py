@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from helpers import REPO, TINY, cli, runs
 
-from framework.analysis import Context, Layer, select
+from framework.analysis import Context, Layer
 from framework.data.base import Data
+from framework.plugin_host import select
 from plugins.example_sparsity import Sparsity, SparsityConfig, treves_rolls
 
 GUIDE = REPO / "docs" / "plugins.md"
@@ -23,8 +24,7 @@ GUIDE = REPO / "docs" / "plugins.md"
 EXTERNAL_PLUGIN = '''"""An analysis from another package, registered through an entry point."""
 from dataclasses import dataclass
 
-from framework.analysis import Analysis, Result
-from framework.config import bounded
+from framework.analysis import Analysis, Result, bounded
 
 
 @dataclass
@@ -170,7 +170,7 @@ def test_sparsity_plugin_is_opt_in_and_logs_per_layer(tmp_path):
                 n_outputs=2)
     layer = Layer(name="hidden0", neuron_type=None, threshold=1.0, index=np.arange(4),
                   gain=np.ones(4), bias=np.zeros(4), rates=rates)
-    ctx = Context(cfg=None, data=data, layers=[layer], dt=0.001, n_steps=10, sample=np.arange(n))
+    ctx = Context(data=data, layers=[layer], dt=0.001, n_steps=10, sample=np.arange(n))
     res = Sparsity().run(ctx, SparsityConfig())
     assert res.metrics["sparsity/hidden0/population"] == pytest.approx(1.0)
     assert res.metrics["sparsity/hidden0/active_fraction"] == pytest.approx(0.25)
@@ -189,7 +189,6 @@ def test_saturated_neurons_are_flagged_and_said():
     ReLU); the firing analysis flags them in neurons.csv, counts them and says which layer."""
     import nengo
 
-    from framework.config import Config
     from plugins.firing import Firing, FiringConfig
 
     lif = Layer(name="lif", neuron_type=nengo.LIF(tau_ref=0.002), threshold=1.0,
@@ -198,7 +197,7 @@ def test_saturated_neurons_are_flagged_and_said():
     relu = Layer(name="relu", neuron_type=nengo.SpikingRectifiedLinear(), threshold=0.0,
                  index=np.arange(2), gain=np.ones(2), bias=np.zeros(2),
                  rates=np.array([[999.0, 1001.0]]))
-    ctx = Context(cfg=Config(), data=None, layers=[lif, relu], dt=0.001, n_steps=1,
+    ctx = Context(data=None, layers=[lif, relu], dt=0.001, n_steps=1,
                   sample=np.arange(2))
     res = Firing().run(ctx, FiringConfig())
     assert list(res.neurons.saturated) == [False, False, True, False, True]

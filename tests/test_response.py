@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from framework.analysis import Context, Layer
-from framework.config import Config
 from framework.errors import UserError
 from framework.native import ThresholdLIF
 from framework.simulation import simulate_constant
@@ -22,7 +21,7 @@ def layer(neuron_type, gain, bias, threshold, name="h") -> Layer:
 
 
 def context(layers) -> Context:
-    return Context(cfg=Config(), data=None, layers=layers, dt=0.001, n_steps=100,
+    return Context(data=None, layers=layers, dt=0.001, n_steps=100,
                    sample=np.arange(1), seed=3)
 
 

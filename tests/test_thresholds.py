@@ -8,7 +8,6 @@ import pytest
 from helpers import TINY, cli, prepared, runs
 
 from framework.analysis import Context, Layer
-from framework.config import Config
 from framework.native import ThresholdLIF
 from framework.progress import Console
 from plugins.thresholds import Thresholds, ThresholdsConfig, max_rates_hz
@@ -27,7 +26,7 @@ def test_metrics_from_known_gains_and_biases():
     a = layer("a", nengo.LIF(amplitude=0.1), [1.0, 2.0, 1.0, 0.0], [0.5, 0.5, 2.0, 0.3], 1.0)
     # ThresholdLIF, J_th 0.5: (0.5 − b)/g = 0.1, 0.3
     b = layer("b", ThresholdLIF(threshold=0.5), [2.0, 1.0], [0.3, 0.2], 0.5)
-    ctx = Context(cfg=Config(), data=None, layers=[a, b], dt=0.001, n_steps=1,
+    ctx = Context(data=None, layers=[a, b], dt=0.001, n_steps=1,
                   sample=np.arange(1))
     m = Thresholds().run(ctx, ThresholdsConfig()).metrics
     assert m["threshold/a/x_intercept_median"] == pytest.approx(0.25)
@@ -49,7 +48,7 @@ def test_histogram_figure_draws_each_layer():
     import nengo
 
     a = layer("a", nengo.LIF(), np.ones(20), np.linspace(0, 2, 20), 1.0)
-    ctx = Context(cfg=Config(), data=None, layers=[a, a], dt=0.001, n_steps=1,
+    ctx = Context(data=None, layers=[a, a], dt=0.001, n_steps=1,
                   sample=np.arange(1))
     fig = Thresholds().run(ctx, ThresholdsConfig(bins=5)).figures["thresholds"]()
     assert len(fig.axes) == 6  # per layer: x-intercepts, their quantiles, rates
@@ -63,7 +62,7 @@ def test_x_intercepts_are_placed_in_the_observed_inputs():
     has no threshold."""
     import nengo
 
-    from framework.analysis import neuron_table
+    from framework.plugin_host import neuron_table
 
     x = np.repeat(np.linspace(0.0, 1.0, 5)[:, None], 3, axis=1)
     a = Layer(name="a", neuron_type=nengo.LIF(), threshold=1.0, index=np.arange(3),
@@ -73,7 +72,7 @@ def test_x_intercepts_are_placed_in_the_observed_inputs():
     np.testing.assert_allclose(table.x_observed_min, 0.0)
     np.testing.assert_allclose(table.x_observed_max, 1.0)
     np.testing.assert_allclose(table.x_intercept_quantile, [0.4, 0.0, np.nan])
-    ctx = Context(cfg=Config(), data=None, layers=[a], dt=0.001, n_steps=1, sample=np.arange(5))
+    ctx = Context(data=None, layers=[a], dt=0.001, n_steps=1, sample=np.arange(5))
     m = Thresholds().run(ctx, ThresholdsConfig()).metrics
     assert m["threshold/a/x_intercept_quantile_median"] == pytest.approx(0.2)
     # a sequence's bins are the distribution: each (sample, bin) value counts once

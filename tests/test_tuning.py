@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from helpers import TINY, cli, runs
 
-from framework.analysis import Context, Layer, angle_diff, select
+from framework.analysis import Context, Layer, angle_diff
 from framework.data.base import Data
+from framework.plugin_host import select
 from plugins.pca import PCA, PCAConfig, explained_variance_ratio, n_components
 from plugins.tuning import (
     Tuning,
@@ -248,7 +249,7 @@ def context(layer_rates: dict[str, np.ndarray], dirs: np.ndarray, x_test=None) -
     layers = [Layer(name=name, neuron_type=None, threshold=1.0, index=np.arange(r.shape[1]) * 2,
                     gain=np.ones(r.shape[1]), bias=np.zeros(r.shape[1]), rates=r)
               for name, r in layer_rates.items()]
-    return Context(cfg=None, data=data, layers=layers, dt=0.001, n_steps=100,
+    return Context(data=data, layers=layers, dt=0.001, n_steps=100,
                    sample=np.arange(n))
 
 

@@ -368,7 +368,7 @@ def context(layers: dict[str, dict], dirs: np.ndarray, x_test: np.ndarray,
         if "binned" in parts:
             layer.binned_rates = parts["binned"]
         built.append(layer)
-    ctx = Context(cfg=None, data=data, layers=built, dt=0.001, n_steps=100, sample=np.arange(n))
+    ctx = Context(data=data, layers=built, dt=0.001, n_steps=100, sample=np.arange(n))
     if bin_s is not None:
         ctx.bin_s = bin_s
     return ctx

@@ -1,43 +1,10 @@
-"""``tuning``: cosine tuning curves, preferred directions, how sure and how cosine they are, and
-population decoding of direction.
+"""Statistics of the tuning analysis: cosine fits and their F-tests, bootstrap intervals, the
+Rayleigh test, rectified-cosine and von Mises fits, tuning over time.
 
-After Georgopoulos et al. (1982): each analysed neuron's spiking rate is averaged per movement
-direction over the test trials, and those means are fitted by least squares with
-
-    r(θ) = b0 + b1·cos θ + b2·sin θ = b0 + depth·cos(θ − PD),
-
-so ``baseline_hz`` = b0, ``depth_hz`` = √(b1² + b2²), ``pd_deg`` = atan2(b2, b1) in [0, 360) and
-``r2`` is the fit's coefficient of determination on the means. Two single-trial F-tests ask two
-different questions:
-
-- is the rate modulated by direction at all (the cosine against a constant; ``p_value``,
-  ``modulated`` = p < alpha)?
-- is the modulation cosine-shaped (lack of fit against the pure error of the replicate trials per
-  direction; ``lof_p_value``)?
-
-``tuned`` is both: modulated, and the cosine shape not rejected. Every fit is vectorised over
-neurons: one least-squares solve for all of them. On top of that:
-
-- stratified bootstrap confidence intervals of each neuron's PD (circular) and depth;
-- rectified-cosine and von Mises fits (Amirikian & Georgopoulos 2000), compared with the cosine
-  by AICc on single-trial residuals;
-- a Rayleigh test of the population's preferred directions;
-- tuning per time bin of a sequence (PD(t), depth(t) with their CIs) and the PD's drift;
-- the same cosine tables for the network's inputs and each layer's input x (controls), so that
-  what the network inherits can be told from what it creates.
-
-The direction of each test trial is then decoded twice, each time by a decoder fitted on the
-*other* trials (``folds``-fold cross-validation, stratified by direction), so the errors are
-errors on trials the decoder did not see:
-
-- population vector: each neuron *modulated* in the training folds votes along its training-fold
-  PD with weight (r − b0)/depth (whether its shape is a cosine does not matter for a vote);
-- optimal linear estimator (Salinas & Abbott 1994), empirical: the ridge-regularised linear
-  read-out of (cos θ, sin θ) fitted to the measured training rates of every neuron. It needs no
-  cosine model and undoes the population vector's bias towards where preferred directions
-  cluster.
-
-The functions below work on plain arrays, so they can be used (and tested) outside a run.
+After Georgopoulos et al. (1982): each neuron's rate is averaged per movement direction and the
+means are fitted by least squares with r(θ) = b0 + b1·cos θ + b2·sin θ = b0 + depth·cos(θ − PD).
+Every fit is vectorised over neurons (one least-squares solve for all of them) and works on plain
+arrays: rates (n_trials, N) in Hz, directions (n_trials,) in degrees.
 """
 from __future__ import annotations
 
@@ -45,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result, UserError, angle_diff, bounded
+from framework.analysis import angle_diff
 
 #: directions closer than this are one direction (degrees); absorbs float noise in user data
 DIRECTION_DECIMALS = 6
@@ -54,16 +21,6 @@ MODELS = ("cosine", "rectified_cosine", "von_mises")
 N_PARAMS = {"cosine": 3, "rectified_cosine": 3, "von_mises": 4}
 #: upper bound of the von Mises concentration κ (dimensionless); 50: a peak 19° wide at half height
 KAPPA_MAX = 50.0
-
-
-@dataclass
-class TuningConfig:
-    alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # level of both F-tests (modulation, lack of fit)
-    grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (most strongly tuned)
-    folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
-    bootstrap: int = bounded(500, ge=0)  # resamples (count) for PD and depth CIs; 0: no CIs (NaN)
-    ci: float = bounded(0.95, gt=0.0, lt=1.0)  # confidence level of every interval (fraction)
-    drift_neurons: int = bounded(3, ge=1)  # neurons per layer (count) in the pd_drift figure
 
 
 @dataclass
@@ -275,7 +232,7 @@ def _lack_of_fit(ss_lof, ss_pe, k, n, mean, trial_grand, dtype) -> tuple[np.ndar
     return f, p
 
 
-# ------------------------------------------------------------------------- bootstrap intervals
+# -------------------------------------------------------------------------- bootstrap intervals
 @dataclass
 class CosineCI:
     """Bootstrap confidence intervals of ``N`` neurons' cosine fits; arrays of shape (N,).
@@ -424,6 +381,17 @@ def mean_ci(fit: CosineFit, ci: float = 0.95) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(c > 1, stats.t.ppf((1.0 + ci) / 2.0, np.maximum(c - 1, 1)), np.nan)
     return t[:, None] * fit.sd / np.sqrt(c)[:, None]
+
+
+def concat_fits(fits: list[CosineFit]) -> CosineFit:
+    """Fits of several layers (same trials) as one population."""
+    per_neuron = ("baseline", "b1", "b2", "depth", "pd_deg", "r2", "f_stat", "p_value",
+                  "resid_var", "within_ss", "lof_f_stat", "lof_p_value")
+    first = fits[0]
+    joined = {name: np.concatenate([getattr(f, name) for f in fits]) for name in per_neuron}
+    return CosineFit(directions=first.directions, n_trials=first.n_trials,
+                     mean=np.concatenate([f.mean for f in fits], axis=1),
+                     sd=np.concatenate([f.sd for f in fits], axis=1), **joined)
 
 
 # ------------------------------------------------------------------------ population statistics
@@ -708,7 +676,7 @@ def _vm_starts(mean, c, theta, pd0, kappa_top) -> np.ndarray:
     return np.stack([trough[j, p, cols], amp[j, p, cols], kappas[j], pds[p, cols]])
 
 
-# ---------------------------------------------------------------------------- tuning over time
+# ----------------------------------------------------------------------------- tuning over time
 @dataclass
 class TimeTuning:
     """Cosine tuning of ``N`` neurons in each of ``n_bins`` time bins; arrays (n_bins, N).
@@ -792,7 +760,7 @@ def pd_drift(time: TimeTuning, pd_deg: np.ndarray, modulated: np.ndarray) -> np.
     return np.where(has, worst, np.nan)
 
 
-# ------------------------------------------------------------------------------------ controls
+# ------------------------------------------------------------------------------------- controls
 def input_features(x: np.ndarray) -> np.ndarray | None:
     """The inputs as one value per feature and trial, (n, features): static inputs as they are,
     sequences (n, time, channels) averaged over time; None for images (4 or more axes)."""
@@ -802,556 +770,3 @@ def input_features(x: np.ndarray) -> np.ndarray | None:
     if x.ndim == 3:
         return x.mean(axis=1, dtype=float)
     return None
-
-
-def control_table(source: str, units: np.ndarray, fit: CosineFit, alpha: float):
-    """Rows of ``tuning_controls.csv`` for one source of cosine fits (``depth`` in the source's
-    own units: x for inputs and pre-activations, Hz for rates)."""
-    import pandas as pd
-
-    return pd.DataFrame({"source": source, "unit": units, "pd_deg": fit.pd_deg,
-                         "depth": fit.depth, "r2": fit.r2, "p_value": fit.p_value,
-                         "lof_p_value": fit.lof_p_value, "modulated": fit.modulated(alpha),
-                         "tuned": fit.tuned(alpha)})
-
-
-# --------------------------------------------------------------------------- population decoding
-def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np.ndarray:
-    """Direction decoded by the population vector of the neurons in ``mask``.
-
-    Parameters
-    ----------
-    rates : ndarray, shape (n_trials, N)
-        Rates, Hz, of the neurons ``fit`` describes.
-    fit : CosineFit
-    mask : ndarray of bool, shape (N,)
-        The voting neurons (the modulated ones).
-
-    Returns
-    -------
-    ndarray, shape (n_trials,)
-        Decoded direction per trial, degrees in [0, 360); NaN when no neuron votes.
-    """
-    mask = mask & (fit.depth > 0)
-    if not mask.any():
-        return np.full(len(rates), np.nan)
-    weight = (np.asarray(rates, float)[:, mask] - fit.baseline[mask]) / fit.depth[mask]
-    pd = np.deg2rad(fit.pd_deg[mask])
-    vec = weight @ np.stack([np.cos(pd), np.sin(pd)], axis=1)
-    return np.mod(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0])), 360.0)
-
-
-def optimal_linear_estimator(r_train: np.ndarray, dir_train: np.ndarray,
-                             r_test: np.ndarray) -> np.ndarray:
-    """Direction decoded by the empirical optimal linear estimator (Salinas & Abbott 1994).
-
-    The linear read-out û = W (r − r̄) + c of u = (cos θ, sin θ) that minimises the squared error
-    on the *measured* training rates (every neuron, tuned or not), ridge-regularised with the
-    penalty chosen by scikit-learn's efficient leave-one-out (``RidgeCV``) on standardised rates.
-    Unlike the population vector it needs no cosine model: it weights neurons by how well they
-    predict direction, and discounts redundant or untuned ones.
-
-    Parameters
-    ----------
-    r_train : ndarray, shape (n_train, N)
-        Training trials' rates, Hz.
-    dir_train : ndarray, shape (n_train,)
-        Their directions, degrees.
-    r_test : ndarray, shape (n_test, N)
-        Rates of the trials to decode.
-
-    Returns
-    -------
-    ndarray, shape (n_test,)
-        Decoded direction per trial, degrees in [0, 360).
-    """
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    t = np.deg2rad(np.asarray(dir_train, dtype=float))
-    u = np.stack([np.cos(t), np.sin(t)], axis=1)
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
-    est = model.fit(np.asarray(r_train, float), u).predict(np.asarray(r_test, float))
-    return np.mod(np.rad2deg(np.arctan2(est[:, 1], est[:, 0])), 360.0)
-
-
-def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: float, folds: int,
-                           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Population vector and OLE decodes of every trial, each from a model fitted without it.
-
-    Trials are split into ``folds`` folds stratified by direction (fewer when a direction has
-    fewer trials); for each fold the cosine fits (hence the population vector's preferred
-    directions and which neurons are modulated, the voters) and the OLE are fitted on the other
-    folds only.
-
-    Returns
-    -------
-    (ndarray, ndarray), each shape (n_trials,)
-        Decoded directions (degrees; NaN where no training neuron was modulated, for the PV).
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    groups = group_directions(directions)[1]
-    k = int(min(folds, np.bincount(groups).min()))
-    pv = np.full(len(rates), np.nan)
-    ole = np.full(len(rates), np.nan)
-    if k < 2:  # a direction seen once: nothing can be held out
-        return pv, ole
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for train, test in splitter.split(rates, groups):
-        fit = fit_cosine(rates[train], directions[train])
-        pv[test] = population_vector(rates[test], fit, fit.modulated(alpha))
-        ole[test] = optimal_linear_estimator(rates[train], directions[train], rates[test])
-    return pv, ole
-
-
-def mean_angle_error(decoded: np.ndarray, true: np.ndarray) -> float:
-    """Mean absolute angle error, degrees (NaN if nothing was decoded)."""
-    if np.all(np.isnan(decoded)):
-        return float("nan")
-    return float(np.mean(np.abs(angle_diff(decoded, true))))
-
-
-@dataclass
-class LayerTuning:
-    """A layer's fits, intervals, shape comparison and decodes, kept for the tables and plots."""
-
-    name: str
-    index: np.ndarray
-    fit: CosineFit
-    modulated: np.ndarray
-    tuned: np.ndarray
-    pv: np.ndarray
-    ole: np.ndarray
-    boot: CosineCI
-    shapes: ShapeFits
-    time: TimeTuning | None = None
-    x_fit: CosineFit | None = None  # the cosine fit of the layer's input x (a control)
-
-
-def _fit(values: np.ndarray, directions: np.ndarray) -> CosineFit:
-    try:
-        return fit_cosine(values, directions)
-    except ValueError as ex:
-        raise UserError(f"analysis tuning: {ex} (simulation.max_samples, "
-                        f"dataset.n_directions)") from None
-
-
-class Tuning(Analysis):
-    """Cosine tuning of every analysed neuron to the movement direction, and population decoding.
-
-    Columns in ``neurons.csv``: ``pd_deg``, ``baseline_hz``, ``depth_hz``, ``r2``, ``p_value``,
-    ``tuned`` (modulated and the cosine shape not rejected), then ``modulated``, ``lof_p_value``,
-    the bootstrap intervals ``pd_ci_low_deg``, ``pd_ci_high_deg``, ``pd_ci_width_deg``,
-    ``depth_ci_low_hz``, ``depth_ci_high_hz``, and the shape fits ``rcos_r2``, ``vm_pd_deg``,
-    ``vm_kappa``, ``vm_r2``, ``best_model``, ``rcos_baseline_hz``, ``rcos_depth_hz``,
-    ``rcos_pd_deg``, ``vm_trough_hz``, ``vm_amplitude_hz``.
-
-    Tables: ``tuning_rates.csv`` (``layer``, ``neuron``, ``direction_deg``, ``mean_rate_hz``,
-    ``n_trials``, ``sd_rate_hz``), ``tuning_controls.csv`` (the cosine fits of the inputs, each
-    layer's input x where the framework provides it, and the layer's rates) and, for sequences,
-    ``tuning_time.csv`` (per time bin).
-
-    Metrics, over all analysed layers together as ``tuning/...`` and per layer as
-    ``tuning/<layer>/...``: ``tuned_fraction``, ``modulated_fraction``,
-    ``cosine_rejected_fraction``, ``median_r2``, ``pv_angle_error_deg``, ``ole_angle_error_deg``
-    (both cross-validated; the PV's is NaN when no neuron is modulated), ``rayleigh_p``,
-    ``pd_resultant_length``, ``median_pd_ci_width_deg``, ``best_<model>_fraction`` and, for
-    sequences, ``pd_drift_deg``; the controls' ``tuning/control/input/...`` and
-    ``tuning/control/<layer>_x/...`` (``median_r2``, ``tuned_fraction``, ``modulated_fraction``).
-    """
-
-    name = "tuning"
-    Config = TuningConfig
-
-    @classmethod
-    def applies(cls, data) -> str | None:
-        if not data.has_directions:
-            return "the dataset has no movement directions (dataset.direction for dataset=file)"
-        directions = np.asarray(data.dir_test, dtype=float)
-        k = len(group_directions(directions[np.isfinite(directions)])[0])
-        if k < 3:
-            return f"a cosine fit needs at least 3 distinct directions in the test split, got {k}"
-        return None
-
-    def run(self, ctx: Context, cfg: TuningConfig) -> Result:
-        import pandas as pd
-
-        true = np.asarray(ctx.data.dir_test, dtype=float)[ctx.sample]
-        # trials without a direction (a rest class, NaN) stay in the task but not in tuning
-        keep = np.isfinite(true)
-        true = true[keep]
-        bin_s = float(getattr(ctx, "bin_s", 0.0) or 0.0)  # 0: static data
-        layers = [layer for layer in ctx.layers if layer.rates is not None]
-        results: list[LayerTuning] = []
-        for j, layer in enumerate(layers):
-            rates = np.asarray(layer.rates)[keep]
-            fit = _fit(rates, true)
-            # independent, reproducible resampling streams per layer and purpose
-            boot = bootstrap_cosine(rates, true, cfg.bootstrap, cfg.ci, [ctx.seed, j, 0], fit)
-            pv, ole = decode_cross_validated(rates, true, cfg.alpha, cfg.folds, ctx.seed)
-            binned = getattr(layer, "binned_rates", None)
-            time = None if binned is None else tuning_over_time(
-                np.asarray(binned)[keep], true, bin_s, cfg.alpha, cfg.bootstrap, cfg.ci,
-                [ctx.seed, j, 1])
-            x = getattr(layer, "x", None)
-            x_fit = None if x is None else _fit(np.asarray(x)[keep], true)
-            results.append(LayerTuning(layer.name, layer.index, fit, fit.modulated(cfg.alpha),
-                                       fit.tuned(cfg.alpha), pv, ole, boot, fit_shapes(fit),
-                                       time, x_fit))
-        metrics: dict[str, float] = {"tuning/trials_without_direction": float((~keep).sum())}
-        for lt in results:
-            metrics.update(_metrics(f"tuning/{lt.name}", [lt], lt.pv, lt.ole, true, cfg.alpha))
-        pooled: tuple[np.ndarray, np.ndarray] | None = None
-        if len(results) == 1:  # the population is that layer: same rates, folds and decodes
-            pooled = results[0].pv, results[0].ole
-        elif results:  # every analysed neuron of every layer as one population
-            pop = np.concatenate([np.asarray(layer.rates)[keep] for layer in layers], axis=1)
-            pooled = decode_cross_validated(pop, true, cfg.alpha, cfg.folds, ctx.seed)
-        if pooled is not None:
-            metrics.update(_metrics("tuning", results, *pooled, true, cfg.alpha))
-        controls = self._controls(ctx, keep, true, results, cfg.alpha, metrics)
-        neurons = pd.concat([neuron_columns(lt) for lt in results]) if results else None
-        tables = {"tuning_controls.csv": pd.concat(controls, ignore_index=True)} if controls else {}
-        figures = {}
-        if results:
-            tables["tuning_rates.csv"] = rate_table(results)
-            figures = {"tuning_curves": lambda: tuning_grid(results, cfg.grid_neurons, cfg.alpha,
-                                                            cfg.ci),
-                       "preferred_directions": lambda: pd_polar(results),
-                       "population_vector": lambda: decoding_scatter(results, true, pooled)}
-        if any(lt.time is not None for lt in results):
-            tables["tuning_time.csv"] = time_table(results)
-            figures["pd_drift"] = lambda: drift_figure(results, cfg.drift_neurons, cfg.ci)
-        return Result(metrics=metrics, neurons=neurons, tables=tables, figures=figures)
-
-    @staticmethod
-    def _controls(ctx: Context, keep: np.ndarray, true: np.ndarray,
-                  results: list[LayerTuning], alpha: float, metrics: dict[str, float]) -> list:
-        """The cosine tables of the inputs, each layer's x and its rates (adds their metrics)."""
-        frames = []
-        x_test = np.asarray(ctx.data.x_test)
-        # images: a pixel's "tuning" says nothing about what the network computes from it
-        features = None if x_test.ndim >= 4 else input_features(x_test[ctx.sample][keep])
-        if features is not None:
-            fit = _fit(features, true)
-            frames.append(control_table("input", np.arange(features.shape[1]), fit, alpha))
-            metrics.update(_control_metrics("tuning/control/input", fit, alpha))
-        for lt in results:
-            if lt.x_fit is not None:
-                frames.append(control_table(f"{lt.name} x", lt.index, lt.x_fit, alpha))
-                metrics.update(_control_metrics(f"tuning/control/{lt.name}_x", lt.x_fit, alpha))
-            frames.append(control_table(f"{lt.name} rate", lt.index, lt.fit, alpha))
-        return frames
-
-
-def _median(a: np.ndarray) -> float:
-    a = np.asarray(a, float)
-    a = a[np.isfinite(a)]
-    return float(np.median(a)) if len(a) else float("nan")
-
-
-def _fraction(mask: np.ndarray) -> float:
-    return float(np.mean(mask)) if len(mask) else float("nan")
-
-
-def _metrics(prefix: str, parts: list[LayerTuning], pv: np.ndarray, ole: np.ndarray,
-             true: np.ndarray, alpha: float) -> dict[str, float]:
-    """The metrics of the neurons of ``parts`` taken together, and of the decodes pv, ole."""
-    def cat(get):
-        return np.concatenate([get(lt) for lt in parts])
-
-    modulated = cat(lambda lt: lt.modulated)
-    best = cat(lambda lt: lt.shapes.best_model)[modulated]
-    rayleigh_p, resultant = rayleigh_test(cat(lambda lt: lt.fit.pd_deg)[modulated])
-    out = {f"{prefix}/tuned_fraction": _fraction(cat(lambda lt: lt.tuned)),
-           f"{prefix}/modulated_fraction": _fraction(modulated),
-           f"{prefix}/cosine_rejected_fraction":
-               _fraction(cat(lambda lt: lt.fit.cosine_rejected(alpha))),
-           f"{prefix}/median_r2": _median(cat(lambda lt: lt.fit.r2)),
-           f"{prefix}/pv_angle_error_deg": mean_angle_error(pv, true),
-           f"{prefix}/ole_angle_error_deg": mean_angle_error(ole, true),
-           f"{prefix}/rayleigh_p": rayleigh_p,
-           f"{prefix}/pd_resultant_length": resultant,
-           f"{prefix}/median_pd_ci_width_deg":
-               _median(cat(lambda lt: lt.boot.pd_width_deg)[modulated])}
-    for model in MODELS:  # among the modulated neurons: the shape of a real modulation
-        out[f"{prefix}/best_{model}_fraction"] = _fraction(best == model)
-    drifts = [pd_drift(lt.time, lt.fit.pd_deg, lt.modulated) for lt in parts
-              if lt.time is not None]
-    if drifts:
-        out[f"{prefix}/pd_drift_deg"] = _median(np.concatenate(drifts))
-    return out
-
-
-def _control_metrics(prefix: str, fit: CosineFit, alpha: float) -> dict[str, float]:
-    return {f"{prefix}/median_r2": _median(fit.r2),
-            f"{prefix}/tuned_fraction": _fraction(fit.tuned(alpha)),
-            f"{prefix}/modulated_fraction": _fraction(fit.modulated(alpha))}
-
-
-def neuron_columns(lt: LayerTuning):
-    """The tuning columns of ``neurons.csv`` for one layer (the contract's first)."""
-    import pandas as pd
-
-    f, b, s = lt.fit, lt.boot, lt.shapes
-    return pd.DataFrame({
-        "layer": lt.name, "neuron": lt.index, "pd_deg": f.pd_deg, "baseline_hz": f.baseline,
-        "depth_hz": f.depth, "r2": f.r2, "p_value": f.p_value, "tuned": lt.tuned,
-        "modulated": lt.modulated, "lof_p_value": f.lof_p_value,
-        "pd_ci_low_deg": b.pd_low_deg, "pd_ci_high_deg": b.pd_high_deg,
-        "pd_ci_width_deg": b.pd_width_deg, "depth_ci_low_hz": b.depth_low_hz,
-        "depth_ci_high_hz": b.depth_high_hz, "rcos_r2": s.rcos_r2, "vm_pd_deg": s.vm_pd_deg,
-        "vm_kappa": s.vm_kappa, "vm_r2": s.vm_r2, "best_model": s.best_model,
-        "rcos_baseline_hz": s.rcos_baseline_hz, "rcos_depth_hz": s.rcos_depth_hz,
-        "rcos_pd_deg": s.rcos_pd_deg, "vm_trough_hz": s.vm_trough_hz,
-        "vm_amplitude_hz": s.vm_amplitude_hz})
-
-
-def concat_fits(fits: list[CosineFit]) -> CosineFit:
-    """Fits of several layers (same trials) as one population."""
-    per_neuron = ("baseline", "b1", "b2", "depth", "pd_deg", "r2", "f_stat", "p_value",
-                  "resid_var", "within_ss", "lof_f_stat", "lof_p_value")
-    first = fits[0]
-    joined = {name: np.concatenate([getattr(f, name) for f in fits]) for name in per_neuron}
-    return CosineFit(directions=first.directions, n_trials=first.n_trials,
-                     mean=np.concatenate([f.mean for f in fits], axis=1),
-                     sd=np.concatenate([f.sd for f in fits], axis=1), **joined)
-
-
-def rate_table(results: list[LayerTuning]):
-    """``tuning_rates.csv``: one row per neuron and direction."""
-    import pandas as pd
-
-    frames = []
-    for lt in results:
-        k, n = lt.fit.mean.shape
-        frames.append(pd.DataFrame({
-            "layer": lt.name, "neuron": np.repeat(lt.index, k),
-            "direction_deg": np.tile(lt.fit.directions, n),
-            "mean_rate_hz": lt.fit.mean.T.ravel(), "n_trials": np.tile(lt.fit.n_trials, n),
-            "sd_rate_hz": lt.fit.sd.T.ravel()}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def time_table(results: list[LayerTuning]):
-    """``tuning_time.csv``: one row per neuron and time bin, of the layers with bins."""
-    import pandas as pd
-
-    frames = []
-    for lt in results:
-        tt = lt.time
-        if tt is None:
-            continue
-        n_bins, n = tt.pd_deg.shape
-        frames.append(pd.DataFrame({
-            "layer": lt.name, "neuron": np.repeat(lt.index, n_bins),
-            "bin": np.tile(np.arange(n_bins), n), "t_s": np.tile(tt.t_s, n),
-            "pd_deg": tt.pd_deg.T.ravel(), "pd_ci_low_deg": tt.pd_low_deg.T.ravel(),
-            "pd_ci_high_deg": tt.pd_high_deg.T.ravel(), "depth_hz": tt.depth_hz.T.ravel(),
-            "depth_ci_low_hz": tt.depth_low_hz.T.ravel(),
-            "depth_ci_high_hz": tt.depth_high_hz.T.ravel(),
-            "modulated": tt.modulated.T.ravel()}))
-    return pd.concat(frames, ignore_index=True)
-
-
-# ------------------------------------------------------------------------------------------ plots
-def strongest(results: list[LayerTuning], n: int) -> list[tuple[LayerTuning, int]]:
-    """The ``n`` most strongly tuned neurons (largest F, then depth), taken from the layers in
-    turn so that every layer is shown; returned grouped by layer."""
-    ranked = []
-    for lt in results:
-        f = np.nan_to_num(lt.fit.f_stat, nan=-1.0, posinf=np.finfo(float).max)
-        ranked.append([(lt, int(i)) for i in np.lexsort((-lt.fit.depth, -f))])
-    picked: list[tuple[LayerTuning, int]] = []
-    while len(picked) < n and any(ranked):
-        for queue in ranked:
-            if queue and len(picked) < n:
-                picked.append(queue.pop(0))
-    order = {id(lt): i for i, lt in enumerate(results)}
-    return sorted(picked, key=lambda p: (order[id(p[0])], p[1]))
-
-
-def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.95):
-    """Tuning curves like Georgopoulos et al. (1982) fig. 4: the mean rate per direction with its
-    t-interval at ``ci``, the fitted cosine, the rectified cosine or von Mises curve (dashed)
-    where AICc prefers it, and the preferred direction with its bootstrap interval (shaded)."""
-    import matplotlib.pyplot as plt
-
-    picked = strongest(results, n)
-    cols = min(4, len(picked))
-    rows = -(-len(picked) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.1),
-                             squeeze=False)
-    theta = np.linspace(0.0, 360.0, 181)
-    for ax, (lt, i) in zip(axes.ravel(), picked):
-        fit, boot, sh = lt.fit, lt.boot, lt.shapes
-        half = np.nan_to_num(mean_ci(fit, ci)[:, i])  # one trial: no bar
-        ax.errorbar(fit.directions, fit.mean[:, i], yerr=half, fmt="o", ms=3.5,
-                    color="k", ecolor="0.45", elinewidth=1, capsize=2, zorder=3)
-        ax.plot(theta, fit.curve(theta, i), color="tab:red", lw=1.4)
-        if sh.best_model[i] == "von_mises":
-            ax.plot(theta, von_mises(theta, sh.vm_trough_hz[i], sh.vm_amplitude_hz[i],
-                                     sh.vm_kappa[i], sh.vm_pd_deg[i]),
-                    color="tab:green", ls="--", lw=1.4)
-        elif sh.best_model[i] == "rectified_cosine":
-            ax.plot(theta, rectified_cosine(theta, sh.rcos_baseline_hz[i], sh.rcos_depth_hz[i],
-                                            sh.rcos_pd_deg[i]),
-                    color="tab:purple", ls="--", lw=1.4)
-        colour = "tab:blue" if lt.tuned[i] else "0.6"
-        ax.axvline(fit.pd_deg[i], color=colour, ls=":", lw=1.3)
-        lo, hi = boot.pd_low_deg[i], boot.pd_high_deg[i]
-        if np.isfinite(lo):
-            spans = [(lo, hi)] if lo <= hi else [(lo, 360.0), (0.0, hi)]  # wraps through 0°
-            for a, b in spans:
-                ax.axvspan(a, b, color=colour, alpha=0.15, lw=0)
-        ax.set_xlim(-15, 375)  # room for the markers at 0° and 315°
-        ax.set_xticks([0, 90, 180, 270, 360])
-        ax.tick_params(labelsize=7)
-        r2 = "–" if np.isnan(fit.r2[i]) else f"{fit.r2[i]:.2f}"
-        pm = "" if np.isnan(boot.pd_width_deg[i]) else f" ± {boot.pd_width_deg[i] / 2:.0f}°"
-        ax.set_title(f"{lt.name} #{lt.index[i]}: PD {fit.pd_deg[i]:.0f}°{pm}, R² {r2}",
-                     fontsize=8)
-        ax.set_ylim(bottom=0)
-    for ax in axes.ravel()[len(picked):]:
-        ax.set_visible(False)
-    for c in range(cols):  # an x label under every column: its lowest visible panel
-        lowest = max(r for r in range(rows) if r * cols + c < len(picked))
-        axes[lowest, c].set_xlabel("direction (°)", fontsize=8)
-    for r in range(rows):
-        axes[r, 0].set_ylabel("rate (Hz)", fontsize=8)
-    fig.suptitle(f"Tuning: mean ± {ci:.0%} CI per direction, cosine fit (red); dashed where AICc "
-                 f"prefers it: von Mises (green), rectified cosine (purple)\nPD dotted with its "
-                 f"{ci:.0%} bootstrap CI shaded (± half-width), blue if tuned (p < {alpha:g}, "
-                 f"cosine shape not rejected)", fontsize=8.5)
-    margins(fig, top_in=0.85, bottom_in=0.5, left_in=0.7, right_in=0.15)
-    fig.subplots_adjust(hspace=0.55, wspace=0.32)
-    return fig
-
-
-def margins(fig, top_in: float, bottom_in: float, left_in: float, right_in: float) -> None:
-    """Fixed figure margins in inches (tight_layout would re-measure on every draw)."""
-    w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=left_in / w, right=1 - right_in / w, bottom=bottom_in / h,
-                        top=1 - top_in / h)
-
-
-def pd_polar(results: list[LayerTuning], bins: int = 24):
-    """Polar histogram of the preferred directions of each layer's modulated neurons, with the
-    Rayleigh test of their uniformity."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    n = len(results)
-    fig = plt.figure(figsize=(3.4 * n + 0.4, 4.2))
-    edges = np.linspace(0.0, 2 * np.pi, bins + 1)
-    for j, lt in enumerate(results):
-        ax = fig.add_subplot(1, n, j + 1, projection="polar")
-        pds = np.deg2rad(lt.fit.pd_deg[lt.modulated])
-        p, resultant = rayleigh_test(lt.fit.pd_deg[lt.modulated])
-        counts, _ = np.histogram(pds, bins=edges)
-        ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color="tab:blue",
-               edgecolor="white", alpha=0.85)
-        stats = "" if np.isnan(p) else f"\nRayleigh p {p:.2g}, R̄ {resultant:.2f}"
-        ax.set_title(f"{lt.name}: {int(lt.modulated.sum())} of {len(lt.modulated)} modulated"
-                     f"{stats}", fontsize=9, pad=14)
-        ax.tick_params(labelsize=7)
-        if counts.max() == 0:
-            ax.set_yticks([])
-            ax.text(0.5, 0.5, "no modulated neurons", transform=ax.transAxes, ha="center",
-                    va="center", fontsize=9, color="0.4",
-                    bbox=dict(facecolor="white", edgecolor="none"))
-        else:  # integer neuron counts, without a 0 crowding the centre
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-            ax.set_ylim(0, counts.max() * 1.05)
-            ax.set_yticks([t for t in ax.get_yticks() if 0 < t <= counts.max()])
-    fig.suptitle("Preferred directions of modulated neurons\n(neurons per 15° bin)", fontsize=10)
-    fig.subplots_adjust(left=0.06, right=0.94, bottom=0.06, top=0.72, wspace=0.45)
-    return fig
-
-
-def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
-    """Decoded against true direction, population vector and OLE, per layer and (``pooled``: the
-    (pv, ole) decodes of all layers together) for the whole population. Decoded values are drawn
-    as true + error, so a decode just past 0°/360° stays next to the diagonal."""
-    import matplotlib.pyplot as plt
-
-    rows = [(lt.name, lt.pv, lt.ole) for lt in results]
-    if pooled is not None and len(results) > 1:
-        rows.append(("all layers", *pooled))
-    height = 2.9 * len(rows) + 0.6
-    fig, axes = plt.subplots(len(rows), 2, figsize=(7.2, height), squeeze=False)
-    jitter = np.random.default_rng(0).uniform(-6, 6, len(true))  # spreads the 8 columns of dots
-    for r, (name, pv, ole) in enumerate(rows):
-        for c, (label, dec) in enumerate((("population vector", pv), ("OLE", ole))):
-            ax = axes[r, c]
-            ax.plot([-30, 390], [-30, 390], color="0.6", lw=1, zorder=1)
-            if np.all(np.isnan(dec)):
-                ax.text(0.5, 0.5, "no modulated neurons", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=9)
-            else:
-                err = angle_diff(dec, true)
-                ax.scatter(true + jitter, true + err, s=6, alpha=0.5, color="tab:blue", zorder=2)
-                label = f"{label}: |error| {np.mean(np.abs(err)):.1f}°"
-            ax.set_title(f"{name}, {label}", fontsize=8)
-            ax.set_xlim(-30, 390)
-            ax.set_ylim(-60, 420)
-            ax.set_xticks([0, 90, 180, 270, 360])
-            ax.set_yticks([0, 90, 180, 270, 360])
-            ax.tick_params(labelsize=7)
-            ax.set_xlabel("true direction (°)", fontsize=8)
-            if c == 0:
-                ax.set_ylabel("decoded direction (°)", fontsize=8)
-    fig.suptitle("Direction decoded per test trial, cross-validated (each fold by decoders fitted "
-                 "on the others; PV: modulated neurons, OLE: all)", fontsize=10)
-    margins(fig, top_in=0.75, bottom_in=0.5, left_in=0.8, right_in=0.2)
-    fig.subplots_adjust(hspace=0.5, wspace=0.28)
-    return fig
-
-
-def drift_figure(results: list[LayerTuning], n: int, ci: float = 0.95):
-    """PD(t) and depth(t) with their bootstrap bands for the ``n`` most strongly tuned neurons of
-    each layer with time bins. PD(t) is drawn unwrapped about the whole-trial PD, so a PD near
-    0°/360° does not jump, and left out in bins where the neuron is constant; hollow markers:
-    bins where the neuron is not modulated."""
-    import matplotlib.pyplot as plt
-
-    rows = [(lt, lt.time) for lt in results if lt.time is not None]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9.0, 2.8 * len(rows) + 0.9), squeeze=False,
-                             sharex=True)  # a PD gap (silent bins) keeps the depth panel's axis
-    for (lt, tt), (ax_pd, ax_depth) in zip(rows, axes):
-        timed = bool(np.all(np.isfinite(tt.t_s)))
-        x = tt.t_s if timed else np.arange(len(tt.t_s))
-        for _, i in strongest([lt], n):
-            whole = lt.fit.pd_deg[i]
-            # a bin where the neuron is constant (silent) has no PD: a gap, not a point at 0°
-            pd_t = np.where(tt.depth_hz[:, i] > 0, whole + angle_diff(tt.pd_deg[:, i], whole),
-                            np.nan)
-            band = (pd_t + angle_diff(tt.pd_low_deg[:, i], tt.pd_deg[:, i]),
-                    pd_t + angle_diff(tt.pd_high_deg[:, i], tt.pd_deg[:, i]))
-            colour = ax_pd.plot(x, pd_t, lw=1.2, label=f"#{lt.index[i]}")[0].get_color()
-            ax_pd.axhline(whole, color=colour, ls=":", lw=0.9)
-            ax_depth.plot(x, tt.depth_hz[:, i], lw=1.2, color=colour)
-            mod = tt.modulated[:, i]
-            for ax, y, (lo, hi) in ((ax_pd, pd_t, band),
-                                    (ax_depth, tt.depth_hz[:, i],
-                                     (tt.depth_low_hz[:, i], tt.depth_high_hz[:, i]))):
-                ax.fill_between(x, lo, hi, color=colour, alpha=0.18, lw=0)
-                ax.scatter(x[mod], y[mod], s=12, color=colour, zorder=3)
-                ax.scatter(x[~mod], y[~mod], s=12, facecolors="white", edgecolors=colour,
-                           zorder=3)
-        ax_pd.set_title(f"{lt.name}: preferred direction (dotted: whole trial)", fontsize=8)
-        ax_depth.set_title(f"{lt.name}: depth", fontsize=8)
-        ax_pd.set_ylabel("PD (°)", fontsize=8)
-        ax_depth.set_ylabel("depth (Hz)", fontsize=8)
-        ax_depth.set_ylim(bottom=0)
-        ax_pd.legend(fontsize=7, loc="best")
-        for ax in (ax_pd, ax_depth):
-            ax.tick_params(labelsize=7, labelbottom=True)
-            ax.set_xlabel("time (s, bin centre)" if timed else "time bin", fontsize=8)
-    fig.suptitle(f"Tuning over the sequence: per-bin cosine fits with {ci:.0%} bootstrap bands "
-                 f"(filled markers: modulated in that bin)", fontsize=9)
-    margins(fig, top_in=0.6, bottom_in=0.5, left_in=0.75, right_in=0.2)
-    fig.subplots_adjust(hspace=0.6, wspace=0.3)
-    return fig

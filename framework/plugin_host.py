@@ -1,0 +1,339 @@
+"""The plugin host: finds the analysis plugins, picks the ones a run uses and runs them.
+
+Discovery imports every module and package of the ``plugins`` package and every entry point of
+the group ``spiketune.analyses`` (once per process); defining an
+:class:`~framework.analysis.Analysis` subclass registers it. A plugin that fails to import is a
+:class:`PluginWarning` naming it, not a crash: the other analyses still run. Running the chosen
+analyses writes ``neurons.csv`` (the columns every run has, from :func:`neuron_table`, and the
+plugins' own), their tables and figures; two plugins writing the same table, figure or column is
+a :class:`~framework.errors.UserError` naming both.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import shutil
+import warnings
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework import neurons
+from framework.analysis import (
+    ANALYSES,
+    Context,
+    Layer,
+    Result,
+    UserError,
+    observed_x,
+    peak_rates,
+    sample_groups,
+)
+from framework.errors import check_interrupt
+from framework.progress import Console
+from framework.simulation import BuiltLayer
+
+#: the entry-point group external packages register their analyses under
+ENTRY_POINT_GROUP = "spiketune.analyses"
+#: the package whose modules (and subpackages) are the shipped analyses
+PLUGIN_PACKAGE = "plugins"
+#: the columns of ``neurons.csv`` every run has, in this order (:func:`neuron_table`)
+BASE_COLUMNS = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
+                "max_rate_hz", "mean_rate_hz", "peak_rate_hz", "x_observed_min",
+                "x_observed_max", "x_intercept_quantile"]
+#: the key columns a plugin's ``neurons`` frame is merged on
+KEYS = ("layer", "neuron")
+
+
+class PluginWarning(UserWarning):
+    """An analysis plugin could not be loaded; the run goes on without it."""
+
+
+def _load(what: str, load: Callable[[], object]) -> None:
+    """Run ``load``; any failure becomes a :class:`PluginWarning` naming ``what``."""
+    try:
+        load()
+    except Exception as ex:  # a plugin's own bug must not stop the framework
+        check_interrupt()  # a signal that surfaced as an ImportError is the user's stop, not a bug
+        warnings.warn(f"analysis plugin {what} was not loaded: {type(ex).__name__}: {ex}",
+                      PluginWarning, stacklevel=3)
+
+
+def plugin_modules() -> list[str]:
+    """Dotted names of the shipped plugin modules and packages (``_private`` ones left out)."""
+    try:
+        package = importlib.import_module(PLUGIN_PACKAGE)
+    except ImportError:  # an installed wheel without the folder
+        return []
+    return [f"{PLUGIN_PACKAGE}.{mod.name}" for mod in pkgutil.iter_modules(package.__path__)
+            if not mod.name.startswith("_")]
+
+
+@functools.cache
+def discover() -> None:
+    """Import every shipped plugin module and every entry point, once per process."""
+    for name in plugin_modules():
+        _load(f"'{name}'", functools.partial(importlib.import_module, name))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _load(f"'{ep.name}' (entry point {ep.value})", ep.load)
+
+
+def plugin_configs() -> dict[str, type]:
+    """``name -> Config dataclass`` of every discovered analysis."""
+    discover()
+    return {name: cls.Config for name, cls in ANALYSES.items()}
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse unknown analysis names before anything heavy is imported."""
+    discover()
+    for i, name in enumerate(names):
+        if name != "auto":
+            ANALYSES.get(name, f"analysis[{i}]")
+
+
+def select(names: list[str], data: Any) -> list[str]:
+    """The analyses to run: ``auto`` expands to every default analysis that applies to ``data``.
+
+    An analysis named explicitly that cannot use the data is refused with its reason; ``firing``
+    always runs (first, unless named later).
+    """
+    discover()
+    chosen: list[str] = []
+    for i, name in enumerate(names):
+        if name == "auto":
+            chosen += [n for n, cls in ANALYSES.items()
+                       if cls.default and cls.applies(data) is None and n not in chosen]
+            continue
+        why = ANALYSES.get(name, f"analysis[{i}]").applies(data)
+        if why:
+            raise UserError(f"analysis[{i}]: '{name}' cannot run on dataset '{data.name}': {why}")
+        if name not in chosen:
+            chosen.append(name)
+    if "firing" in ANALYSES and "firing" not in chosen:
+        chosen.insert(0, "firing")
+    return chosen
+
+
+# ----------------------------------------------------------------------------- layers and neurons
+def check_layer_names(wanted: list[str], names: list[str]) -> list[str]:
+    """The layers to analyse: ``wanted`` (``analyses.layers``; all ``names`` when empty).
+
+    Raises
+    ------
+    UserError
+        Naming ``analyses.layers[i]`` for a layer that is not among ``names``.
+    """
+    chosen = list(wanted) or list(names)
+    for i, name in enumerate(chosen):
+        if name not in names:
+            raise UserError(f"analyses.layers[{i}]: no layer '{name}'; layers with neurons: "
+                            f"{', '.join(names)}")
+    return chosen
+
+
+def _columns(array: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    """The neurons ``idx`` of an array whose last axis is the layer's neurons."""
+    return None if array is None else array[..., idx]
+
+
+def select_layers(built: list[BuiltLayer], layers: list[str], max_neurons: int,
+                  seed: int) -> list[Layer]:
+    """The analysed layers and neurons, as analyses see them.
+
+    Parameters
+    ----------
+    built : list of framework.simulation.BuiltLayer
+        Every layer with neurons, as built and simulated.
+    layers : list of str
+        ``analyses.layers``: the layers to analyse; empty: all.
+    max_neurons : int
+        ``analyses.max_neurons``: a seeded sample of at most this many neurons per layer; 0: all.
+    seed : int
+        Seeds the sample (one generator, drawn from layer by layer in ``built`` order).
+
+    Returns
+    -------
+    list of Layer
+        With J_th from the neuron type and every per-neuron array cut to the sampled neurons.
+    """
+    wanted = check_layer_names(layers, [b.name for b in built])
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in built:
+        if b.name not in wanted:
+            continue
+        n = len(b.gain)
+        idx = np.arange(n)
+        if max_neurons and max_neurons < n:
+            idx = np.sort(rng.choice(n, max_neurons, replace=False))
+        out.append(Layer(
+            name=b.name, neuron_type=b.neuron_type, threshold=neurons.threshold(b.neuron_type),
+            index=idx, gain=b.gain[idx], bias=b.bias[idx], rates=_columns(b.rates, idx),
+            spikes=_columns(b.spikes, idx), x=_columns(b.x, idx),
+            binned_rates=_columns(b.binned_rates, idx), binned_x=_columns(b.binned_x, idx)))
+    return out
+
+
+def select_layers_from_config(cfg: Any, built: list[BuiltLayer]) -> list[Layer]:
+    """Transitional: :func:`select_layers` in its old form, reading the root config ``cfg``.
+
+    Serves ``framework.analysis.select_layers`` until pipeline.py and networks/ensemble.py call
+    :func:`select_layers` with the ``analyses`` node's values; then delete it.
+    """
+    return select_layers(built, list(cfg.analyses.layers), cfg.analyses.max_neurons, cfg.seed)
+
+
+def check_layer_names_from_config(cfg: Any, names: list[str]) -> list[str]:
+    """Transitional: :func:`check_layer_names` in its old form (see
+    :func:`select_layers_from_config`)."""
+    return check_layer_names(list(cfg.analyses.layers), names)
+
+
+def neuron_table(layers: list[Layer], groups: np.ndarray | None = None) -> Any:
+    """The columns of ``neurons.csv`` every run has, read from what was built and measured.
+
+    ``max_rate_hz`` is the type's analytic rate at x = 1, in Hz (amplitude divided out);
+    ``peak_rate_hz`` the observed one (:func:`~framework.analysis.peak_rates` over ``groups``,
+    the samples' conditions); the observed range of x and the x-intercept's quantile in it
+    (:func:`~framework.analysis.observed_x`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per analysed neuron, columns :data:`BASE_COLUMNS`.
+    """
+    import pandas as pd
+
+    frames = []
+    for layer in layers:
+        nt = layer.neuron_type
+        amp = float(getattr(nt, "amplitude", 1.0))
+        max_rate = np.asarray(nt.rates(np.ones(1), layer.gain, layer.bias), float).ravel() / amp
+        missing = np.full(len(layer.index), np.nan)
+        frames.append(pd.DataFrame({
+            "layer": layer.name, "neuron": layer.index, "neuron_type": type(nt).__name__,
+            "gain": layer.gain, "bias": layer.bias, "threshold": layer.threshold,
+            "x_intercept": layer.x_intercept, "max_rate_hz": max_rate,
+            "mean_rate_hz": layer.rates.mean(axis=0) if layer.rates is not None else missing,
+            "peak_rate_hz": (peak_rates(layer.rates, groups) if layer.rates is not None
+                             else missing), **observed_x(layer)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BASE_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------- running them
+class Claims:
+    """Who writes what: the table files, figure names and ``neurons.csv`` columns of each plugin.
+
+    Columns every run has (:data:`BASE_COLUMNS`) are not claimed: a plugin's copy of one is left
+    out of the merge (the framework's own value stays), as it always was.
+    """
+
+    def __init__(self) -> None:
+        self.owners: dict[tuple[str, str], str] = {}
+
+    def add(self, plugin: str, result: Result) -> None:
+        """Claim ``result``'s outputs for ``plugin``.
+
+        Raises
+        ------
+        UserError
+            When another plugin already wrote one of them, naming both.
+        """
+        columns = [] if result.neurons is None else [
+            str(c) for c in result.neurons.columns if c not in BASE_COLUMNS]
+        self._claim(plugin, "table", result.tables)
+        self._claim(plugin, "figure", result.figures)
+        self._claim(plugin, "neurons.csv column", columns)
+
+    def _claim(self, plugin: str, kind: str, names: Iterable[str]) -> None:
+        for name in names:
+            owner = self.owners.setdefault((kind, name), plugin)
+            if owner != plugin:
+                raise UserError(f"analysis: plugins '{owner}' and '{plugin}' both write the "
+                                f"{kind} '{name}'; rename it in one of them")
+
+
+def merge_neurons(frame: Any, result: Result) -> Any:
+    """``frame`` (``neurons.csv`` so far) with ``result``'s per-neuron columns merged in on layer
+    and neuron; columns ``frame`` already has are kept from ``frame``."""
+    if result.neurons is None or not len(result.neurons):
+        return frame
+    shared = [c for c in result.neurons.columns if c in frame.columns and c not in KEYS]
+    return frame.merge(result.neurons.drop(columns=shared), on=list(KEYS), how="left")
+
+
+def draw(figures: dict[str, Callable[[], Any]], folder: Path) -> None:
+    """Draw every figure into ``folder/<name>.png`` (matplotlib's Agg backend, 110 dpi)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir()
+    for name, make in figures.items():
+        fig = make()
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        plt.close(fig)
+
+
+def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_dir: Path,
+                 console: Console) -> tuple[dict[str, float], Path]:
+    """Run the chosen analyses and write what they produce, ready for upload.
+
+    Parameters
+    ----------
+    ctx : Context
+        What the analyses read.
+    names : list of str
+        The analyses to run, in order (:func:`select`).
+    options : AnalysesConfig
+        The validated ``analyses`` node: ``getattr(options, name)`` is each plugin's Config.
+    plots : bool
+        Draw the figures (``tracking.plots``).
+    out_dir : pathlib.Path
+        The run's scratch folder: tables and ``neurons.csv`` are written here, then every CSV in
+        it is copied to ``out_dir/upload`` and the figures drawn into ``out_dir/upload/plots``.
+    console : framework.progress.Console
+        Stage lines and the plugins' remarks.
+
+    Returns
+    -------
+    (dict, pathlib.Path)
+        The metrics of every analysis, and the folder to upload as the run's artifacts.
+
+    Raises
+    ------
+    UserError
+        When two plugins write the same table, figure or ``neurons.csv`` column.
+    """
+    metrics: dict[str, float] = {}
+    frame = neuron_table(ctx.layers, sample_groups(ctx))
+    figures: dict[str, Callable[[], Any]] = {}
+    claims = Claims()
+    for name in names:
+        console.stage("analyse", name)
+        res = ANALYSES.get(name, "analysis")().run(ctx, getattr(options, name))
+        claims.add(name, res)
+        metrics.update(res.metrics)
+        for line in res.remarks:
+            console.say(f"{name}: {line}")
+        frame = merge_neurons(frame, res)
+        for fname, table in res.tables.items():
+            table.to_csv(out_dir / fname, index=False)
+        figures.update(res.figures)
+    frame.to_csv(out_dir / "neurons.csv", index=False)
+    upload = out_dir / "upload"
+    upload.mkdir()
+    # neurons.csv first, then every other table in the folder, by name
+    others = sorted(p.name for p in out_dir.glob("*.csv") if p.name != "neurons.csv")
+    for fname in ["neurons.csv", *others]:
+        shutil.copy(out_dir / fname, upload / fname)
+    if plots and figures:
+        console.stage("plots", f"{len(figures)} figures")
+        draw(figures, upload / "plots")
+    return metrics, upload
