@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from framework.errors import EXIT_INTERRUPTED
 
 #: signals that follow the one that stopped a run within this many seconds are recorded, not
@@ -140,15 +142,12 @@ def register_resolvers() -> None:
 
     Hydra copies a launching config's resolver cache into each job's config, also when the job
     runs in another process (joblib, submitit, Ray pickle the config with its cache): every job of
-    a sweep resolves the id its launcher drew. Idempotent.
+    a sweep resolves the id its launcher drew. Idempotent; called by the app's start-up
+    (:func:`framework.app.startup.start`), never at import.
     """
-    from omegaconf import OmegaConf
-
     if not OmegaConf.has_resolver("spiketune_launch_id"):
         OmegaConf.register_new_resolver("spiketune_launch_id", launch_id, use_cache=True)
 
-
-register_resolvers()  # at import: a launcher's worker that unpickles a job's config resolves it
 
 
 # ------------------------------------------------------------------------------------- signals

@@ -10,8 +10,25 @@ import dataclasses
 import os
 import re
 import sys
+import traceback
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig
+
+from framework import config
+from framework.analysis import check_names
+from framework.app import help as usage
+from framework.app import jobs, startup, sweeps
 from framework.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -20,7 +37,7 @@ from framework.errors import (
     install_signal_handlers,
     interruption,
 )
-from framework.paths import CONF  # noqa: E402
+from framework.paths import CONF
 from framework.redact import redact
 
 # Hydra flags that take a value, so the value is not mistaken for an override
@@ -30,12 +47,8 @@ _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
                  "--shell-completion", "-sc", "--resolve"}
 
 
-def _register_resolvers() -> None:
-    from framework import lifecycle
-    from framework.config import register_resolvers
-
-    register_resolvers()
-    lifecycle.register_resolvers()  # ${spiketune_launch_id:} in the run and sweep folders
+#: the start-up under its former name (tests/helpers imports it); new code calls startup.start
+_register_resolvers = startup.start
 
 
 def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
@@ -60,10 +73,6 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
 
 def one_line(ex: BaseException) -> str:
     """A one-line, key-naming message for a Hydra or OmegaConf composition error."""
-    from hydra.errors import MissingConfigException
-
-    from framework.config import omegaconf_message
-
     text = str(ex)
     if isinstance(ex, MissingConfigException) or "Could not find '" in text:
         m = re.search(r"Could not find '([^']+)'", text)
@@ -75,7 +84,7 @@ def one_line(ex: BaseException) -> str:
         return text.splitlines()[0]
     if "Could not override" in text or "Could not append" in text or ex.__cause__ is not None:
         m = re.search(r"Could not (?:override|append to config)[^']*'([^']+)'", text)
-        msg = omegaconf_message(ex.__cause__ or ex)
+        msg = config.omegaconf_message(ex.__cause__ or ex)
         key = m.group(1) if m else None
         if key and not msg.startswith(key):
             if "not in struct" in text or "is not in" in text:
@@ -91,11 +100,7 @@ def one_line(ex: BaseException) -> str:
 
 def _is_dict_field(path: str) -> bool:
     """Whether ``path`` (dotted, from the root) is a ``dict`` field of the structured config."""
-    import typing
-
-    from framework.config import Config
-
-    cls: typing.Any = Config
+    cls: Any = config.Config
     for name in path.split("."):
         hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
         if name not in hints:
@@ -108,10 +113,8 @@ def _is_dict_field(path: str) -> bool:
 _INSTANTIATE_KEYS = {"_target_", "_args_", "_partial_", "_recursive_", "_convert_"}
 
 
-def _paths(prefix: list[str], value) -> list[tuple[list[str], object]]:
+def _paths(prefix: list[str], value: Any) -> list[tuple[list[str], object]]:
     """Every (dotted path, leaf value) an override's value sets, dict keys split on dots."""
-    from hydra.core.override_parser.types import ChoiceSweep
-
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _paths(prefix + str(k).split("."), v)]
     if isinstance(value, (list, tuple)):
@@ -134,8 +137,6 @@ def refuse_unsafe(overrides: list[str]) -> None:
     and setting a shipped callback's options (``hydra.callbacks.sweep.compare=false``) stay allowed;
     keys outside ``hydra`` are checked against the schema, which has no such keys.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception:  # noqa: BLE001 - a syntax error is reported, with its key, by composition
@@ -145,29 +146,34 @@ def refuse_unsafe(overrides: list[str]) -> None:
             continue
         base = (o.package or o.key_or_group).replace("/", ".").split(".")
         for path, value in _paths(base, o.value()):
-            if path[0] != "hydra":
-                continue
-            key = ".".join(path)
-            # a string Hydra may decode into a node (oc.decode) can smuggle a _target_ in
-            if isinstance(value, str) and ("oc.decode" in value or any(
-                    k in value for k in _INSTANTIATE_KEYS)):
-                raise UserError(f"{key}: refused on the command line: a value that decodes into "
-                                f"config (oc.decode, _target_) could make Hydra call Python")
-            if _INSTANTIATE_KEYS & set(path):
-                raise UserError(f"{key}: refused on the command line: Hydra would import and call "
-                                f"the Python object it names")
-            if len(path) > 1 and path[1] == "callbacks" and (o.is_add() or o.is_force_add()):
-                raise UserError(f"{key}: callbacks cannot be added from the command line")
-            if path[1:3] == ["job", "env_set"]:  # LD_PRELOAD, PYTHONPATH reach subprocesses
-                raise UserError(f"{key}: refused on the command line: set environment variables "
-                                f"in the shell")
-            if len(path) > 1 and path[1] in ("job_logging", "hydra_logging") and (
-                    {"class", "()"} & set(path) or str(value).startswith(("ext://", "cfg://"))):
-                raise UserError(f"{key}: refused on the command line: logging would import and "
-                                f"call the Python object it names")
+            if path[0] == "hydra":
+                _refuse_hydra_key(path, value, adds=o.is_add() or o.is_force_add())
 
 
-def check_output_dir(hydra_cfg, multirun: bool) -> None:
+def _refuse_hydra_key(path: list[str], value: object, adds: bool) -> None:
+    """Raise UserError when setting ``path`` (under ``hydra``) to ``value`` from the command line
+    could make Hydra call Python (see :func:`refuse_unsafe`); ``adds``: a ``+`` override."""
+    key = ".".join(path)
+    # a string Hydra may decode into a node (oc.decode) can smuggle a _target_ in
+    if isinstance(value, str) and ("oc.decode" in value or any(
+            k in value for k in _INSTANTIATE_KEYS)):
+        raise UserError(f"{key}: refused on the command line: a value that decodes into "
+                        f"config (oc.decode, _target_) could make Hydra call Python")
+    if _INSTANTIATE_KEYS & set(path):
+        raise UserError(f"{key}: refused on the command line: Hydra would import and call "
+                        f"the Python object it names")
+    if len(path) > 1 and path[1] == "callbacks" and adds:
+        raise UserError(f"{key}: callbacks cannot be added from the command line")
+    if path[1:3] == ["job", "env_set"]:  # LD_PRELOAD, PYTHONPATH reach subprocesses
+        raise UserError(f"{key}: refused on the command line: set environment variables "
+                        f"in the shell")
+    if len(path) > 1 and path[1] in ("job_logging", "hydra_logging") and (
+            {"class", "()"} & set(path) or str(value).startswith(("ext://", "cfg://"))):
+        raise UserError(f"{key}: refused on the command line: logging would import and "
+                        f"call the Python object it names")
+
+
+def check_output_dir(hydra_cfg: DictConfig, multirun: bool) -> None:
     """Refuse a Hydra output folder that cannot be created or written (Hydra's own error is a
     traceback and exit 1)."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -184,11 +190,9 @@ def check_output_dir(hydra_cfg, multirun: bool) -> None:
             return
 
 
-def _interval_ends(parser, parsed: list) -> list:
+def _interval_ends(parser: OverridesParser, parsed: list[Override]) -> list[Override]:
     """Each ``interval()`` sweep as a choice of its two ends: what validation composes for a
     search space (an interval is continuous; its ends bound every value a sweeper can draw)."""
-    from hydra.core.override_parser.types import IntervalSweep
-
     out = []
     for o in parsed:
         v = o.value() if o.is_sweep_override() else None
@@ -196,6 +200,56 @@ def _interval_ends(parser, parsed: list) -> list:
             o = parser.parse_overrides([f"{o.get_key_element()}=choice({v.start!r},{v.end!r})"])[0]
         out.append(o)
     return out
+
+
+def _fixed(overrides: list[str]) -> list[str]:
+    """The overrides that do not sweep (no ``a,b`` list, no ``choice()``/``range()``/...)."""
+    return [o for o in overrides if "," not in o.split("=", 1)[-1]
+            and "(" not in o.split("=", 1)[-1]]
+
+
+def _search_extra(base: DictConfig, overrides: list[str]) -> list[str]:
+    """The sweeper's own ``params`` in ``base`` (a search's space, from a preset) not given on
+    the command line, as overrides; refused like the command line's when unsafe."""
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    params = base.hydra.sweeper.get("params") or {}
+    extra = [f"{k}={v}" for k, v in params.items() if k not in given]
+    refuse_unsafe(extra)
+    return extra
+
+
+def _combos(overrides: list[str], extra: list[str]) -> list[list[str]]:
+    """Every job's overrides, as the basic sweeper expands them (choices, ``range()``, ``glob()``
+    over a group's options), each ``interval()`` at its two ends."""
+    # with the config loader, glob() can list a group's options
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = _interval_ends(parser, parser.parse_overrides(overrides + extra))
+    return [list(combo) for combo in BasicSweeper.split_arguments(parsed, None)[0]]
+
+
+def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int:
+    """Inside Hydra's initialised config dir: compose and validate each job's config and check
+    the output folder; returns how many configs were validated."""
+    extra: list[str] = []
+    combos = [overrides]
+    if multirun:
+        base = compose("config", overrides=_fixed(overrides), return_hydra_config=True)
+        extra = _search_extra(base, overrides)
+        combos = _combos(overrides, extra)
+    for combo in combos:
+        cfg = compose("config", overrides=list(combo))
+        config.validate(cfg)
+        check_names(list(cfg.analysis))
+    if not multirun:
+        base = compose("config", overrides=overrides, return_hydra_config=True)
+    check_output_dir(base.hydra, multirun)
+    if multirun and shows_cfg:  # Hydra refuses the pair with a traceback
+        what = (f"all {len(combos)} jobs' configs are valid" if combos == [] or not any(
+            "interval(" in a for a in overrides + extra) else
+            "the search space is valid (each interval at both ends)")
+        raise UserError(f"--cfg with -m: {what}; --cfg prints one job's config, so drop "
+                        f"-m and give its values")
+    return len(combos)
 
 
 def prevalidate(argv: list[str]) -> int:
@@ -206,14 +260,6 @@ def prevalidate(argv: list[str]) -> int:
     group's options) plus the sweeper's own ``params`` (a search's space); an ``interval()`` is
     checked at its two ends. ``--cfg`` validates the config it prints, as a run would.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from framework.analysis import check_names
-    from framework.config import register, validate
-
     overrides, multirun, runs = split_args(argv)
     refuse_unsafe(overrides)
     shows_cfg = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
@@ -224,39 +270,11 @@ def prevalidate(argv: list[str]) -> int:
         # hydra.sweep.dir read (paths.outputs): it would end in a traceback
         raise UserError("--cfg hydra --resolve: Hydra resolves its node without the job's config "
                         "(hydra.run.dir uses paths.outputs); use --cfg all --resolve")
-    register()
-    _register_resolvers()
+    _prepare()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            combos = [overrides]
-            if multirun:
-                fixed = [o for o in overrides if "," not in o.split("=", 1)[-1]
-                         and "(" not in o.split("=", 1)[-1]]
-                base = compose("config", overrides=fixed, return_hydra_config=True)
-                given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-                params = base.hydra.sweeper.get("params") or {}
-                extra = [f"{k}={v}" for k, v in params.items() if k not in given]
-                refuse_unsafe(extra)
-                # with the config loader, glob() can list a group's options
-                parser = OverridesParser.create(
-                    config_loader=GlobalHydra.instance().config_loader())
-                parsed = _interval_ends(parser, parser.parse_overrides(overrides + extra))
-                combos = BasicSweeper.split_arguments(parsed, None)[0]
-            for combo in combos:
-                cfg = compose("config", overrides=list(combo))
-                validate(cfg)
-                check_names(list(cfg.analysis))
-            if not multirun:
-                base = compose("config", overrides=overrides, return_hydra_config=True)
-            check_output_dir(base.hydra, multirun)
-            if multirun and shows_cfg:  # Hydra refuses the pair with a traceback
-                what = (f"all {len(combos)} jobs' configs are valid" if combos == [] or not any(
-                    "interval(" in a for a in overrides + extra) else
-                    "the search space is valid (each interval at both ends)")
-                raise UserError(f"--cfg with -m: {what}; --cfg prints one job's config, so drop "
-                                f"-m and give its values")
-            return len(combos)
+            return _validate_jobs(overrides, multirun, shows_cfg)
     except UserError:
         raise
     except Exception as ex:
@@ -277,70 +295,93 @@ def _cfg_package(argv: list[str]) -> str:
     return ""
 
 
-def _app():
-    import hydra
+def _prepare() -> None:
+    """What this process needs before Hydra composes: the schemas in Hydra's ConfigStore and the
+    start-up's resolvers (both idempotent)."""
+    config.register()
+    startup.start()
 
-    @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
-    def app(cfg):
-        from framework.app.jobs import run_job
 
-        return run_job(cfg)
+class _Task:
+    """The Hydra task function: one job (:func:`framework.app.jobs.run_job`).
 
-    return app
+    An object rather than a function so that a launcher's worker (joblib, submitit, Ray), which
+    unpickles it, runs the start-up first: Hydra resolves the job's config (its
+    ``hydra.sweep.dir``) there before any job code runs. Defined here, so that Hydra names the
+    job ``cli`` (its log is ``cli.log``) as before.
+    """
+
+    def __call__(self, cfg: DictConfig) -> jobs.JobResult:
+        return jobs.run_job(cfg)
+
+    def __reduce__(self) -> tuple[Callable[[], _Task], tuple[()]]:
+        return _unpickled_task, ()
+
+
+def _unpickled_task() -> _Task:
+    """The task in a launcher's worker, after the start-up."""
+    startup.start()
+    return _Task()
+
+
+def _app() -> Callable[[], Any]:
+    """The Hydra app: :class:`_Task` under ``hydra.main`` with spiketune's ``conf/``."""
+    main_of = hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
+    return typing.cast(Callable[[], Any], main_of(_Task()))
+
+
+def _exit(code: int, message: str) -> typing.NoReturn:
+    print(f"spiketune: {redact(message)}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _check(argv: list[str]) -> None:
+    """:func:`prevalidate`, with a user error or an interruption as one line and its exit code."""
+    try:
+        prevalidate(argv)
+    except UserError as ex:
+        _exit(EXIT_USER, str(ex))
+    except Exception as ex:
+        why = interruption(ex)
+        if not why:  # a signal inside a plugin's import can surface as ImportError
+            raise
+        _exit(EXIT_INTERRUPTED, why)
+    except KeyboardInterrupt as ex:
+        _exit(EXIT_INTERRUPTED, interruption(ex) or "interrupted")
+
+
+def _launch(argv: list[str]) -> None:
+    """Run the Hydra app on ``argv``: each way it can end becomes one line and an exit code."""
+    sys.argv = [sys.argv[0]] + argv
+    try:
+        with sweeps.guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → 2
+            _app()()
+    except UserError as ex:
+        _exit(EXIT_USER, str(ex))
+    except KeyboardInterrupt as ex:
+        _exit(EXIT_INTERRUPTED, interruption(ex) or "interrupted")
+    except SystemExit:
+        raise
+    except BaseException as ex:  # noqa: BLE001 - the last line of defence
+        why = interruption(ex)
+        if why:
+            _exit(EXIT_INTERRUPTED, why)
+        traceback.print_exc()
+        print(f"spiketune: internal error: {type(ex).__name__}: {ex}", file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune`` and ``python -m framework``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--json" in argv:  # ours, not Hydra's: each job's stdout line as JSON
-        from framework.app.jobs import JSON_ENV
-
         argv = [a for a in argv if a != "--json"]
-        os.environ[JSON_ENV] = "1"
+        os.environ[jobs.JSON_ENV] = "1"
     if "--help" in argv or "-h" in argv:  # ours, from conf/ alone: Hydra's composes ~100 times
-        from framework.app.help import text
-
-        print(text(CONF))
+        print(usage.text(CONF))
         return
     install_signal_handlers()
-    try:
-        prevalidate(argv)
-    except UserError as ex:
-        print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
-        sys.exit(EXIT_USER)
-    except Exception as ex:
-        if not interruption(ex):  # a signal inside a plugin's import can surface as ImportError
-            raise
-        print(f"spiketune: {interruption(ex)}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt as ex:
-        print(f"spiketune: {interruption(ex) or 'interrupted'}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    _check(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from framework.config import register
-
-    register()
-    _register_resolvers()
-    sys.argv = [sys.argv[0]] + argv
-    from framework.app.sweeps import guard
-
-    try:
-        with guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → exit 2
-            _app()()
-    except UserError as ex:
-        print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
-        sys.exit(EXIT_USER)
-    except KeyboardInterrupt as ex:
-        print(f"spiketune: {interruption(ex) or 'interrupted'}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except SystemExit:
-        raise
-    except BaseException as ex:  # noqa: BLE001 - the last line of defence
-        if interruption(ex):
-            print(f"spiketune: {interruption(ex)}", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
-        import traceback
-
-        traceback.print_exc()
-        print(f"spiketune: internal error: {type(ex).__name__}: {ex}", file=sys.stderr)
-        sys.exit(EXIT_INTERNAL)
+    _prepare()
+    _launch(argv)

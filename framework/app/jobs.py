@@ -10,13 +10,21 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, cast
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from framework import pipeline
+from framework.app import startup, sweeps
 from framework.errors import EXIT_USER, UserError
 from framework.progress import Console
 from framework.redact import redact, redact_files
+from framework.tracking.store import resolve_uri
 
 
-class JobResult(dict):
+class JobResult(dict[str, Any]):
     """What a job returns: ``status``, ``run_id``, ``metrics`` (read by the sweep callback), and
     as ``float()`` the run's ``objective`` (read by a search sweeper such as Optuna's)."""
 
@@ -31,50 +39,53 @@ class JobResult(dict):
 JSON_ENV = "SPIKETUNE_JSON"
 
 
-def stdout_line(result, uri: str) -> str:
+def stdout_line(result: pipeline.RunResult, uri: str) -> str:
     """The job's line for scripts: plain ``key=value`` pairs, or JSON under ``--json``."""
     uri = redact(uri)
     art = result.artifact_uri
     folder = art[len("file://"):] if art.startswith("file://") else art
     if os.environ.get(JSON_ENV) == "1":
-        metrics = {k: (v if v == v and abs(v) != float("inf") else None)  # JSON has no NaN/inf
+        metrics = {k: (v if _finite(v) else None)  # JSON has no NaN/inf
                    for k, v in result.metrics.items()}
-        objective = result.objective
-        if objective is not None and (objective != objective or abs(objective) == float("inf")):
-            objective = str(objective)
+        objective: float | str | None = result.objective
+        if result.objective is not None and not _finite(result.objective):
+            objective = str(result.objective)
         return json.dumps({"run_id": result.run_id, "status": result.status, "store": uri,
                            "artifacts": folder, "objective": objective, "metrics": metrics})
     return f"run_id={result.run_id} status={result.status} store={uri} artifacts={folder}"
 
 
-def run_job(cfg):
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+def _redact_saved(hc: DictConfig, multirun: bool) -> None:
+    """Mask credentials in what Hydra saved before the job started (the job's config and
+    overrides, the sweep's ``multirun.yaml``): a password given in ``tracking.uri`` on the command
+    line would sit there in plain text."""
+    if hc.output_subdir:
+        redact_files(Path(hc.runtime.output_dir) / str(hc.output_subdir))
+    if multirun:
+        redact_files(Path(str(hc.sweep.dir)), "multirun.yaml")
+
+
+def run_job(cfg: DictConfig) -> JobResult:
     """The Hydra task function (single run or one job of a multirun).
 
     A single run exits 2 on a user error. In a multirun a failed job is already FAILED in MLflow
     with its error; the sweep goes on and the sweep callback reports the count.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from framework.pipeline import run
-
-    hc = HydraConfig.get()
+    startup.start()  # idempotent; in a launcher's worker the unpickled task has run it already
+    hc = cast(DictConfig, HydraConfig.get())  # typed as its schema, a DictConfig at run time
     multirun = hc.mode == RunMode.MULTIRUN
-    # Hydra saved the job's config and overrides (and the sweep's multirun.yaml) before the job
-    # started: a password given in tracking.uri on the command line would sit there in plain text
-    if hc.output_subdir:
-        redact_files(Path(hc.runtime.output_dir) / str(hc.output_subdir))
-    if multirun:
-        redact_files(Path(str(hc.sweep.dir)), "multirun.yaml")
-    tags = {}
+    _redact_saved(hc, multirun)
+    tags: dict[str, str] = {}
     console = Console()
     if multirun:
-        from framework.app.sweeps import job_tags
-
-        tags = job_tags(hc)
+        tags = sweeps.job_tags(hc)
         console = Console(prefix=f"[job {hc.job.num}] ")
     try:
-        result = run(cfg, console=console, tags=tags)
+        result = pipeline.run(cfg, console=console, tags=tags)  # looked up now: tests replace it
     except UserError as ex:
         if not multirun:
             print(f"spiketune: {redact(str(ex))}", file=sys.stderr)
@@ -86,8 +97,6 @@ def run_job(cfg):
             raise
         console.say(f"FAILED: internal error: {type(ex).__name__}: {ex}")
         return JobResult(status="FAILED", error=f"{type(ex).__name__}: {ex}")
-    from framework.tracking.store import resolve_uri
-
     print(stdout_line(result, resolve_uri(str(cfg.tracking.uri))), flush=True)
     return JobResult(status=result.status, run_id=result.run_id, metrics=result.metrics,
                      objective=result.objective)

@@ -40,34 +40,36 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
+from filelock import FileLock, Timeout
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from framework import lifecycle
+from framework import lifecycle, paths
+from framework.app import startup
+from framework.app.compare import compare
 from framework.errors import EXIT_USER, UserError, interruption
+from framework.pipeline import SUMMARY_KEYS
 from framework.redact import redact
-from framework.tracking.store import ui_links
+from framework.tracking.links import markdown_table, ui_base, ui_links
+from framework.tracking.model import check_register
+from framework.tracking.store import end_orphans, experiment_id, open_store, resolve_uri, retry
+from framework.tracking.tags import base_tags
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
 PARENT_FILE = "parent.json"
 LOCK_FILE = "sweep.lock"  # held by the sweep running in the folder
 #: config keys a sweep may not vary: the parent lives in one store and one experiment
 UNSWEEPABLE = ("tracking", "tracking.uri", "tracking.experiment")
-
-
-def _ensure_resolvers() -> None:
-    # Launchers unpickle this callback in their worker processes before composing the job's
-    # config, whose hydra.sweep.dir uses ${spiketune_outputs:}: registering here makes it resolve.
-    from framework.app.cli import _register_resolvers
-
-    _register_resolvers()
-    lifecycle.register_resolvers()
-
-
-_ensure_resolvers()
+#: an ``mlflow.MlflowClient`` (MLflow is imported lazily, by the tracking layer)
+Client = Any
 
 
 @dataclass
@@ -93,13 +95,20 @@ class _Active:
     varies: str = ""  # the swept overrides, as given
 
 
-_active: _Active | None = None
-_outcome: Outcome | None = None
-_lock: Any = None  # the FileLock on the active sweep's folder
+@dataclass
+class _State:
+    """This launching process's sweep bookkeeping: one sweep runs at a time per process."""
+
+    active: _Active | None = None  # the sweep running now
+    outcome: Outcome | None = None  # how the last one ended
+    lock: FileLock | None = None  # held on the running sweep's folder
+
+
+_state = _State()
 
 
 # ------------------------------------------------------------------------------------- sweep dir
-def sweep_dir_of(hydra_cfg) -> Path:
+def sweep_dir_of(hydra_cfg: DictConfig) -> Path:
     """The absolute sweep directory of a multirun, from the ``hydra`` node of any of its configs.
 
     ``${now:...}`` and ``${spiketune_launch_id:}`` in the path are cached on the launching config
@@ -117,12 +126,12 @@ def read_state(sweep_dir: Path) -> dict[str, Any] | None:
     """The parent run written by :meth:`SweepCallback.on_multirun_start`, or None; its
     ``launcher`` holds the launching process's owner tags."""
     try:
-        return json.loads((sweep_dir / STATE_DIR / PARENT_FILE).read_text())
+        return cast(dict[str, Any], json.loads((sweep_dir / STATE_DIR / PARENT_FILE).read_text()))
     except (OSError, ValueError):
         return None
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
     """Write atomically (temp file + rename): readers in other processes never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -130,7 +139,7 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def job_tags(hc) -> dict[str, str]:
+def job_tags(hc: DictConfig) -> dict[str, str]:
     """Tags of a sweep job's run: its parent run, its number, its overrides and its name.
 
     Parameters
@@ -197,8 +206,6 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
     groups : set of str
         Config groups (``hydra.runtime.choices``): a group's choice is named by its value alone.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:  # noqa: BLE001 - Hydra parsed these already; a name is never worth a failure
@@ -220,11 +227,9 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
     return " ".join(words)
 
 
-def count_jobs(config) -> int | None:
+def count_jobs(config: DictConfig) -> int | None:
     """How many jobs the sweep will run: the product of its choice and range sweeps, or a search
     sweeper's ``n_trials``; None when the sweep cannot be counted before it runs (``glob``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     trials = config.hydra.sweeper.get("n_trials")
     if trials is not None:
         return int(trials)
@@ -238,7 +243,7 @@ def count_jobs(config) -> int | None:
     return total
 
 
-def parent_label(config, n_jobs: int | None) -> str:
+def parent_label(config: DictConfig, n_jobs: int | None) -> str:
     """The parent run's name: what the sweep varies, ``sweep neuron×n_steps (4 jobs)``; with an
     experiment preset ``sweep conversion_sweep: scale_firing_rates×synapse (9 jobs)``; exactly
     ``tracking.run_name`` when that is set."""
@@ -251,8 +256,12 @@ def parent_label(config, n_jobs: int | None) -> str:
     varies = "×".join(k if k in choices else short[k] for k in keys)
     preset = choices.get("experiment")
     what = f"{preset}: {varies}" if preset and varies else (preset or varies or "one job")
-    count = "" if n_jobs is None else f" ({n_jobs} job{'s' if n_jobs != 1 else ''})"
-    return f"sweep {what}{count}"
+    return f"sweep {what}{_jobs_suffix(n_jobs)}"
+
+
+def _jobs_suffix(n_jobs: int | None) -> str:
+    """`` (4 jobs)``, `` (1 job)``; empty when the count is unknown."""
+    return "" if n_jobs is None else f" ({n_jobs} job{'s' if n_jobs != 1 else ''})"
 
 
 def job_records(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -265,21 +274,17 @@ def job_records(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- sweep overrides
-def sweep_overrides(config) -> list[str]:
+def sweep_overrides(config: DictConfig) -> list[str]:
     """The sweep's overrides as given: the command line's, then ``hydra.sweeper.params``."""
-    from omegaconf import OmegaConf
-
     task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-    given = [str(o) for o in cast(list, task)]
+    given = [str(o) for o in cast(list[Any], task)]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in given}
     params = config.hydra.sweeper.get("params") or {}
     return given + [f"{k}={v}" for k, v in params.items() if k not in keys]
 
 
-def swept(config) -> dict[str, str]:
+def swept(config: DictConfig) -> dict[str, str]:
     """``key -> values`` of the overrides that sweep (``simulation.n_steps -> 30,60,120``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     out = {}
     for ov in OverridesParser.create().parse_overrides(sweep_overrides(config)):
         if ov.is_sweep_override():
@@ -291,7 +296,7 @@ def _say(text: str) -> None:
     print(f"[sweep] {redact(text)}", file=sys.stderr, flush=True)
 
 
-def _user_exit(message: str) -> None:
+def _user_exit(message: str) -> NoReturn:
     # Hydra turns exceptions raised in callbacks into a traceback and exit 1; a user error is
     # one line and exit 2, like everywhere else.
     print(f"spiketune: {redact(message)}", file=sys.stderr, flush=True)
@@ -299,11 +304,10 @@ def _user_exit(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- MLflow
-def children(client, experiment_id: str, parent_run_id: str) -> list:
+def children(client: Client, experiment_id: str, parent_run_id: str) -> list[Any]:
     """Every child run of ``parent_run_id`` (any status), by the ``mlflow.parentRunId`` tag."""
-    from framework.tracking.store import retry
-
-    found, token = [], None
+    found: list[Any] = []
+    token = None
     while True:
         page = retry(client.search_runs, [experiment_id],
                      filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
@@ -314,10 +318,8 @@ def children(client, experiment_id: str, parent_run_id: str) -> list:
             return found
 
 
-def _count(client, state: _Active, end_running: str, why: str) -> Outcome:
+def _count(client: Client, state: _Active, end_running: str, why: str) -> Outcome:
     """Count the jobs; any child still RUNNING is ended ``end_running`` with ``why`` as error."""
-    from framework.tracking.store import retry
-
     runs = children(client, state.experiment_id, state.parent_run_id)
     for run in runs:
         if run.info.status == "RUNNING":
@@ -330,16 +332,52 @@ def _count(client, state: _Active, end_running: str, why: str) -> Outcome:
     return Outcome(state.parent_run_id, jobs, finished, jobs - finished)
 
 
-def _log_counts(client, run_id: str, outcome: Outcome) -> None:
-    from mlflow.entities import Metric
-
-    from framework.tracking.store import retry
+def _log_counts(client: Client, run_id: str, outcome: Outcome) -> None:
+    from mlflow.entities import Metric  # MLflow is heavy: only once a sweep has ended
 
     now = int(time.time() * 1000)
     retry(client.log_batch, run_id, metrics=[
         Metric("sweep/jobs", outcome.jobs, now, 0),
         Metric("sweep/finished", outcome.finished, now, 0),
         Metric("sweep/failed", outcome.failed, now, 0)])
+
+
+def _open_experiment(config: DictConfig) -> tuple[str, str, Client, str]:
+    """``(uri, ui, client, experiment id)`` of the sweep's store; a bad store, experiment or
+    ``tracking.register`` exits 2 with one line."""
+    try:
+        uri = resolve_uri(config.tracking.uri)
+        ui = ui_base(str(config.tracking.get("ui_url") or ""), uri)
+        check_register(str(config.tracking.get("register") or ""))
+        client = open_store(uri)
+        exp_id = retry(experiment_id, client, config.tracking.experiment, uri)
+    except UserError as ex:
+        _user_exit(str(ex))
+    return uri, ui, client, str(exp_id)
+
+
+def _parent_tags(config: DictConfig, sweep_dir: Path) -> dict[str, str]:
+    """The parent run's tags: the standard ones, its role, folder, overrides and launcher."""
+    tags = {**base_tags(job=False),
+            "spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
+            "spiketune.overrides": " ".join(sweep_overrides(config)),
+            "spiketune.launcher": str((config.hydra.runtime.get("choices") or {})
+                                      .get("hydra/launcher", "basic"))}
+    return {k: redact(str(v)) for k, v in tags.items()}
+
+
+def _log_sweep_config(client: Client, run_id: str, config: DictConfig,
+                      varied: dict[str, str]) -> None:
+    """The swept values as ``sweep.<key>`` params and the sweep's config (without ``hydra``) as
+    ``sweep_config.yaml``, both redacted."""
+    from mlflow.entities import Param  # MLflow is heavy: only once a sweep starts
+
+    params = [Param(f"sweep.{k}", redact(str(v))[:6000]) for k, v in sorted(varied.items())]
+    for i in range(0, len(params), 100):
+        retry(client.log_batch, run_id, params=params[i:i + 100])
+    container = cast(dict[str, Any], OmegaConf.to_container(config, resolve=False))
+    retry(client.log_text, run_id, redact(OmegaConf.to_yaml(
+        {k: v for k, v in container.items() if k != "hydra"})), "sweep_config.yaml")
 
 
 class SweepCallback(Callback):
@@ -356,71 +394,42 @@ class SweepCallback(Callback):
         self.compare = compare
 
     # The instance is pickled into launcher workers (joblib, submitit): it holds only plain data.
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled in a launcher's worker: the start-up runs before Hydra resolves the job's
+        # config there (its hydra.sweep.dir uses ${spiketune_outputs:})
+        startup.start()
+        self.__dict__.update(state)
 
-    def on_multirun_start(self, config, **kwargs: Any) -> None:
-        global _active, _outcome
-        from omegaconf import OmegaConf
-
-        from framework.tracking.model import check_register
-        from framework.tracking.store import (
-            base_tags,
-            end_orphans,
-            experiment_id,
-            open_store,
-            resolve_uri,
-            retry,
-            ui_base,
-        )
-
-        _outcome = None
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _state.outcome = None
         varied = swept(config)
         for key in UNSWEEPABLE:
             if key in varied:
                 _user_exit(f"{key}: a sweep logs to one store and experiment; run one sweep per "
                            f"value instead of sweeping it")
         sweep_dir = sweep_dir_of(config.hydra)
-        try:
-            uri = resolve_uri(config.tracking.uri)
-            ui = ui_base(str(config.tracking.get("ui_url") or ""), uri)
-            check_register(str(config.tracking.get("register") or ""))
-            client = open_store(uri)
-            exp_id = retry(experiment_id, client, config.tracking.experiment, uri)
-        except UserError as ex:
-            _user_exit(str(ex))
+        uri, ui, client, exp_id = _open_experiment(config)
         _hold(sweep_dir)
         end_orphans(client, exp_id)
         name = parent_label(config, count_jobs(config))
-        tags = {**base_tags(job=False),
-                "spiketune.sweep": "parent", "spiketune.sweep_dir": str(sweep_dir),
-                "spiketune.overrides": " ".join(sweep_overrides(config)),
-                "spiketune.launcher": str((config.hydra.runtime.get("choices") or {})
-                                          .get("hydra/launcher", "basic"))}
+        tags = _parent_tags(config, sweep_dir)
         for stale in (sweep_dir / STATE_DIR).glob("job-*.json"):  # a reused hydra.sweep.dir
             stale.unlink(missing_ok=True)
-        run = retry(client.create_run, exp_id, run_name=name,
-                    tags={k: redact(str(v)) for k, v in tags.items()})
-        pid = run.info.run_id
-        from mlflow.entities import Param
-
-        params = [Param(f"sweep.{k}", redact(str(v))[:6000]) for k, v in sorted(varied.items())]
-        for i in range(0, len(params), 100):
-            retry(client.log_batch, pid, params=params[i:i + 100])
-        retry(client.log_text, pid, redact(OmegaConf.to_yaml(
-            {k: v for k, v in cast(dict, OmegaConf.to_container(config, resolve=False)).items()
-             if k != "hydra"})), "sweep_config.yaml")
+        pid = retry(client.create_run, exp_id, run_name=name, tags=tags).info.run_id
+        _log_sweep_config(client, pid, config, varied)
         # the jobs name their runs by their values of the swept keys (job_tags), read from here
         _write_json(sweep_dir / STATE_DIR / PARENT_FILE,
                     {"parent_run_id": pid, "name": name, "uri": uri,
                      "experiment": config.tracking.experiment, "experiment_id": exp_id,
                      "swept": list(varied), "ui": ui,
                      "launcher": lifecycle.owner_tags()})
-        _active = _Active(uri, exp_id, pid, sweep_dir, ui, name,
-                          " ".join(f"{k}={v}" for k, v in varied.items()))
+        _state.active = _Active(uri, exp_id, pid, sweep_dir, ui, name,
+                                " ".join(f"{k}={v}" for k, v in varied.items()))
         _say(f"{name}: parent run {pid} in {uri}")
         _say(f"sweep dir {sweep_dir}")
         _say(f"watch it in the MLflow UI (spiketune-ui): {ui_links(ui, exp_id, '', pid)['sweep']}")
 
-    def on_job_start(self, config, *, task_function=None, **kwargs: Any) -> None:
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not self._multirun(config):
             return
         state = read_state(sweep_dir_of(config.hydra)) or {}
@@ -432,11 +441,10 @@ class SweepCallback(Callback):
             "overrides": list(config.hydra.overrides.task), "host": socket.gethostname(),
             "pid": os.getpid()})
 
-    def on_job_end(self, config, job_return=None, **kwargs: Any) -> None:
+    def on_job_end(self, config: DictConfig, job_return: JobReturn | None = None,
+                   **kwargs: Any) -> None:
         if not self._multirun(config):
             return
-        from hydra.core.utils import JobStatus
-
         path = self._record(config)
         record = (json.loads(path.read_text()) if path.exists()
                   else {"num": int(config.hydra.job.num)})
@@ -449,11 +457,8 @@ class SweepCallback(Callback):
             record.update(status="FAILED", error=f"{type(err).__name__}: {err}" if err else None)
         _write_json(path, record)
 
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        global _active, _outcome
-        from framework.tracking.store import open_store, retry
-
-        state = _active
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        state = _state.active
         if state is None:
             return
         client = open_store(state.uri)
@@ -468,31 +473,22 @@ class SweepCallback(Callback):
                       f"{outcome.failed} of {outcome.jobs} jobs failed")
             self._finish_record(client, state, outcome)
             retry(client.set_terminated, state.parent_run_id, status)
-            _active, _outcome = None, outcome
+            _state.active, _state.outcome = None, outcome
             _release()
         _say(f"{outcome.jobs} jobs: {outcome.finished} finished, {outcome.failed} failed; "
              f"parent run {state.parent_run_id} {status}")
-        _say(f"compare them: spiketune-compare --parent {state.parent_run_id}"
-             + (f" --uri {state.uri}" if state.uri != _default_uri() else ""))
-        links = ui_links(state.ui, state.experiment_id, state.parent_run_id, state.parent_run_id)
-        _say(f"MLflow UI (spiketune-ui serves {state.ui}):")
-        _say(f"  sweep runs  {links['sweep']}")
-        _say(f"  parent run  {links['run']}")
-        _say(f"  all runs    {links['runs']}")
+        _say_links(state)
 
     @staticmethod
-    def _finish_record(client, state: _Active, outcome: Outcome) -> None:
+    def _finish_record(client: Client, state: _Active, outcome: Outcome) -> None:
         """The parent's name with the real job count (when the sweep could not be counted before
         it ran, or ran a different number), and its description: what was swept, how the jobs
         went, their headline metrics."""
-        from framework.pipeline import SUMMARY_KEYS
-        from framework.tracking.store import markdown_table, retry
-
         runs = sorted(children(client, state.experiment_id, state.parent_run_id),
                       key=lambda r: int(r.data.tags.get("spiketune.job", "0") or 0))
         name = re.sub(r" \(\d+ jobs?\)$", "", state.name)
         if name.startswith("sweep "):  # a tracking.run_name is kept exactly as given
-            name = f"{name} ({outcome.jobs} job{'s' if outcome.jobs != 1 else ''})"
+            name = f"{name}{_jobs_suffix(outcome.jobs)}"
             if name != state.name:
                 retry(client.update_run, state.parent_run_id, name=name)
         keys = [k for k in SUMMARY_KEYS if k != "time/total_s"
@@ -506,11 +502,8 @@ class SweepCallback(Callback):
         retry(client.set_tag, state.parent_run_id, "mlflow.note.content", redact(text))
 
     @staticmethod
-    def _compare(client, state: _Active) -> None:
+    def _compare(client: Client, state: _Active) -> None:
         """Log the comparison (table CSV, trade-off and per-parameter plots) to the parent."""
-        from framework.app.compare import compare
-        from framework.tracking.store import retry
-
         out = state.sweep_dir / "compare"
         try:
             result = compare(state.uri, parent=state.parent_run_id, out=out, stream=sys.stderr)
@@ -521,27 +514,27 @@ class SweepCallback(Callback):
         _say(f"compare: {result.out} (logged to the parent run under compare/)")
 
     @staticmethod
-    def _multirun(config) -> bool:
-        from hydra.types import RunMode
-
-        return config.hydra.get("mode") == RunMode.MULTIRUN
+    def _multirun(config: DictConfig) -> bool:
+        return bool(config.hydra.get("mode") == RunMode.MULTIRUN)
 
     @staticmethod
-    def _record(config) -> Path:
+    def _record(config: DictConfig) -> Path:
         return sweep_dir_of(config.hydra) / STATE_DIR / f"job-{int(config.hydra.job.num):05d}.json"
 
 
-def _default_uri() -> str:
-    from framework.paths import default_uri
-
-    return default_uri()
+def _say_links(state: _Active) -> None:
+    """How to compare the sweep's runs, and where the MLflow UI shows them."""
+    _say(f"compare them: spiketune-compare --parent {state.parent_run_id}"
+         + (f" --uri {state.uri}" if state.uri != paths.default_uri() else ""))
+    links = ui_links(state.ui, state.experiment_id, state.parent_run_id, state.parent_run_id)
+    _say(f"MLflow UI (spiketune-ui serves {state.ui}):")
+    _say(f"  sweep runs  {links['sweep']}")
+    _say(f"  parent run  {links['run']}")
+    _say(f"  all runs    {links['runs']}")
 
 
 def _hold(sweep_dir: Path) -> None:
     """Take the sweep folder's lock, or refuse the sweep (exit 2): another one is running in it."""
-    global _lock
-    from filelock import FileLock, Timeout
-
     try:
         (sweep_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as ex:
@@ -557,13 +550,12 @@ def _hold(sweep_dir: Path) -> None:
         _say(f"sweep dir {sweep_dir}: cannot be locked ({ex}); two sweeps given it at once "
              f"would mix their records")
         return
-    _lock = lock
+    _state.lock = lock
 
 
 def _release() -> None:
     """Free the sweep folder for the next sweep."""
-    global _lock
-    lock, _lock = _lock, None
+    lock, _state.lock = _state.lock, None
     if lock is not None:
         with contextlib.suppress(Exception):
             lock.release()
@@ -572,13 +564,10 @@ def _release() -> None:
 # ----------------------------------------------------------------------- the launching process
 def abort(status: str, why: str) -> None:
     """End the active sweep's parent ``status`` (KILLED or FAILED), and its RUNNING children too."""
-    global _active
-    state, _active = _active, None
+    state, _state.active = _state.active, None
     if state is None:
         _release()
         return
-    from framework.tracking.store import open_store, retry
-
     with lifecycle.shielded():  # the second signal of a burst must not cut the ending short
         try:
             client = open_store(state.uri)
@@ -595,35 +584,40 @@ def abort(status: str, why: str) -> None:
 
 def last_outcome() -> Outcome | None:
     """The outcome of the sweep that just ended in this process, if any."""
-    return _outcome
+    return _state.outcome
+
+
+def _end_interrupted(ex: BaseException) -> None:
+    """End the active sweep after the app raised ``ex``: KILLED on a signal (then the process
+    only exits), FAILED on an error; a clean ``SystemExit`` ends nothing here."""
+    why = interruption(ex)
+    if why:
+        abort("KILLED", why)
+        if interruption():  # a real signal: nothing is left to end, the process exits
+            lifecycle.exiting()
+    elif not (isinstance(ex, SystemExit) and not ex.code):
+        abort("FAILED", str(ex).splitlines()[0][:500] if str(ex) else type(ex).__name__)
 
 
 @contextlib.contextmanager
-def guard():
+def guard() -> Iterator[None]:
     """Around the Hydra app in the CLI: an interrupted or crashed sweep ends its parent run
     KILLED or FAILED; a sweep in which any job failed raises UserError (exit 2) afterwards.
 
     Signals are burst-proof inside (:func:`framework.lifecycle.burst_proof`): those that follow
     the one that stopped a run by less than a second are recorded, not raised into its ending.
     """
-    global _outcome
-    _outcome = None
+    _state.outcome = None
     with lifecycle.burst_proof():
         try:
             yield
         except BaseException as ex:
-            why = interruption(ex)
-            if why:
-                abort("KILLED", why)
-                if interruption():  # a real signal: nothing is left to end, the process exits
-                    lifecycle.exiting()
-            elif not (isinstance(ex, SystemExit) and not ex.code):
-                abort("FAILED", str(ex).splitlines()[0][:500] if str(ex) else type(ex).__name__)
+            _end_interrupted(ex)
             raise
         finally:
             # a sweep left active here means the app returned without on_multirun_end
             abort("FAILED", "the sweep ended before all jobs reported")
-    outcome = _outcome
+    outcome = _state.outcome
     if outcome is not None and outcome.failed:
         raise UserError(f"{outcome.failed} of {outcome.jobs} sweep jobs failed; their errors are "
                         f"on their runs: spiketune-compare --parent {outcome.parent_run_id}")
