@@ -216,11 +216,12 @@ def sample_groups(ctx: Context) -> np.ndarray | None:
     data = ctx.data
     if data is None:
         return None
+    groups: np.ndarray | None = None
     if data.has_directions:
-        return np.round(np.asarray(data.dir_test, dtype=float)[ctx.sample], 6)
-    if data.classification:
-        return np.asarray(data.y_test, dtype=float)[ctx.sample]
-    return None
+        groups = np.round(np.asarray(data.dir_test, dtype=float)[ctx.sample], 6)
+    elif data.classification:
+        groups = np.asarray(data.y_test, dtype=float)[ctx.sample]
+    return groups
 
 
 def peak_rates(rates: np.ndarray, groups: np.ndarray | None) -> np.ndarray:

@@ -85,7 +85,7 @@ def discover() -> None:
 def plugin_configs() -> dict[str, type]:
     """``name -> Config dataclass`` of every discovered analysis."""
     discover()
-    return {name: cls.Config for name, cls in ANALYSES.items()}
+    return {name: ANALYSES.get(name, "analysis").Config for name in ANALYSES.names()}
 
 
 def check_names(names: list[str]) -> None:
@@ -94,6 +94,16 @@ def check_names(names: list[str]) -> None:
     for i, name in enumerate(names):
         if name != "auto":
             ANALYSES.get(name, f"analysis[{i}]")
+
+
+def _defaults_for(data: Any) -> list[str]:
+    """The default analyses (``default`` true) that apply to ``data``, by name."""
+    out = []
+    for name in ANALYSES.names():
+        cls = ANALYSES.get(name, "analysis")
+        if cls.default and cls.applies(data) is None:
+            out.append(name)
+    return out
 
 
 def select(names: list[str], data: Any) -> list[str]:
@@ -106,8 +116,7 @@ def select(names: list[str], data: Any) -> list[str]:
     chosen: list[str] = []
     for i, name in enumerate(names):
         if name == "auto":
-            chosen += [n for n, cls in ANALYSES.items()
-                       if cls.default and cls.applies(data) is None and n not in chosen]
+            chosen += [n for n in _defaults_for(data) if n not in chosen]
             continue
         why = ANALYSES.get(name, f"analysis[{i}]").applies(data)
         if why:

@@ -9,6 +9,10 @@ neurons, and the functions work on plain arrays so they can be tested outside a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -46,7 +50,8 @@ class ClassRates:
     @property
     def preferred(self) -> np.ndarray:
         """The class with the highest mean rate, per neuron."""
-        return self.classes[np.argmax(self.mean, axis=0)]
+        best: np.ndarray = self.classes[np.argmax(self.mean, axis=0)]
+        return best
 
 
 def class_rates(rates: np.ndarray, labels: np.ndarray) -> ClassRates:
@@ -94,7 +99,7 @@ class Classes(Analysis):
     Config = ClassesConfig
 
     @classmethod
-    def applies(cls, data) -> str | None:
+    def applies(cls, data: Any) -> str | None:
         if not data.classification:
             return "it needs a classification task (dataset.task=classification)"
         return None
@@ -138,7 +143,7 @@ class Classes(Analysis):
                       figures=figures)
 
 
-def heatmaps(fits: dict[str, ClassRates]):
+def heatmaps(fits: dict[str, ClassRates]) -> Figure:
     """Mean rate per class (rows) of each layer's neurons (columns, sorted by preferred class)."""
     import matplotlib.pyplot as plt
 

@@ -35,6 +35,10 @@ docs/plugins.md walks through writing, configuring, testing and registering a pl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -68,7 +72,7 @@ def treves_rolls(rates: np.ndarray, axis: int, normalise: bool = True) -> np.nda
     r = np.asarray(rates, dtype=float)
     n = r.shape[axis]
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = r.mean(axis=axis) ** 2 / (r ** 2).mean(axis=axis)
+        a: np.ndarray = r.mean(axis=axis) ** 2 / (r ** 2).mean(axis=axis)
         if not normalise:
             return a
         return (1.0 - a) / (1.0 - 1.0 / n) if n > 1 else np.full_like(a, np.nan)
@@ -111,7 +115,7 @@ class Sparsity(Analysis):
                       figures={"sparsity": lambda: histograms(per_layer, label)} if frames else {})
 
 
-def histograms(per_layer: dict[str, np.ndarray], label: str):
+def histograms(per_layer: dict[str, np.ndarray], label: str) -> Figure:
     """Histogram of population sparseness over test samples, one panel per layer."""
     import matplotlib.pyplot as plt
 

@@ -10,6 +10,10 @@ plateaus, so the run says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -100,11 +104,13 @@ class Firing(Analysis):
                       figures=figures, remarks=remarks)
 
 
-def rate_histograms(layers):
+def rate_histograms(layers: list[Layer]) -> Figure:
+    """Histogram of the neurons' mean rates (Hz), one panel per layer (layers with rates)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.0), squeeze=False)
     for ax, layer in zip(axes[0], layers):
+        assert layer.rates is not None  # the caller passes layers with rates only
         mean = layer.rates.mean(axis=0)
         ax.hist(mean, bins=30, color="tab:blue", alpha=0.8)
         ax.set_title(f"{layer.name}: mean {mean.mean():.1f} Hz, max {mean.max():.0f} Hz",
@@ -116,7 +122,7 @@ def rate_histograms(layers):
     return fig
 
 
-def raster(ctx: Context, layers, max_neurons: int):
+def raster(ctx: Context, layers: list[Layer], max_neurons: int) -> Figure:
     """Spike raster of the first test sample, per layer (at most ``max_neurons`` neurons each)."""
     import matplotlib.pyplot as plt
 
@@ -124,6 +130,7 @@ def raster(ctx: Context, layers, max_neurons: int):
     fig, axes = plt.subplots(len(layers), 1, figsize=(7.0, 1.2 + 1.6 * len(layers)),
                              squeeze=False, sharex=True)
     for ax, layer in zip(axes[:, 0], layers):
+        assert layer.spikes is not None  # the filter above; mypy does not narrow through it
         spikes = layer.spikes[0][:, :max_neurons]  # (steps, neurons), spikes per step
         t, n = np.nonzero(spikes > 0)
         ax.scatter(t * ctx.dt * 1000.0, n, s=14, marker="|", linewidths=0.8, color="k")

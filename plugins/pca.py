@@ -10,6 +10,10 @@ its width.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -48,7 +52,8 @@ def explained_variance_ratio(x: np.ndarray) -> np.ndarray:
     total = var.sum()
     if total <= (1e-12 * scale) ** 2 * x.size:  # only the rounding of a constant array varies
         return np.zeros(0)
-    return var / total
+    ratio: np.ndarray = var / total
+    return ratio
 
 
 def n_components(ratio: np.ndarray, target: float = VARIANCE_TARGET) -> int:
@@ -71,7 +76,7 @@ class PCA(Analysis):
     Config = PCAConfig
 
     @classmethod
-    def applies(cls, data) -> str | None:
+    def applies(cls, data: Any) -> str | None:
         units = int(np.prod(np.shape(data.x_test)[1:]))
         if units < 2:  # one input (the threshold example's ramp): nothing to reduce
             return f"the inputs have {units} feature per sample: there is nothing to reduce"
@@ -99,7 +104,8 @@ class PCA(Analysis):
                       figures={"pca": lambda: cumulative_plot(ratios, sizes, cfg.max_components)})
 
 
-def cumulative_plot(ratios: dict[str, np.ndarray], sizes: dict[str, int], max_components: int):
+def cumulative_plot(ratios: dict[str, np.ndarray], sizes: dict[str, int],
+                    max_components: int) -> Figure:
     """Cumulative explained variance against components, one line per source, 90% marked."""
     import matplotlib.pyplot as plt
 

@@ -21,6 +21,10 @@ disagreement and ``response/within_tolerance_fraction`` the share of points insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -37,7 +41,7 @@ class ResponseConfig:
     tolerance_hz: float = bounded(2.0, ge=0.0)  # accepted |measured − analytic|, Hz ...
     tolerance_rel: float = bounded(0.01, ge=0.0)  # ... plus this fraction of the analytic rate
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.x_low is not None and self.x_high is not None and not self.x_low < self.x_high:
             raise UserError(f"analyses.response.x_low: must be below analyses.response.x_high, "
                             f"got {self.x_low} >= {self.x_high}")
@@ -140,7 +144,7 @@ def quantiles(layer: Layer, pos: np.ndarray, x: np.ndarray) -> np.ndarray | None
                      for j, p in enumerate(pos)], axis=1)
 
 
-def plot(curves, xlabel: str = "x", where: str = ""):
+def plot(curves: list[Any], xlabel: str = "x", where: str = "") -> Figure:
     """Per layer (a column each): analytic curves (lines), measured rates (dots) and x-intercepts
     (ticks) against x; below, the same curves against the share of the neuron's observed inputs
     below x, where neurons with equal gains still differ by where their inputs lie."""

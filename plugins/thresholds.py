@@ -17,6 +17,10 @@ analytic rate at x = 1 is shown beside the observed ``peak_rate_hz``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 import numpy as np
 
@@ -90,7 +94,7 @@ class Thresholds(Analysis):
         return Result(metrics=metrics, figures=figures)
 
 
-def histograms(layers: list[Layer], bins: int, groups=None):
+def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None) -> Figure:
     """Per layer (one row each): x-intercepts over the observed inputs, x-intercept quantiles, and
     the analytic rate at x = 1 beside the observed peak rate."""
     import matplotlib.pyplot as plt

@@ -35,7 +35,8 @@ def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np
     weight = (np.asarray(rates, float)[:, mask] - fit.baseline[mask]) / fit.depth[mask]
     pd = np.deg2rad(fit.pd_deg[mask])
     vec = weight @ np.stack([np.cos(pd), np.sin(pd)], axis=1)
-    return np.mod(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0])), 360.0)
+    decoded: np.ndarray = np.mod(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0])), 360.0)
+    return decoded
 
 
 def optimal_linear_estimator(r_train: np.ndarray, dir_train: np.ndarray,
@@ -70,7 +71,8 @@ def optimal_linear_estimator(r_train: np.ndarray, dir_train: np.ndarray,
     u = np.stack([np.cos(t), np.sin(t)], axis=1)
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
     est = model.fit(np.asarray(r_train, float), u).predict(np.asarray(r_test, float))
-    return np.mod(np.rad2deg(np.arctan2(est[:, 1], est[:, 0])), 360.0)
+    decoded: np.ndarray = np.mod(np.rad2deg(np.arctan2(est[:, 1], est[:, 0])), 360.0)
+    return decoded
 
 
 def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: float, folds: int,

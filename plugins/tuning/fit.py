@@ -9,6 +9,7 @@ arrays: rates (n_trials, N) in Hz, directions (n_trials,) in degrees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,8 @@ class CosineFit:
 
     def tuned(self, alpha: float = 0.05) -> np.ndarray:
         """Boolean mask of cosine-tuned neurons: modulated, and the cosine shape not rejected."""
-        return self.modulated(alpha) & ~self.cosine_rejected(alpha)
+        tuned: np.ndarray = self.modulated(alpha) & ~self.cosine_rejected(alpha)
+        return tuned
 
     @property
     def n(self) -> int:
@@ -104,7 +106,9 @@ class CosineFit:
     def curve(self, theta_deg: np.ndarray, neuron: int) -> np.ndarray:
         """The fitted cosine of one neuron at ``theta_deg`` (degrees), Hz."""
         t = np.deg2rad(theta_deg)
-        return self.baseline[neuron] + self.b1[neuron] * np.cos(t) + self.b2[neuron] * np.sin(t)
+        rate: np.ndarray = (self.baseline[neuron] + self.b1[neuron] * np.cos(t)
+                            + self.b2[neuron] * np.sin(t))
+        return rate
 
 
 def group_directions(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,36 +159,15 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     array is formed. F = ((SS_const − SS_cos) / 2) / (SS_cos / (n − 3)). The second term is the
     lack of fit, W the pure error (Draper & Smith, *Applied Regression Analysis*, §2.1).
     """
-    from scipy import stats
-
     raw_dtype = np.asarray(rates).dtype
     r = np.asarray(rates, dtype=float)
-    if r.ndim != 2 or len(r) != len(directions):
-        raise ValueError(f"rates must be (n_trials, N) with n_trials = {len(directions)}, "
-                         f"got shape {r.shape}")
-    if not np.all(np.isfinite(directions)):
-        raise ValueError("directions must be finite numbers of degrees")
-    dirs, inv = group_directions(directions)
+    dirs, inv = _grouped_trials(r, directions)
     k, n = len(dirs), len(r)
-    if k < 3:
-        raise ValueError(f"a cosine fit needs trials in at least 3 distinct directions, got {k}")
-    if n < 4:
-        raise ValueError(f"the single-trial F-test needs at least 4 trials, got {n}")
-    counts = np.bincount(inv, minlength=k)
-    onehot = np.zeros((k, n))
-    onehot[inv, np.arange(n)] = 1.0
-    mean = (onehot @ r) / counts[:, None]
-    within_dir = onehot @ (r - mean[inv]) ** 2  # (k, N) sum of squares about each direction's mean
-    sd = np.sqrt(within_dir / np.maximum(counts - 1, 1)[:, None])
+    counts, mean, within_dir, sd = _direction_means(r, inv, k)
 
     x = _design(dirs)
     coef = np.linalg.lstsq(x, mean, rcond=None)[0]  # (3, N), all neurons in one solve
-    grand = mean.mean(axis=0)
-    ss_tot_m = ((mean - grand) ** 2).sum(axis=0)
-    ss_res_m = ((mean - x @ coef) ** 2).sum(axis=0)
-    scale = 1.0 + np.abs(grand)  # "constant" is relative to the rate's size (float32 rates)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot_m > k * (1e-9 * scale) ** 2, 1.0 - ss_res_m / ss_tot_m, np.nan)
+    r2 = _r2_on_means(mean, x @ coef, k)
 
     # single trials: the count-weighted fit, and sums of squares from means and W
     xc = x * counts[:, None]
@@ -194,13 +177,7 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     ss_tot = w + counts @ (mean - trial_grand) ** 2
     ss_lof = counts @ (mean - x @ coef_t) ** 2
     ss_res = np.minimum(w + ss_lof, ss_tot)  # rounding must not make a cosine worse than a constant
-    df_res = n - 3
-    constant = ss_tot <= n * (1e-9 * (1.0 + np.abs(trial_grand))) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f_stat = ((ss_tot - ss_res) / 2.0) / (ss_res / df_res)
-    f_stat = np.where(constant, np.nan, f_stat)  # 0/0; a noiseless cosine keeps F = inf, p = 0
-    p_value = np.where(constant, 1.0, stats.f.sf(np.where(constant, 0.0, f_stat), 2, df_res))
-
+    f_stat, p_value = _modulation_test(ss_tot, ss_res, trial_grand, n)
     lof_f, lof_p = _lack_of_fit(ss_lof, w, k, n, mean, trial_grand, raw_dtype)
 
     b0, b1, b2 = coef
@@ -209,11 +186,71 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
     pd_deg = _wrap360(np.rad2deg(np.arctan2(b2, b1)))
     return CosineFit(directions=dirs, n_trials=counts, mean=mean, sd=sd, baseline=b0, b1=b1,
                      b2=b2, depth=np.hypot(b1, b2), pd_deg=pd_deg, r2=r2, f_stat=f_stat,
-                     p_value=p_value, resid_var=ss_res / df_res, within_ss=w, lof_f_stat=lof_f,
+                     p_value=p_value, resid_var=ss_res / (n - 3), within_ss=w, lof_f_stat=lof_f,
                      lof_p_value=lof_p)
 
 
-def _lack_of_fit(ss_lof, ss_pe, k, n, mean, trial_grand, dtype) -> tuple[np.ndarray, np.ndarray]:
+def _grouped_trials(r: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct directions and each trial's index into them, after checking that a cosine
+    and its F-test can be fitted (see :func:`fit_cosine`, Raises)."""
+    if r.ndim != 2 or len(r) != len(directions):
+        raise ValueError(f"rates must be (n_trials, N) with n_trials = {len(directions)}, "
+                         f"got shape {r.shape}")
+    if not np.all(np.isfinite(directions)):
+        raise ValueError("directions must be finite numbers of degrees")
+    dirs, inv = group_directions(directions)
+    if len(dirs) < 3:
+        raise ValueError(f"a cosine fit needs trials in at least 3 distinct directions, got "
+                         f"{len(dirs)}")
+    if len(r) < 4:
+        raise ValueError(f"the single-trial F-test needs at least 4 trials, got {len(r)}")
+    return dirs, inv
+
+
+def _direction_means(r: np.ndarray, inv: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Trials per direction (k,), and per direction and neuron (k, N) the mean rate (Hz), the
+    sum of squares about it (Hz²) and the sample SD (ddof 1; 0 with one trial; Hz)."""
+    n = len(r)
+    counts = np.bincount(inv, minlength=k)
+    onehot = np.zeros((k, n))
+    onehot[inv, np.arange(n)] = 1.0
+    mean = (onehot @ r) / counts[:, None]
+    within_dir = onehot @ (r - mean[inv]) ** 2  # (k, N) sum of squares about each direction's mean
+    sd = np.sqrt(within_dir / np.maximum(counts - 1, 1)[:, None])
+    return counts, mean, within_dir, sd
+
+
+def _r2_on_means(mean: np.ndarray, fitted: np.ndarray, k: int) -> np.ndarray:
+    """R² of the fit ``fitted`` (k, N) on the per-direction means; NaN where the means are
+    constant up to rounding (relative to the rate's size: float32 rates)."""
+    grand = mean.mean(axis=0)
+    ss_tot_m = ((mean - grand) ** 2).sum(axis=0)
+    ss_res_m = ((mean - fitted) ** 2).sum(axis=0)
+    scale = 1.0 + np.abs(grand)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2: np.ndarray = np.where(ss_tot_m > k * (1e-9 * scale) ** 2, 1.0 - ss_res_m / ss_tot_m,
+                                  np.nan)
+    return r2
+
+
+def _modulation_test(ss_tot: np.ndarray, ss_res: np.ndarray, trial_grand: np.ndarray,
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """F and p of the cosine against a constant rate on single trials, (2, n − 3) degrees of
+    freedom; F = NaN and p = 1 for neurons whose rate is constant."""
+    from scipy import stats
+
+    df_res = n - 3
+    constant = ss_tot <= n * (1e-9 * (1.0 + np.abs(trial_grand))) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_stat = ((ss_tot - ss_res) / 2.0) / (ss_res / df_res)
+    f_stat = np.where(constant, np.nan, f_stat)  # 0/0; a noiseless cosine keeps F = inf, p = 0
+    p_value = np.where(constant, 1.0, stats.f.sf(np.where(constant, 0.0, f_stat), 2, df_res))
+    return f_stat, p_value
+
+
+def _lack_of_fit(ss_lof: np.ndarray, ss_pe: np.ndarray, k: int, n: int, mean: np.ndarray,
+                 trial_grand: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
     """The pure-error lack-of-fit F and p (see :class:`CosineFit`); NaN where untestable."""
     from scipy import stats
 
@@ -292,7 +329,7 @@ def circular_interval(samples_deg: np.ndarray, center_deg: np.ndarray,
 
 
 def bootstrap_cosine(rates: np.ndarray, directions: np.ndarray, n_boot: int = 500,
-                     ci: float = 0.95, seed=0, fit: CosineFit | None = None,
+                     ci: float = 0.95, seed: Any = 0, fit: CosineFit | None = None,
                      max_elements: int = 4_000_000) -> CosineCI:
     """Stratified bootstrap confidence intervals of every neuron's preferred direction and depth.
 
@@ -380,7 +417,8 @@ def mean_ci(fit: CosineFit, ci: float = 0.95) -> np.ndarray:
     c = fit.n_trials.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(c > 1, stats.t.ppf((1.0 + ci) / 2.0, np.maximum(c - 1, 1)), np.nan)
-    return t[:, None] * fit.sd / np.sqrt(c)[:, None]
+    half: np.ndarray = t[:, None] * fit.sd / np.sqrt(c)[:, None]
+    return half
 
 
 def concat_fits(fits: list[CosineFit]) -> CosineFit:
@@ -432,12 +470,14 @@ def rayleigh_test(angles_deg: np.ndarray) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------ rectified cosine, von Mises
-def rectified_cosine(theta_deg, baseline, depth, pd_deg) -> np.ndarray:
+def rectified_cosine(theta_deg: Any, baseline: Any, depth: Any, pd_deg: Any) -> np.ndarray:
     """max(0, b + d·cos(θ − PD)), Hz; the arguments (degrees, Hz) broadcast."""
-    return np.maximum(0.0, baseline + depth * np.cos(np.deg2rad(np.subtract(theta_deg, pd_deg))))
+    rate: np.ndarray = np.maximum(
+        0.0, baseline + depth * np.cos(np.deg2rad(np.subtract(theta_deg, pd_deg))))
+    return rate
 
 
-def von_mises(theta_deg, trough, amplitude, kappa, pd_deg) -> np.ndarray:
+def von_mises(theta_deg: Any, trough: Any, amplitude: Any, kappa: Any, pd_deg: Any) -> np.ndarray:
     """The von Mises tuning curve t + m·g_κ(θ − PD), Hz; the arguments broadcast.
 
     g_κ(φ) = (e^{κ(cos φ − 1)} − e^{−2κ}) / (1 − e^{−2κ}) runs from 0 (at φ = 180°) to 1 (at
@@ -446,10 +486,12 @@ def von_mises(theta_deg, trough, amplitude, kappa, pd_deg) -> np.ndarray:
     a = m / (1 − e^{−2κ}) and b = t − a·e^{−2κ}, written so that κ → 0 is defined: the cosine
     t + m·(1 + cos φ)/2.
     """
-    return trough + amplitude * _vm_shape(np.deg2rad(np.subtract(theta_deg, pd_deg)), kappa)[0]
+    rate: np.ndarray = trough + amplitude * _vm_shape(
+        np.deg2rad(np.subtract(theta_deg, pd_deg)), kappa)[0]
+    return rate
 
 
-def _vm_shape(phi, kappa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _vm_shape(phi: Any, kappa: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """g_κ(φ) (see :func:`von_mises`) and its derivatives ∂g/∂κ, ∂g/∂φ."""
     phi = np.asarray(phi, float)
     if np.ndim(kappa) == 0:  # the fitting loop's case, without the masking below
@@ -556,7 +598,6 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
     -------
     ShapeFits
     """
-    from scipy.optimize import least_squares
 
     mean, c = fit.mean, fit.n_trials.astype(float)
     k, n_neurons = mean.shape
@@ -573,48 +614,19 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
     rc, vm = np.full((3, n_neurons), np.nan), np.full((4, n_neurons), np.nan)
     lof = np.full((3, n_neurons), np.nan)  # Σ c_k (M_k − f_k)² per model
     lof[0] = fit.ss_res - fit.within_ss
-    inf = np.inf
     for i in np.flatnonzero(ok):
-        m_i = mean[:, i]
-
-        def rc_res(p, m_i=m_i):
-            return sw * (np.maximum(0.0, p[0] + p[1] * np.cos(theta - p[2])) - m_i)
-
-        def rc_jac(p):
-            phi = theta - p[2]
-            on = (p[0] + p[1] * np.cos(phi) > 0.0) * sw
-            return np.stack([on, on * np.cos(phi), on * p[1] * np.sin(phi)], axis=1)
-
-        def vm_res(p, m_i=m_i):
-            return sw * (p[0] + p[1] * _vm_shape(theta - p[3], p[2])[0] - m_i)
-
-        def vm_jac(p):
-            g, dk, dphi = _vm_shape(theta - p[3], p[2])
-            return sw[:, None] * np.stack([np.ones(k), g, p[1] * dk, -p[1] * dphi], axis=1)
-
         if rc_done[i]:  # the cosine, positive everywhere: a stationary point of the rectified one
             rc[:, i] = rc0[:, i]
         else:
-            sol = least_squares(rc_res, rc0[:, i], jac=rc_jac, bounds=([-inf, 0, -inf], inf),
-                                x_scale="jac", max_nfev=200)
-            rc[:, i] = sol.x
-        lof[1, i] = np.sum(rc_res(rc[:, i]) ** 2)
-        sol = least_squares(vm_res, vm0[:, i], jac=vm_jac,
-                            bounds=([-inf, 0, 0, -inf], [inf, inf, kappa_max, inf]),
-                            x_scale="jac", max_nfev=200)
-        vm[:, i] = sol.x
-        lof[2, i] = np.sum(vm_res(vm[:, i]) ** 2)
+            rc[:, i] = _fit_rcos(mean[:, i], sw, theta, rc0[:, i])
+        lof[1, i] = np.sum(_rcos_residuals(rc[:, i], mean[:, i], sw, theta) ** 2)
+        vm[:, i] = _fit_vm(mean[:, i], sw, theta, vm0[:, i], kappa_max)
+        lof[2, i] = np.sum(_vm_residuals(vm[:, i], mean[:, i], sw, theta) ** 2)
 
     lof[:, ~ok] = np.nan
     ss = fit.within_ss + np.maximum(lof, 0.0)
     floor = n * (1e-9 * (1.0 + np.abs(c @ mean / n))) ** 2  # rounding: exact fits tie
-    crit = np.stack([aicc(np.maximum(s, floor), n, N_PARAMS[name])
-                     for s, name in zip(ss, MODELS)])
-    best = np.zeros(n_neurons, dtype=int)
-    for j in (1, 2):  # a later (never simpler) model must win by more than rounding
-        best = np.where(crit[j] < np.take_along_axis(crit, best[None], 0)[0] - 1e-6, j, best)
-    names = np.array(MODELS, dtype=object)[best]
-    names[~ok | np.isnan(crit).any(axis=0)] = "none"  # NaN compares False above: say so here
+    crit, names = _best_model(ss, n, floor, ok)
     theta_deg = fit.directions[:, None]
     r2 = {"rc": _r2(mean, rectified_cosine(theta_deg, rc[0], rc[1], np.rad2deg(rc[2]))),
           "vm": _r2(mean, von_mises(theta_deg, vm[0], vm[1], vm[2], np.rad2deg(vm[3])))}
@@ -625,14 +637,78 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
                      best_model=names)
 
 
+def _rcos_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray,
+                    theta: np.ndarray) -> np.ndarray:
+    """Count-weighted residuals √c_k (f_k − M_k) of the rectified cosine p = (b, d, PD rad)."""
+    res: np.ndarray = sw * (np.maximum(0.0, p[0] + p[1] * np.cos(theta - p[2])) - m_i)
+    return res
+
+
+def _vm_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray,
+                  theta: np.ndarray) -> np.ndarray:
+    """Count-weighted residuals of the von Mises curve p = (t, m, κ, PD rad)."""
+    res: np.ndarray = sw * (p[0] + p[1] * _vm_shape(theta - p[3], p[2])[0] - m_i)
+    return res
+
+
+def _fit_rcos(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray,
+              start: np.ndarray) -> np.ndarray:
+    """Least-squares rectified cosine (b, d ≥ 0, PD rad) of one neuron's means ``m_i`` (Hz)."""
+    from scipy.optimize import least_squares
+
+    def jac(p: np.ndarray, *_: object) -> np.ndarray:  # least_squares passes args too
+        phi = theta - p[2]
+        on = (p[0] + p[1] * np.cos(phi) > 0.0) * sw
+        return np.stack([on, on * np.cos(phi), on * p[1] * np.sin(phi)], axis=1)
+
+    inf = np.inf
+    sol = least_squares(_rcos_residuals, start, jac=jac, bounds=([-inf, 0, -inf], inf),
+                        x_scale="jac", max_nfev=200, args=(m_i, sw, theta))
+    return np.asarray(sol.x)
+
+
+def _fit_vm(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
+            kappa_max: float) -> np.ndarray:
+    """Least-squares von Mises curve (t, m ≥ 0, 0 ≤ κ ≤ ``kappa_max``, PD rad) of one neuron."""
+    from scipy.optimize import least_squares
+
+    def jac(p: np.ndarray, *_: object) -> np.ndarray:  # least_squares passes args too
+        g, dk, dphi = _vm_shape(theta - p[3], p[2])
+        jacobian: np.ndarray = sw[:, None] * np.stack(
+            [np.ones(len(theta)), g, p[1] * dk, -p[1] * dphi], axis=1)
+        return jacobian
+
+    inf = np.inf
+    sol = least_squares(_vm_residuals, start, jac=jac,
+                        bounds=([-inf, 0, 0, -inf], [inf, inf, kappa_max, inf]),
+                        x_scale="jac", max_nfev=200, args=(m_i, sw, theta))
+    return np.asarray(sol.x)
+
+
+def _best_model(ss: np.ndarray, n: int, floor: np.ndarray,
+                ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AICc of each model (3, N) from its single-trial SS (3, N, Hz²), and the name of the best
+    (``"none"`` for constant neurons, ``ok`` False, and where AICc is undefined)."""
+    crit = np.stack([aicc(np.maximum(s, floor), n, N_PARAMS[name])
+                     for s, name in zip(ss, MODELS)])
+    best = np.zeros(ss.shape[1], dtype=int)
+    for j in (1, 2):  # a later (never simpler) model must win by more than rounding
+        best = np.where(crit[j] < np.take_along_axis(crit, best[None], 0)[0] - 1e-6, j, best)
+    names = np.array(MODELS, dtype=object)[best]
+    names[~ok | np.isnan(crit).any(axis=0)] = "none"  # NaN compares False above: say so here
+    return crit, names
+
+
 def _r2(mean: np.ndarray, curve: np.ndarray) -> np.ndarray:
     """R² of curves (k, N) on the per-direction means, as ``CosineFit.r2`` is defined."""
     ss_tot = ((mean - mean.mean(axis=0)) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 - ((mean - curve) ** 2).sum(axis=0) / ss_tot
+        r2: np.ndarray = 1.0 - ((mean - curve) ** 2).sum(axis=0) / ss_tot
+    return r2
 
 
-def _rcos_starts(mean, c, theta, b0, depth0, pd0) -> tuple[np.ndarray, np.ndarray]:
+def _rcos_starts(mean: np.ndarray, c: np.ndarray, theta: np.ndarray, b0: np.ndarray,
+                 depth0: np.ndarray, pd0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts (b, d, PD rad; 3 × N) of the rectified cosine, and where the start is the cosine
     itself with every prediction positive (already a local optimum)."""
     cos = np.cos(theta[:, None] - pd0)  # (k, N)
@@ -652,7 +728,8 @@ def _rcos_starts(mean, c, theta, b0, depth0, pd0) -> tuple[np.ndarray, np.ndarra
     return start, use_cos & (pred > 0).all(axis=0)
 
 
-def _vm_starts(mean, c, theta, pd0, kappa_top) -> np.ndarray:
+def _vm_starts(mean: np.ndarray, c: np.ndarray, theta: np.ndarray, pd0: np.ndarray,
+               kappa_top: float) -> np.ndarray:
     """Starts (t, m, κ, PD rad; 4 × N) of the von Mises fit: the best (t, m ≥ 0) over a κ grid at
     two candidate PDs, all neurons at once."""
     kappas = _KAPPA_GRID[_KAPPA_GRID <= kappa_top]
@@ -707,7 +784,7 @@ class TimeTuning:
 
 def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: float,
                      alpha: float = 0.05, n_boot: int = 500, ci: float = 0.95,
-                     seed=0) -> TimeTuning:
+                     seed: Any = 0) -> TimeTuning:
     """PD, depth and their bootstrap intervals of every neuron in every time bin.
 
     Parameters
@@ -740,7 +817,7 @@ def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: fl
     boot = bootstrap_cosine(flat, directions, n_boot, ci, seed, fit=fit)
     t_s = (np.arange(n_bins) + 0.5) * bin_s if bin_s > 0 else np.full(n_bins, np.nan)
 
-    def per_bin(a):
+    def per_bin(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).reshape(n_bins, n)
 
     return TimeTuning(t_s=t_s, pd_deg=per_bin(fit.pd_deg), pd_low_deg=per_bin(boot.pd_low_deg),
@@ -768,5 +845,6 @@ def input_features(x: np.ndarray) -> np.ndarray | None:
     if x.ndim == 2:
         return x.astype(float)
     if x.ndim == 3:
-        return x.mean(axis=1, dtype=float)
+        mean: np.ndarray = x.mean(axis=1, dtype=float)
+        return mean
     return None

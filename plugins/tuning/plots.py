@@ -3,11 +3,16 @@ PD's drift over a sequence. matplotlib is imported inside each function: figures
 when plots are on."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from framework.analysis import angle_diff
 from plugins.tuning.fit import mean_ci, rayleigh_test, rectified_cosine, von_mises
 from plugins.tuning.tables import LayerTuning
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
 
 
 def strongest(results: list[LayerTuning], n: int) -> list[tuple[LayerTuning, int]]:
@@ -26,7 +31,7 @@ def strongest(results: list[LayerTuning], n: int) -> list[tuple[LayerTuning, int
     return sorted(picked, key=lambda p: (order[id(p[0])], p[1]))
 
 
-def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.95):
+def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.95) -> Figure:
     """Tuning curves like Georgopoulos et al. (1982) fig. 4: the mean rate per direction with its
     t-interval at ``ci``, the fitted cosine, the rectified cosine or von Mises curve (dashed)
     where AICc prefers it, and the preferred direction with its bootstrap interval (shaded)."""
@@ -83,14 +88,14 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.
     return fig
 
 
-def margins(fig, top_in: float, bottom_in: float, left_in: float, right_in: float) -> None:
+def margins(fig: Figure, top_in: float, bottom_in: float, left_in: float, right_in: float) -> None:
     """Fixed figure margins in inches (tight_layout would re-measure on every draw)."""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left_in / w, right=1 - right_in / w, bottom=bottom_in / h,
                         top=1 - top_in / h)
 
 
-def pd_polar(results: list[LayerTuning], bins: int = 24):
+def pd_polar(results: list[LayerTuning], bins: int = 24) -> Figure:
     """Polar histogram of the preferred directions of each layer's modulated neurons, with the
     Rayleigh test of their uniformity."""
     import matplotlib.pyplot as plt
@@ -124,7 +129,8 @@ def pd_polar(results: list[LayerTuning], bins: int = 24):
     return fig
 
 
-def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
+def decoding_scatter(results: list[LayerTuning], true: np.ndarray,
+                     pooled: tuple[np.ndarray, np.ndarray] | None = None) -> Figure:
     """Decoded against true direction, population vector and OLE, per layer and (``pooled``: the
     (pv, ole) decodes of all layers together) for the whole population. Decoded values are drawn
     as true + error, so a decode just past 0°/360° stays next to the diagonal."""
@@ -163,7 +169,7 @@ def decoding_scatter(results: list[LayerTuning], true: np.ndarray, pooled=None):
     return fig
 
 
-def drift_figure(results: list[LayerTuning], n: int, ci: float = 0.95):
+def drift_figure(results: list[LayerTuning], n: int, ci: float = 0.95) -> Figure:
     """PD(t) and depth(t) with their bootstrap bands for the ``n`` most strongly tuned neurons of
     each layer with time bins. PD(t) is drawn unwrapped about the whole-trial PD, so a PD near
     0°/360° does not jump, and left out in bins where the neuron is constant; hollow markers:

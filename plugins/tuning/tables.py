@@ -2,7 +2,9 @@
 the tables ``tuning_rates.csv``, ``tuning_controls.csv`` and ``tuning_time.csv``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +50,7 @@ def _fraction(mask: np.ndarray) -> float:
 def population_metrics(prefix: str, parts: list[LayerTuning], pv: np.ndarray, ole: np.ndarray,
              true: np.ndarray, alpha: float) -> dict[str, float]:
     """The metrics of the neurons of ``parts`` taken together, and of the decodes pv, ole."""
-    def cat(get):
+    def cat(get: Callable[[LayerTuning], np.ndarray]) -> np.ndarray:
         return np.concatenate([get(lt) for lt in parts])
 
     modulated = cat(lambda lt: lt.modulated)
@@ -80,7 +82,7 @@ def control_metrics(prefix: str, fit: CosineFit, alpha: float) -> dict[str, floa
             f"{prefix}/modulated_fraction": _fraction(fit.modulated(alpha))}
 
 
-def control_table(source: str, units: np.ndarray, fit: CosineFit, alpha: float):
+def control_table(source: str, units: np.ndarray, fit: CosineFit, alpha: float) -> Any:
     """Rows of ``tuning_controls.csv`` for one source of cosine fits (``depth`` in the source's
     own units: x for inputs and pre-activations, Hz for rates)."""
     import pandas as pd
@@ -91,7 +93,7 @@ def control_table(source: str, units: np.ndarray, fit: CosineFit, alpha: float):
                          "tuned": fit.tuned(alpha)})
 
 
-def neuron_columns(lt: LayerTuning):
+def neuron_columns(lt: LayerTuning) -> Any:
     """The tuning columns of ``neurons.csv`` for one layer (the contract's first)."""
     import pandas as pd
 
@@ -109,7 +111,7 @@ def neuron_columns(lt: LayerTuning):
         "vm_amplitude_hz": s.vm_amplitude_hz})
 
 
-def rate_table(results: list[LayerTuning]):
+def rate_table(results: list[LayerTuning]) -> Any:
     """``tuning_rates.csv``: one row per neuron and direction."""
     import pandas as pd
 
@@ -124,7 +126,7 @@ def rate_table(results: list[LayerTuning]):
     return pd.concat(frames, ignore_index=True)
 
 
-def time_table(results: list[LayerTuning]):
+def time_table(results: list[LayerTuning]) -> Any:
     """``tuning_time.csv``: one row per neuron and time bin, of the layers with bins."""
     import pandas as pd
 
