@@ -103,10 +103,12 @@ def _data(n_outputs=3, shape=(8,)):
 
 
 def _load(path, data):
+    """Load as the pipeline does: with the trial conversion (``convert`` given)."""
     from framework.config import KerasFileModel
+    from framework.conversion import convert
     from framework.keras_io import load_model
 
-    return load_model(KerasFileModel(path=str(path)), data)
+    return load_model(KerasFileModel(path=str(path)), data, convert=convert)
 
 
 def test_keras3_lambda_is_refused_without_running_it(keras, tmp_path):

@@ -45,6 +45,8 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from framework.compat import linear_filter  # cheap: imports nothing heavy at its top
+
 #: the module names ``nengo_dl.compat`` imports from Keras 2, and where tf_keras keeps them
 KERAS2_ALIASES = {
     "keras.engine": "tf_keras.src.engine",
@@ -84,8 +86,6 @@ def _after_process_builders(module: types.ModuleType) -> None:
     from packaging.version import Version
 
     if Version(version.version) <= Version("3.6.0"):
-        from framework.compat import linear_filter
-
         linear_filter.apply(module.LinearFilterBuilder)
 
 

@@ -19,14 +19,16 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 
 def _flat_d(make_step: Callable[..., Any]) -> Callable[..., Any]:
     """``make_step`` whose steps carry ``D`` as a vector (3.6.0 indexes it as one)."""
 
     @functools.wraps(make_step)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        # numpy is loaded by now (nengo-dl is building); importing it at this module's top would
+        # put it in every interpreter's start (framework.compat runs from a .pth file)
+        import numpy as np
+
         step = make_step(*args, **kwargs)
         if getattr(step, "D", None) is not None:
             step.D = np.reshape(step.D, -1)

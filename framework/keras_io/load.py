@@ -1,4 +1,5 @@
-"""Loading a screened Keras model as the tf-keras model NengoDL converts: ``load_model(cfg, data)``.
+"""Loading a screened Keras model as the tf-keras model NengoDL converts:
+``load_model(cfg, data, convert=framework.conversion.convert)``.
 
 Keras 2 files (``.h5``, Keras 2's ``.keras``, SavedModel folders) are read by tf-keras, which is
 Keras 2. Keras 3 files (``.keras`` and ``.h5`` written by Keras 3.x with any backend) are read by
@@ -8,12 +9,20 @@ input layer's ``batch_shape``; initialisers, regularisers and constraints are le
 weights are copied, and regularisers and constraints only shape Keras training), wired as the
 stored graph wires it, and every weight copied exactly. A layer setting tf-keras has no counterpart
 for is refused with one line naming the layer and the setting.
+
+This package sits below the conversion stage (which imports the model builders that load user
+models from here): the trial conversion that proves NengoDL takes a model is handed the
+conversion function by the caller, never imported.
 """
 from __future__ import annotations
 
 import inspect as pyinspect
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from framework.errors import UserError
 from framework.keras_io.screen import (
@@ -75,8 +84,6 @@ def check_shapes(model: Any, data: Any, path: Path) -> None:
     A flat input of the same size as an image sample is accepted (the data is fed flattened in
     C order, which is what ``Flatten`` does).
     """
-    import numpy as np
-
     where = f"{KEY}: {path.name}"
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UserError(f"{where} has {len(model.inputs)} inputs and {len(model.outputs)} "
@@ -121,11 +128,26 @@ def _strip(model: Any) -> list[str]:
     return changed
 
 
-def check_conversion(model: Any, path: Path, seed: int = 0) -> None:
-    """Convert ``model`` once with ReLU neurons; a layer NengoDL refuses becomes a UserError."""
-    import nengo
+#: ``framework.conversion.convert``'s signature: ``convert(model, neuron, scale, synapse=,
+#: seed=)`` (neuron a Nengo neuron type, scale the firing-rate scale or None)
+Convert = Callable[..., Any]
 
-    from framework.conversion import convert
+
+def check_conversion(model: Any, path: Path, convert: Convert, seed: int = 0) -> None:
+    """Convert ``model`` once with ReLU neurons; a layer NengoDL refuses becomes a UserError.
+
+    Parameters
+    ----------
+    model : tf_keras.Model
+        The loaded, prepared model.
+    path : pathlib.Path
+        The file it came from (named in the error).
+    convert : callable
+        ``framework.conversion.convert`` (passed in: this package sits below the conversion).
+    seed : int
+        The trial conversion's seed.
+    """
+    import nengo  # Nengo is heavy: imported only when a model is converted
 
     try:
         convert(model, nengo.RectifiedLinear(), None, synapse=None, seed=seed)
@@ -290,14 +312,12 @@ def rebuild(k3: Any, path: Path) -> Any:
 
 def load_keras(path: Path) -> Any:
     """The tf-keras model stored in ``path``, whichever Keras wrote it (see the module doc)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no training configuration found" and the like
         return _load_keras3(path) if keras_major(path) >= 3 else _load_keras2(path)
 
 
-def load_model(model_cfg: Any, data: Any) -> Any:
+def load_model(model_cfg: Any, data: Any, convert: Convert | None = None) -> Any:
     """Load, check and prepare the model ``model.path`` names.
 
     Parameters
@@ -306,6 +326,10 @@ def load_model(model_cfg: Any, data: Any) -> Any:
         ``path`` (file or SavedModel folder); ``train`` is read by the training stage.
     data : framework.data.base.Data
         The input shape and output size the model must fit.
+    convert : callable, optional
+        ``framework.conversion.convert``: given, the model is converted once with ReLU neurons so
+        that a layer NengoDL refuses is said now, in one line (:func:`check_conversion`). The
+        pipeline always passes it; None skips the trial (a caller that converts right after).
 
     Returns
     -------
@@ -318,8 +342,6 @@ def load_model(model_cfg: Any, data: Any) -> Any:
         One line naming ``model.path``: unreadable file, Lambda or custom layer, a layer or
         activation NengoDL cannot convert, wrong input or output shape.
     """
-    import warnings
-
     import tensorflow as tf
 
     path = resolve(model_cfg)
@@ -333,7 +355,8 @@ def load_model(model_cfg: Any, data: Any) -> Any:
     check_shapes(model, data, path)
     #: what loading changed, for the run's log (one line each: nothing is changed silently)
     model.spiketune_notes = [f"{KEY}: {path.name}: {change}" for change in _strip(model)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # swap_activations keys the model does not use
-        check_conversion(model, path)
+    if convert is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # swap_activations keys the model does not use
+            check_conversion(model, path, convert)
     return model

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import UserError
+from framework.limits import check_archive
 from framework.paths import existing_path
 
 KEY = "model.path"
@@ -73,8 +74,6 @@ def resolve(model_cfg: Any) -> Path:
         raise UserError(f"{KEY}: {path.name} is not a saved Keras model (.keras, .h5 or a "
                         f"SavedModel folder)")
     if path.is_file() and zipfile.is_zipfile(path):  # a .keras file: refuse a zip bomb unread
-        from framework.limits import check_archive
-
         check_archive(path, KEY)
     return path
 
@@ -284,48 +283,64 @@ def check_layers(layers: list[tuple[str, str, Stored]], output: str, path: Path,
     where = f"{KEY}: {path.name}:"
     entries = {n: e for _, n, e in layers}
     for cls, name in [(c, n) for c, n, _ in layers] + list(extra_classes):
-        if cls in CODE_LAYERS:
-            raise UserError(f"{where} layer '{name}' is a {cls} layer, whose Python code would "
-                            f"run on loading; spiketune refuses it (rebuild the model with "
-                            f"built-in layers)")
-        module = foreign_module(entries.get(name))
-        if module:
-            raise UserError(f"{where} layer '{name}' refers to code in module '{module}', which "
-                            f"spiketune does not import; use built-in Keras layers and settings")
-        if cls not in known and cls not in MODEL_CLASSES:
-            raise UserError(f"{where} layer '{name}' has the custom class {cls!r}, whose code "
-                            f"spiketune does not run; use built-in Keras layers")
+        _check_code(cls, name, entries.get(name), known, where)
     convertible = convertible | IDENTITY_LAYERS
     for cls, name, entry in layers:
-        lcfg = entry.get("config") or {}
-        if cls in MODEL_CLASSES:
-            raise UserError(f"{where} layer '{name}' is a nested model; save a model whose "
-                            f"layers are all at the top level")
-        if cls == "LeakyReLU":
-            raise UserError(f"{where} layer '{name}' (LeakyReLU) is not a relu, so it would not "
-                            f"become the configured neurons; use activation='relu'")
-        if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
-            raise UserError(f"{where} layer '{name}' ({cls}): NengoDL converts max pooling only "
-                            f"by replacing it with average pooling, which changes what the "
-                            f"network computes; use {cls.replace('Max', 'Average')} and retrain")
-        if cls not in convertible:
-            instead = INSTEAD.get(cls, f"one of {SUPPORTED}")
-            raise UserError(f"{where} layer '{name}' ({cls}) cannot be converted by NengoDL "
-                            f"(its Converter has no {cls} converter); use {instead}")
-        act = lcfg.get("activation", "linear")
-        if act is None:
-            act = "linear"
-        if not isinstance(act, str):
-            raise UserError(f"{where} layer '{name}' has a custom activation, whose code "
-                            f"spiketune does not run; use 'relu' or 'linear'")
-        if act == "softmax" and name == output:
-            if not classification:
-                raise UserError(f"{where} the output layer '{name}' has a softmax, but the task "
-                                f"is regression; the output must be linear")
-            continue
-        if act not in HIDDEN_ACTIVATIONS:
-            raise UserError(f"{where} layer '{name}' uses activation '{act}'; spiketune converts "
-                            f"relu (to the configured neuron type) and linear layers only")
+        _check_class(cls, name, convertible, where)
+        _check_activation(entry.get("config") or {}, name, name == output, classification, where)
+
+
+def _check_code(cls: str, name: str, entry: Stored | None, known: set[str], where: str) -> None:
+    """Refuse a stored layer (or object) that would run code on loading: a Lambda-like layer, a
+    module outside Keras, a custom class."""
+    if cls in CODE_LAYERS:
+        raise UserError(f"{where} layer '{name}' is a {cls} layer, whose Python code would "
+                        f"run on loading; spiketune refuses it (rebuild the model with "
+                        f"built-in layers)")
+    module = foreign_module(entry)
+    if module:
+        raise UserError(f"{where} layer '{name}' refers to code in module '{module}', which "
+                        f"spiketune does not import; use built-in Keras layers and settings")
+    if cls not in known and cls not in MODEL_CLASSES:
+        raise UserError(f"{where} layer '{name}' has the custom class {cls!r}, whose code "
+                        f"spiketune does not run; use built-in Keras layers")
+
+
+def _check_class(cls: str, name: str, convertible: set[str], where: str) -> None:
+    """Refuse a top-level layer the conversion cannot turn into what it computes."""
+    if cls in MODEL_CLASSES:
+        raise UserError(f"{where} layer '{name}' is a nested model; save a model whose "
+                        f"layers are all at the top level")
+    if cls == "LeakyReLU":
+        raise UserError(f"{where} layer '{name}' (LeakyReLU) is not a relu, so it would not "
+                        f"become the configured neurons; use activation='relu'")
+    if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
+        raise UserError(f"{where} layer '{name}' ({cls}): NengoDL converts max pooling only "
+                        f"by replacing it with average pooling, which changes what the "
+                        f"network computes; use {cls.replace('Max', 'Average')} and retrain")
+    if cls not in convertible:
+        instead = INSTEAD.get(cls, f"one of {SUPPORTED}")
+        raise UserError(f"{where} layer '{name}' ({cls}) cannot be converted by NengoDL "
+                        f"(its Converter has no {cls} converter); use {instead}")
+
+
+def _check_activation(lcfg: Stored, name: str, is_output: bool, classification: bool,
+                      where: str) -> None:
+    """Refuse an activation other than relu or linear (a classifier's output may be softmax)."""
+    act = lcfg.get("activation", "linear")
+    if act is None:
+        act = "linear"
+    if not isinstance(act, str):
+        raise UserError(f"{where} layer '{name}' has a custom activation, whose code "
+                        f"spiketune does not run; use 'relu' or 'linear'")
+    if act == "softmax" and is_output:
+        if not classification:
+            raise UserError(f"{where} the output layer '{name}' has a softmax, but the task "
+                            f"is regression; the output must be linear")
+        return
+    if act not in HIDDEN_ACTIVATIONS:
+        raise UserError(f"{where} layer '{name}' uses activation '{act}'; spiketune converts "
+                        f"relu (to the configured neuron type) and linear layers only")
 
 
 def inspect(path: Path, classification: bool, known: set[str], convertible: set[str]) -> None:
