@@ -32,7 +32,11 @@ is then ``rebuilt``); a damaged entry is never served. Temporary folders left by
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -40,18 +44,25 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
+from omegaconf import OmegaConf
 
-from framework.paths import cache_root
+from framework.daemons import alive  # zombie-aware; /proc where there is one
+from framework.paths import cache_root, existing_path
+from framework.training import Trained
 
 # bump when the entry layout changes so that an old entry could be misread (the manifest needed
 # no bump: an entry without one is reported and rebuilt, so old entries are replaced, not orphaned)
 FORMAT = 1
 #: modules whose code decides the trained weights (found by import, so a move cannot drop one)
 SOURCES = ("framework.training", "framework.conversion", "framework.regularizers",
-           "framework.models", "framework.neurons", "framework.native", "framework.keras_io.screen",
+           "framework.batches", "framework.models", "framework.neurons", "framework.native",
+           "framework.networks.keras", "framework.keras_io.screen",
            "framework.keras_io.load", "framework.compat", "framework.compat.linear_filter")
 #: libraries whose version decides the trained weights
 LIBRARIES = ("tensorflow", "tf_keras", "keras", "nengo_dl", "nengo", "numpy")
@@ -69,39 +80,51 @@ _TMP = re.compile(r"^\.tmp-[0-9a-f]{16}-[a-z0-9_]+-(?P<pid>\d+)@(?P<host>.+)$")
 _OLD_TMP = re.compile(r"^\.[0-9a-f]{16}-[a-z0-9_]{8}$")
 
 
-def _plain(node):
+def plain(node: Any) -> Any:
     """A config node (DictConfig or dataclass) as plain JSON-able data, enums as their values."""
-    import dataclasses
-    import enum
-
-    from omegaconf import OmegaConf
-
     if OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     if dataclasses.is_dataclass(node):
-        return {f.name: _plain(getattr(node, f.name)) for f in dataclasses.fields(node)}
+        return {f.name: plain(getattr(node, f.name)) for f in dataclasses.fields(node)}
     if isinstance(node, enum.Enum):
         return node.value
     if isinstance(node, (list, tuple)):
-        return [_plain(v) for v in node]
+        return [plain(v) for v in node]
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): plain(v) for k, v in node.items()}
     return node
 
 
-def training_config(cfg, sequence: bool) -> dict:
-    """The part of the config that determines training (see the module docstring)."""
-    training = _plain(cfg.training)
-    training.pop("cache", None)
-    out = {"dataset": _plain(cfg.dataset), "model": _plain(cfg.model),
-           "neuron": _plain(cfg.neuron), "training": training, "seed": int(cfg.seed),
-           "scale_firing_rates": float(cfg.simulation.scale_firing_rates),
-           "layer_scales": {k: float(v) for k, v in sorted(cfg.conversion.layer_scales.items())}}
-    if sequence:  # the loss pools the time bins the read-out covers (training.readout_bins)
-        out["readout_steps"] = int(cfg.simulation.readout_steps)
-        out["readout"] = _plain(cfg.simulation.readout)
-        out["n_steps"] = int(cfg.simulation.n_steps)
-    return out
+@dataclass
+class TrainingKey:
+    """Exactly what determines trained weights (see the module docstring).
+
+    Attributes
+    ----------
+    nodes : dict
+        The config nodes that decide training, as plain data (dataclasses, enums and OmegaConf
+        nodes are turned into JSON-able values by :func:`plain`).
+    data_digest : str
+        :attr:`framework.data.base.Data.digest`.
+    files : dict
+        Config key -> a file (or folder) whose bytes the network starts from (``model.path``,
+        ``model.params``).
+    """
+
+    nodes: dict[str, Any]
+    data_digest: str
+    files: dict[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """The sha256 (hex) of the nodes, the data, the files' bytes and the code."""
+        h = hashlib.sha256()
+        h.update(f"spiketune-cache-{FORMAT}".encode())
+        h.update(json.dumps(plain(self.nodes), sort_keys=True).encode())
+        h.update(str(self.data_digest).encode())
+        for key, value in self.files.items():
+            _hash_path(h, existing_path(value, key))
+        h.update(_code_digest().encode())
+        return h.hexdigest()
 
 
 def _hash_path(h, path: Path) -> None:
@@ -123,9 +146,6 @@ def _code_digest() -> str:
     RuntimeError
         When a module's source cannot be found or read: a key without it could serve stale weights.
     """
-    import importlib.metadata
-    import importlib.util
-
     h = hashlib.sha256()
     for name in SOURCES:
         spec = importlib.util.find_spec(name)
@@ -141,29 +161,6 @@ def _code_digest() -> str:
         except importlib.metadata.PackageNotFoundError:
             version = "absent"
         h.update(f"{dist}={version}".encode())
-    return h.hexdigest()
-
-
-def cache_key(cfg, data) -> str:
-    """The sha256 (hex) identifying the trained weights of ``cfg`` on ``data``.
-
-    Parameters
-    ----------
-    cfg : framework.config.Config or omegaconf.DictConfig
-    data : framework.data.base.Data
-        Supplies ``digest`` and ``sequence``.
-    """
-    h = hashlib.sha256()
-    h.update(f"spiketune-cache-{FORMAT}".encode())
-    h.update(json.dumps(training_config(cfg, bool(data.sequence)), sort_keys=True).encode())
-    h.update(str(data.digest).encode())
-    from framework.paths import existing_path
-
-    if cfg.model.loaded:
-        _hash_path(h, existing_path(cfg.model.path, "model.path"))
-    if getattr(cfg.model, "params", ""):  # NengoDL parameters loaded onto the network
-        _hash_path(h, existing_path(cfg.model.params, "model.params"))
-    h.update(_code_digest().encode())
     return h.hexdigest()
 
 
@@ -226,8 +223,6 @@ def verify(entry: Path, key: str) -> str:
 def _load(entry: Path, key: str):
     """``(Trained, "")`` for an entry that verifies, ``(None, "")`` when there is no entry, and
     ``(None, what is wrong)`` for a damaged or foreign one."""
-    from framework.training import Trained
-
     if not entry.exists():
         return None, ""
     problem = verify(entry, key)
@@ -292,8 +287,6 @@ def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
         except FileNotFoundError:  # renamed into place or removed meanwhile
             continue
         if ours is not None and ours["host"] == _HOST:  # the pid tells: a live write may be slow
-            from framework.daemons import alive  # zombie-aware; /proc where there is one
-
             stale = not alive(int(ours["pid"]))
         else:  # another host's writer (or no pid recorded): only its age tells
             stale = age > STALE_S
@@ -303,7 +296,7 @@ def clean_leftovers(root: Path, now: float | None = None) -> list[Path]:
     return removed
 
 
-def _store(result, entry: Path, key: str, cfg, data) -> None:
+def _store(result: Trained, entry: Path, key: str, what: TrainingKey) -> None:
     """Move a fresh training result into ``entry`` atomically (temp folder + rename), the
     manifest written last so that it describes the files as they are on disk."""
     tmp = _tmp_dir(entry.parent, key)
@@ -311,7 +304,7 @@ def _store(result, entry: Path, key: str, cfg, data) -> None:
         shutil.copy2(f"{result.params}.npz", tmp / "params.npz")
         (tmp / "trained.json").write_text(json.dumps({
             "loss": result.loss, "regularizers": result.regularizers, "key": key,
-            "config": training_config(cfg, bool(data.sequence)), "data_digest": data.digest},
+            "config": plain(what.nodes), "data_digest": what.data_digest},
             indent=1, default=str))
         files = {name: {"size": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
                  for name in ENTRY_FILES}
@@ -324,41 +317,32 @@ def _store(result, entry: Path, key: str, cfg, data) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epoch=None):
-    """``(Trained, status)``: the cached weights for this training config, or train and cache.
+def trained(what: TrainingKey, root: Path | None, console: Any,
+            train: Callable[[], Trained]) -> tuple[Trained, str]:
+    """``(Trained, status)``: the cached weights for this training key, or train and cache.
 
     Parameters
     ----------
-    cfg : framework.config.Config
-    model : keras.Model
-        The built (untrained) network.
-    data : framework.data.base.Data
-    neuron_type : nengo.neurons.NeuronType
-    scratch : pathlib.Path
-        The run's temporary folder (training writes there first).
+    what : TrainingKey
+        What determines the weights.
+    root : pathlib.Path or None
+        The cache folder (``paths.cache``); None: :func:`framework.paths.cache_root`.
     console : framework.progress.Console
     train : callable
-        :func:`framework.training.train`.
-    on_epoch : callable, optional
-        Handed to ``train`` (``on_epoch(epoch, loss)`` as each epoch ends); a cache hit trains
-        nothing, so it is never called then: the caller replays ``Trained.loss``.
+        Trains and returns the result (in the run's scratch folder; moved into the entry here);
+        a cache hit trains nothing, so a live per-epoch logger is never called then: the caller
+        replays ``Trained.loss``.
 
     Returns
     -------
     (Trained, str)
-        The trained parameters (inside the cache entry when cached), with ``cache_key`` set when
-        the cache is on, and the ``spiketune.training_cache`` tag: ``"hit"`` (from the cache),
-        ``"miss"`` (trained and cached), ``"rebuilt"`` (the entry was damaged or foreign: reported,
-        removed, trained and cached again) or ``"off"`` (``training.cache=false``).
+        The trained parameters (inside the cache entry), with ``cache_key`` set, and the
+        ``spiketune.training_cache`` tag: ``"hit"`` (from the cache), ``"miss"`` (trained and
+        cached) or ``"rebuilt"`` (the entry was damaged or foreign: reported, removed, trained and
+        cached again). ``training.cache=false`` is the caller's: it calls ``train`` itself.
     """
-    # a train without live logging (a stand-in) is called as before
-    live = {"on_epoch": on_epoch} if on_epoch is not None else {}
-    if not cfg.training.cache:
-        return train(model, data, cfg, neuron_type, scratch / "trained", console, **live), "off"
-    key = cache_key(cfg, data)
-    # paths.cache (its default: $SPIKETUNE_CACHE_DIR, else <paths.outputs>/cache)
-    paths = getattr(cfg, "paths", None)
-    root = Path(paths.cache).expanduser() if paths is not None and paths.cache else cache_root()
+    key = what.digest()
+    root = root or cache_root()
     entry = root / key
     gone = clean_leftovers(root)
     if gone:
@@ -385,8 +369,8 @@ def trained(cfg, model, data, neuron_type, scratch: Path, console, train, on_epo
             _discard(entry, key)
         if not problem:
             console.say(f"          cache    miss {key[:12]}: training")
-        result = train(model, data, cfg, neuron_type, scratch / "trained", console, **live)
-        _store(result, entry, key, cfg, data)
+        result = train()
+        _store(result, entry, key, what)
     stored, _ = _load(entry, key)
     out = stored if stored is not None else result
     out.cache_key = key

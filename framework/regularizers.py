@@ -30,19 +30,161 @@ from where the x-intercepts start (J_th / scale, i.e. 0.01 for LIF at scale 100)
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+import nengo
 import numpy as np
 
+from framework.batches import as_steps, pad_to
+from framework.conversion import neuron_layers
 from framework.errors import UserError
+from framework.neurons import threshold, x_intercepts
+from framework.schema import bounded
+
+
+@dataclass
+class RangeConfig:
+    """A range some per-neuron quantity is kept inside during training (one subclass per kind)."""
+
+    #: the node's key under ``training`` (``training.<key>``), and its metrics' ``reg/<key>/``
+    key: ClassVar[str] = ""
+    #: the range is reached by projecting the biases back after every training batch
+    projected: ClassVar[bool] = False
+    #: the range adds a penalty to the loss (through a probe on the layer's neurons)
+    penalised: ClassVar[bool] = True
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
+
+    def bounds(self) -> tuple[str, float, float]:
+        """``(name of the lower bound's key, low, high)``, in the quantity's units."""
+        return "low", float(self.low), float(self.high)
+
+    def check(self) -> None:
+        """A range whose ends are crossed, or that is set without ``enabled``, is refused: it
+        would silently do nothing."""
+        name, lo, hi = self.bounds()
+        if lo >= hi:
+            raise UserError(f"training.{self.key}.{name}: must be below the upper bound, got "
+                            f"{lo} >= {hi}")
+        default = type(self)()
+        changed = [f.name for f in dataclasses.fields(self)
+                   if f.name != "enabled" and getattr(self, f.name) != getattr(default, f.name)]
+        if changed and not self.enabled:
+            raise UserError(f"training.{self.key}.{changed[0]}: set, but training.{self.key} is "
+                            f"not enabled (add training.{self.key}.enabled=true)")
+
+    def loss_weight(self) -> float:
+        """The penalty's weight in the loss (0 for a range that is only projected)."""
+        return float(getattr(self, "weight", 0.0))
+
+    def loss(self, term: _Term, regs: Regularizers) -> Callable[..., Any]:
+        """The penalty for ``sim.compile`` (TensorFlow ops; imported when training)."""
+        raise NotImplementedError
+
+    def bias_bounds(self, term: _Term, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Projected kinds: the per-neuron bias range (J) the range means."""
+        raise NotImplementedError
+
+    def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
+        """The regularised quantity per neuron, in the range's units."""
+        raise NotImplementedError
+
+
+@dataclass
+class XInterceptRegularizer(RangeConfig):
+    """Keep neurons' x-intercepts inside [low, high]: a hinge penalty added to the loss, and the
+    biases projected back into the range after every training batch."""
+
+    key: ClassVar[str] = "x_intercepts"
+    projected: ClassVar[bool] = True
+
+    low: float = -0.5  # lowest accepted x-intercept, x units
+    high: float = 0.5  # highest accepted x-intercept, x units
+    weight: float = bounded(1.0, ge=0.0)  # loss weight
+
+    def loss(self, term: _Term, regs: Regularizers) -> Callable[..., Any]:
+        import tensorflow as tf
+
+        def x_intercept_loss(y_true: Any, y_pred: Any) -> Any:
+            if regs.sim is None:
+                raise RuntimeError("x-intercept regulariser: call stats(sim, 'before') before "
+                                   "training, it binds the simulator whose biases are penalised")
+            base, idx, gain = regs.bias_params[term.layer]
+            bias = tf.gather(base, idx, axis=0)
+            x_int = (term.threshold - bias) / gain
+            margin = X_MARGIN * (term.high - term.low)
+            # distance outside the (margin-shrunk) range in x units, times gain: the bias change
+            # (J) that would bring the neuron inside, so the penalty is in the trained
+            # parameter's units and its gradient (weight / n per bias) does not fade near the edge
+            excess = gain * (tf.nn.relu(term.low + margin - x_int)
+                             + tf.nn.relu(x_int - term.high + margin))
+            return tf.reduce_mean(excess)
+
+        x_intercept_loss.__name__ = f"x_intercepts_{term.layer}"
+        return x_intercept_loss
+
+    def bias_bounds(self, term: _Term, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # x_int = (J_th − bias) / gain with gain > 0 (fixed by the conversion)
+        return term.threshold - gain * term.high, term.threshold - gain * term.low
+
+    def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
+        return x_intercepts(built.gain, built.bias, term.threshold)
+
+
+@dataclass
+class RateRegularizer(RangeConfig):
+    """Keep neurons' mean firing rates inside [low_hz, high_hz] on the training data."""
+
+    key: ClassVar[str] = "rates"
+
+    low_hz: float = bounded(10.0, ge=0.0)  # lowest accepted mean rate, Hz
+    high_hz: float = bounded(200.0, gt=0.0)  # highest accepted mean rate, Hz
+    weight: float = bounded(1e-3, ge=0.0)  # loss weight, per Hz² of violation
+
+    def bounds(self) -> tuple[str, float, float]:
+        return "low_hz", float(self.low_hz), float(self.high_hz)
+
+    def loss(self, term: _Term, regs: Regularizers) -> Callable[..., Any]:
+        import tensorflow as tf
+
+        def rate_loss(y_true: Any, y_pred: Any) -> Any:
+            # mean rate (Hz) of each neuron over the batch and time, then a squared hinge
+            r = tf.reduce_mean(y_pred, axis=(0, 1)) / term.amplitude
+            return tf.reduce_mean(tf.nn.relu(term.low - r) ** 2 + tf.nn.relu(r - term.high) ** 2)
+
+        rate_loss.__name__ = f"rates_{term.layer}"
+        return rate_loss
+
+    def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
+        return probed[term.probe].mean(axis=(0, 1)) / term.amplitude
+
+
+@dataclass
+class BiasRange(RangeConfig):
+    """Keep neurons' biases (the ``bias`` column of neurons.csv: J, as built) inside [low, high]:
+    projected back after every training batch."""
+
+    key: ClassVar[str] = "biases"
+    projected: ClassVar[bool] = True
+    penalised: ClassVar[bool] = False
+
+    low: float = 0.0  # lowest accepted bias, J (input-current units)
+    high: float = 0.5  # highest accepted bias, J
+
+    def bias_bounds(self, term: _Term, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.full_like(gain, term.low), np.full_like(gain, term.high)
+
+    def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
+        return np.asarray(built.bias, float)
+
 
 #: the x-intercept penalty starts this fraction of the range's width inside each bound, so the
 #: balance point against the task loss lies inside [low, high] rather than on its edge
 X_MARGIN = 0.05
-#: kinds whose range is enforced by projecting the biases after every training batch
-PROJECTED = ("x_intercepts", "biases")
 
 
 @dataclass
@@ -51,8 +193,8 @@ class _Term:
 
     Attributes
     ----------
-    kind : str
-        ``x_intercepts`` or ``rates``.
+    spec : RangeConfig
+        The range's node (its class is the regulariser's kind).
     layer : str
         Keras layer name.
     neurons : nengo.ensemble.Neurons
@@ -65,7 +207,7 @@ class _Term:
         Loss weight (biases: none; they are only projected).
     """
 
-    kind: str
+    spec: RangeConfig
     layer: str
     neurons: Any
     probe: Any
@@ -74,6 +216,11 @@ class _Term:
     weight: float
     threshold: float = 1.0  # J_th of the layer's neuron type
     amplitude: float = 1.0  # output per spike·s⁻¹ of the layer's neuron type (as built)
+
+    @property
+    def kind(self) -> str:
+        """``training.<kind>``: ``x_intercepts``, ``rates`` or ``biases``."""
+        return self.spec.key
 
 
 @dataclass
@@ -88,11 +235,12 @@ class Regularizers:
         ``{input node: training inputs (n, steps, features)}`` for the rate statistics.
     """
 
-    terms: list = field(default_factory=list)
-    inputs: dict = field(default_factory=dict)
-    _sim: Any = None
+    terms: list[_Term] = field(default_factory=list)
+    inputs: dict[Any, np.ndarray] = field(default_factory=dict)
+    #: the training simulator the penalties read (bound by ``stats(sim, "before")``)
+    sim: Any = None
     #: layer -> (trainable base variable, indices of the layer's biases in it, gain (J per unit x))
-    _bias_params: dict = field(default_factory=dict)
+    bias_params: dict[str, tuple[Any, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -115,7 +263,8 @@ class Regularizers:
             The targets are zeros of shape (n_samples, n_steps, 1): every penalty ignores them.
         """
         target = np.zeros((n_samples, n_steps, 1), np.float32)
-        return {t.probe: (self._loss(t), target) for t in self.terms if t.probe is not None}
+        return {t.probe: (t.spec.loss(t, self), target) for t in self.terms
+                if t.probe is not None}
 
     def weights(self, out_probe) -> dict | None:
         """Loss weights per probe for ``sim.compile``: 1 for the task, each term's own weight."""
@@ -128,7 +277,7 @@ class Regularizers:
     # ------------------------------------------------------------------------------ projection
     @property
     def projected(self) -> bool:
-        return any(t.kind in PROJECTED for t in self.terms)
+        return any(t.spec.projected for t in self.terms)
 
     def project(self) -> None:
         """Clip each bound bias into its term's range (projected gradient descent).
@@ -142,13 +291,10 @@ class Regularizers:
         import tensorflow as tf
 
         for t in self.terms:
-            if t.kind not in PROJECTED:
+            if not t.spec.projected:
                 continue
-            base, idx, gain = self._bias_params[t.layer]
-            if t.kind == "x_intercepts":
-                lo, hi = t.threshold - gain * t.high, t.threshold - gain * t.low
-            else:
-                lo, hi = np.full_like(gain, t.low), np.full_like(gain, t.high)
+            base, idx, gain = self.bias_params[t.layer]
+            lo, hi = t.spec.bias_bounds(t, gain)
             current = tf.gather(base, idx, axis=0)
             shape = (-1,) + (1,) * (len(current.shape) - 1)
             clipped = tf.clip_by_value(current, lo.reshape(shape), hi.reshape(shape))
@@ -165,37 +311,6 @@ class Regularizers:
                 regs.project()
 
         return Project()
-
-    def _loss(self, term: _Term) -> Callable:
-        import tensorflow as tf
-
-        if term.kind == "rates":
-            def rate_loss(y_true, y_pred):
-                # mean rate (Hz) of each neuron over the batch and time, then a squared hinge
-                r = tf.reduce_mean(y_pred, axis=(0, 1)) / term.amplitude
-                return tf.reduce_mean(tf.nn.relu(term.low - r) ** 2
-                                      + tf.nn.relu(r - term.high) ** 2)
-
-            rate_loss.__name__ = f"rates_{term.layer}"
-            return rate_loss
-
-        def x_intercept_loss(y_true, y_pred):
-            if self._sim is None:
-                raise RuntimeError("x-intercept regulariser: call stats(sim, 'before') before "
-                                   "training, it binds the simulator whose biases are penalised")
-            base, idx, gain = self._bias_params[term.layer]
-            bias = tf.gather(base, idx, axis=0)
-            x_int = (term.threshold - bias) / gain
-            margin = X_MARGIN * (term.high - term.low)
-            # distance outside the (margin-shrunk) range in x units, times gain: the bias change
-            # (J) that would bring the neuron inside, so the penalty is in the trained
-            # parameter's units and its gradient (weight / n per bias) does not fade near the edge
-            excess = gain * (tf.nn.relu(term.low + margin - x_int)
-                             + tf.nn.relu(x_int - term.high + margin))
-            return tf.reduce_mean(excess)
-
-        x_intercept_loss.__name__ = f"x_intercepts_{term.layer}"
-        return x_intercept_loss
 
     # ------------------------------------------------------------------------------ statistics
     def stats(self, sim, when: str) -> dict[str, float]:
@@ -214,7 +329,7 @@ class Regularizers:
         """
         if not self.terms:
             return {}
-        if when == "before" or self._sim is not sim:
+        if when == "before" or self.sim is not sim:
             self._bind(sim)
         values = self.values(sim)
         out: dict[str, float] = {}
@@ -236,10 +351,10 @@ class Regularizers:
         be shared with the traced loss, so the indices are rebuilt here from the slices). Gains
         are constants of the converted network (= scale_firing_rates), read once, eagerly.
         """
-        self._sim = sim
-        self._bias_params = {}
+        self.sim = sim
+        self.bias_params = {}
         for t in self.terms:
-            if t.kind not in PROJECTED:
+            if not t.spec.projected:
                 continue
             tsig = sim.tensor_graph.signals[sim.model.sig[t.neurons]["bias"]]
             if tsig.key not in sim.tensor_graph.base_params or tsig.minibatched:
@@ -247,30 +362,20 @@ class Regularizers:
                                 f"are not trainable, so they cannot be kept in range")
             idx = np.concatenate([np.arange(a, b, dtype=np.int32) for a, b in tsig.slices])
             gain = np.asarray(sim.data[t.neurons.ensemble].gain, np.float32).ravel()
-            self._bias_params[t.layer] = (sim.tensor_graph.base_params[tsig.key], idx, gain)
+            self.bias_params[t.layer] = (sim.tensor_graph.base_params[tsig.key], idx, gain)
 
-    def values(self, sim) -> dict[tuple[str, str], np.ndarray]:
-        """``(kind, layer) -> per-neuron value``: x-intercepts (x units) or mean rates (Hz)."""
-        from framework.analysis import x_intercepts
-        from framework.training import pad_to
-
-        out = {}
-        rate_terms = [t for t in self.terms if t.kind == "rates"]
-        probed = {}
-        if rate_terms:
+    def values(self, sim: Any) -> dict[tuple[str, str], np.ndarray]:
+        """``(kind, layer) -> per-neuron value``: x-intercepts (x units), mean rates (Hz) or
+        biases (J)."""
+        probed: dict[Any, np.ndarray] = {}
+        rate_terms = [t for t in self.terms if t.spec.penalised and not t.spec.projected]
+        if rate_terms:  # the rates: one prediction in training mode over the training inputs
             n = len(next(iter(self.inputs.values())))
             data = {k: pad_to(v, sim.minibatch_size) for k, v in self.inputs.items()}
             res = sim.predict(data, verbose=0)
             probed = {t.probe: np.asarray(res[t.probe])[:n] for t in rate_terms}
-        for t in self.terms:
-            built = sim.data[t.neurons.ensemble]
-            if t.kind == "rates":
-                out[(t.kind, t.layer)] = probed[t.probe].mean(axis=(0, 1)) / t.amplitude
-            elif t.kind == "biases":
-                out[(t.kind, t.layer)] = np.asarray(built.bias, float)
-            else:
-                out[(t.kind, t.layer)] = x_intercepts(built.gain, built.bias, t.threshold)
-        return out
+        return {(t.kind, t.layer): t.spec.value(t, sim.data[t.neurons.ensemble], probed)
+                for t in self.terms}
 
 
 def _layers(key: str, wanted: list[str], available: dict) -> list[str]:
@@ -282,7 +387,8 @@ def _layers(key: str, wanted: list[str], available: dict) -> list[str]:
     return list(wanted) or list(available)
 
 
-def add_regularizers(converter, model, data, cfg) -> Regularizers:
+def add_regularizers(converter: Any, model: Any, data: Any,
+                     ranges: list[RangeConfig]) -> Regularizers:
     """Add probes for the enabled regularisers to ``converter.net``.
 
     Parameters
@@ -293,44 +399,38 @@ def add_regularizers(converter, model, data, cfg) -> Regularizers:
         The converted Keras model (for its layer names and input).
     data : framework.data.base.Data
         Its training inputs feed the rate statistics.
-    cfg : framework.config.Config
-        Uses ``training.x_intercepts`` and ``training.rates``.
+    ranges : list of RangeConfig
+        ``training.ranges()``: the x-intercept, rate and bias ranges.
 
     Returns
     -------
     Regularizers
-        Inactive when neither regulariser is enabled (the network is left untouched).
+        Inactive when no range is enabled (the network is left untouched).
     """
     regs = Regularizers()
-    xcfg, rcfg, bcfg = cfg.training.x_intercepts, cfg.training.rates, cfg.training.biases
-    if not (xcfg.enabled or rcfg.enabled or bcfg.enabled):
+    enabled = [rng for rng in ranges if rng.enabled]
+    if not enabled:
         return regs
-    import nengo
     import nengo_dl
-
-    from framework import neurons as neuron_types
-    from framework.conversion import neuron_layers
-    from framework.training import as_steps
 
     layers = neuron_layers(converter, model)
     with converter.net:
-        for kind, rc, low, high in (("x_intercepts", xcfg, xcfg.low, xcfg.high),
-                                    ("rates", rcfg, rcfg.low_hz, rcfg.high_hz),
-                                    ("biases", bcfg, bcfg.low, bcfg.high)):
-            if not rc.enabled:
-                continue
-            for name in _layers(kind, list(rc.layers), layers):
-                obj = layers[name]
-                ntype = obj.ensemble.neuron_type
-                # biases are only projected: no loss slot
-                probe = None if kind == "biases" else nengo.Probe(obj, label=f"reg_{kind}_{name}")
-                regs.terms.append(_Term(
-                    kind=kind, layer=name, neurons=obj, probe=probe, low=float(low),
-                    high=float(high), weight=float(getattr(rc, "weight", 0.0)),
-                    threshold=neuron_types.threshold(ntype),
-                    amplitude=float(getattr(ntype, "amplitude", 1.0))))
-        if rcfg.enabled:
+        for rng in enabled:
+            for name in _layers(rng.key, list(rng.layers), layers):
+                regs.terms.append(_term(rng, name, layers[name]))
+        if any(rng.penalised and not rng.projected for rng in enabled):
             # sim.predict in training mode: the rate statistics see the rates fit() trains on
             nengo_dl.configure_settings(learning_phase=True)
     regs.inputs = {converter.inputs[model.inputs[0]]: as_steps(data.x_train, data.sequence)}
     return regs
+
+
+def _term(rng: RangeConfig, name: str, obj: Any) -> _Term:
+    """The term of range ``rng`` on layer ``name`` (its neurons ``obj``), with its probe when the
+    range is penalised (biases are only projected: no loss slot)."""
+    ntype = obj.ensemble.neuron_type
+    probe = nengo.Probe(obj, label=f"reg_{rng.key}_{name}") if rng.penalised else None
+    _, low, high = rng.bounds()
+    return _Term(spec=rng, layer=name, neurons=obj, probe=probe, low=low, high=high,
+                 weight=rng.loss_weight(), threshold=threshold(ntype),
+                 amplitude=float(getattr(ntype, "amplitude", 1.0)))

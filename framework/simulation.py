@@ -7,13 +7,54 @@ spiking rate, what was built (gains, biases, neuron types) and a few spike train
 """
 from __future__ import annotations
 
+import enum
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import nengo
 import numpy as np
 
-from framework.errors import check_interrupt
-from framework.training import as_steps, pad_to, readout_bins
+from framework.batches import as_steps, pad_to, readout_bins
+from framework.conversion import Conversion, neuron_layers
+from framework.data.base import Data, angle_diff
+from framework.errors import UserError, check_interrupt
+from framework.limits import check_simulation
+from framework.models import hidden_layers
+from framework.schema import bounded
+
+
+class Readout(str, enum.Enum):
+    """How the spiking network's output is read over time."""
+
+    last = "last"  # the last step only
+    mean = "mean"  # the mean of the last ``readout_steps`` steps
+
+
+@dataclass
+class SimulationConfig:
+    """The ``simulation`` node: how the spiking network is run and read."""
+
+    n_steps: int = bounded(100, ge=1)  # simulation steps per test sample
+    # step, s: NengoDL computes in float32 (a step under 1 µs loses the time itself) and a step
+    # over 100 ms is longer than any neuron's time constant
+    dt: float = bounded(0.001, ge=1e-6, le=0.1)
+    synapse: float | None = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
+    scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
+    minibatch_size: int = bounded(200, ge=1)  # samples simulated together
+    readout: Readout = Readout.mean  # how the output is read over time
+    # steps averaged by the ``mean`` read-out; None: the whole trial for sequences, else the last
+    # fifth of n_steps (framework.resolve.resolve_defaults)
+    readout_steps: int | None = bounded(None, ge=1)
+    max_samples: int = bounded(0, ge=0)  # test samples simulated; 0: all
+
+    def check(self) -> None:
+        if (self.readout == Readout.mean and self.readout_steps is not None
+                and self.readout_steps > self.n_steps):
+            raise UserError(f"simulation.readout_steps: {self.readout_steps} is more than "
+                            f"simulation.n_steps ({self.n_steps})")
+
 
 N_RASTER = 4  # test samples whose spike trains are kept for raster plots
 
@@ -80,14 +121,10 @@ def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
     return y[:, -sim_cfg.readout_steps:].mean(axis=1)
 
 
-def check_budget(model, data, cfg) -> None:
+def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None:
     """Refuse, before any training, a spiking evaluation that would not fit in memory
     (:func:`framework.limits.check_simulation`), from the model's layer sizes and the data."""
-    from framework.limits import check_simulation
-    from framework.models import hidden_layers
-
-    s = cfg.simulation
-    n = len(test_sample(data, s.max_samples, cfg.seed))
+    n = len(test_sample(data, s.max_samples, seed))
     bins = data.x_test.shape[1] if data.sequence else 1
     steps = int(np.ceil(s.n_steps / bins)) * bins
     features = int(np.prod(data.x_test.shape[2:] if data.sequence else data.x_test.shape[1:]))
@@ -96,31 +133,29 @@ def check_budget(model, data, cfg) -> None:
     check_simulation(n, steps, features, s.minibatch_size, neurons, data.n_outputs)
 
 
-def evaluate_rates(model, params, data, cfg, neuron_type) -> np.ndarray:
+def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
+                   conversion: Conversion) -> np.ndarray:
     """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
     synapses."""
     import nengo_dl
 
-    from framework.conversion import convert, scales
-    from framework.native import rate_version
-
-    converter = convert(model, rate_version(neuron_type), scales(cfg, model),
-                        synapse=None, seed=cfg.seed)
+    converter = conversion.convert(model, synapse=None, rate=True)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
     n = len(data.x_test)
-    mb = min(cfg.simulation.minibatch_size, n)
+    mb = min(s.minibatch_size, n)
     x = pad_to(as_steps(data.x_test, data.sequence), mb)
-    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
+    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=conversion.seed,
                             progress_bar=False) as sim:
         sim.load_params(str(params))
         y = sim.predict({inp: x}, verbose=0)[out_p][:n]
     if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
-        return y[:, -readout_bins(y.shape[1], cfg.simulation):].mean(axis=1)
+        return y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
     return y[:, -1]
 
 
-def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
+def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversion: Conversion,
+             console: Any) -> Simulated:
     """Run the spiking network on the test split; record outputs, rates and what was built.
 
     Parameters
@@ -129,18 +164,16 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     params : pathlib.Path
         Trained parameters (``sim.save_params``).
     data : framework.data.base.Data
-    cfg : framework.config.Config
-        Uses ``simulation`` and ``seed``.
-    neuron_type : nengo.neurons.NeuronType
+    s : SimulationConfig
+        The ``simulation`` node.
+    conversion : framework.conversion.Conversion
+        Neuron type, firing-rate scales and seed.
     console : framework.progress.Console
     """
-    import nengo
     import nengo_dl
 
-    from framework.conversion import convert, neuron_layers, scales
-
-    s = cfg.simulation
-    converter = convert(model, neuron_type, scales(cfg, model), synapse=s.synapse, seed=cfg.seed)
+    seed = conversion.seed
+    converter = conversion.convert(model, synapse=s.synapse)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
     layers = neuron_layers(converter, model)
@@ -149,7 +182,7 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
         # the input current J = gain·x + bias, so each neuron's x is observed in its own units
         currents = {name: nengo.Probe(neurons, "input", synapse=None)
                     for name, neurons in layers.items()}
-    idx = test_sample(data, s.max_samples, cfg.seed)
+    idx = test_sample(data, s.max_samples, seed)
     bins = data.x_test.shape[1] if data.sequence else 1
     x = spiking_inputs(data, idx, s.n_steps)
     n, steps = len(x), x.shape[1]
@@ -161,7 +194,7 @@ def simulate(model, params, data, cfg, neuron_type, console) -> Simulated:
     j_sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
     rasters: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     bar = console.bar("simulate", len(xp) // mb)
-    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=cfg.seed,
+    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
                             progress_bar=False) as sim:
         sim.load_params(str(params))
         for b in range(len(xp) // mb):
@@ -228,8 +261,6 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
     ndarray, shape (m, n)
         Mean rate over the simulation, spikes per second.
     """
-    import nengo
-
     gain = np.asarray(gain, float).ravel()
     bias = np.asarray(bias, float).ravel()
     x = np.asarray(x, float)
@@ -252,3 +283,24 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
         out = sim.data[probe]
     amp = float(getattr(neuron_type, "amplitude", 1.0))
     return (out.mean(axis=0) / amp).reshape(m, n)
+
+
+def task_metrics(prefix: str, outputs: np.ndarray, data: Data, idx: np.ndarray) -> dict[str, float]:
+    """Accuracy (classification) or MSE (regression) of ``outputs`` on test samples ``idx``, and
+    the angle error (degrees) where the targets or classes are directions."""
+    y = data.y_test[idx]
+    if data.classification:
+        predicted = np.argmax(outputs, axis=-1)
+        m = {f"{prefix}/accuracy": float(np.mean(predicted == y))}
+        if data.has_directions and data.class_deg is not None:
+            err = angle_diff(data.class_deg[predicted], data.dir_test[idx])
+            m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
+        return m
+    y = y.reshape(len(y), -1)
+    m = {f"{prefix}/mse": float(np.mean((outputs - y) ** 2))}
+    if data.has_directions and y.shape[1] == 2:
+        pred = np.rad2deg(np.arctan2(outputs[:, 1], outputs[:, 0]))
+        err = angle_diff(pred, data.dir_test[idx])  # NaN where a trial has no direction
+        if np.isfinite(err).any():
+            m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
+    return m

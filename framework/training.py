@@ -7,12 +7,46 @@ scored 95%.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from framework.errors import DivergenceError, check_interrupt
+from framework.batches import as_steps, pad_to, readout_bins, targets
+from framework.conversion import Conversion
+from framework.data.base import Data
+from framework.errors import DivergenceError, UserError, check_interrupt
+from framework.paths import existing_path
+from framework.regularizers import (
+    BiasRange,
+    RangeConfig,
+    RateRegularizer,
+    Regularizers,
+    XInterceptRegularizer,
+    add_regularizers,
+)
+from framework.schema import bounded
+
+
+@dataclass
+class TrainingConfig:
+    """The ``training`` node: how NengoDL fits the converted network."""
+
+    epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
+    batch_size: int = bounded(32, ge=1)  # samples per gradient step
+    learning_rate: float = bounded(0.01, gt=0.0)  # Adam step size
+    # a batch loss this many times the lowest so far counts as diverged
+    divergence_factor: float = bounded(1e3, gt=1.0)
+    cache: bool = True  # reuse trained weights for an identical training config
+    x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
+    rates: RateRegularizer = field(default_factory=RateRegularizer)
+    biases: BiasRange = field(default_factory=BiasRange)
+
+    def ranges(self) -> list[RangeConfig]:
+        """The range regularisers, in the order they are applied and logged."""
+        return [self.x_intercepts, self.rates, self.biases]
 
 
 @dataclass
@@ -36,45 +70,6 @@ class Trained:
     loss: list[float] = field(default_factory=list)
     regularizers: dict[str, float] = field(default_factory=dict)
     cache_key: str = ""
-
-
-def pad_to(x: np.ndarray, multiple: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Pad the first axis to a multiple of ``multiple`` (NengoDL needs whole minibatches).
-
-    With ``rng``, padding repeats random samples (training); without, the last sample (evaluation,
-    where the padded outputs are dropped).
-    """
-    extra = (-len(x)) % multiple
-    if extra == 0:
-        return x
-    idx = rng.integers(0, len(x), extra) if rng is not None else np.full(extra, len(x) - 1)
-    return np.concatenate([x, x[idx]])
-
-
-def as_steps(x: np.ndarray, sequence: bool) -> np.ndarray:
-    """Inputs with a time axis: (n, 1, features) for static data, (n, time, channels) for
-    sequences."""
-    n = len(x)
-    return x.reshape(n, x.shape[1], -1) if sequence else x.reshape(n, 1, -1)
-
-
-def readout_bins(n_bins: int, sim_cfg) -> int:
-    """How many of a sequence's last time bins the spiking read-out covers.
-
-    The spiking simulation holds each bin for ``ceil(n_steps / n_bins)`` steps and reads the last
-    step (``readout=last``: the last bin) or the mean of the last ``readout_steps`` steps (the bins
-    those steps fall in). Training and the rate evaluation run one step per bin, so they pool the
-    same bins and the loss is on what the spiking network will be read at.
-    """
-    if sim_cfg.readout.value == "last":
-        return 1
-    hold = int(np.ceil(sim_cfg.n_steps / n_bins))
-    return int(min(n_bins, np.ceil(sim_cfg.readout_steps / hold)))
-
-
-def targets(y: np.ndarray, classification: bool) -> np.ndarray:
-    """Targets shaped (n, 1, k) for NengoDL (class labels as (n, 1, 1))."""
-    return y.reshape(len(y), 1, -1).astype(np.float32 if not classification else np.int32)
 
 
 def loss_fn(data, bins: int | None):
@@ -159,9 +154,6 @@ def load_nengo_params(sim, value: str) -> None:
     """
     import tensorflow as tf
 
-    from framework.errors import UserError
-    from framework.paths import existing_path
-
     path = existing_path(value, "model.params", (".npz",))
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -204,7 +196,9 @@ def progress_callback(bar):
     return Progress()
 
 
-def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) -> Trained:
+def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
+          conversion: Conversion, *, start: str = "", fit: bool = True, out_dir: Path,
+          console: Any, on_epoch: Callable[[int, float], None] | None = None) -> Trained:
     """Convert ``model`` and fit it in NengoDL; save the trained parameters under ``out_dir``.
 
     Parameters
@@ -213,12 +207,17 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) 
         The network (its initial weights are the starting point).
     data : framework.data.base.Data
         Training split in ``x_train``/``y_train``.
-    cfg : framework.config.Config
-        Uses ``training``, the firing-rate scales (:func:`framework.conversion.scales`), the
-        read-out settings (``readout``, ``readout_steps``, ``n_steps``: sequences only),
-        ``model.params``, ``model.train`` and ``seed``.
-    neuron_type : nengo.neurons.NeuronType
-        Trained through its rate approximation.
+    training : TrainingConfig
+        The ``training`` node (epochs, batch size, learning rate, divergence guard, ranges).
+    simulation : framework.simulation.SimulationConfig
+        Sequences only: the read-out (``readout``, ``readout_steps``, ``n_steps``), so the loss
+        pools the time bins the spiking network will be read at.
+    conversion : framework.conversion.Conversion
+        The neuron type (trained through its rate approximation), firing-rate scales and seed.
+    start : str
+        NengoDL parameters (``sim.save_params`` .npz) loaded before training (``model.params``).
+    fit : bool
+        False: the weights are evaluated as they are (a saved model with ``model.train=false``).
     out_dir : pathlib.Path
         Where the trained parameters are saved (``params.npz``).
     console : framework.progress.Console
@@ -230,52 +229,59 @@ def train(model, data, cfg, neuron_type, out_dir: Path, console, on_epoch=None) 
     import nengo_dl
     import tensorflow as tf
 
-    from framework.conversion import convert, scales
-    from framework.regularizers import add_regularizers
-
-    tcfg = cfg.training
+    seed = conversion.seed
     out_dir.mkdir(parents=True, exist_ok=True)
     params = out_dir / "params"
-    converter = convert(model, neuron_type, scales(cfg, model), synapse=None,
-                        seed=cfg.seed)
+    converter = conversion.convert(model, synapse=None)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
-    regs = add_regularizers(converter, model, data, cfg)
-    rng = np.random.default_rng(cfg.seed)
-    batch = min(tcfg.batch_size, len(data.x_train))
+    regs = add_regularizers(converter, model, data, training.ranges())
+    rng = np.random.default_rng(seed)
+    batch = min(training.batch_size, len(data.x_train))
     order = pad_to(np.arange(len(data.x_train)), batch, rng)
     x = as_steps(data.x_train, data.sequence)[order]
     y = targets(data.y_train, data.classification)[order]
-    readout = readout_bins(x.shape[1], cfg.simulation) if data.sequence else None
+    readout = readout_bins(x.shape[1], simulation) if data.sequence else None
     losses = {out_p: loss_fn(data, readout)}
     inputs, outputs = {inp: x}, {out_p: y}
     for probe, (loss, tgt) in regs.losses(x.shape[1], len(x)).items():
         losses[probe] = loss
         outputs[probe] = tgt
     stats: dict[str, float] = {}
-    tf.keras.utils.set_random_seed(cfg.seed)
-    with nengo_dl.Simulator(converter.net, minibatch_size=batch, seed=cfg.seed,
+    tf.keras.utils.set_random_seed(seed)
+    with nengo_dl.Simulator(converter.net, minibatch_size=batch, seed=seed,
                             progress_bar=False) as sim:
-        if getattr(cfg.model, "params", ""):
-            load_nengo_params(sim, cfg.model.params)
+        if start:
+            load_nengo_params(sim, start)
         stats.update(regs.stats(sim, "before"))
         history = []
-        # a user's saved model with model.train=false is evaluated with its weights as they are
-        epochs = tcfg.epochs if getattr(cfg.model, "train", True) else 0
+        epochs = training.epochs if fit else 0
         if epochs > 0:
-            sim.compile(optimizer=tf.optimizers.Adam(tcfg.learning_rate), loss=losses,
-                        loss_weights=regs.weights(out_p))
-            bar = console.bar("train", epochs)
-            # with regularisers Keras logs the task's own loss under the output probe's name
-            task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
-            guard = divergence_guard(tcfg.divergence_factor, tcfg.learning_rate,
-                                     scaled=cfg.dataset.scaling.value != "none", key=task_key)
-            # the epoch's loss goes out before the guard looks at it: a diverging epoch is seen
-            live = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
-            fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
-                          callbacks=[*live, guard, progress_callback(bar)]
-                          + ([regs.projection_callback()] if regs.projected else []))
-            history = [float(v) for v in fit.history[task_key]]
+            history = _fit(sim, regs, training, data, (inputs, outputs, losses, out_p), epochs,
+                           console, on_epoch)
         stats.update(regs.stats(sim, "after"))
         sim.save_params(str(params))
     return Trained(params=params, loss=history, regularizers=stats)
+
+
+def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io: tuple[Any, ...],
+         epochs: int, console: Any, on_epoch: Callable[[int, float], None] | None
+         ) -> list[float]:
+    """``sim.fit`` for ``epochs`` with the divergence guard, live loss, progress and projection;
+    the task's own loss per epoch."""
+    import tensorflow as tf
+
+    inputs, outputs, losses, out_p = io
+    sim.compile(optimizer=tf.optimizers.Adam(training.learning_rate), loss=losses,
+                loss_weights=regs.weights(out_p))
+    bar = console.bar("train", epochs)
+    # with regularisers Keras logs the task's own loss under the output probe's name
+    task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
+    guard = divergence_guard(training.divergence_factor, training.learning_rate,
+                             scaled=data.scaling != "none", key=task_key)
+    # the epoch's loss goes out before the guard looks at it: a diverging epoch is seen
+    live = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
+    fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
+                  callbacks=[*live, guard, progress_callback(bar)]
+                  + ([regs.projection_callback()] if regs.projected else []))
+    return [float(v) for v in fit.history[task_key]]

@@ -55,7 +55,7 @@ def test_optuna_search_returns_the_objective_and_avoids_the_budget(store, tmp_pa
     scales = [float(dict(o.split("=", 1) for o in k.data.tags["spiketune.overrides"].split())
                     ["simulation.scale_firing_rates"]) for k in kids]
     assert all(10 <= s <= 1000 for s in scales)
-    from framework.pipeline import OVER_BUDGET
+    from framework.objective import OVER_BUDGET
 
     for scale, value in zip(scales, values):
         if scale > 150:  # over budget: graded by how far, so a search can find its way back
@@ -176,7 +176,7 @@ def test_an_over_budget_objective_is_graded_and_follows_the_direction():
     """Every trial over budget (what the shipped preset first did: 145-196 Hz against 60 Hz)
     must still rank the trials, the nearest to the budget best; a maximising search gets the
     negated penalty."""
-    from framework.pipeline import OVER_BUDGET, objective_value
+    from framework.objective import OVER_BUDGET, objective_value
 
     obj = validate(compose(["objective=spiking/angle_error_deg",
                             "budget.metric=firing/mean_rate_hz", "budget.max=60"]))

@@ -45,7 +45,7 @@ def test_readout_bins_follow_the_spiking_readout():
 def test_readout_window_follows_the_data_unless_set(overrides, sequence, steps):
     from types import SimpleNamespace
 
-    from framework.pipeline import resolve_defaults
+    from framework.resolve import resolve_defaults
 
     obj = validate(compose(overrides))
     resolve_defaults(obj, SimpleNamespace(sequence=sequence))

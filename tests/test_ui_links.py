@@ -10,13 +10,14 @@ from helpers import REPO, TINY, cli, runs
 
 from framework.app import ui
 from framework.errors import EXIT_USER, UserError
-from framework.tracking import store as tracking
+from framework.tracking import links as tracking_links
+from framework.tracking import tags as tracking_tags
 
 PID = "0123456789abcdef0123456789abcdef"
 
 
 def test_links_have_mlflow_317s_route_and_model_training_mode():
-    links = tracking.ui_links("http://127.0.0.1:5000", "7", "r1", PID)
+    links = tracking_links.ui_links("http://127.0.0.1:5000", "7", "r1", PID)
     assert links == {
         "runs": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning",
         "run": "http://127.0.0.1:5000/#/experiments/7/runs/r1?workflowType=machine_learning",
@@ -24,27 +25,27 @@ def test_links_have_mlflow_317s_route_and_model_training_mode():
         "sweep": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
                  "&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" + PID + "%27"
                  "&orderByKey=tags.%60mlflow.runName%60&orderByAsc=true"}
-    assert set(tracking.ui_links("http://h:1", "7")) == {"runs"}
+    assert set(tracking_links.ui_links("http://h:1", "7")) == {"runs"}
 
 
 def test_ui_base_precedence(monkeypatch):
-    monkeypatch.delenv(tracking.UI_ENV, raising=False)
-    assert tracking.ui_base("", "sqlite:////x/mlflow.db") == "http://127.0.0.1:5000"
+    monkeypatch.delenv(tracking_links.UI_ENV, raising=False)
+    assert tracking_links.ui_base("", "sqlite:////x/mlflow.db") == "http://127.0.0.1:5000"
     # a tracking server serves the UI itself
-    assert tracking.ui_base("", "http://mlflow.lab:8080/") == "http://mlflow.lab:8080"
-    monkeypatch.setenv(tracking.UI_ENV, "http://10.0.0.5:5001/")
-    assert tracking.ui_base("", "http://mlflow.lab:8080") == "http://10.0.0.5:5001"
-    assert tracking.ui_base("https://ui.lab/mlflow", "sqlite:////x") == "https://ui.lab/mlflow"
+    assert tracking_links.ui_base("", "http://mlflow.lab:8080/") == "http://mlflow.lab:8080"
+    monkeypatch.setenv(tracking_links.UI_ENV, "http://10.0.0.5:5001/")
+    assert tracking_links.ui_base("", "http://mlflow.lab:8080") == "http://10.0.0.5:5001"
+    assert tracking_links.ui_base("https://ui.lab/mlflow", "sqlite:////x") == "https://ui.lab/mlflow"
 
 
 @pytest.mark.parametrize("value", ["ftp://host", "127.0.0.1:5000", "http://", "http://h/#/x"])
 def test_bad_ui_url_names_the_key(value, monkeypatch):
-    monkeypatch.delenv(tracking.UI_ENV, raising=False)
+    monkeypatch.delenv(tracking_links.UI_ENV, raising=False)
     with pytest.raises(UserError, match=r"^tracking\.ui_url: "):
-        tracking.ui_base(value, "")
-    monkeypatch.setenv(tracking.UI_ENV, value)
-    with pytest.raises(UserError, match=rf"^{tracking.UI_ENV}: "):
-        tracking.ui_base("", "")
+        tracking_links.ui_base(value, "")
+    monkeypatch.setenv(tracking_links.UI_ENV, value)
+    with pytest.raises(UserError, match=rf"^{tracking_links.UI_ENV}: "):
+        tracking_links.ui_base("", "")
 
 
 @pytest.mark.parametrize("override, key", [("tracking.ui_url=localhost:5000", "tracking.ui_url"),
@@ -59,7 +60,7 @@ def test_bad_tracking_value_exits_2_before_any_run(override, key, uri):
 
 
 def test_source_tags_are_mlflows_standard_ones():
-    local, job = tracking.source_tags(job=False), tracking.source_tags(job=True)
+    local, job = tracking_tags.source_tags(job=False), tracking_tags.source_tags(job=True)
     assert (local["mlflow.source.type"], job["mlflow.source.type"]) == ("LOCAL", "JOB")
     assert job["mlflow.source.name"] == "spiketune"
     assert local["mlflow.user"] == getpass.getuser()
@@ -69,14 +70,14 @@ def test_source_tags_are_mlflows_standard_ones():
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
                             "--untracked-files=no"], capture_output=True, text=True).stdout
     assert local["spiketune.git_dirty"] == str(bool(dirty.strip())).lower()
-    base = tracking.base_tags(job=False)
+    base = tracking_tags.base_tags(job=False)
     # the contract's names stay, beside the namespaced and standard ones
     assert base["git_commit"] == base["mlflow.source.git.commit"] == head
     assert base["spiketune_version"] == base["spiketune.version"] == "0.1.0"
 
 
 def test_markdown_table_escapes_pipes():
-    assert tracking.markdown_table(["run", "mse"], [["a|b", "0.5"]]).splitlines() == [
+    assert tracking_links.markdown_table(["run", "mse"], [["a|b", "0.5"]]).splitlines() == [
         "| run | mse |", "| --- | ---: |", "| a\\|b | 0.5 |"]
 
 

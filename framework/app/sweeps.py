@@ -56,7 +56,7 @@ from framework import lifecycle, paths
 from framework.app import startup
 from framework.app.compare import compare
 from framework.errors import EXIT_USER, UserError, interruption
-from framework.pipeline import SUMMARY_KEYS
+from framework.report import SUMMARY_KEYS
 from framework.redact import redact
 from framework.tracking.links import markdown_table, ui_base, ui_links
 from framework.tracking.model import check_register

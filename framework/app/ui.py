@@ -20,16 +20,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from framework.errors import EXIT_USER
+from framework.errors import EXIT_USER, UserError
+from framework.paths import default_uri
+from framework.tracking.links import ui_links
+from framework.tracking.store import open_store, resolve_uri, retry
 
 LOOPBACK = "127.0.0.1"
 
 
 def command(host: str = LOOPBACK, port: int = 5000, uri: str = "") -> list[str]:
     """The ``mlflow ui`` command line for ``uri`` (default the project's absolute sqlite store)."""
-    from framework.paths import default_uri
-    from framework.tracking.store import resolve_uri
-
     uri = resolve_uri(uri) if uri else default_uri()
     here = Path(sys.executable).with_name("mlflow")
     exe = [str(here)] if here.exists() else ([shutil.which("mlflow")] if shutil.which("mlflow")
@@ -50,8 +50,6 @@ def base_url(host: str, port: int) -> str:
 def links(store: str, experiment: str, base: str) -> list[str]:
     """Lines naming the deep links into the UI at ``base`` for ``experiment`` in ``store``: its
     runs table, its latest run, its latest sweep (one line saying so when it has no runs yet)."""
-    from framework.tracking.store import open_store, retry, ui_links
-
     client = open_store(store)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -77,8 +75,6 @@ def links(store: str, experiment: str, base: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune-ui``: print the deep links, then replace this process with the
     MLflow UI server."""
-    from framework.errors import UserError
-
     p = argparse.ArgumentParser(prog="spiketune-ui", description=__doc__.split("\n")[0])
     p.add_argument("--host", default=LOOPBACK, help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="TCP port (default 5000)")

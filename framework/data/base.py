@@ -1,15 +1,35 @@
-"""Stage 1, data: ``load(cfg, seed) -> Data`` for the dataset named in ``cfg.dataset.name``."""
+"""Stage 1, data: the ``Data`` container, train/test splits, input scaling, and the ``dataset``
+schema every option (reach, digits, file: one module each) subclasses and registers."""
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from framework.errors import UserError
 from framework.registry import Registry
+from framework.schema import MISSING, bounded
 
-DATASETS: Registry = Registry("dataset")
+#: the ``dataset`` options, by name: each a :class:`DatasetConfig` subclass
+DATASETS: Registry[type[DatasetConfig]] = Registry("dataset")
+
+
+class Task(str, enum.Enum):
+    classification = "classification"
+    regression = "regression"
+
+
+class Scaling(str, enum.Enum):
+    """How the inputs are scaled before the network sees them (statistics of the training split)."""
+
+    auto = "auto"  # none for a loaded model (trained on raw inputs), else the dataset's own choice
+    none = "none"  # the data as they are
+    standardize = "standardize"  # zero mean, unit SD per feature (channel, for sequences/images)
+    minmax = "minmax"  # [0, 1] per feature from the training split's minimum and maximum
 
 
 @dataclass
@@ -40,6 +60,10 @@ class Data:
     sequence: bool = False
     notes: dict[str, float] = field(default_factory=dict)
     remarks: list[str] = field(default_factory=list)  # lines the run prints about the data
+    scaling: str = "none"  # the input scaling applied (:func:`scale`): none, standardize, minmax
+    #: classification whose classes are directions: the direction (degrees) each class stands
+    #: for, so a predicted class has an angle error; None otherwise
+    class_deg: np.ndarray | None = None
 
     @property
     def classification(self) -> bool:
@@ -63,17 +87,15 @@ class Data:
         return tuple(self.x_train.shape[1:])
 
 
-def load(dataset_cfg, seed: int) -> Data:
-    """Load the dataset the config names.
+def angle_diff(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """a − b wrapped to [−180, 180) degrees."""
+    return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
 
-    Parameters
-    ----------
-    dataset_cfg : framework.config.DatasetConfig
-        The ``dataset`` node.
-    seed : int
-        The run's seed (splits and synthetic data).
-    """
-    return DATASETS.get(dataset_cfg.name, "dataset")(dataset_cfg, seed)
+
+def load(dataset_cfg: DatasetConfig, seed: int) -> Data:
+    """Load the dataset the ``dataset`` node describes (``seed``: the run's seed, for splits and
+    synthetic data)."""
+    return dataset_cfg.load(seed)
 
 
 def split(n: int, test_fraction: float, rng: np.random.Generator, stratify=None,
@@ -114,8 +136,6 @@ def scale(data: Data, method: str) -> tuple[Data, dict]:
         ``method``, and for the scaling methods ``offset`` and ``scale`` per feature (x' =
         (x − offset) / scale), for the run's ``scaling.json``.
     """
-    import dataclasses
-
     axes = tuple(range(data.x_train.ndim - 1))
     x_train = data.x_train.astype(np.float64)
     if method == "none":
@@ -131,7 +151,7 @@ def scale(data: Data, method: str) -> tuple[Data, dict]:
                         f"minmax")
     spread = np.where(spread == 0, 1.0, spread)  # a constant feature stays at 0
     out = dataclasses.replace(
-        data, x_train=((x_train - offset) / spread).astype(np.float32),
+        data, scaling=method, x_train=((x_train - offset) / spread).astype(np.float32),
         x_test=((data.x_test.astype(np.float64) - offset) / spread).astype(np.float32))
     stats: dict = {"method": method}
     if method != "none":
@@ -139,209 +159,26 @@ def scale(data: Data, method: str) -> tuple[Data, dict]:
     return out, stats
 
 
-@DATASETS.register("reach")
-def reach(cfg, seed: int) -> Data:
-    """Center-out reaching after Georgopoulos et al. (1982), with EMG-like channels.
+@dataclass
+class DatasetConfig:
+    """The ``dataset`` node every option shares; each option subclasses it and loads itself."""
 
-    Channel values are arbitrary EMG units (a.u.), of the order of 1 at a channel's preferred
-    direction. ``cfg.emg`` picks how they are made (docs/reach.md):
+    #: what ``scaling=auto`` means when spiketune builds and trains the network itself
+    own_scaling: ClassVar[Scaling] = Scaling.standardize
 
-    ``ideal``
-        Each channel c is cosine-tuned to the movement direction θ: b_c + m_c·cos(θ − φ_c) plus
-        Gaussian noise of SD ``noise``·m_c, with a random preferred direction φ_c, baseline b_c
-        and depth m_c. Every network neuron's input is then a cosine of θ too.
-    ``realistic``
-        See :func:`_realistic_emg`: rectified (≥ 0) mixtures of von Mises-tuned
-        muscle synergies, some bimodal, with signal-dependent noise that the synergies share.
+    name: str = MISSING
+    task: Task = Task.regression
+    test_fraction: float = bounded(0.25, gt=0.0, lt=1.0)  # fraction of samples held out for testing
+    scaling: Scaling = Scaling.auto  # input scaling, from the training split; logged as resolved
 
-    In sequence form the activity is shaped over time by a bell-like movement envelope. Targets
-    are (cos θ, sin θ) or the direction index.
+    def load(self, seed: int) -> Data:
+        """The dataset, split into train and test (``seed`` seeds the split and synthetic data)."""
+        raise NotImplementedError
 
-    Parameters
-    ----------
-    cfg : framework.config.ReachDataset
-    seed : int
-        Seeds the channels' tuning, the noise and the train/test split.
+    def fit_to_model(self, data: Data, shape: tuple[int | None, ...] | None
+                     ) -> tuple[Data, list[str]]:
+        """``data`` laid out for a loaded model whose input is ``shape``, and what was done.
 
-    Raises
-    ------
-    UserError
-        A field of the other mode set away from its default (it would do nothing), or
-        ``kappa_low`` above ``kappa_high``.
-    """
-    _check_mode_fields(cfg)
-    rng = np.random.default_rng(seed)
-    k = cfg.n_directions
-    directions = np.repeat(np.arange(k) * 360.0 / k, cfg.trials_per_direction)
-    theta = np.deg2rad(directions)
-    t = (np.arange(cfg.n_timesteps) + 0.5) / cfg.n_timesteps
-    envelope = np.sin(np.pi * t) ** 2  # movement onset to offset
-    remarks: list[str] = []
-    notes: dict[str, float] = {}
-    if cfg.emg.value == "realistic":
-        x, info = _realistic_emg(cfg, theta, envelope if cfg.sequence else None, rng)
-        notes["channel_cosine_r2_median"] = info["r2_median"]
-        remarks.append(
-            f"dataset.emg=realistic: {cfg.n_synergies} synergies, kappa "
-            f"{', '.join(f'{v:.1f}' for v in info['kappa'])}, {info['n_bimodal']} bimodal; "
-            f"cosine R² of the channels' direction means: median {info['r2_median']:.2f} "
-            f"(ideal channels: 1)")
-    else:
-        # the ideal channels, drawn exactly as before the realistic mode existed (cached runs
-        # and tests hold their digest): keep these draws and their order as they are
-        pd = rng.uniform(0, 2 * np.pi, cfg.n_channels)
-        base = rng.uniform(1.0, 2.0, cfg.n_channels)
-        depth = rng.uniform(0.5, 1.0, cfg.n_channels)
-        tuned = base + depth * np.cos(theta[:, None] - pd[None, :])  # (trials, channels)
-        if cfg.sequence:
-            x = envelope[None, :, None] * tuned[:, None, :]
-            x = x + cfg.noise * depth * rng.standard_normal(x.shape)
-        else:
-            x = tuned + cfg.noise * depth * rng.standard_normal(tuned.shape)
-    label = np.repeat(np.arange(k), cfg.trials_per_direction)
-    train, test = split(len(label), cfg.test_fraction, rng, stratify=label)
-    x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
-    if cfg.task.value == "classification":
-        y, n_out = label, k
-    else:
-        y, n_out = np.stack([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32), 2
-    mode = "" if cfg.emg.value == "ideal" else f", {cfg.emg.value} EMG"
-    return Data(name="reach", task=cfg.task.value, x_train=x_train, y_train=y[train],
-                x_test=x_test, y_test=y[test], n_outputs=n_out, dir_train=directions[train],
-                dir_test=directions[test], source=f"synthetic reach (seed {seed}{mode})",
-                sequence=bool(cfg.sequence), notes=notes, remarks=remarks)
-
-
-def _check_mode_fields(cfg) -> None:
-    """Refuse a field that the chosen ``emg`` mode would ignore, like an unset regulariser's."""
-    default = type(cfg)()
-    if cfg.emg.value == "ideal":
-        changed = [f for f in cfg.realistic_fields if getattr(cfg, f) != getattr(default, f)]
-        if changed:
-            raise UserError(f"dataset.{changed[0]}: set, but it belongs to the realistic EMG "
-                            f"(add dataset.emg=realistic)")
-        return
-    if cfg.noise != default.noise:
-        raise UserError("dataset.noise: set, but it is the ideal EMG's noise; the realistic "
-                        "EMG's are dataset.signal_noise, dataset.synergy_noise and "
-                        "dataset.noise_floor")
-    if cfg.kappa_low > cfg.kappa_high:
-        raise UserError(f"dataset.kappa_low: must be <= dataset.kappa_high, got "
-                        f"{cfg.kappa_low} > {cfg.kappa_high}")
-
-
-def _von_mises(d: np.ndarray, kappa: np.ndarray) -> np.ndarray:
-    """exp(κ·(cos d − 1)): a von Mises bump of height 1 at d = 0 (d in radians, κ ≥ 0)."""
-    return np.exp(kappa * (np.cos(d) - 1.0))
-
-
-def _realistic_emg(cfg, theta: np.ndarray, envelope: np.ndarray | None,
-                   rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """EMG envelopes made of muscle synergies: ``emg=realistic`` (docs/reach.md).
-
-    Synergy s is tuned to θ as a_s(θ) = A_s·[V(θ − ψ_s; κ_s) + β_s·V(θ − ψ_s − π; κ_s)], V the
-    von Mises bump of :func:`_von_mises`, A_s ∈ [0.5, 1] a.u., κ_s ∈ [``kappa_low``,
-    ``kappa_high``], and β_s ∈ [0.5, 1] for ``round(bimodal_fraction · n_synergies)`` synergies
-    (bimodal; else 0). The preferred directions ψ_s are spread evenly with jitter (a quarter of
-    the spacing either way) from a random start, so the synergies cover the workspace as a
-    motor repertoire does, without a fixed grid. On each trial each synergy's activation is
-    scaled by a log-normal gain of mean 1 and CV ``synergy_noise``. Channel c mixes the
-    synergies by non-negative weights W_c· (a Dirichlet(0.5) draw, so most channels follow one
-    or two synergies, times a channel gain in [0.5, 1.5]) over a tonic level τ_c ∈ [0.05, 0.2]
-    a.u.; in sequence form the envelope e(t) multiplies the synergy drive (not the tonic level):
-
-        μ_c = τ_c + e(t)·Σ_s W_cs·g_s·a_s(θ)
-        x_c = |μ_c·(1 + ``signal_noise``·ε) + ``noise_floor``·ε'|
-
-    with ε, ε' standard normal per trial (and time bin). The full-wave rectification is the EMG
-    envelope's: x ≥ 0, and its SD grows with μ (≈ √((signal_noise·μ)² + noise_floor²)).
-
-    Returns
-    -------
-    ndarray
-        (trials, channels), or (trials, n_timesteps, channels) with ``envelope``; a.u.
-    dict
-        ``kappa`` (per synergy), ``n_bimodal``, ``r2_median``: the median over channels of the
-        cosine fit's R² on the noise-free per-direction means (static form; 1 for ideal
-        channels).
-    """
-    n_syn, n_ch = cfg.n_synergies, cfg.n_channels
-    spacing = 2 * np.pi / n_syn
-    psi = rng.uniform(0, 2 * np.pi) + spacing * (np.arange(n_syn)
-                                                + rng.uniform(-0.25, 0.25, n_syn))
-    kappa = rng.uniform(cfg.kappa_low, cfg.kappa_high, n_syn)
-    height = rng.uniform(0.5, 1.0, n_syn)
-    n_bimodal = int(round(cfg.bimodal_fraction * n_syn))
-    second = np.zeros(n_syn)
-    second[rng.permutation(n_syn)[:n_bimodal]] = rng.uniform(0.5, 1.0, n_bimodal)
-    weights = rng.dirichlet(np.full(n_syn, 0.5), n_ch) * rng.uniform(0.5, 1.5, n_ch)[:, None]
-    tonic = rng.uniform(0.05, 0.2, n_ch)
-
-    def activation(th: np.ndarray) -> np.ndarray:  # (n, synergies), a.u.
-        d = th[:, None] - psi[None, :]
-        return height * (_von_mises(d, kappa) + second * _von_mises(d - np.pi, kappa))
-
-    act = activation(theta)
-    # log-normal: positive, mean exactly 1 and CV exactly synergy_noise
-    s2 = np.log1p(cfg.synergy_noise ** 2)
-    gain = np.exp(np.sqrt(s2) * rng.standard_normal(act.shape) - s2 / 2)
-    drive = (gain * act) @ weights.T  # (trials, channels)
-    if envelope is not None:
-        mu = tonic + envelope[None, :, None] * drive[:, None, :]
-    else:
-        mu = tonic + drive
-    x = np.abs(mu * (1.0 + cfg.signal_noise * rng.standard_normal(mu.shape))
-               + cfg.noise_floor * rng.standard_normal(mu.shape))
-    k = cfg.n_directions
-    grid = np.arange(k) * 2 * np.pi / k
-    means = tonic + activation(grid) @ weights.T  # (directions, channels), noise-free
-    return x, {"kappa": kappa, "n_bimodal": n_bimodal, "r2_median": float(np.median(
-        _cosine_r2(means, grid)))}
-
-
-def _cosine_r2(means: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """R² of the least-squares fit b0 + b1·cos θ + b2·sin θ to each column of ``means``.
-
-    Parameters
-    ----------
-    means : ndarray, shape (k, n)
-        Per-direction means of n channels (any unit).
-    theta : ndarray, shape (k,)
-        The directions, radians.
-
-    Returns
-    -------
-    ndarray, shape (n,)
-        R² per column; NaN for a constant column.
-    """
-    design = np.stack([np.ones_like(theta), np.cos(theta), np.sin(theta)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, means, rcond=None)
-    ss_res = ((means - design @ coef) ** 2).sum(axis=0)
-    ss_tot = ((means - means.mean(axis=0)) ** 2).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.nan)
-
-
-@DATASETS.register("digits")
-def digits(cfg, seed: int) -> Data:
-    """scikit-learn's bundled 8×8 digits as (8, 8, 1) images in [0, 1]; no download."""
-    from sklearn.datasets import load_digits
-
-    if cfg.task.value != "classification":
-        raise UserError("dataset.task: digits is a classification dataset")
-    bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[..., None]
-    y = bunch.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    train, test = split(len(y), cfg.test_fraction, rng, stratify=y)
-    return Data(name="digits", task="classification", x_train=x[train], y_train=y[train],
-                x_test=x[test], y_test=y[test], n_outputs=10,
-                source="sklearn.datasets.load_digits")
-
-
-@DATASETS.register("file")
-def from_file(cfg, seed: int) -> Data:
-    """A user's ``.csv`` or ``.npz`` recording (see :mod:`framework.data.files`)."""
-    from framework.data.files import load_file
-
-    return load_file(cfg, seed)
+        Only a user's file can be read in more than one layout; every other dataset is as built.
+        """
+        return data, []

@@ -16,17 +16,57 @@ records how many in ``Data.notes["dropped_nan_rows"]``).
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from framework.data.base import Data, split
+from framework.data.base import DATASETS, Data, DatasetConfig, split
 from framework.errors import UserError
+from framework.limits import check_archive
 from framework.paths import existing_path
+from framework.schema import option
 
 SUFFIXES = (".csv", ".npz")
+
+
+class Layout(str, enum.Enum):
+    """What the axes of a file's feature array are (after the samples axis)."""
+
+    auto = "auto"  # from the loaded model's input where there is one, else by rank: 1 features,
+    #               2 a sequence (time, channels), 3 an image (height, width, channels)
+    features = "features"  # (samples, features...) fed at once
+    sequence = "sequence"  # (samples, time, channels...) fed one time step per step
+    image = "image"  # (samples, height, width[, channels]) fed at once
+
+
+@option(DATASETS)
+@dataclass
+class FileDataset(DatasetConfig):
+    """A user's recording: ``.csv`` (columns) or ``.npz`` (arrays)."""
+
+    name: str = "file"
+    path: str = ""  # the .csv or .npz file; relative paths are from the launch directory
+    # csv columns or one npz array; None: all but target and direction
+    features: list[str] | None = None
+    target: str = "target"  # csv column or npz array holding the labels or regression targets
+    direction: str | None = None  # csv column or npz array of movement directions, degrees
+    # a direction value that marks trials without one (a rest class), like NaN; e.g. -1
+    no_direction: float | None = None
+    drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
+    layout: Layout = Layout.auto  # what the feature array's axes are (see Layout)
+
+    def load(self, seed: int) -> Data:
+        return load_file(self, seed)
+
+    def fit_to_model(self, data: Data, shape: tuple[int | None, ...] | None
+                     ) -> tuple[Data, list[str]]:
+        """``layout=auto``: the layout the loaded model's input says (:func:`fit_layout`)."""
+        return fit_layout(data, shape) if self.layout == Layout.auto else (data, [])
 
 
 class Field(NamedTuple):
@@ -119,8 +159,6 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
                         f"(save it with numpy.savez)")
     if not magic.startswith(b"PK"):
         raise UserError(f"dataset.path: {path.name} is not an npz archive (not a zip file)")
-    from framework.limits import check_archive
-
     check_archive(path, "dataset.path")  # before numpy inflates a member (zip bombs)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -165,8 +203,6 @@ def fit_layout(data: Data, shape: tuple | None) -> tuple[Data, list[str]]:
     one step per step; a sample of the same size in another shape (images saved without their
     channel axis) is reshaped. Anything else is left for the model's shape check to refuse.
     """
-    import dataclasses
-
     if shape is None or any(d is None for d in shape):
         return data, []
     sample = tuple(data.x_train.shape[1:])

@@ -14,35 +14,90 @@ belong to converted networks and are not used here.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
+import nengo
 import numpy as np
 
+from framework.analysis import Context
+from framework.data.base import Data
 from framework.errors import UserError, check_interrupt
-from framework.simulation import simulate_constant
+from framework.models import MODELS, ModelConfig
+from framework.networks.base import Built, Nodes, Recorder, register
+from framework.neurons import is_spiking
+from framework.plugin_host import select_layers
+from framework.progress import Console
+from framework.schema import bounded, option
+from framework.simulation import BuiltLayer, simulate_constant
+
+#: what x is for a neuron of the ensemble: the ramp drives it straight along its encoder
+X_LABEL = "x (input along the preferred direction)"
 
 
-def ramp_data(ramp: np.ndarray):
+@option(MODELS)
+@dataclass
+class EnsembleModel(ModelConfig):
+    """A native Nengo ensemble driven by a ramp of inputs; no training."""
+
+    reads_data: ClassVar[bool] = False
+
+    name: str = "ensemble"
+    n_neurons: int = bounded(1, ge=1)  # neurons in the ensemble
+    dimensions: int = bounded(1, ge=1)  # represented dimensions
+    gain: list[float] | None = None  # explicit per-neuron gains (J per unit x); with ``bias``
+    bias: list[float] | None = None  # explicit per-neuron bias currents (J)
+    intercept_low: float = bounded(-1.0, ge=-1.0, le=1.0)  # x-intercept distribution, lower end
+    intercept_high: float = bounded(0.9, ge=-1.0, le=1.0)  # x-intercept distribution, upper end
+    max_rate_low: float = bounded(200.0, gt=0.0)  # max-rate distribution at x = 1, lower end, Hz
+    max_rate_high: float = bounded(400.0, gt=0.0)  # max-rate distribution at x = 1, upper end, Hz
+    input_low: float = -1.0  # ramp input start, x units
+    input_high: float = 1.0  # ramp input end, x units
+    n_inputs: int = bounded(41, ge=2)  # input values on the ramp
+
+    def check(self) -> None:
+        if (self.gain is None) != (self.bias is None):
+            raise UserError("model.gain, model.bias: give both or neither")
+        for key in ("gain", "bias"):
+            values = getattr(self, key)
+            if values is not None and len(values) != self.n_neurons:
+                raise UserError(f"model.{key}: needs {self.n_neurons} values (model.n_neurons), "
+                                f"got {len(values)}")
+        if self.intercept_low > self.intercept_high:
+            raise UserError("model.intercept_low: must be <= model.intercept_high")
+        if self.max_rate_low > self.max_rate_high:
+            raise UserError("model.max_rate_low: must be <= model.max_rate_high")
+
+
+
+def ramp_data(ramp: np.ndarray) -> Data:
     """The ramp as a :class:`framework.data.base.Data`: each input value is one test sample."""
-    from framework.data.base import Data
-
     x = ramp.reshape(-1, 1).astype(np.float32)
     return Data(name="ramp", task="regression", x_train=x, y_train=x, x_test=x, y_test=x,
                 n_outputs=1, source=f"ramp {ramp[0]:g}..{ramp[-1]:g} ({len(ramp)} values)")
 
 
-def build_network(cfg, neuron_type):
+def build_network(m: EnsembleModel, s: Any, seed: int, neuron_type: Any
+                  ) -> tuple[Any, Any, Any, np.ndarray]:
     """The ensemble, its ramp input and a probe on its neurons.
+
+    Parameters
+    ----------
+    m : EnsembleModel
+        The ``model`` node.
+    s : framework.simulation.SimulationConfig
+        ``n_steps`` and ``dt``: each ramp value is held for ``n_steps · dt`` s.
+    seed : int
+    neuron_type : nengo.neurons.NeuronType
 
     Returns
     -------
     (nengo.Network, nengo.Ensemble, nengo.Probe, ndarray)
         The network, the ensemble, the probe of its neurons' output and the ramp values.
     """
-    import nengo
-
-    m, s = cfg.model, cfg.simulation
     ramp = np.linspace(m.input_low, m.input_high, m.n_inputs)
-    with nengo.Network(seed=cfg.seed, label="ensemble") as net:
+    with nengo.Network(seed=seed, label="ensemble") as net:
         if m.gain is not None:
             dist = dict(gain=np.asarray(m.gain, float), bias=np.asarray(m.bias, float))
         else:  # the type's gain_bias turns intercepts and max rates into gains and biases
@@ -58,39 +113,60 @@ def build_network(cfg, neuron_type):
     return net, ens, probe, ramp
 
 
-def run_ensemble(cfg, console):
+@register(EnsembleModel)
+def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: Console,
+                 scratch: Path) -> Built:
     """Build and simulate the ensemble; return what the analyses read.
 
     Parameters
     ----------
-    cfg : framework.config.Config
-        Uses ``model`` (an :class:`framework.config.EnsembleModel`), ``neuron``,
-        ``simulation.n_steps``/``dt`` and ``seed``.
+    nodes : framework.networks.base.Nodes
+        Uses ``model`` (an :class:`EnsembleModel`), ``neuron``, ``simulation.n_steps``/``dt``,
+        the analysed layers and ``seed``.
+    data, recorder, scratch
+        Unused: the ensemble makes its own inputs and records nothing beyond its metrics.
     console : framework.progress.Console
 
     Returns
     -------
-    (framework.analysis.Context, dict)
+    Built
         The context has one layer, ``ensemble``, with the gains and biases as built, ``rates``
         (n_inputs, n) in Hz (each input's hold) and, for spiking types, ``spikes`` of shape
         (1, n_inputs · n_steps, n): the whole ramp as one spike train. ``data.x_test`` is the
         ramp. The metrics are ``time/simulate_s``.
     """
-    import nengo
-
-    from framework import neurons
-    from framework.analysis import Context, select_layers
-    from framework.simulation import BuiltLayer
-
+    console.stage("model", "native Nengo ensemble")
     t0 = time.perf_counter()
-    m, s = cfg.model, cfg.simulation
-    neuron_type = neurons.build(cfg.neuron)
-    net, ens, probe, ramp = build_network(cfg, neuron_type)
-    console.stage("simulate", f"{m.n_neurons} {cfg.neuron.name} neurons, {m.n_inputs} inputs "
+    m, s = nodes.model, nodes.simulation
+    neuron_type = nodes.neuron.build()
+    net, ens, probe, ramp = build_network(m, s, nodes.seed, neuron_type)
+    console.stage("simulate", f"{m.n_neurons} {nodes.neuron.name} neurons, {m.n_inputs} inputs "
                   f"{m.input_low:g}..{m.input_high:g}, {s.n_steps} steps each")
+    out, gain, bias = _simulate(net, ens, probe, m, s, nodes.seed, console)
+    amp = float(getattr(neuron_type, "amplitude", 1.0))
+    per_input = out.reshape(m.n_inputs, s.n_steps, m.n_neurons)
+    rates = per_input.mean(axis=1) / amp  # mean output ÷ amplitude = Hz
+    spikes = None
+    if is_spiking(neuron_type):
+        spikes = (out * (s.dt / amp)).astype(np.float32)[None]  # spikes per step
+    # the ramp drives every neuron straight into J = gain·x + bias: x is the ramp itself
+    observed = np.repeat(ramp[:, None], m.n_neurons, axis=1)
+    built = [BuiltLayer(name="ensemble", neuron_type=neuron_type, gain=gain, bias=bias,
+                        rates=rates, spikes=spikes, x=observed)]
+    layers = select_layers(built, nodes.layers, nodes.max_neurons, nodes.seed)
+    ctx = Context(data=ramp_data(ramp), layers=layers, dt=s.dt, n_steps=s.n_steps,
+                  sample=np.arange(m.n_inputs), seed=nodes.seed,
+                  simulate_constant=simulate_constant, x_label=X_LABEL)
+    return Built(ctx, {"time/simulate_s": time.perf_counter() - t0})
+
+
+def _simulate(net: Any, ens: Any, probe: Any, m: EnsembleModel, s: Any, seed: int,
+              console: Console) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the ramp, one held value at a time (interruptible); the output per step, gains and
+    biases as built."""
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
-            sim = nengo.Simulator(net, dt=s.dt, progress_bar=False, seed=cfg.seed)
+            sim = nengo.Simulator(net, dt=s.dt, progress_bar=False, seed=seed)
     except nengo.exceptions.BuildError as ex:
         key = "model.gain" if m.gain is not None else "model.intercept_high"
         raise UserError(f"{key}: Nengo cannot build the ensemble: "
@@ -101,21 +177,5 @@ def run_ensemble(cfg, console):
             check_interrupt()
             sim.run_steps(s.n_steps)
             bar.update(i + 1)
-        out = sim.data[probe]  # (n_inputs · n_steps, n): output per step
-        gain = np.asarray(sim.data[ens].gain, float)
-        bias = np.asarray(sim.data[ens].bias, float)
-    amp = float(getattr(neuron_type, "amplitude", 1.0))
-    per_input = out.reshape(m.n_inputs, s.n_steps, m.n_neurons)
-    rates = per_input.mean(axis=1) / amp  # mean output ÷ amplitude = Hz
-    spikes = None
-    if neurons.is_spiking(neuron_type):
-        spikes = (out * (s.dt / amp)).astype(np.float32)[None]  # spikes per step
-    # the ramp drives every neuron straight into J = gain·x + bias: x is the ramp itself
-    observed = np.repeat(ramp[:, None], m.n_neurons, axis=1)
-    built = [BuiltLayer(name="ensemble", neuron_type=neuron_type, gain=gain, bias=bias,
-                        rates=rates, spikes=spikes, x=observed)]
-    ctx = Context(cfg=cfg, data=ramp_data(ramp), layers=select_layers(cfg, built), dt=s.dt,
-                  n_steps=s.n_steps, sample=np.arange(m.n_inputs), seed=cfg.seed,
-                  simulate_constant=simulate_constant)
-    ctx.extras["ramp"] = ramp
-    return ctx, {"time/simulate_s": time.perf_counter() - t0}
+        return (sim.data[probe], np.asarray(sim.data[ens].gain, float),
+                np.asarray(sim.data[ens].bias, float))

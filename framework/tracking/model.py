@@ -36,17 +36,25 @@ which takes seconds.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from framework import __version__, neurons, quiet
+from framework.batches import as_steps, pad_to
+from framework.conversion import Conversion
 from framework.errors import UserError
+from framework.networks.base import TrainedNetwork
+from framework.neurons import NEURONS
+from framework.redact import redact
+from framework.tracking.store import retry, scratch_dir, use_uri
 
 #: the model's name in the run (``runs:/<run id>/model``)
 NAME = "model"
@@ -65,32 +73,6 @@ from framework.tracking.model import RateNetwork
 
 mlflow.models.set_model(RateNetwork())
 '''
-
-
-@dataclass
-class TrainedNetwork:
-    """What a Keras run leaves for :func:`log_network` (``Context.extras["network"]``).
-
-    Attributes
-    ----------
-    model : keras.Model
-        The network as built (before conversion).
-    params : pathlib.Path
-        The trained NengoDL parameters, without ``.npz`` (``Trained.params``).
-    data : framework.data.base.Data
-        The run's data, scaled as the network saw it.
-    rate_out : ndarray, shape (n_test, outputs)
-        What :func:`framework.simulation.evaluate_rates` returned on ``data.x_test``.
-    readout_bins : int or None
-        Sequences: how many last time bins the read-out pools
-        (:func:`framework.training.readout_bins`); None for static inputs.
-    """
-
-    model: Any
-    params: Path
-    data: Any
-    rate_out: np.ndarray
-    readout_bins: int | None = None
 
 
 def check_register(name: str) -> None:
@@ -116,8 +98,6 @@ class _RateNetworkMethods:
 
     def load_context(self, context) -> None:
         """Read the config and shapes; the NengoDL simulator is built on the first predict."""
-        from omegaconf import OmegaConf
-
         self._files = {k: Path(v) for k, v in context.artifacts.items()}
         self._net = json.loads(self._files["network"].read_text())
         self._cfg = OmegaConf.load(self._files["config"])
@@ -134,8 +114,6 @@ class _RateNetworkMethods:
         params : dict, optional
             Unused (MLflow's inference parameters).
         """
-        from framework.training import as_steps, pad_to
-
         x = np.asarray(model_input, dtype=np.float32)
         shape = tuple(self._net["input_shape"])
         if x.ndim == len(shape):  # one input without its batch axis
@@ -170,21 +148,16 @@ class _RateNetworkMethods:
             The converter, and the parameters to load into a simulator of its network
             (``sim.load_params(str(path))``).
         """
-        from framework import quiet
-
         quiet.tensorflow()
         import tensorflow as tf
 
-        from framework.conversion import convert, scales
-        from framework.native import rate_version
-
         keras_model = tf.keras.models.load_model(str(self._files["keras"]), compile=False)
-        neuron_type = _neuron_type(self._cfg.neuron)
-        if not spiking:
-            neuron_type = rate_version(neuron_type)
-        synapse = self._cfg.simulation.synapse if spiking else None
-        conv = convert(keras_model, neuron_type, scales(self._cfg, keras_model), synapse=synapse,
-                       seed=int(self._cfg.seed))
+        cfg = self._cfg
+        how = Conversion(_neuron_type(cfg.neuron), float(cfg.simulation.scale_firing_rates),
+                         {str(k): float(v) for k, v in cfg.conversion.layer_scales.items()},
+                         int(cfg.seed))
+        synapse = cfg.simulation.synapse if spiking else None
+        conv = how.convert(keras_model, synapse=synapse, rate=not spiking)
         return conv, self._files["params"].with_suffix("")
 
     def _simulator(self, minibatch: int):
@@ -218,12 +191,7 @@ class _RateNetworkMethods:
 
 def _neuron_type(node):
     """The Nengo neuron type of a config's ``neuron`` node (its schema from the registry)."""
-    from omegaconf import OmegaConf
-
-    from framework import neurons
-    from framework.config import GROUPS
-
-    schema = GROUPS["neuron"][str(node.name)]
+    schema = NEURONS.get(str(node.name), "neuron")
     return neurons.build(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node)))
 
 
@@ -319,11 +287,6 @@ def log_network(tracker, net: TrainedNetwork, config_yaml: str, register: str = 
         ``uri`` (``runs:/<run id>/model``), ``model_id``, ``seconds`` (wall time spent logging),
         and with ``register`` the ``version`` created.
     """
-    import io
-
-    from framework import __version__
-    from framework.tracking.store import retry, scratch_dir, use_uri
-
     t0 = time.perf_counter()
     data = net.data
     tmp = scratch_dir()
@@ -380,3 +343,40 @@ def log_network(tracker, net: TrainedNetwork, config_yaml: str, register: str = 
     out["seconds"] = time.perf_counter() - t0
     return out
 
+
+def log_run_model(tracker: Any, net: TrainedNetwork, config: Any, register: str,
+                  console: Any) -> dict[str, float]:
+    """Log the trained rate network as the run's MLflow model, after every metric, so the logged
+    model carries them; returns ``time/model_s``, what it cost (nothing when it failed).
+
+    Parameters
+    ----------
+    tracker : framework.tracking.store.Tracker
+    net : TrainedNetwork
+    config : omegaconf.DictConfig
+        The run's config as resolved (with ``conversion.layer_scales``): it rebuilds the network.
+    register : str
+        ``tracking.register``: a model asked for by name must be logged, or the run fails.
+    console : framework.progress.Console
+    """
+    console.stage("mlflow", "logging the rate network as an MLflow model"
+                  + (f", registering it as '{register}'" if register else ""))
+    try:
+        info = log_network(tracker, net, redact(OmegaConf.to_yaml(config, resolve=True)),
+                           register)
+    except Exception as ex:  # noqa: BLE001 - the run's science stands without its model
+        why = f"{type(ex).__name__}: {' '.join(str(ex).split())[:300]}"
+        if register:  # asked for by name: a run without it has not done what it was asked
+            raise RuntimeError(f"tracking.register: the model could not be logged ({why})") \
+                from ex
+        tracker.tag("spiketune.model", f"not logged: {why}")
+        console.say(f"model: not logged ({why}); the run goes on without it")
+        return {}
+    tracker.metrics({"time/model_s": info["seconds"]})
+    tracker.tag("spiketune.model", info["uri"])
+    tracker.tag("spiketune.model_id", info["model_id"])
+    if register:
+        tracker.tag("spiketune.registered_model", f"{register}/{info['version']}")
+    console.say(f"          model    {info['uri']} ({info['seconds']:.1f} s)"
+                + (f", registered as {register} version {info['version']}" if register else ""))
+    return {"time/model_s": info["seconds"]}

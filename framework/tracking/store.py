@@ -16,9 +16,7 @@ run and sweep prints.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,22 +24,15 @@ from pathlib import Path
 
 from framework import lifecycle
 from framework.errors import UserError
-from framework.paths import REPO, default_uri, launch_dir
+from framework.paths import default_uri, launch_dir
 from framework.redact import redact
+from framework.tracking.links import ui_links
+from framework.tracking.tags import base_tags
 
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
                  "databricks-uc", "uc")
-#: where ``spiketune-ui`` serves the MLflow UI unless told otherwise
-UI_DEFAULT = "http://127.0.0.1:5000"
-#: environment variable naming the UI's base URL (``tracking.ui_url`` wins over it)
-UI_ENV = "SPIKETUNE_UI_URL"
-#: MLflow 3.17's UI opens an experiment on its GenAI pages (traces, token usage) unless the URL asks
-#: for the model-training mode; its WorkflowTypeProvider reads this query parameter
-ML_MODE = "workflowType=machine_learning"
-
-
 def resolve_uri(uri: str) -> str:
     """The tracking URI to use: the configured one, or the absolute default store.
 
@@ -232,74 +223,6 @@ def experiment_id(client, name: str, uri: str) -> str:
         return retry(lambda: client.get_experiment_by_name(name).experiment_id)
 
 
-def git_commit() -> str:
-    """The repository's HEAD commit (40 hex digits), or ``unknown`` outside a git checkout."""
-    return _git()[0]
-
-
-@functools.lru_cache(maxsize=1)
-def _git() -> tuple[str, bool | None]:
-    """``(commit, dirty)`` of the checkout this process's code came from, asked once per process:
-    the code a process runs is the code it imported, whatever the tree holds later."""
-    def ask(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
-                                 timeout=5)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout if out.returncode == 0 else None
-
-    commit = (ask("rev-parse", "HEAD") or "").strip() or "unknown"
-    status = ask("status", "--porcelain", "--untracked-files=no") if commit != "unknown" else None
-    return commit, (bool(status.strip()) if status is not None else None)
-
-
-def source_tags(job: bool) -> dict[str, str]:
-    """MLflow's standard source tags for a run of this process.
-
-    Parameters
-    ----------
-    job : bool
-        The run is one job of a sweep (``mlflow.source.type`` JOB); else LOCAL.
-
-    Returns
-    -------
-    dict
-        ``mlflow.source.name`` (``spiketune`` from the CLI or a sweep, else the script, as MLflow
-        itself would name it), ``mlflow.source.type``, ``mlflow.user``, and when the code is in a
-        git checkout ``mlflow.source.git.commit`` and ``spiketune.git_dirty`` (uncommitted changes
-        to tracked files: the commit alone does not say what ran).
-    """
-    import getpass
-
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    cli = Path(argv0).name in ("spiketune", "spiketune-ui") or \
-        argv0.endswith(os.path.join("framework", "__main__.py"))
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry for the uid (some containers)
-        user = "unknown"
-    tags = {"mlflow.source.name": "spiketune" if cli or job else (argv0 or "python"),
-            "mlflow.source.type": "JOB" if job else "LOCAL", "mlflow.user": user}
-    commit, dirty = _git()
-    if commit != "unknown":
-        tags["mlflow.source.git.commit"] = commit
-    if dirty is not None:
-        tags["spiketune.git_dirty"] = str(dirty).lower()
-    return tags
-
-
-def base_tags(job: bool) -> dict[str, str]:
-    """Every run's tags at creation: the source tags, ``spiketune.version``, the contract's
-    ``git_commit`` and ``spiketune_version`` (kept under those names: users' searches use them),
-    and the process that owns the run (``spiketune.owner.host``, ``.pid``, ``.start``:
-    :func:`end_orphans` reads them)."""
-    from framework import __version__
-
-    return {"git_commit": git_commit(), "spiketune_version": __version__,
-            "spiketune.version": __version__, **source_tags(job), **lifecycle.owner_tags()}
-
-
 def end_orphans(client, experiment_id: str) -> int:
     """End KILLED the runs of ``experiment_id`` left RUNNING on this host by a process that is
     gone (SIGKILL, the OOM killer, a power cut: nothing could end them then); says so in one line.
@@ -331,93 +254,6 @@ def end_orphans(client, experiment_id: str) -> int:
         print(f"[tracking] {ended} run{'s' if ended != 1 else ''} left RUNNING by processes on "
               f"{host} that are gone: ended KILLED", file=sys.stderr, flush=True)
     return ended
-
-
-# ------------------------------------------------------------------------------------ UI links
-def ui_base(ui_url: str = "", uri: str = "") -> str:
-    """The MLflow UI's base URL for printed links.
-
-    Parameters
-    ----------
-    ui_url : str
-        ``tracking.ui_url``; wins when given.
-    uri : str
-        The tracking URI: an http(s) tracking server serves the UI itself.
-
-    Returns
-    -------
-    str
-        ``tracking.ui_url``, else ``$SPIKETUNE_UI_URL``, else the http(s) tracking server, else
-        :data:`UI_DEFAULT` (where ``spiketune-ui`` serves it); without a trailing slash.
-
-    Raises
-    ------
-    UserError
-        Naming ``tracking.ui_url`` or ``SPIKETUNE_UI_URL`` when it is not an http(s) URL.
-    """
-    from urllib.parse import urlsplit
-
-    for value, key in ((ui_url, "tracking.ui_url"), (os.environ.get(UI_ENV, ""), UI_ENV)):
-        value = (value or "").strip()
-        if not value:
-            continue
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment \
-                or parts.query:
-            raise UserError(f"{key}: {value!r} is not the UI's base URL; give http(s)://host:port"
-                            f" (e.g. {UI_DEFAULT})")
-        return value.rstrip("/")
-    if uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
-    return UI_DEFAULT
-
-
-def ui_links(base: str, experiment_id: str, run_id: str = "",
-             parent_run_id: str = "") -> dict[str, str]:
-    """Deep links into MLflow 3.17's UI (a hash router), all in its model-training mode.
-
-    Parameters
-    ----------
-    base : str
-        The UI's base URL (:func:`ui_base`).
-    experiment_id : str
-    run_id : str, optional
-        A run: adds ``run``, its page.
-    parent_run_id : str, optional
-        A sweep's parent run: adds ``sweep``, the runs table showing that sweep's children, sorted
-        by name. The UI nests children under their parent, collapsed, and fetches the parents of
-        what a filter matches unless the table is sorted by something other than start time; so
-        the filter on the parent tag with a sort by run name lists the children themselves.
-
-    Returns
-    -------
-    dict
-        ``runs`` (the experiment's runs table), and ``run`` / ``sweep`` when asked for.
-    """
-    from urllib.parse import quote, urlencode
-
-    table = f"{base}/#/experiments/{experiment_id}/runs"
-    links = {"runs": f"{table}?{ML_MODE}"}
-    if run_id:
-        links["run"] = f"{table}/{run_id}?{ML_MODE}"
-    if parent_run_id:
-        query = urlencode({"searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                           "orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"},
-                          quote_via=quote)
-        links["sweep"] = f"{table}?{ML_MODE}&{query}"
-    return links
-
-
-def markdown_table(head: list[str], rows: list[list[str]]) -> str:
-    """``rows`` under ``head`` as a Markdown table (the UI renders descriptions as Markdown); the
-    first column left-aligned, the others (numbers) right-aligned."""
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in head) + " |",
-             "| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ def runs(uri: str, experiment: str = "spiketune"):
 def prepared(overrides: list[str]):
     """``(cfg, data)`` as a run gets them: validated, the data loaded and scaled as resolved."""
     from framework.config import validate
-    from framework.pipeline import prepare_data
+    from framework.resolve import prepare_data
 
     cfg = validate(compose(overrides))
     data, _, _ = prepare_data(cfg)
@@ -68,7 +68,7 @@ def logged_params(overrides: list[str]) -> dict[str, str]:
     from types import SimpleNamespace
 
     from framework.config import to_flat_params, validate
-    from framework.pipeline import resolve_defaults
+    from framework.resolve import resolve_defaults
 
     flat = to_flat_params(compose(overrides))
     obj = validate(compose(overrides))

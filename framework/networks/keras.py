@@ -1,0 +1,226 @@
+"""The Keras network kind: build (or load), normalise, train as converted, evaluate as rates and
+as spikes, and hand the analyses what was built and measured.
+
+Every stage takes its own nodes: :func:`framework.training.train` the ``training`` node and the
+:class:`~framework.conversion.Conversion`, :func:`framework.simulation.simulate` the
+``simulation`` node; the training cache is keyed by exactly the nodes that decide the weights.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework import cache, conversion, models, quiet
+from framework.analysis import Context
+from framework.batches import readout_bins
+from framework.conversion import Conversion, Normalize
+from framework.data.base import Data
+from framework.errors import UserError, check_interrupt
+from framework.keras_io import file_tags
+from framework.models import KerasModelConfig
+from framework.networks.base import Built, Nodes, Recorder, TrainedNetwork, register
+from framework.plugin_host import check_layer_names, select_layers
+from framework.progress import Console
+from framework.simulation import check_budget, evaluate_rates, simulate, task_metrics
+from framework.training import Trained, train
+
+#: the fraction of regularised neurons a range should end with; below it the run says so
+REG_TARGET = 0.95
+
+#: the run's own tags that predate the ``spiketune.*`` namespace: written under both names until
+#: the old ones are dropped (README, "Migration notes")
+OLD_TAGS = ("model_params", "training_cache", "model_file", "model_sha256")
+
+
+def tag(recorder: Recorder, key: str, value: Any) -> None:
+    """Tag ``spiketune.<key>``, and ``<key>`` too while it is one of :data:`OLD_TAGS`."""
+    recorder.tag(f"spiketune.{key}", value)
+    if key in OLD_TAGS:
+        recorder.tag(key, value)
+
+
+@register(KerasModelConfig)
+def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Console,
+              scratch: Path) -> Built:
+    """Build, train, convert and simulate a Keras network; returns what the analyses read."""
+    if data is None:
+        raise UserError("dataset: a Keras network needs data")
+    metrics: dict[str, float] = {}
+    console.stage("model", f"{nodes.model.name}, importing TensorFlow")
+    quiet.tensorflow()
+    model = _build(nodes, data, recorder, console, metrics)
+    conv = _normalise(nodes, model, data, recorder, console, metrics)
+    check_interrupt()
+    t = time.perf_counter()
+    result = _train(nodes, model, data, conv, recorder, console, scratch)
+    metrics["time/train_s"] = time.perf_counter() - t
+    metrics.update(result.regularizers)
+    for line in _range_lines(nodes, metrics):
+        console.say(line)
+    t = time.perf_counter()
+    ctx, rate_out = _simulate(nodes, model, result.params, data, conv, console, metrics)
+    metrics["time/simulate_s"] = time.perf_counter() - t
+    bins = readout_bins(data.x_test.shape[1], nodes.simulation) if data.sequence else None
+    return Built(ctx, metrics, TrainedNetwork(model, result.params, data, rate_out, bins))
+
+
+def _build(nodes: Nodes, data: Data, recorder: Recorder, console: Console,
+           metrics: dict[str, float]) -> Any:
+    """The Keras model, its tags and summary; a loaded model's own score; refusals that would
+    otherwise come after training (unknown ``analyses.layers``, a simulation that cannot fit)."""
+    model = models.build(nodes.model, data, nodes.seed)
+    for note in getattr(model, "spiketune_notes", []):
+        console.say(note)
+    tag(recorder, "model_params", int(model.count_params()))
+    if nodes.model.loaded:  # which file, exactly: its absolute path and sha256; its own score
+        for key, value in file_tags(nodes.model).items():
+            tag(recorder, key, value)
+        metrics.update(task_metrics("keras", keras_outputs(model, data, nodes.simulation), data,
+                                    np.arange(len(data.x_test))))
+    summary: list[str] = []
+    model.summary(print_fn=summary.append)
+    recorder.artifact_text("\n".join(summary), "model_summary.txt")
+    check_layer_names(nodes.layers, [layer.name for layer in models.hidden_layers(model)])
+    check_budget(model, data, nodes.simulation, nodes.seed)
+    return model
+
+
+def _normalise(nodes: Nodes, model: Any, data: Data, recorder: Recorder, console: Console,
+               metrics: dict[str, float]) -> Conversion:
+    """The conversion settings; ``conversion.normalize=percentile`` fills
+    ``conversion.layer_scales`` from the training data (unless given), logs them as params and
+    the activations they came from as metrics."""
+    conv = nodes.conversion
+    neuron_type = nodes.neuron.build()
+    if conv.normalize == Normalize.percentile and not conv.layer_scales:
+        found = conversion.normalise(model, data.x_train, data.sequence, neuron_type, conv)
+        conv.layer_scales = {name: scale for name, (scale, _) in found.items()}
+        recorder.params({f"conversion.layer_scales.{name}": f"{scale:.6g}"
+                         for name, scale in conv.layer_scales.items()})
+        for name, (scale, a_p) in found.items():
+            metrics[f"conversion/{name}/activation_p"] = a_p
+            metrics[f"conversion/{name}/scale"] = scale
+        console.say(f"conversion.normalize=percentile: the {conv.percentile:g}th-percentile "
+                    f"activation of each layer fires at {conv.max_rate_hz:g} Hz: "
+                    + ", ".join(f"{name} scale {scale:.3g}"
+                                for name, scale in conv.layer_scales.items()))
+    return Conversion(neuron_type, float(nodes.simulation.scale_firing_rates),
+                      dict(conv.layer_scales), nodes.seed)
+
+
+def training_key(nodes: Nodes, data: Data) -> cache.TrainingKey:
+    """What decides the trained weights (:class:`framework.cache.TrainingKey`): the dataset's
+    digest, the ``model``, ``neuron`` and ``training`` nodes (without ``cache``), the seed, the
+    firing-rate scales as resolved, for sequences the read-out the loss pools, and the bytes of
+    the model file and the start parameters."""
+    training = cache.plain(nodes.training)
+    training.pop("cache", None)
+    s = nodes.simulation
+    what: dict[str, Any] = {
+        "model": nodes.model, "neuron": nodes.neuron, "training": training, "seed": nodes.seed,
+        "scale_firing_rates": float(s.scale_firing_rates),
+        "layer_scales": {k: float(v) for k, v in sorted(nodes.conversion.layer_scales.items())}}
+    if data.sequence:  # the loss pools the time bins the read-out covers (batches.readout_bins)
+        what.update(readout_steps=int(s.readout_steps or 0), readout=s.readout,
+                    n_steps=int(s.n_steps))
+    files = {}
+    if nodes.model.loaded:
+        files["model.path"] = nodes.model.path
+    if nodes.model.params:  # NengoDL parameters loaded onto the network
+        files["model.params"] = nodes.model.params
+    return cache.TrainingKey(what, data.digest, files)
+
+
+def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Recorder,
+           console: Console, scratch: Path) -> Trained:
+    """Train (or take the cached weights), logging the loss live or replayed, and the cache tags."""
+    fit = nodes.model.trains()
+    if fit:
+        console.stage("train", f"{nodes.training.epochs} epochs, {nodes.neuron.name} rate "
+                      f"approximation")
+    else:
+        console.stage("train", "skipped (model.train=false): the saved weights as they are")
+
+    def epoch_loss(epoch: int, loss: float) -> None:  # as each epoch ends: its own timestamp
+        recorder.metrics({"train/loss": loss}, step=epoch)
+
+    def run() -> Trained:
+        return train(model, data, nodes.training, nodes.simulation, conv,
+                     start=nodes.model.params, fit=fit, out_dir=scratch / "trained",
+                     console=console, on_epoch=epoch_loss)
+
+    if nodes.training.cache:
+        result, status = cache.trained(training_key(nodes, data), nodes.cache, console, run)
+    else:
+        result, status = run(), "off"
+    # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
+    tag(recorder, "training_cache", "miss" if status == "off" else status)
+    recorder.tag("spiketune.training_cache", status)
+    if result.cache_key:
+        recorder.tag("spiketune.training_cache_key", result.cache_key)
+    if result.loss and status == "hit":  # nothing trained here: the cached curve, logged now
+        recorder.series("train/loss", result.loss)
+        recorder.tag("spiketune.train_loss", f"replayed: {len(result.loss)} epochs from the "
+                     f"training cache entry {result.cache_key[:12]}, logged at once")
+    elif result.loss:
+        recorder.tag("spiketune.train_loss", f"live: {len(result.loss)} epochs, each logged as "
+                     f"it ended")
+    return result
+
+
+def _range_lines(nodes: Nodes, metrics: dict[str, float]) -> list[str]:
+    """One line per range regulariser that ended below :data:`REG_TARGET` inside its range."""
+    lines = []
+    for rng in nodes.training.ranges():
+        inside = metrics.get(f"reg/{rng.key}/in_range_after")
+        if inside is not None and inside < REG_TARGET:
+            lines.append(f"training.{rng.key}: only {inside:.0%} of the regularised neurons end "
+                         f"inside the range (from {metrics[f'reg/{rng.key}/in_range_before']:.0%})"
+                         f"; raise training.{rng.key}.weight or training.epochs")
+    return lines
+
+
+def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversion,
+              console: Console, metrics: dict[str, float]) -> tuple[Context, np.ndarray]:
+    """The rate network's and the spiking network's scores; the Context of what was simulated,
+    and the rate network's outputs."""
+    s = nodes.simulation
+    scale = "per layer" if conv.layer_scales else f"{s.scale_firing_rates:g}"
+    console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
+    rate_out = evaluate_rates(model, params, data, s, conv)
+    metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
+    if nodes.model.loaded and nodes.neuron.name != "relu":
+        console.say(swap_line(nodes.neuron.name, metrics))
+    sim = simulate(model, params, data, s, conv, console)
+    metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
+    layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
+    ctx = Context(data=data, layers=layers, dt=s.dt, n_steps=sim.n_steps, sample=sim.sample,
+                  seed=nodes.seed, bin_s=sim.bin_steps * s.dt, outputs=sim.outputs)
+    return ctx, rate_out
+
+
+def keras_outputs(model: Any, data: Data, sim_cfg: Any) -> np.ndarray:
+    """Keras's own prediction (n_test, k) on exactly the inputs the network gets; a sequence model
+    (one time step per call) is read over the same time bins as the rate network."""
+    x = data.x_test
+    if not data.sequence:
+        return np.asarray(model.predict(x, verbose=0, batch_size=256))
+    n, bins = x.shape[0], x.shape[1]
+    y = np.asarray(model.predict(x.reshape(n * bins, *x.shape[2:]), verbose=0, batch_size=1024))
+    y = y.reshape(n, bins, -1)
+    return y[:, -readout_bins(bins, sim_cfg):].mean(axis=1)
+
+
+def swap_line(neuron: str, metrics: dict[str, float]) -> str:
+    """One line: the loaded ReLU model now runs other neurons (``neuron``), and what that
+    costs."""
+    key = next(k for k in ("accuracy", "mse", "angle_error_deg") if f"rate/{k}" in metrics)
+    advice = ("neuron=relu keeps the model's own" if neuron == "spiking_relu" else
+              "a ReLU network converted to this type without training rarely keeps its score: "
+              "neuron=spiking_relu, or model.train=true to train it as converted")
+    return (f"model.path: the loaded model's ReLU became neuron={neuron}: rate/{key} "
+            f"{metrics[f'rate/{key}']:.4g} against its own keras/{key} "
+            f"{metrics[f'keras/{key}']:.4g} ({advice})")
