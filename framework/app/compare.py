@@ -25,16 +25,26 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
+import tempfile
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import pandas as pd
-
+from framework import paths
 from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
+from framework.tracking.store import resolve_uri
+
+if TYPE_CHECKING:  # pandas, matplotlib and MLflow are imported lazily, where they are used
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+#: an ``mlflow.MlflowClient``; ``Run`` an ``mlflow.entities.Run``
+Client = Any
+Run = Any
 
 #: metrics shown by default, in this order, when any selected run has them
 DEFAULT_METRICS = ["spiking/accuracy", "rate/accuracy", "spiking/mse", "rate/mse",
@@ -76,7 +86,7 @@ class Comparison:
     chosen_by_user: bool = False  # metrics from --metrics: each plotted against each param
     shown: list[str] = field(default_factory=list)  # params in the printed table; empty: all
 
-    def table(self):
+    def table(self) -> pd.DataFrame:
         """The printed table: short run id, run name, status, the params the runs set (or all
         differing ones), chosen metrics."""
         params = self.shown or self.params
@@ -86,10 +96,8 @@ class Comparison:
 
 
 # ------------------------------------------------------------------------------------ selection
-def _client(uri: str):
+def _client(uri: str) -> tuple[Client, str]:
     from mlflow.tracking import MlflowClient
-
-    from framework.tracking.store import resolve_uri
 
     uri = resolve_uri(uri)
     if uri.startswith("sqlite:///"):
@@ -105,7 +113,7 @@ def _client(uri: str):
     return client, uri
 
 
-def _parent_run(client, run_id: str):
+def _parent_run(client: Client, run_id: str) -> Run:
     """The parent run ``run_id`` (a unique prefix of a sweep parent's id is enough)."""
     from mlflow.exceptions import MlflowException
 
@@ -125,7 +133,8 @@ def _parent_run(client, run_id: str):
     return parents[0]
 
 
-def select_runs(client, experiment: str | None, parent: str | None, filter_string: str) -> list:
+def select_runs(client: Client, experiment: str | None, parent: str | None,
+                filter_string: str) -> list[Run]:
     """The runs to compare, oldest first: a sweep's children, or an experiment's runs (sweep
     parents left out), narrowed by an MLflow filter string."""
     from mlflow.exceptions import MlflowException
@@ -143,7 +152,8 @@ def select_runs(client, experiment: str | None, parent: str | None, filter_strin
         exp_ids, clauses = [exp.experiment_id], []
     if filter_string:
         clauses.append(filter_string)  # MLflow filters only know "and": no grouping needed
-    runs, token = [], None
+    runs: list[Run] = []
+    token = None
     try:
         while True:
             page = client.search_runs(exp_ids, filter_string=" and ".join(clauses),
@@ -159,7 +169,7 @@ def select_runs(client, experiment: str | None, parent: str | None, filter_strin
 
 
 # --------------------------------------------------------------------------------------- table
-def as_number(value) -> float | None:
+def as_number(value: Any) -> float | None:
     """A param value as a float (None/null → None); raises ValueError if it is not numeric."""
     if value is None or str(value) in _NONE:
         return None
@@ -184,7 +194,8 @@ def differing(params: list[dict[str, str]]) -> tuple[list[str], list[str]]:
     return diff, numeric
 
 
-def build_frame(runs: list, metrics: list[str] | None = None):
+def build_frame(runs: list[Run], metrics: list[str] | None = None
+                ) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
     """``(frame, params, numeric, metrics)`` for ``runs`` (see :class:`Comparison`)."""
     import pandas as pd
 
@@ -215,7 +226,7 @@ def build_frame(runs: list, metrics: list[str] | None = None):
     return frame, diff, numeric, chosen
 
 
-def set_by_overrides(runs: list, diff: list[str]) -> list[str]:
+def set_by_overrides(runs: list[Run], diff: list[str]) -> list[str]:
     """Of the differing params, those the runs' overrides set (``spiketune.overrides``; a group
     choice ``neuron=relu`` is ``neuron.name``): the table shows what a sweep varied, not values
     that follow from it (``simulation.readout_steps``). Empty when no run has the tag."""
@@ -227,13 +238,13 @@ def set_by_overrides(runs: list, diff: list[str]) -> list[str]:
     return [p for p in diff if p in keys or (p.endswith(".name") and p[:-5] in keys)]
 
 
-def format_table(table) -> str:
+def format_table(table: pd.DataFrame) -> str:
     """The table as aligned text, numbers to 4 significant digits."""
     shown = table.copy()
     for col in shown.columns:
         if shown[col].dtype.kind == "f":
             shown[col] = shown[col].map(lambda v: "" if v != v else f"{v:.4g}")
-    return shown.fillna("").to_string(index=False)
+    return str(shown.fillna("").to_string(index=False))
 
 
 # ---------------------------------------------------------------------------------------- plots
@@ -283,7 +294,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
 
 
-def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, pd.DataFrame]:
+def curves(frame: pd.DataFrame, metric: str, param: str, by: list[str]
+           ) -> dict[str, pd.DataFrame]:
     """The lines of one ``metric`` vs ``param`` plot: ``label -> DataFrame(x, mean, min, max, n)``.
 
     Runs without the metric are left out; None values of ``param`` are at x = 0. Each line is one
@@ -305,7 +317,8 @@ def curves(frame, metric: str, param: str, by: list[str]) -> dict[str, pd.DataFr
     return out
 
 
-def _plot_metric(frame, metric, param, by, path: Path) -> Path:
+def _plot_metric(frame: pd.DataFrame, metric: str, param: str, by: list[str],
+                 path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
@@ -319,8 +332,9 @@ def _plot_metric(frame, metric, param, by, path: Path) -> Path:
     return path
 
 
-def _draw_lines(ax, frame, metric: str, param: str, by: list[str], style: str = "-",
-                colours: dict | None = None, suffix: str = "") -> dict:
+def _draw_lines(ax: Axes, frame: pd.DataFrame, metric: str, param: str, by: list[str],
+                style: str = "-", colours: dict[str, Any] | None = None,
+                suffix: str = "") -> dict[str, Any]:
     """One line per category of ``metric`` against ``param`` on ``ax`` (mean, min-max band);
     returns ``label -> colour`` so a second metric can reuse the colours. Where every run has an
     x of its own and other params vary too (a random search), the points are not joined: a line
@@ -330,7 +344,8 @@ def _draw_lines(ax, frame, metric: str, param: str, by: list[str], style: str = 
     for name, c in curves(frame, metric, param, by).items():
         kw = {"color": colours[name]} if name in colours else {}
         text = f"{name}{suffix}" if name != "all" else (suffix.strip() or name)
-        hollow = {"mfc": "none"} if style != "-" else {}  # the rate twin: open markers
+        # the rate twin: open markers
+        hollow: dict[str, Any] = {"mfc": "none"} if style != "-" else {}
         line, = ax.plot(c["x"], c["mean"], marker="o", ls=style if joined else "", ms=5,
                         label=text, **hollow, **kw)
         colours[name] = line.get_color()
@@ -344,7 +359,7 @@ def _draw_lines(ax, frame, metric: str, param: str, by: list[str], style: str = 
     return colours
 
 
-def _plot_param(frame, param: str, task: str, rate_twin: str | None, by: list[str],
+def _plot_param(frame: pd.DataFrame, param: str, task: str, rate_twin: str | None, by: list[str],
                 path: Path) -> Path:
     """The default plot of one swept param: the task metric of the spiking network (solid) and
     of the rate network (dashed: the conversion's cost is the gap), and the mean firing rate."""
@@ -369,7 +384,8 @@ def _plot_param(frame, param: str, task: str, rate_twin: str | None, by: list[st
     return path
 
 
-def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Path:
+def _plot_tradeoff(frame: pd.DataFrame, spiking: str, steps: pd.Series | None, by: list[str],
+                   path: Path) -> Path:
     """Spiking metric vs mean firing rate, coloured by n_steps (a colour per value when there are
     few, a colour scale when many), one marker per categorical group."""
     import matplotlib.pyplot as plt
@@ -383,12 +399,12 @@ def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Pat
     labels = sorted(set(keys)) if keys is not None else [None]
     few = steps is not None and steps.loc[sub.index].nunique() <= 6
     palette = {v: f"C{i}" for i, v in enumerate(sorted(steps.loc[sub.index].unique()))} \
-        if few else {}
+        if few and steps is not None else {}
     sc = None
     for i, name in enumerate(labels):
         g = sub if name is None else sub[keys == name]
         colour: dict[str, Any]
-        if few:
+        if few and steps is not None:
             colour = dict(c=[palette[v] for v in steps.loc[g.index]])
         elif steps is not None:
             colour = dict(c=steps.loc[g.index], cmap="viridis", vmin=steps.loc[sub.index].min(),
@@ -418,7 +434,7 @@ def _plot_tradeoff(frame, spiking: str, steps, by: list[str], path: Path) -> Pat
     return path
 
 
-def _run_label(row, params: list[str]) -> str:
+def _run_label(row: pd.Series, params: list[str]) -> str:
     """``<run id> name=value ...`` for the first three differing params a run has (relu has no
     tau_rc: it is left out, not shown as None)."""
     shown = [p for p in params if as_label(row[p])][:3]
@@ -427,22 +443,35 @@ def _run_label(row, params: list[str]) -> str:
     return f"{row['run_id'][:8]} " + " ".join(parts)
 
 
-def as_label(value) -> bool:
+def as_label(value: Any) -> bool:
     """Whether a param value says something in a label (not missing, None or NaN)."""
     return value is not None and str(value) not in _NONE and not (
         isinstance(value, float) and value != value)
 
 
-def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp: Path,
-             path: Path, xlabel: str) -> Path | None:
-    """Curves of ``name`` (an artifact CSV) of the same neurons across runs, one panel each."""
-    import os
+def _overlay(client: Client, frame: pd.DataFrame, params: list[str], name: str, x: str,
+             ys: tuple[str, ...], tmp: Path, path: Path, xlabel: str) -> Path | None:
+    """Curves of ``name`` (an artifact CSV) of the same neurons across runs, one panel each;
+    None when fewer than two runs logged it or they share no neuron."""
+    tables = _overlay_tables(client, frame, params, name, tmp)
+    if len(tables) < 2:
+        return None
+    common = set.intersection(*(set(map(tuple, t[["layer", "neuron"]].drop_duplicates().values))
+                                for _, t in tables))
+    neurons = sorted(common, key=lambda ln: (str(ln[0]), int(ln[1])))[:MAX_OVERLAY_NEURONS]
+    if not neurons:
+        return None
+    return _draw_overlay(tables, neurons, x, ys, path, xlabel)
 
-    import matplotlib.pyplot as plt
+
+def _overlay_tables(client: Client, frame: pd.DataFrame, params: list[str], name: str,
+                    tmp: Path) -> list[tuple[str, pd.DataFrame]]:
+    """``(run label, table)`` of the artifact ``name`` of up to :data:`MAX_OVERLAY_RUNS`
+    finished runs that logged it."""
     import pandas as pd
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm per file
-    tables: list[pd.DataFrame] = []
+    tables: list[tuple[str, pd.DataFrame]] = []
     for _, row in frame[frame["status"] == "FINISHED"].iterrows():
         if len(tables) == MAX_OVERLAY_RUNS:
             break
@@ -453,13 +482,15 @@ def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp:
             tables.append((_run_label(row, params), pd.read_csv(local)))
         except Exception:  # noqa: BLE001 - an unreadable artifact only drops that run
             continue
-    if len(tables) < 2:
-        return None
-    common = set.intersection(*(set(map(tuple, t[["layer", "neuron"]].drop_duplicates().values))
-                                for _, t in tables))
-    neurons = sorted(common, key=lambda ln: (str(ln[0]), int(ln[1])))[:MAX_OVERLAY_NEURONS]
-    if not neurons:
-        return None
+    return tables
+
+
+def _draw_overlay(tables: list[tuple[str, pd.DataFrame]], neurons: list[tuple[Any, Any]], x: str,
+                  ys: tuple[str, ...], path: Path, xlabel: str) -> Path:
+    """One panel per neuron (``(layer, neuron)``), one colour per run: ``ys[0]`` as a line, the
+    others as dots."""
+    import matplotlib.pyplot as plt
+
     cols = min(3, len(neurons))
     rows = -(-len(neurons) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False,
@@ -483,10 +514,8 @@ def _overlay(client, frame, params, name: str, x: str, ys: tuple[str, ...], tmp:
     return path
 
 
-def draw(client, comp: Comparison) -> list[Path]:
+def draw(client: Client, comp: Comparison) -> list[Path]:
     """Every plot of the comparison, into ``comp.out / 'plots'``."""
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -532,17 +561,15 @@ def draw(client, comp: Comparison) -> list[Path]:
 # ----------------------------------------------------------------------------------------- main
 def default_out(experiment: str | None, parent: str | None, filter_string: str) -> Path:
     """``outputs/compare/<parent-xxxxxxxx | experiment>[-<filter hash>]``."""
-    from framework.paths import OUTPUTS
-
     label = f"parent-{parent[:8]}" if parent else _slug(experiment or "spiketune")
     if filter_string:
         label += "-" + hashlib.sha1(filter_string.encode()).hexdigest()[:8]
-    return OUTPUTS / "compare" / label
+    return paths.OUTPUTS / "compare" / label
 
 
 def compare(uri: str = "", *, experiment: str | None = None, parent: str | None = None,
             filter_string: str = "", metrics: list[str] | None = None, out: Path | None = None,
-            plots: bool = True, echo: bool = True, stream=None) -> Comparison:
+            plots: bool = True, echo: bool = True, stream: IO[str] | None = None) -> Comparison:
     """Compare runs: print the table, write ``compare.csv`` and the plots.
 
     Parameters
@@ -585,7 +612,7 @@ def compare(uri: str = "", *, experiment: str | None = None, parent: str | None 
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse's own prints usage first)
+    def error(self, message: str) -> typing.NoReturn:  # one line, exit 2 (not usage first)
         raise UserError(message)
 
 

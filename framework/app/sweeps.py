@@ -56,8 +56,8 @@ from framework import lifecycle, paths
 from framework.app import startup
 from framework.app.compare import compare
 from framework.errors import EXIT_USER, UserError, interruption
-from framework.report import SUMMARY_KEYS
 from framework.redact import redact
+from framework.report import SUMMARY_KEYS
 from framework.tracking.links import markdown_table, ui_base, ui_links
 from framework.tracking.model import check_register
 from framework.tracking.store import end_orphans, experiment_id, open_store, resolve_uri, retry
