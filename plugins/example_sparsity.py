@@ -42,13 +42,14 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Result
+from framework.analysis import Analysis, Context, Result, bounded
 
 
 @dataclass
 class SparsityConfig:
     normalise: bool = True  # rescale to Vinje & Gallant's S in [0, 1]; False: Treves–Rolls a itself
-    active_above_hz: float = 1.0  # a neuron is counted active on a sample above this rate, Hz
+    # a neuron is counted active on a sample above this rate, Hz
+    active_above_hz: float = bounded(1.0, ge=0.0)
 
 
 def treves_rolls(rates: np.ndarray, axis: int, normalise: bool = True) -> np.ndarray:

@@ -22,8 +22,9 @@ from framework.analysis import Analysis, Context, Layer, Result, bounded
 
 @dataclass
 class FiringConfig:
-    silent_below_hz: float = 0.1  # a neuron firing below this rate on every sample is silent, Hz
-    raster_neurons: int = 50  # neurons per layer shown in the raster plot
+    # a neuron firing below this rate on every sample is silent, Hz
+    silent_below_hz: float = bounded(0.1, ge=0.0)
+    raster_neurons: int = bounded(50, ge=0)  # neurons per layer shown in the raster plot
     # fraction of 1/tau_ref at which a neuron counts as saturated (dimensionless)
     saturation: float = bounded(0.9, gt=0.0, le=1.0)
 
