@@ -279,8 +279,13 @@ def test_aicc_formula():
     assert np.isnan(aicc(np.array([1.0]), 6, 4)).all()
 
 
-def test_shape_fits_of_256_neurons_are_fast(capsys):
+def test_shape_fits_of_256_neurons_are_fast(capsys, monkeypatch):
+    """Fast because the grid starts are good: the least-squares refinements converge in a few
+    evaluations each (counted, so the check is the same on any machine and load; the time is
+    reported with pytest -s, not asserted)."""
     import time
+
+    import plugins.tuning.fit as fit_module
 
     rng = np.random.default_rng(20)
     pds = rng.uniform(0, 360, 256)
@@ -289,13 +294,27 @@ def test_shape_fits_of_256_neurons_are_fast(capsys):
         lambda t: 5 + 30 * np.exp(kappa * (np.cos(np.deg2rad(t - pds)) - 1)), n_per_dir=37,
         seed=21)
     fit = fit_cosine(rates, dirs)
-    fit_shapes(fit_cosine(rates[:, :2], dirs))  # imports outside the timing
+    calls = {"rectified_cosine": 0, "von_mises": 0}
+
+    def counted(model, residuals):
+        def count(*args):
+            calls[model] += 1
+            return residuals(*args)
+        return count
+
+    for model, attr in (("rectified_cosine", "_rcos_residuals"), ("von_mises", "_vm_residuals")):
+        monkeypatch.setattr(fit_module, attr, counted(model, getattr(fit_module, attr)))
     t0 = time.perf_counter()
-    fit_shapes(fit)
+    shapes = fit_shapes(fit)
     elapsed = time.perf_counter() - t0
     with capsys.disabled():
-        print(f"\nrectified cosine + von Mises fits of 256 neurons: {elapsed * 1000:.0f} ms")
-    assert elapsed < 5.0  # generous: 2 shared cores; measured about 0.8 s
+        print(f"\nrectified cosine + von Mises fits of 256 neurons: {elapsed * 1000:.0f} ms, "
+              f"{calls} residual evaluations")
+    assert (shapes.best_model != "none").all()  # every neuron was fitted
+    # measured 748 and 1656 (2.9 and 6.5 per neuron, the final SS included); without good starts
+    # each fit runs towards its max_nfev of 200
+    assert calls["rectified_cosine"] <= 4 * 256
+    assert calls["von_mises"] <= 8 * 256
 
 
 # ------------------------------------------------------------------------------------ Rayleigh
