@@ -6,6 +6,10 @@ CLI prints its message on one line and exits 2; anything else is an internal err
 from __future__ import annotations
 
 import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 EXIT_USER = 2
 EXIT_INTERNAL = 1
@@ -23,7 +27,7 @@ class DivergenceError(UserError):
 _interrupts: list[str] = []
 
 
-def on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+def on_interrupt(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001 - a handler
     """Record which signal arrived, then raise KeyboardInterrupt.
 
     A KeyboardInterrupt raised inside TensorFlow's import or an optional import's bare ``except``
@@ -49,7 +53,7 @@ def check_interrupt() -> None:
         raise KeyboardInterrupt
 
 
-def _quiet_swallowed_interrupt(hook):
+def _quiet_swallowed_interrupt(hook: Callable[[Any], Any]) -> Callable[[Any], None]:
     """A ``sys.unraisablehook`` that stays silent on the KeyboardInterrupt of a recorded signal.
 
     A signal that lands in a garbage-collector callback (jax registers one during TensorFlow's
@@ -58,7 +62,7 @@ def _quiet_swallowed_interrupt(hook):
     traceback is noise; anything else goes to the previous hook.
     """
 
-    def unraisable(info):
+    def unraisable(info: Any) -> None:  # sys.UnraisableHookArgs
         if _interrupts and isinstance(info.exc_value, KeyboardInterrupt):
             return
         hook(info)
@@ -69,8 +73,6 @@ def _quiet_swallowed_interrupt(hook):
 
 def install_signal_handlers() -> None:
     """Treat SIGTERM like Ctrl-C, and record SIGINT too (unless someone else handles it)."""
-    import sys
-
     signal.signal(signal.SIGTERM, on_interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_interrupt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 from framework.errors import check_interrupt
 from framework.redact import redact
@@ -28,7 +29,8 @@ class Console:
         Print nothing (tests, benchmarks).
     """
 
-    def __init__(self, prefix: str = "", quiet: bool = False, stream=None):
+    def __init__(self, prefix: str = "", quiet: bool = False, stream: TextIO | None = None
+                 ) -> None:
         self.prefix = prefix
         self.quiet = quiet
         self.stream = stream or sys.stderr

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 
 #: lines TensorFlow's C++ side prints at import whatever TF_CPP_MIN_LOG_LEVEL says
 NOISE = ("TF-TRT Warning", "Could not find TensorRT", "oneDNN custom operations",
@@ -18,7 +19,7 @@ NOISE = ("TF-TRT Warning", "Could not find TensorRT", "oneDNN custom operations"
 
 
 @contextlib.contextmanager
-def c_stderr_filtered():
+def c_stderr_filtered() -> Iterator[None]:
     """Capture what C/C++ code writes to file descriptor 2, and pass on all but known noise."""
     sys.stderr.flush()
     saved = os.dup(2)

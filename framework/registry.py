@@ -53,5 +53,5 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
-    def items(self):
+    def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -36,9 +37,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
+from urllib.error import URLError
+from urllib.request import urlopen
 
+from filelock import FileLock
+
+from framework import paths
 from framework.daemons import (
     EXIT_NOT_RUNNING,
     MAX_SOCKET_PATH,
@@ -57,9 +65,7 @@ PG_PORT = 5432  # only names the socket file (.s.PGSQL.5432): PostgreSQL opens n
 
 def default_data() -> Path:
     """``outputs/server`` (under ``$SPIKETUNE_OUTPUTS`` when set)."""
-    from framework.paths import OUTPUTS
-
-    return OUTPUTS / "server"
+    return paths.OUTPUTS / "server"
 
 
 @dataclass(frozen=True)
@@ -279,12 +285,9 @@ def mlflow_command(layout: Layout, host: str, port: int, workers: int,
 
 def _health(url: str, timeout: float = 2.0) -> bool:
     """Whether the server answers ``GET /health`` with ``OK``."""
-    from urllib.error import URLError
-    from urllib.request import urlopen
-
     try:
         with urlopen(f"{url}/health", timeout=timeout) as resp:  # noqa: S310 - our own URL
-            return resp.status == 200 and resp.read().strip() == b"OK"
+            return bool(resp.status == 200 and resp.read().strip() == b"OK")
     except (URLError, OSError, ValueError):
         return False
 
@@ -298,9 +301,10 @@ def _is_mlflow(pid: int) -> bool:
     return any(b"mlflow" in part for part in cmdline) and b"server" in cmdline
 
 
-def read_state(layout: Layout) -> dict | None:
+def read_state(layout: Layout) -> dict[str, Any] | None:
+    """What ``start`` recorded in ``<data>/server.json``, or None."""
     try:
-        return json.loads(layout.state.read_text())
+        return cast(dict[str, Any], json.loads(layout.state.read_text()))
     except (OSError, ValueError):
         return None
 
@@ -311,16 +315,14 @@ def _url(host: str, port: int) -> str:
 
 
 @contextlib.contextmanager
-def _locked(layout: Layout):
+def _locked(layout: Layout) -> Iterator[None]:
     """One start or stop at a time per data folder."""
-    from filelock import FileLock
-
     with FileLock(str(layout.lock)):
         yield
 
 
 def start(data: Path, host: str = LOOPBACK, port: int = DEFAULT_PORT, workers: int = 2,
-          timeout: float = 180.0, allowed_hosts: str = "") -> dict:
+          timeout: float = 180.0, allowed_hosts: str = "") -> dict[str, Any]:
     """Start PostgreSQL and the MLflow server on ``data`` (both left running).
 
     Parameters
@@ -344,19 +346,8 @@ def start(data: Path, host: str = LOOPBACK, port: int = DEFAULT_PORT, workers: i
         The state written to ``<data>/server.json``: ``url``, ``pid``, ``host``, ``port``,
         ``backend``, ``artifacts``, ``log``; ``already`` True when it was running before.
     """
-    data = data.absolute()
-    if data.exists() and not data.is_dir():
-        raise UserError(f"--data: {data} is a file, not a folder")
-    layout = Layout(data)
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as ex:
-        raise UserError(f"--data: cannot create {data}: {ex.strerror}") from None
-    if not os.access(data, os.W_OK):
-        raise UserError(f"--data: {data} is not writable")
+    layout = _data_folder(data.absolute())
     pg = find_postgres()
-    import importlib.util
-
     if importlib.util.find_spec("psycopg2") is None:  # the server would die on its first query
         raise UserError("postgresql: the psycopg2 driver is not installed in this environment "
                         "(pip install psycopg2-binary)")
@@ -376,39 +367,69 @@ def start(data: Path, host: str = LOOPBACK, port: int = DEFAULT_PORT, workers: i
         init_cluster(layout, pg)
         start_postgres(layout, pg, timeout)
         ensure_database(layout, pg)
-        log_path = layout.logs / "mlflow.log"
-        env = dict(os.environ, PGPASSFILE=str(layout.pgpass),
-                   # the server's job runner (GenAI scorers, trace archival) starts seven more
-                   # worker processes of ~240 MB each; spiketune runs no server-side jobs
-                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-        env.pop("MLFLOW_TRACKING_URI", None)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(mlflow_command(layout, host, port, workers, allowed_hosts),
-                                    cwd=str(data), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # outlives us; stopped as a group
-        url = _url(host, port)
-        state = {"url": url, "pid": proc.pid, "host": host, "port": port, "workers": workers,
-                 "backend": layout.backend_uri(), "artifacts": str(layout.artifacts),
-                 "log": str(log_path), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        layout.state.write_text(json.dumps(state, indent=1))
-        deadline = time.monotonic() + timeout
-        while not _health(url):
-            if proc.poll() is not None:
-                layout.state.unlink(missing_ok=True)
-                raise RuntimeError(f"mlflow server exited with code {proc.returncode} while "
-                                   f"starting ({log_path}): "
-                                   f"{telling_line(log_path.read_text(errors='replace'))}")
-            if time.monotonic() > deadline:
-                _stop_mlflow(state, timeout=30)
-                layout.state.unlink(missing_ok=True)
-                raise RuntimeError(f"mlflow server did not answer {url}/health within "
-                                   f"{timeout:.0f} s ({log_path})")
-            time.sleep(0.5)
+        proc, state = _spawn_mlflow(layout, host, port, workers, allowed_hosts)
+        _wait_healthy(proc, state, layout, timeout)
         return {**state, "already": False}
 
 
-def _stop_mlflow(state: dict, timeout: float) -> str:
+def _data_folder(data: Path) -> Layout:
+    """The layout of ``data`` (absolute), created if missing; refused when it is a file, cannot
+    be created or is not writable."""
+    if data.exists() and not data.is_dir():
+        raise UserError(f"--data: {data} is a file, not a folder")
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise UserError(f"--data: cannot create {data}: {ex.strerror}") from None
+    if not os.access(data, os.W_OK):
+        raise UserError(f"--data: {data} is not writable")
+    return Layout(data)
+
+
+def _spawn_mlflow(layout: Layout, host: str, port: int, workers: int,
+                  allowed_hosts: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``mlflow server`` in a session of its own (it outlives this process) and record it
+    in ``server.json``; returns the process and the state written."""
+    log_path = layout.logs / "mlflow.log"
+    env = dict(os.environ, PGPASSFILE=str(layout.pgpass),
+               # the server's job runner (GenAI scorers, trace archival) starts seven more
+               # worker processes of ~240 MB each; spiketune runs no server-side jobs
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(mlflow_command(layout, host, port, workers, allowed_hosts),
+                                cwd=str(layout.data), env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # outlives us; stopped as a group
+    state = {"url": _url(host, port), "pid": proc.pid, "host": host, "port": port,
+             "workers": workers, "backend": layout.backend_uri(),
+             "artifacts": str(layout.artifacts), "log": str(log_path),
+             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    layout.state.write_text(json.dumps(state, indent=1))
+    return proc, state
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], state: dict[str, Any], layout: Layout,
+                  timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the server to answer ``/health``; a server that exits
+    or does not answer in time is ended, its state removed, and a RuntimeError says so."""
+    url, log_path = state["url"], Path(state["log"])
+    deadline = time.monotonic() + timeout
+    while not _health(url):
+        if proc.poll() is not None:
+            layout.state.unlink(missing_ok=True)
+            raise RuntimeError(f"mlflow server exited with code {proc.returncode} while "
+                               f"starting ({log_path}): "
+                               f"{telling_line(log_path.read_text(errors='replace'))}")
+        if time.monotonic() > deadline:
+            _stop_mlflow(state, timeout=30)
+            layout.state.unlink(missing_ok=True)
+            raise RuntimeError(f"mlflow server did not answer {url}/health within "
+                               f"{timeout:.0f} s ({log_path})")
+        time.sleep(0.5)
+
+
+def _stop_mlflow(state: dict[str, Any], timeout: float) -> str:
     """End the MLflow server's process group; ``stopped``, ``killed`` or ``not running``."""
     pid = int(state["pid"])
     if not _is_mlflow(pid) and not group_alive(pid):
@@ -452,7 +473,7 @@ def stop(data: Path, timeout: float = 30.0) -> dict[str, str]:
         return how
 
 
-def status(data: Path) -> dict:
+def status(data: Path) -> dict[str, str]:
     """What runs on ``data``: ``url``, ``mlflow`` (``up``, ``not answering``, ``not running``),
     ``postgres`` (``up`` or ``not running``)."""
     layout = Layout(data.absolute())

@@ -37,7 +37,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from framework import paths
 from framework.daemons import EXIT_NOT_RUNNING, MAX_SOCKET_PATH, alive, port_free, telling_line
 from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
 
@@ -49,9 +51,7 @@ DAEMONS = ("slurmd", "slurmctld", "munged")  # stopped in this order, started in
 
 def default_dir() -> Path:
     """``outputs/slurm`` (under ``$SPIKETUNE_OUTPUTS`` when set)."""
-    from framework.paths import OUTPUTS
-
-    return OUTPUTS / "slurm"
+    return paths.OUTPUTS / "slurm"
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def _node_state(layout: Layout) -> str:
 
 def start(root: Path, cpus: int | None = None, memory_mb: int | None = None,
           partition: str = PARTITION, ctld_port: int = CTLD_PORT,
-          slurmd_port: int = SLURMD_PORT, timeout: float = 60.0) -> dict:
+          slurmd_port: int = SLURMD_PORT, timeout: float = 60.0) -> dict[str, Any]:
     """Configure the cluster in ``root`` and start munged, slurmctld and slurmd (left running).
 
     Parameters
@@ -244,19 +244,9 @@ def start(root: Path, cpus: int | None = None, memory_mb: int | None = None,
         What ``<root>/cluster.json`` records: ``conf`` (the ``SLURM_CONF``), ``node``,
         ``partition``, ``cpus``, ``memory_mb``, the ports and the daemons' ``pids``.
     """
-    if os.geteuid() != 0:
-        raise UserError("slurm: the cluster needs root: slurmd starts each job as the user who "
-                        "submitted it")
-    root = root.absolute()
-    if root.exists() and not root.is_dir():
-        raise UserError(f"--dir: {root} is a file, not a folder")
+    layout = _state_folder(root.absolute())
     cpus = cpus or os.cpu_count() or 1
     memory_mb = memory_mb or _memory_mb()
-    layout = Layout(root)
-    if len(str(layout.munge_socket)) > MAX_SOCKET_PATH:
-        raise UserError(f"--dir: {root} is too deep for munge's socket; choose a shorter path")
-    for sub in ("etc", "state", "spool", "log"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
     running = {d: _pid(layout, d) for d in DAEMONS}
     if all(running.values()) and _node_state(layout) in ("idle", "mixed", "allocated"):
         return {**json.loads(layout.state.read_text()), "already": True}
@@ -267,6 +257,33 @@ def start(root: Path, cpus: int | None = None, memory_mb: int | None = None,
     layout.conf.write_text(slurm_conf(layout, cpus, memory_mb, partition, ctld_port,
                                       slurmd_port))
     _start_munge(layout)
+    _start_slurm(layout)
+    _wait_idle(layout, timeout)
+    record = {"conf": str(layout.conf), "node": node_name(), "partition": partition,
+              "cpus": cpus, "memory_mb": memory_mb, "ctld_port": ctld_port,
+              "slurmd_port": slurmd_port, "pids": {d: _pid(layout, d) for d in DAEMONS}}
+    layout.state.write_text(json.dumps(record, indent=1))
+    return {**record, "already": False}
+
+
+def _state_folder(root: Path) -> Layout:
+    """The layout of ``root`` (absolute), its folders created; refused when not run as root,
+    when ``root`` is a file, or too deep for munge's socket path."""
+    if os.geteuid() != 0:
+        raise UserError("slurm: the cluster needs root: slurmd starts each job as the user who "
+                        "submitted it")
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--dir: {root} is a file, not a folder")
+    layout = Layout(root)
+    if len(str(layout.munge_socket)) > MAX_SOCKET_PATH:
+        raise UserError(f"--dir: {root} is too deep for munge's socket; choose a shorter path")
+    for sub in ("etc", "state", "spool", "log"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return layout
+
+
+def _start_slurm(layout: Layout) -> None:
+    """Start slurmctld, then slurmd (each unless it runs already)."""
     for daemon, extra in (("slurmctld", []), ("slurmd", ["-N", node_name()])):
         if _pid(layout, daemon) is not None:
             continue
@@ -274,6 +291,11 @@ def start(root: Path, cpus: int | None = None, memory_mb: int | None = None,
         if done.returncode != 0:
             raise RuntimeError(f"{daemon} did not start ({layout.log(daemon)}): "
                                f"{_log_line(layout.log(daemon))}")
+
+
+def _wait_idle(layout: Layout, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the node to take jobs; RuntimeError naming the daemon
+    that exited, or the node's state when it is still not ready."""
     deadline = time.monotonic() + timeout
     while (state := _node_state(layout)) not in ("idle", "mixed", "allocated"):
         missing = [d for d in DAEMONS if _pid(layout, d) is None]
@@ -284,11 +306,6 @@ def start(root: Path, cpus: int | None = None, memory_mb: int | None = None,
             raise RuntimeError(f"node {node_name()} is '{state or 'unknown'}', not idle, after "
                                f"{timeout:.0f} s ({layout.log('slurmctld')})")
         time.sleep(0.5)
-    record = {"conf": str(layout.conf), "node": node_name(), "partition": partition,
-              "cpus": cpus, "memory_mb": memory_mb, "ctld_port": ctld_port,
-              "slurmd_port": slurmd_port, "pids": {d: _pid(layout, d) for d in DAEMONS}}
-    layout.state.write_text(json.dumps(record, indent=1))
-    return {**record, "already": False}
 
 
 def _end(pid: int, daemon: str, timeout: float) -> str:
@@ -365,40 +382,50 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_start_args(args: argparse.Namespace) -> None:
+    """Refuse ``start`` arguments no cluster can take, naming the option."""
+    for key in ("cpus", "memory_mb"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise UserError(f"--{key.replace('_', '-')}: must be at least 1, got {value}")
+    for key in ("ctld_port", "slurmd_port"):
+        if not 0 < getattr(args, key) < 65536:
+            raise UserError(f"--{key.replace('_', '-')}: must be in 1..65535, got "
+                            f"{getattr(args, key)}")
+    if args.ctld_port == args.slurmd_port:
+        raise UserError("--slurmd-port: must differ from --ctld-port")
+    if not args.partition.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"--partition: {args.partition!r} is not a partition name")
+
+
+def _command(args: argparse.Namespace, root: Path, prog: str) -> None:
+    """Run ``start``, ``stop`` or ``status`` and say what happened."""
+    if args.command == "start":
+        _check_start_args(args)
+        info = start(root, args.cpus, args.memory_mb, args.partition, args.ctld_port,
+                     args.slurmd_port, args.timeout)
+        what = "already running" if info["already"] else "started"
+        print(f"{prog}: {what}: node {info['node']} ({info['cpus']} CPUs, "
+              f"{info['memory_mb']} MB) in partition {info['partition']}", file=sys.stderr)
+        print(f"{prog}: point SLURM's commands (and submitit) at it:", file=sys.stderr)
+        print(f"export SLURM_CONF={info['conf']}")
+    elif args.command == "stop":
+        how = stop(root)
+        print(f"{prog}: " + ", ".join(f"{k} {v}" for k, v in how.items()), file=sys.stderr)
+    else:
+        now = status(root)
+        print(f"{prog}: " + ", ".join(f"{k} {v}" for k, v in now.items()))
+        if any(now[d] != "up" for d in DAEMONS):
+            sys.exit(EXIT_NOT_RUNNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m framework.app.slurm_cluster``."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     root = args.dir if args.dir is not None else default_dir()
     prog = "slurm_cluster"
     try:
-        if args.command == "start":
-            for key in ("cpus", "memory_mb"):
-                value = getattr(args, key)
-                if value is not None and value < 1:
-                    raise UserError(f"--{key.replace('_', '-')}: must be at least 1, got {value}")
-            for key in ("ctld_port", "slurmd_port"):
-                if not 0 < getattr(args, key) < 65536:
-                    raise UserError(f"--{key.replace('_', '-')}: must be in 1..65535, got "
-                                    f"{getattr(args, key)}")
-            if args.ctld_port == args.slurmd_port:
-                raise UserError("--slurmd-port: must differ from --ctld-port")
-            if not args.partition.replace("_", "").replace("-", "").isalnum():
-                raise UserError(f"--partition: {args.partition!r} is not a partition name")
-            info = start(root, args.cpus, args.memory_mb, args.partition, args.ctld_port,
-                         args.slurmd_port, args.timeout)
-            what = "already running" if info["already"] else "started"
-            print(f"{prog}: {what}: node {info['node']} ({info['cpus']} CPUs, "
-                  f"{info['memory_mb']} MB) in partition {info['partition']}", file=sys.stderr)
-            print(f"{prog}: point SLURM's commands (and submitit) at it:", file=sys.stderr)
-            print(f"export SLURM_CONF={info['conf']}")
-        elif args.command == "stop":
-            how = stop(root)
-            print(f"{prog}: " + ", ".join(f"{k} {v}" for k, v in how.items()), file=sys.stderr)
-        else:
-            now = status(root)
-            print(f"{prog}: " + ", ".join(f"{k} {v}" for k, v in now.items()))
-            if any(now[d] != "up" for d in DAEMONS):
-                sys.exit(EXIT_NOT_RUNNING)
+        _command(args, root, prog)
     except UserError as ex:
         print(f"{prog}: {ex}", file=sys.stderr)
         sys.exit(EXIT_USER)

@@ -47,7 +47,7 @@ def _oscillator(recurrent_tau: float, frequency: float, n_neurons: int, net: Any
 def pytest_configure(config: pytest.Config) -> None:
     import nengo.networks
 
-    pytest.warns = _warns_none_records  # type: ignore[assignment]
+    pytest.warns = _warns_none_records
     if not hasattr(nengo.networks, "Oscillator"):
         nengo.networks.Oscillator = _oscillator
     config.addinivalue_line("markers", "training: mark test as requiring training functionality")
