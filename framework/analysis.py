@@ -270,18 +270,14 @@ def observed_x(layer: Layer) -> dict[str, np.ndarray]:
             "x_intercept_quantile": np.where(np.isfinite(layer.x_intercept), below, np.nan)}
 
 
-#: old homes of what moved to framework.plugin_host (name here -> name there). Served from there
-#: until the last callers (config.py, app/cli.py, pipeline.py, networks/ensemble.py,
-#: tests/test_ensemble.py, tests/test_digits.py) import framework.plugin_host; then delete this
-#: and ``__getattr__``. ``select_layers``/``check_layer_names`` keep their old (cfg, ...) form.
-_MOVED = {"discover": "discover", "plugin_configs": "plugin_configs",
-          "check_names": "check_names", "select": "select", "neuron_table": "neuron_table",
-          "select_layers": "select_layers_from_config",
-          "check_layer_names": "check_layer_names_from_config"}
+#: names that moved to framework.plugin_host and still have callers that look for them here
+#: (app/cli.py: check_names; tests/test_ensemble.py: neuron_table; tests/test_digits.py: select).
+#: Served from there until those import framework.plugin_host; then delete this and __getattr__.
+_MOVED = frozenset({"check_names", "neuron_table", "select"})
 
 
 def __getattr__(name: str) -> Any:
     """Transitional (PEP 562): the moved names, looked up in framework.plugin_host on use."""
     if name in _MOVED:
-        return getattr(importlib.import_module("framework.plugin_host"), _MOVED[name])
+        return getattr(importlib.import_module("framework.plugin_host"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -188,21 +188,6 @@ def select_layers(built: list[BuiltLayer], layers: list[str], max_neurons: int,
     return out
 
 
-def select_layers_from_config(cfg: Any, built: list[BuiltLayer]) -> list[Layer]:
-    """Transitional: :func:`select_layers` in its old form, reading the root config ``cfg``.
-
-    Serves ``framework.analysis.select_layers`` until pipeline.py and networks/ensemble.py call
-    :func:`select_layers` with the ``analyses`` node's values; then delete it.
-    """
-    return select_layers(built, list(cfg.analyses.layers), cfg.analyses.max_neurons, cfg.seed)
-
-
-def check_layer_names_from_config(cfg: Any, names: list[str]) -> list[str]:
-    """Transitional: :func:`check_layer_names` in its old form (see
-    :func:`select_layers_from_config`)."""
-    return check_layer_names(list(cfg.analyses.layers), names)
-
-
 def neuron_table(layers: list[Layer], groups: np.ndarray | None = None) -> Any:
     """The columns of ``neurons.csv`` every run has, read from what was built and measured.
 

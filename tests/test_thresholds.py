@@ -91,8 +91,8 @@ def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rat
     analytic rates at the layer's weighted inputs (input @ trained weights, read from the trained
     simulator) reproduce the simulated rates of a rate-neuron network (no synapse).
     """
-    from framework import models, neurons
-    from framework.conversion import convert, neuron_layers
+    from framework import models
+    from framework.conversion import Conversion, convert, neuron_layers
     from framework.simulation import simulate
     from framework.training import train
 
@@ -108,9 +108,11 @@ def test_built_gain_and_bias_are_scale_times_keras_and_explain_the_simulated_rat
         kernel, _ = keras_layer.get_weights()
         keras_bias = np.random.default_rng(1).normal(0.0, 0.2, kernel.shape[1]).astype(np.float32)
         keras_layer.set_weights([kernel, keras_bias])
-        nt = neurons.build(cfg.neuron)
-        trained = train(model, data, cfg, nt, tmp_path / f"e{epochs}", console)
-        sim = simulate(model, trained.params, data, cfg, nt, console)
+        nt = cfg.neuron.build()
+        conv = Conversion(nt, scale, {}, cfg.seed)
+        trained = train(model, data, cfg.training, cfg.simulation, conv,
+                        out_dir=tmp_path / f"e{epochs}", console=console)
+        sim = simulate(model, trained.params, data, cfg.simulation, conv, console)
         built = {b.name: b for b in sim.layers}["hidden0"]
         results[epochs] = (built, keras_bias, kernel)
         np.testing.assert_allclose(built.gain, scale)
