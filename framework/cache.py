@@ -317,14 +317,14 @@ def _store(result: Trained, entry: Path, key: str, what: TrainingKey) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def trained(what: TrainingKey, root: Path | None, console: Any,
+def trained(what: TrainingKey | None, root: Path | None, console: Any,
             train: Callable[[], Trained]) -> tuple[Trained, str]:
     """``(Trained, status)``: the cached weights for this training key, or train and cache.
 
     Parameters
     ----------
-    what : TrainingKey
-        What determines the weights.
+    what : TrainingKey or None
+        What determines the weights; None: the cache is off (``training.cache=false``).
     root : pathlib.Path or None
         The cache folder (``paths.cache``); None: :func:`framework.paths.cache_root`.
     console : framework.progress.Console
@@ -339,8 +339,10 @@ def trained(what: TrainingKey, root: Path | None, console: Any,
         The trained parameters (inside the cache entry), with ``cache_key`` set, and the
         ``spiketune.training_cache`` tag: ``"hit"`` (from the cache), ``"miss"`` (trained and
         cached) or ``"rebuilt"`` (the entry was damaged or foreign: reported, removed, trained and
-        cached again). ``training.cache=false`` is the caller's: it calls ``train`` itself.
+        cached again) or ``"off"`` (no key: trained, not cached).
     """
+    if what is None:
+        return train(), "off"
     key = what.digest()
     root = root or cache_root()
     entry = root / key

@@ -269,6 +269,7 @@ def validate(cfg) -> Config:
     UserError
         Naming the dotted key of the first out-of-range or inconsistent value.
     """
+    register_resolvers()  # a job's config unpickled in a launcher's worker still interpolates them
     try:
         obj = cast(Config, OmegaConf.to_object(cfg))
     except Exception as ex:  # OmegaConf's own type and missing-value errors

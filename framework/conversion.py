@@ -13,7 +13,6 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework.models import hidden_layers
 from framework.native import rate_version, register_tf_builders
 from framework.schema import bounded
 
@@ -156,3 +155,12 @@ def neuron_layers(converter, model) -> dict:
         if isinstance(obj, nengo.ensemble.Neurons) and obj not in out.values():
             out[layer.name] = obj
     return out
+
+
+def hidden_layers(model: Any) -> list[Any]:
+    """The Keras layers whose activation the conversion turns into neurons, in order."""
+    import tensorflow as tf
+
+    relus = (tf.nn.relu, tf.keras.activations.relu)
+    return [layer for layer in model.layers if getattr(layer, "activation", None) in relus
+            or isinstance(layer, tf.keras.layers.ReLU)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from framework.conversion import convert
 from framework.data.base import Data
 from framework.errors import UserError
 from framework.keras_io import load_model
@@ -120,7 +121,7 @@ class KerasFileModel(KerasModelConfig):
 
     def build(self, data: Data) -> Any:
         """A user's saved model, loaded in safe mode (see :mod:`framework.keras_io`)."""
-        return load_model(self, data)
+        return load_model(self, data, convert=convert)
 
     def trains(self) -> bool:
         return self.train
@@ -162,12 +163,3 @@ def conv(cfg: ConvModel, data: Data) -> Any:
     h = tf.keras.layers.Dense(cfg.dense, activation=tf.nn.relu, name="hidden")(h)
     out = tf.keras.layers.Dense(data.n_outputs, name="output")(h)
     return tf.keras.Model(inp, out, name="conv")
-
-
-def hidden_layers(model) -> list:
-    """The Keras layers whose activation the conversion turns into neurons, in order."""
-    import tensorflow as tf
-
-    relus = (tf.nn.relu, tf.keras.activations.relu)
-    return [layer for layer in model.layers if getattr(layer, "activation", None) in relus
-            or isinstance(layer, tf.keras.layers.ReLU)]

@@ -21,10 +21,10 @@ from framework import limits, plugin_host, report
 from framework.config import Config, validate
 from framework.errors import UserError, interruption
 from framework.lifecycle import shielded
-from framework.networks import Nodes, network_for
+from framework.networks import network_for
 from framework.objective import score
 from framework.progress import Console
-from framework.resolve import prepare_data, record_config, resolve_defaults, resolved
+from framework.resolve import network_nodes, prepare_data, record_config, resolve_defaults, resolved
 from framework.tracking.links import ui_base
 from framework.tracking.model import check_register, log_run_model
 from framework.tracking.store import Tracker, resolve_uri
@@ -113,10 +113,7 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
         tracker.artifact_text(json.dumps(scaling, indent=1), "scaling.json")
         metrics.update({f"data/{key}": value for key, value in data.notes.items()})
         tracker.dataset(data)
-    cache = Path(obj.paths.cache).expanduser() if obj.paths.cache else None
-    nodes = Nodes(obj.model, obj.neuron, obj.training, obj.simulation, obj.conversion,
-                  list(obj.analyses.layers), obj.analyses.max_neurons, cache, obj.seed)
-    built = network_for(obj.model)(nodes, data, tracker, console, scratch)
+    built = network_for(obj.model)(network_nodes(obj), data, tracker, console, scratch)
     metrics.update(built.metrics)
     t = time.perf_counter()
     names = names or plugin_host.select(obj.analysis, built.context.data)

@@ -3,6 +3,7 @@ and the config as resolved, for the run's params and ``config.yaml``."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf, open_dict, read_write
@@ -12,6 +13,7 @@ from framework.conversion import Normalize
 from framework.data import base as datasets
 from framework.data.base import Data, Scaling
 from framework.keras_io import screen
+from framework.networks.base import Nodes
 from framework.simulation import Readout
 
 
@@ -96,3 +98,12 @@ def record_config(cfg: Any, obj: Config, tracker: Any) -> None:
     config = resolved(cfg, obj)
     tracker.params(to_flat_params(config))
     tracker.artifact_text(OmegaConf.to_yaml(config, resolve=True), "config.yaml")
+
+
+def network_nodes(obj: Config) -> Nodes:
+    """The nodes a network kind reads (:class:`framework.networks.base.Nodes`), from the
+    validated root."""
+    cache = Path(obj.paths.cache).expanduser() if obj.paths.cache else None
+    return Nodes(obj.dataset, obj.model, obj.neuron, obj.training, obj.simulation,
+                 obj.conversion, list(obj.analyses.layers), obj.analyses.max_neurons, cache,
+                 obj.seed)

@@ -17,11 +17,10 @@ import nengo
 import numpy as np
 
 from framework.batches import as_steps, pad_to, readout_bins
-from framework.conversion import Conversion, neuron_layers
+from framework.conversion import Conversion, hidden_layers, neuron_layers
 from framework.data.base import Data, angle_diff
 from framework.errors import UserError, check_interrupt
 from framework.limits import check_simulation
-from framework.models import hidden_layers
 from framework.schema import bounded
 
 

@@ -545,7 +545,7 @@ def test_catalogue_is_large_and_ids_unique():
 def test_unreadable_data_file_is_a_user_error(tmp_path, monkeypatch):
     """As root no file mode stops a read, so the permission error is injected where it is raised."""
     import framework.data.files as userdata
-    from framework.config import FileDataset
+    from framework.data.files import FileDataset
     from framework.errors import UserError
 
     path = tmp_path / "locked.csv"

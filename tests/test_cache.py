@@ -19,7 +19,9 @@ from helpers import TINY, compose
 
 from framework import cache
 from framework.config import validate
+from framework.networks.keras import training_key
 from framework.progress import Console
+from framework.resolve import network_nodes
 from framework.training import Trained
 
 QUIET = Console(quiet=True)
@@ -34,7 +36,15 @@ def data(digest: str = "d1", sequence: bool = False):
 
 
 def key(*overrides: str, **kw) -> str:
-    return cache.cache_key(cfg_of(*overrides), data(**kw))
+    return training_key(network_nodes(cfg_of(*overrides)), data(**kw)).digest()
+
+
+def trained(cfg, data, scratch: Path, console, train):
+    """The Keras network kind's use of the cache: keyed by its nodes, off with training.cache."""
+    nodes = network_nodes(cfg)
+    what = training_key(nodes, data) if nodes.training.cache else None
+    return cache.trained(what, None, console,
+                         lambda: train(None, data, cfg, None, scratch / "trained", console))
 
 
 def test_key_ignores_what_training_does_not_read():
@@ -103,9 +113,8 @@ def cache_dir(tmp_path, monkeypatch):
 
 def test_miss_then_hit_then_miss(cache_dir, tmp_path):
     train = FakeTrain()
-    first, st1 = cache.trained(cfg_of(), None, data(), None, tmp_path / "s1", QUIET, train)
-    second, st2 = cache.trained(cfg_of("simulation.n_steps=50"), None, data(), None,
-                                 tmp_path / "s2", QUIET, train)
+    first, st1 = trained(cfg_of(), data(), tmp_path / "s1", QUIET, train)
+    second, st2 = trained(cfg_of("simulation.n_steps=50"), data(), tmp_path / "s2", QUIET, train)
     assert (st1, st2, train.calls) == ("miss", "hit", 1)
     assert second.params == first.params == cache_dir / key() / "params"
     assert second.loss == [3.0, 2.5, 1.25]
@@ -113,7 +122,7 @@ def test_miss_then_hit_then_miss(cache_dir, tmp_path):
     np.testing.assert_array_equal(np.load(f"{second.params}.npz")["w"], np.arange(4.0) * 60)
     meta = json.loads((cache_dir / key() / "trained.json").read_text())
     assert meta["config"]["training"]["epochs"] == 60 and "cache" not in meta["config"]["training"]
-    _, st3 = cache.trained(cfg_of("training.epochs=5"), None, data(), None, tmp_path / "s3",
+    _, st3 = trained(cfg_of("training.epochs=5"), data(), tmp_path / "s3",
                             QUIET, train)
     assert (st3, train.calls) == ("miss", 2)
     assert not list(cache_dir.glob(".*"))  # no temporary folders left behind
@@ -122,8 +131,8 @@ def test_miss_then_hit_then_miss(cache_dir, tmp_path):
 def test_cache_false_bypasses(cache_dir, tmp_path):
     train = FakeTrain()
     for _ in range(2):
-        result, status = cache.trained(cfg_of("training.cache=false"), None, data(), None,
-                                       tmp_path / "s", QUIET, train)
+        result, status = trained(cfg_of("training.cache=false"), data(), tmp_path / "s", QUIET,
+                                 train)
         assert status == "off" and result.params == tmp_path / "s" / "trained" / "params"
     assert train.calls == 2
     assert not cache_dir.exists()
@@ -134,7 +143,7 @@ def test_unreadable_entry_is_retrained(cache_dir, tmp_path):
     entry = cache_dir / key()
     entry.mkdir(parents=True)
     (entry / "trained.json").write_text("{half a fi")
-    result, status = cache.trained(cfg_of(), None, data(), None, tmp_path / "s", QUIET, train)
+    result, status = trained(cfg_of(), data(), tmp_path / "s", QUIET, train)
     assert (status, train.calls) == ("rebuilt", 1)
     assert json.loads((entry / "trained.json").read_text())["loss"] == [3.0, 2.5, 1.25]
     assert cache.verify(entry, key()) == ""  # rebuilt with a manifest
@@ -148,7 +157,7 @@ def test_parallel_jobs_train_once(cache_dir, tmp_path):
     cfgs = [cfg_of(f"simulation.n_steps={30 + i}") for i in range(4)]
 
     def job(i):
-        results.append(cache.trained(cfgs[i], None, data(), None, tmp_path / f"s{i}", QUIET, train))
+        results.append(trained(cfgs[i], data(), tmp_path / f"s{i}", QUIET, train))
 
     threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
     for t in threads:
@@ -164,7 +173,7 @@ def two_entries(tmp_path, train):
     """Entries for the default config (weights ``arange(4) * 60``) and for ``training.epochs=5``
     (``arange(4) * 5``, same shapes, so the same file size): their keys."""
     for i, ov in enumerate(([], ["training.epochs=5"])):
-        cache.trained(cfg_of(*ov), None, data(), None, tmp_path / f"s{i}", QUIET, train)
+        trained(cfg_of(*ov), data(), tmp_path / f"s{i}", QUIET, train)
     return key(), key("training.epochs=5")
 
 
@@ -211,7 +220,7 @@ def test_verify_tells_damaged_and_foreign_entries(cache_dir, tmp_path):
     check(f"manifest.json is for key {kb[:12]} (foreign entry)")
     # and the pristine entry is served, weights and curve
     train = FakeTrain()
-    result, status = cache.trained(cfg_of(), None, data(), None, tmp_path / "s", QUIET, train)
+    result, status = trained(cfg_of(), data(), tmp_path / "s", QUIET, train)
     assert (status, train.calls, result.loss) == ("hit", 0, [3.0, 2.5, 1.25])
     np.testing.assert_array_equal(np.load(f"{result.params}.npz")["w"], np.arange(4.0) * 60)
 
@@ -235,7 +244,7 @@ def test_damaged_entry_is_reported_once_removed_and_rebuilt(cache_dir, tmp_path)
         damage()
         calls = train.calls
         out = io.StringIO()
-        result, status = cache.trained(cfg_of(), None, data(), None, tmp_path / "s", Console(
+        result, status = trained(cfg_of(), data(), tmp_path / "s", Console(
             stream=out), train)
         assert out.getvalue().splitlines() == [
             f"          cache    entry {ka[:12]}: {fault}; rebuilding"]
@@ -244,7 +253,7 @@ def test_damaged_entry_is_reported_once_removed_and_rebuilt(cache_dir, tmp_path)
         np.testing.assert_array_equal(np.load(f"{result.params}.npz")["w"], np.arange(4.0) * 60)
         assert result.params == a / "params" and result.cache_key == ka
         assert cache.verify(a, ka) == ""
-        _, status = cache.trained(cfg_of(), None, data(), None, tmp_path / "s", QUIET, train)
+        _, status = trained(cfg_of(), data(), tmp_path / "s", QUIET, train)
         assert (status, train.calls) == ("hit", calls + 1)
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
         [ka, kb, f"{ka}.lock", f"{kb}.lock"])  # no temporary folder left
@@ -273,8 +282,7 @@ def test_leftovers_of_killed_writes_are_cleaned(cache_dir, tmp_path):
         os.utime(path, (hour_ago, hour_ago))
     out = io.StringIO()
     train = FakeTrain()
-    _, status = cache.trained(cfg_of(), None, data(), None, tmp_path / "s", Console(stream=out),
-                              train)
+    _, status = trained(cfg_of(), data(), tmp_path / "s", Console(stream=out), train)
     assert (status, train.calls) == ("miss", 1)
     assert out.getvalue().splitlines()[0] == \
         "          cache    removed 3 leftover temporary folder(s) of killed writes"

@@ -20,9 +20,11 @@ TLIF_RATE_AT_1 = 1.0 / (0.002 + 0.02 * np.log(1 + 1 / 2.2))
 
 def run(overrides):
     from framework.networks.ensemble import run_ensemble
+    from framework.resolve import network_nodes
 
-    cfg = validate(compose(overrides))
-    return run_ensemble(cfg, Console(quiet=True))
+    built = run_ensemble(network_nodes(validate(compose(overrides))), None, None,
+                         Console(quiet=True), None)
+    return built.context, built.metrics
 
 
 @pytest.mark.parametrize("neuron, xi, rate_at_1", [
@@ -36,8 +38,7 @@ def test_forum_neuron_built_and_measured(neuron, xi, rate_at_1):
     np.testing.assert_array_equal(lay.gain, [1.0])
     np.testing.assert_array_equal(lay.bias, [0.6])
     assert lay.x_intercept[0] == pytest.approx(xi)
-    ramp = ctx.extras["ramp"]  # float64; data.x_test holds it as float32
-    np.testing.assert_array_equal(ramp, np.linspace(-1, 1, 41))
+    ramp = np.linspace(-1, 1, 41)  # the preset's ramp; data.x_test holds it as float32
     np.testing.assert_allclose(ctx.data.x_test[:, 0], ramp, atol=1e-7)
     assert lay.rates.shape == (41, 1)
     # measured over 1 s per value: silent below the x-intercept, the LIF rate (±1 spike) above

@@ -104,9 +104,9 @@ def _data(n_outputs=3, shape=(8,)):
 
 def _load(path, data):
     """Load as the pipeline does: with the trial conversion (``convert`` given)."""
-    from framework.config import KerasFileModel
     from framework.conversion import convert
     from framework.keras_io import load_model
+    from framework.models import KerasFileModel
 
     return load_model(KerasFileModel(path=str(path)), data, convert=convert)
 

@@ -126,9 +126,9 @@ def test_train_true_trains_further_in_nengo_dl(reach_model, uri):
 # ------------------------------------------------------------------------------------- refusals
 def load(path, data):
     """Load as the pipeline does: with the trial conversion (``convert`` given)."""
-    from framework.config import KerasFileModel
     from framework.conversion import convert
     from framework.keras_io import load_model
+    from framework.models import KerasFileModel
 
     return load_model(KerasFileModel(path=str(path)), data, convert=convert)
 

@@ -56,8 +56,7 @@ def test_every_relu_spelling_becomes_the_neuron_type(tf):
     an Activation("relu") layer all become ensembles of the configured type; linear stays a Node."""
     import nengo
 
-    from framework.conversion import convert, neuron_layers
-    from framework.models import hidden_layers
+    from framework.conversion import convert, hidden_layers, neuron_layers
 
     inp = tf.keras.Input(shape=(3,))
     a = tf.keras.layers.Dense(4, activation=tf.nn.relu, name="a")(inp)

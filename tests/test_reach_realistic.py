@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from helpers import compose
 
-from framework.config import EMG, ReachDataset, Task, validate
-from framework.data.base import load, reach
+from framework.config import validate
+from framework.data.base import Task, load, reach
+from framework.data.reach import EMG, ReachDataset
 from framework.errors import UserError
 
 SEEDS = range(6)

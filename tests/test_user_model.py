@@ -52,8 +52,8 @@ def user_files(tmp_path_factory):
 def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning(user_files, uri):
     from helpers import compose
 
-    from framework.config import FileDataset, Task
-    from framework.data.files import load_file
+    from framework.data.base import Task
+    from framework.data.files import FileDataset, load_file
     from framework.pipeline import run
     from framework.progress import Console
 
@@ -88,8 +88,8 @@ def test_users_keras_model_keeps_its_accuracy_and_rest_trials_stay_out_of_tuning
 
 
 def test_a_lone_negative_direction_is_named_as_a_possible_marker(user_files, tmp_path):
-    from framework.config import FileDataset, Task
-    from framework.data.files import load_file
+    from framework.data.base import Task
+    from framework.data.files import FileDataset, load_file
 
     x, label, direction = emg_recording()
     direction = np.where(np.isnan(direction), -1.0, direction)
@@ -112,11 +112,12 @@ def test_nengo_dl_parameters_load_onto_the_converted_network(uri, tmp_path):
     import nengo_dl
     from helpers import compose
 
-    from framework.config import KerasFileModel, validate
+    from framework.config import validate
     from framework.conversion import convert
     from framework.data import base as datasets
     from framework.errors import UserError
     from framework.keras_io import load_model
+    from framework.models import KerasFileModel
     from framework.pipeline import run
     from framework.progress import Console
 

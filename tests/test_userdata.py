@@ -5,9 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from framework.config import FileDataset, Task
-from framework.data.base import scale, split
-from framework.data.files import load_file
+from framework.data.base import Task, scale, split
+from framework.data.files import FileDataset, load_file
 from framework.errors import UserError
 
 N_DIR, PER_DIR, N_CH = 8, 20, 8  # directions, trials per direction, EMG-like channels

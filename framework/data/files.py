@@ -253,7 +253,7 @@ def load_file(cfg, seed: int) -> Data:
 
     Parameters
     ----------
-    cfg : framework.config.FileDataset
+    cfg : FileDataset
         The ``dataset`` node.
     seed : int
         Seeds the train/test split.

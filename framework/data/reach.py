@@ -84,7 +84,7 @@ def reach(cfg, seed: int) -> Data:
 
     Parameters
     ----------
-    cfg : framework.config.ReachDataset
+    cfg : ReachDataset
     seed : int
         Seeds the channels' tuning, the noise and the train/test split.
 

@@ -322,7 +322,7 @@ def load_model(model_cfg: Any, data: Any, convert: Convert | None = None) -> Any
 
     Parameters
     ----------
-    model_cfg : framework.config.KerasFileModel
+    model_cfg : framework.models.KerasFileModel
         ``path`` (file or SavedModel folder); ``train`` is read by the training stage.
     data : framework.data.base.Data
         The input shape and output size the model must fit.

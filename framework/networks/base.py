@@ -44,7 +44,7 @@ class Nodes:
 
     Attributes
     ----------
-    model, neuron, training, simulation, conversion
+    dataset, model, neuron, training, simulation, conversion
         The validated nodes of those names.
     layers : list of str
         ``analyses.layers``: the hidden layers to analyse (empty: all).
@@ -56,6 +56,7 @@ class Nodes:
         The run's seed.
     """
 
+    dataset: Any
     model: Any
     neuron: NeuronConfig
     training: TrainingConfig

@@ -83,7 +83,7 @@ def _build(nodes: Nodes, data: Data, recorder: Recorder, console: Console,
     summary: list[str] = []
     model.summary(print_fn=summary.append)
     recorder.artifact_text("\n".join(summary), "model_summary.txt")
-    check_layer_names(nodes.layers, [layer.name for layer in models.hidden_layers(model)])
+    check_layer_names(nodes.layers, [layer.name for layer in conversion.hidden_layers(model)])
     check_budget(model, data, nodes.simulation, nodes.seed)
     return model
 
@@ -112,15 +112,16 @@ def _normalise(nodes: Nodes, model: Any, data: Data, recorder: Recorder, console
 
 
 def training_key(nodes: Nodes, data: Data) -> cache.TrainingKey:
-    """What decides the trained weights (:class:`framework.cache.TrainingKey`): the dataset's
-    digest, the ``model``, ``neuron`` and ``training`` nodes (without ``cache``), the seed, the
-    firing-rate scales as resolved, for sequences the read-out the loss pools, and the bytes of
-    the model file and the start parameters."""
+    """What decides the trained weights (:class:`framework.cache.TrainingKey`): the data's
+    digest, the ``dataset``, ``model``, ``neuron`` and ``training`` nodes (without ``cache``),
+    the seed, the firing-rate scales as resolved, for sequences the read-out the loss pools, and
+    the bytes of the model file and the start parameters."""
     training = cache.plain(nodes.training)
     training.pop("cache", None)
     s = nodes.simulation
     what: dict[str, Any] = {
-        "model": nodes.model, "neuron": nodes.neuron, "training": training, "seed": nodes.seed,
+        "dataset": nodes.dataset, "model": nodes.model, "neuron": nodes.neuron,
+        "training": training, "seed": nodes.seed,
         "scale_firing_rates": float(s.scale_firing_rates),
         "layer_scales": {k: float(v) for k, v in sorted(nodes.conversion.layer_scales.items())}}
     if data.sequence:  # the loss pools the time bins the read-out covers (batches.readout_bins)
@@ -152,10 +153,8 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
                      start=nodes.model.params, fit=fit, out_dir=scratch / "trained",
                      console=console, on_epoch=epoch_loss)
 
-    if nodes.training.cache:
-        result, status = cache.trained(training_key(nodes, data), nodes.cache, console, run)
-    else:
-        result, status = run(), "off"
+    what = training_key(nodes, data) if nodes.training.cache else None
+    result, status = cache.trained(what, nodes.cache, console, run)
     # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
     tag(recorder, "training_cache", "miss" if status == "off" else status)
     recorder.tag("spiketune.training_cache", status)
