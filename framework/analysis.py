@@ -196,6 +196,7 @@ class Analysis:
     default: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register every subclass that sets a ``name`` in :data:`ANALYSES`."""
         super().__init_subclass__(**kwargs)
         if cls.name:
             ANALYSES.register(cls.name)(cls)

@@ -245,6 +245,7 @@ class Claims:
         self._claim(plugin, "neurons.csv column", columns)
 
     def _claim(self, plugin: str, kind: str, names: Iterable[str]) -> None:
+        """Claim each of ``names`` (outputs of one ``kind``) for ``plugin``."""
         for name in names:
             owner = self.owners.setdefault((kind, name), plugin)
             if owner != plugin:

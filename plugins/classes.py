@@ -21,6 +21,7 @@ from framework.analysis import Analysis, Context, Result, bounded
 
 @dataclass
 class ClassesConfig:
+    """Options of the ``classes`` analysis (``analyses.classes``)."""
     alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # ANOVA significance level: selective = p < alpha
 
 
@@ -100,11 +101,14 @@ class Classes(Analysis):
 
     @classmethod
     def applies(cls, data: Any) -> str | None:
+        """Classification data only."""
         if not data.classification:
             return "it needs a classification task (dataset.task=classification)"
         return None
 
     def run(self, ctx: Context, cfg: ClassesConfig) -> Result:
+        """Per-class rates and selectivity of every layer with rates; per-class accuracy of
+        ``ctx.outputs``."""
         import pandas as pd
 
         labels = np.asarray(ctx.data.y_test)[ctx.sample]

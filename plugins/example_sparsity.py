@@ -47,6 +47,7 @@ from framework.analysis import Analysis, Context, Result, bounded
 
 @dataclass
 class SparsityConfig:
+    """Options of the ``sparsity`` analysis (``analyses.sparsity``)."""
     normalise: bool = True  # rescale to Vinje & Gallant's S in [0, 1]; False: Treves–Rolls a itself
     # a neuron is counted active on a sample above this rate, Hz
     active_above_hz: float = bounded(1.0, ge=0.0)
@@ -92,6 +93,7 @@ class Sparsity(Analysis):
     default = False  # an example: run it with analysis=[firing,sparsity]
 
     def run(self, ctx: Context, cfg: SparsityConfig) -> Result:
+        """Population and lifetime sparseness of every layer with rates."""
         import pandas as pd
 
         metrics, frames = {}, []

@@ -22,6 +22,7 @@ from framework.analysis import Analysis, Context, Layer, Result, bounded
 
 @dataclass
 class FiringConfig:
+    """Options of the ``firing`` analysis (``analyses.firing``)."""
     # a neuron firing below this rate on every sample is silent, Hz
     silent_below_hz: float = bounded(0.1, ge=0.0)
     raster_neurons: int = bounded(50, ge=0)  # neurons per layer shown in the raster plot
@@ -68,6 +69,7 @@ class Firing(Analysis):
     Config = FiringConfig
 
     def run(self, ctx: Context, cfg: FiringConfig) -> Result:
+        """Mean, silent and saturated neurons of every layer with rates."""
         import pandas as pd
 
         metrics, frames = {}, []

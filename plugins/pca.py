@@ -25,6 +25,7 @@ VARIANCE_TARGET = 0.9
 
 @dataclass
 class PCAConfig:
+    """Options of the ``pca`` analysis (``analyses.pca``)."""
     max_components: int = bounded(50, ge=1)  # components kept in pca_variance.csv and the plot
 
 
@@ -77,12 +78,14 @@ class PCA(Analysis):
 
     @classmethod
     def applies(cls, data: Any) -> str | None:
+        """Inputs with at least 2 features per sample."""
         units = int(np.prod(np.shape(data.x_test)[1:]))
         if units < 2:  # one input (the threshold example's ramp): nothing to reduce
             return f"the inputs have {units} feature per sample: there is nothing to reduce"
         return None
 
     def run(self, ctx: Context, cfg: PCAConfig) -> Result:
+        """Explained variance of the simulated inputs and of each layer's rates."""
         import pandas as pd
 
         sources = {"input": np.asarray(ctx.data.x_test)[ctx.sample]}

@@ -33,6 +33,7 @@ from framework.analysis import Analysis, Context, Layer, Result, UserError, boun
 
 @dataclass
 class ResponseConfig:
+    """Options of the ``response`` analysis (``analyses.response``)."""
     x_low: float | None = None  # lowest input, x units; None: each neuron's lowest observed x
     x_high: float | None = None  # highest input, x units; None: each neuron's highest observed x
     n_x: int = bounded(41, ge=2)  # input values, evenly spaced
@@ -42,6 +43,7 @@ class ResponseConfig:
     tolerance_rel: float = bounded(0.01, ge=0.0)  # ... plus this fraction of the analytic rate
 
     def __post_init__(self) -> None:
+        """Refuse an empty input range."""
         if self.x_low is not None and self.x_high is not None and not self.x_low < self.x_high:
             raise UserError(f"analyses.response.x_low: must be below analyses.response.x_high, "
                             f"got {self.x_low} >= {self.x_high}")
@@ -100,6 +102,7 @@ class Response(Analysis):
     Config = ResponseConfig
 
     def run(self, ctx: Context, cfg: ResponseConfig) -> Result:
+        """Analytic and measured (``ctx.simulate_constant``) curves of the picked neurons."""
         import pandas as pd
 
         n_steps = max(1, int(round(cfg.duration / ctx.dt)))

@@ -38,6 +38,7 @@ from framework.analysis import (
 
 @dataclass
 class ThresholdsConfig:
+    """Options of the ``thresholds`` analysis (``analyses.thresholds``)."""
     bins: int = bounded(30, ge=1)  # histogram bins
 
 
@@ -65,6 +66,7 @@ class Thresholds(Analysis):
     Config = ThresholdsConfig
 
     def run(self, ctx: Context, cfg: ThresholdsConfig) -> Result:
+        """x-intercepts, analytic maximum rates and threshold quantiles of every layer."""
         metrics: dict[str, float] = {}
         finite_all, quantiles = [], []
         for layer in ctx.layers:

@@ -101,6 +101,7 @@ __all__ = ["DIRECTION_DECIMALS", "KAPPA_MAX", "MODELS", "N_PARAMS", "CosineCI", 
 
 @dataclass
 class TuningConfig:
+    """Options of the ``tuning`` analysis (``analyses.tuning``)."""
     alpha: float = bounded(0.05, gt=0.0, lt=1.0)  # level of both F-tests (modulation, lack of fit)
     grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (most strongly tuned)
     folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
@@ -196,6 +197,7 @@ class Tuning(Analysis):
 
     @classmethod
     def applies(cls, data: Any) -> str | None:
+        """Data with movement directions, at least 3 distinct ones in the test split."""
         if not data.has_directions:
             return "the dataset has no movement directions (dataset.direction for dataset=file)"
         directions = np.asarray(data.dir_test, dtype=float)

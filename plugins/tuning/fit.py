@@ -119,6 +119,7 @@ def group_directions(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _design(theta_deg: np.ndarray) -> np.ndarray:
+    """The cosine model's design matrix (1, cos θ, sin θ), shape (k, 3), of θ in degrees."""
     t = np.deg2rad(theta_deg)
     return np.stack([np.ones_like(t), np.cos(t), np.sin(t)], axis=1)
 
@@ -510,6 +511,7 @@ def _vm_shape(phi: Any, kappa: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _vm_shape_scalar(phi: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_vm_shape` for one κ (the fitting loop's case), without the masking."""
     c, s = np.cos(phi), np.sin(phi)
     if kappa < 1e-5:
         return (1.0 + c) / 2.0 + kappa * (c * c - 1.0) / 4.0, (c * c - 1.0) / 4.0, \
@@ -818,6 +820,7 @@ def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: fl
     t_s = (np.arange(n_bins) + 0.5) * bin_s if bin_s > 0 else np.full(n_bins, np.nan)
 
     def per_bin(a: np.ndarray) -> np.ndarray:
+        """Columns bin·N + neuron back to (n_bins, N)."""
         return np.asarray(a).reshape(n_bins, n)
 
     return TimeTuning(t_s=t_s, pd_deg=per_bin(fit.pd_deg), pd_low_deg=per_bin(boot.pd_low_deg),

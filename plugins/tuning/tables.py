@@ -38,19 +38,22 @@ class LayerTuning:
 
 
 def _median(a: np.ndarray) -> float:
+    """Median of the finite values (NaN if none)."""
     a = np.asarray(a, float)
     a = a[np.isfinite(a)]
     return float(np.median(a)) if len(a) else float("nan")
 
 
 def _fraction(mask: np.ndarray) -> float:
+    """Fraction of True in ``mask`` (NaN when empty)."""
     return float(np.mean(mask)) if len(mask) else float("nan")
 
 
 def population_metrics(prefix: str, parts: list[LayerTuning], pv: np.ndarray, ole: np.ndarray,
-             true: np.ndarray, alpha: float) -> dict[str, float]:
+                       true: np.ndarray, alpha: float) -> dict[str, float]:
     """The metrics of the neurons of ``parts`` taken together, and of the decodes pv, ole."""
     def cat(get: Callable[[LayerTuning], np.ndarray]) -> np.ndarray:
+        """One per-neuron array of every layer in ``parts``, concatenated."""
         return np.concatenate([get(lt) for lt in parts])
 
     modulated = cat(lambda lt: lt.modulated)
@@ -77,6 +80,7 @@ def population_metrics(prefix: str, parts: list[LayerTuning], pv: np.ndarray, ol
 
 
 def control_metrics(prefix: str, fit: CosineFit, alpha: float) -> dict[str, float]:
+    """Median R², tuned and modulated fractions of one control's cosine fits."""
     return {f"{prefix}/median_r2": _median(fit.r2),
             f"{prefix}/tuned_fraction": _fraction(fit.tuned(alpha)),
             f"{prefix}/modulated_fraction": _fraction(fit.modulated(alpha))}
