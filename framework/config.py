@@ -136,7 +136,7 @@ def analyses_schema() -> type:
     return _analyses_schema
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "AnalysesConfig":
         return analyses_schema()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -190,7 +190,7 @@ def _check_bounds(obj: Any, prefix: str) -> None:
                     raise UserError(f"{key}: must be {sign} {bound}, got {v}")
 
 
-def _check_keys(node, obj, prefix: str) -> None:
+def _check_keys(node: Any, obj: Any, prefix: str) -> None:
     """Refuse keys the schema does not have (``+model._target_=...`` adds one through open_dict)."""
     if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(obj):
         return
@@ -261,7 +261,7 @@ def _resolve_data_paths(obj: Config) -> None:
             setattr(node, key, str(Path(base).expanduser() / value))
 
 
-def validate(cfg) -> Config:
+def validate(cfg: Any) -> Config:
     """Check a composed config and return it as typed dataclasses.
 
     Raises
@@ -308,12 +308,12 @@ def omegaconf_message(ex: BaseException) -> str:
     return f"{key}: {msg}" if key else msg
 
 
-def to_flat_params(cfg) -> dict[str, str]:
+def to_flat_params(cfg: Any) -> dict[str, str]:
     """Every leaf of the resolved config as ``dotted.key -> str`` (MLflow params)."""
     container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     flat: dict[str, str] = {}
 
-    def walk(node, prefix):
+    def walk(node: Any, prefix: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 walk(v, f"{prefix}.{k}" if prefix else str(k))

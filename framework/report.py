@@ -25,7 +25,7 @@ def run_name(cfg: Any, tags: dict[str, Any] | None = None) -> str:
     """``tracking.run_name``; else a sweep job's name, what the job changed (``lif n_steps=50``,
     :func:`framework.app.sweeps.job_label`, in ``tags``); else ``<dataset>-<model>-<neuron>``."""
     if cfg.tracking.run_name:
-        return cfg.tracking.run_name
+        return str(cfg.tracking.run_name)
     if tags and tags.get("mlflow.runName"):
         return str(tags["mlflow.runName"])
     return f"{cfg.dataset.name}-{cfg.model.name}-{cfg.neuron.name}"

@@ -210,7 +210,7 @@ def keras_outputs(model: Any, data: Data, sim_cfg: Any) -> np.ndarray:
     n, bins = x.shape[0], x.shape[1]
     y = np.asarray(model.predict(x.reshape(n * bins, *x.shape[2:]), verbose=0, batch_size=1024))
     y = y.reshape(n, bins, -1)
-    return y[:, -readout_bins(bins, sim_cfg):].mean(axis=1)
+    return np.asarray(y[:, -readout_bins(bins, sim_cfg):].mean(axis=1))
 
 
 def swap_line(neuron: str, metrics: dict[str, float]) -> str:

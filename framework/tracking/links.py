@@ -89,7 +89,7 @@ def ui_links(base: str, experiment_id: str, run_id: str = "",
 def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     """``rows`` under ``head`` as a Markdown table (the UI renders descriptions as Markdown); the
     first column left-aligned, the others (numbers) right-aligned."""
-    def cell(value) -> str:
+    def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(h) for h in head) + " |",

@@ -40,6 +40,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -52,7 +53,7 @@ from framework.batches import as_steps, pad_to
 from framework.conversion import Conversion
 from framework.errors import UserError
 from framework.networks.base import TrainedNetwork
-from framework.neurons import NEURONS
+from framework.neurons import NEURONS, NeuronConfig
 from framework.redact import redact
 from framework.tracking.store import retry, scratch_dir, use_uri
 
@@ -96,14 +97,14 @@ class _RateNetworkMethods:
     #: (minibatch size, simulator, input node, output probe) of the simulator built last
     _sim: tuple[int, Any, Any, Any] | None = None
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: Any) -> None:
         """Read the config and shapes; the NengoDL simulator is built on the first predict."""
         self._files = {k: Path(v) for k, v in context.artifacts.items()}
         self._net = json.loads(self._files["network"].read_text())
         self._cfg = OmegaConf.load(self._files["config"])
         self._sim = None
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
         """The rate network's outputs (n, outputs) for inputs ``model_input`` (n, *input shape).
 
         Parameters
@@ -127,12 +128,12 @@ class _RateNetworkMethods:
         mb = min(int(self._cfg.simulation.minibatch_size), n)  # as evaluate_rates batches them
         sim, inp, out_p = self._simulator(mb)
         y = sim.predict({inp: pad_to(as_steps(x, self._net["sequence"]), mb)}, verbose=0)
-        y = y[out_p][:n]
+        y = np.asarray(y[out_p][:n])
         if self._net["sequence"]:  # one step per time bin: the bins the spiking read-out covers
-            return y[:, -int(self._net["readout_bins"]):].mean(axis=1)
-        return y[:, -1]
+            return np.asarray(y[:, -int(self._net["readout_bins"]):].mean(axis=1))
+        return np.asarray(y[:, -1])
 
-    def converter(self, spiking: bool = False):
+    def converter(self, spiking: bool = False) -> tuple[Any, Path]:
         """The network converted as the run converted it.
 
         Parameters
@@ -160,7 +161,7 @@ class _RateNetworkMethods:
         conv = how.convert(keras_model, synapse=synapse, rate=not spiking)
         return conv, self._files["params"].with_suffix("")
 
-    def _simulator(self, minibatch: int):
+    def _simulator(self, minibatch: int) -> tuple[Any, Any, Any]:
         """One NengoDL simulator of the rate network, rebuilt only when the batch size changes
         (building one takes seconds; NengoDL fixes the minibatch size when it builds)."""
         if self._sim is not None and self._sim[0] == minibatch:
@@ -189,16 +190,18 @@ class _RateNetworkMethods:
             self.close()
 
 
-def _neuron_type(node):
+def _neuron_type(node: Any) -> Any:
     """The Nengo neuron type of a config's ``neuron`` node (its schema from the registry)."""
     schema = NEURONS.get(str(node.name), "neuron")
-    return neurons.build(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node)))
+    built = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    assert isinstance(built, NeuronConfig)  # the registry's schema, filled from the node
+    return neurons.build(built)
 
 
 _built: dict[str, type] = {}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "RateNetwork":
         if name not in _built:
             import mlflow.pyfunc
@@ -227,7 +230,7 @@ def requirements() -> list[str]:
     return out
 
 
-def _save_unchecked(validate_serving_input: bool = True, **kwargs):
+def _save_unchecked(validate_serving_input: bool = True, **kwargs: Any) -> Any:
     """``mlflow.pyfunc.save_model`` without Model.log's serving-input check, which would load the
     model again and build a second NengoDL simulator to predict the example the run computed."""
     import mlflow.pyfunc
@@ -240,7 +243,7 @@ _PYFUNC_UNCHECKED = SimpleNamespace(__name__="mlflow.pyfunc", save_model=_save_u
 
 
 @contextlib.contextmanager
-def _quiet_mlflow():
+def _quiet_mlflow() -> Iterator[None]:
     """No MLflow INFO lines ("Validating input example ...") or artifact progress bars while the
     model is logged: the run's console says what happened, once."""
     import logging
@@ -260,7 +263,7 @@ def _quiet_mlflow():
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
 
 
-def _signature(x: np.ndarray, y: np.ndarray):
+def _signature(x: np.ndarray, y: np.ndarray) -> Any:
     """Tensor signature, float32 in and out (NengoDL computes in float32, whatever it is given;
     MLflow checks tensor dtypes exactly), the batch axis free."""
     from mlflow.models import infer_signature
@@ -268,7 +271,8 @@ def _signature(x: np.ndarray, y: np.ndarray):
     return infer_signature(x.astype(np.float32), y.astype(np.float32))
 
 
-def log_network(tracker, net: TrainedNetwork, config_yaml: str, register: str = "") -> dict:
+def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
+                register: str = "") -> dict[str, Any]:
     """Log ``net`` as the run's MLflow model; register it when ``register`` names a model.
 
     Parameters

@@ -16,11 +16,17 @@ run and sweep prints.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
+import random
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from framework import lifecycle
 from framework.errors import UserError
@@ -28,6 +34,8 @@ from framework.paths import default_uri, launch_dir
 from framework.redact import redact
 from framework.tracking.links import ui_links
 from framework.tracking.tags import base_tags
+
+T = TypeVar("T")
 
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
@@ -60,12 +68,10 @@ def _transient(ex: Exception) -> bool:
                                    "already exists", "IntegrityError"))
 
 
-def retry(fn, *args, attempts: int = 8, **kwargs):
+def retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
     """Call ``fn``, retrying collisions with other sqlite writers (with jitter). A signal waits
     for the call to end (``lifecycle.held``): one that stops a transaction half-way leaves its
     connection holding the store's write lock, and the run's ending then waits on it."""
-    import random
-
     for i in range(attempts):
         try:
             with lifecycle.held():
@@ -74,45 +80,19 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
             if i == attempts - 1 or not _transient(ex):
                 raise
             time.sleep(0.05 * (2 ** i) * (0.5 + random.random()))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def open_store(uri: str):
+def open_store(uri: str) -> Any:
     """An ``MlflowClient`` on ``uri``; a store that cannot be opened is a user error."""
-    import logging
-
     from mlflow.tracking import MlflowClient
 
     # creating a new store logs its schema migrations at INFO; the user asked for none of that
     for name in ("mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    allow_files = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1")
-    if scheme in ("", "file") and not allow_files:  # MLflow 3 refuses them with a page of advice
-        raise UserError(f"tracking.uri: {uri} is a folder store, which MLflow 3 refuses; use "
-                        f"sqlite:///<path>/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)")
-    if scheme.split("+")[0] not in STORE_SCHEMES + ("", "file"):
-        raise UserError(f"tracking.uri: unsupported scheme '{scheme}' in {uri}; use "
-                        f"sqlite:///<path>/mlflow.db or http(s)://<host>:<port>")
+    scheme = _check_scheme(uri)
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        for parent in path.parents:  # the nearest existing ancestor must be a folder
-            if parent.exists():
-                if not parent.is_dir():
-                    raise UserError(f"tracking.uri: {parent} is a file, not a folder")
-                break
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as ex:
-            raise UserError(f"tracking.uri: cannot create {path.parent}: {ex.strerror}") from None
-        if not os.access(path.parent, os.W_OK):
-            raise UserError(f"tracking.uri: {path.parent} is not writable")
-        if path.is_dir():
-            raise UserError(f"tracking.uri: {path} is a folder, not an sqlite database file")
-        if path.exists() and path.stat().st_size:
-            with open(path, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise UserError(f"tracking.uri: {path} is not an sqlite database")
-            _check_intact(path)
+        _check_sqlite(Path(uri[len("sqlite:///"):]))
     elif scheme in ("http", "https"):
         _reachable(uri)
     try:
@@ -127,12 +107,47 @@ def open_store(uri: str):
     return client
 
 
+def _check_scheme(uri: str) -> str:
+    """The URI's scheme, refused when MLflow cannot open it (folder stores unless allowed)."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    allow_files = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1")
+    if scheme in ("", "file") and not allow_files:  # MLflow 3 refuses them with a page of advice
+        raise UserError(f"tracking.uri: {uri} is a folder store, which MLflow 3 refuses; use "
+                        f"sqlite:///<path>/mlflow.db (or set MLFLOW_ALLOW_FILE_STORE=true)")
+    if scheme.split("+")[0] not in STORE_SCHEMES + ("", "file"):
+        raise UserError(f"tracking.uri: unsupported scheme '{scheme}' in {uri}; use "
+                        f"sqlite:///<path>/mlflow.db or http(s)://<host>:<port>")
+    return scheme
+
+
+def _check_sqlite(path: Path) -> None:
+    """An sqlite store's file: in a writable folder (created), an sqlite database if it exists,
+    and intact (:func:`_check_intact`)."""
+    for parent in path.parents:  # the nearest existing ancestor must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"tracking.uri: {parent} is a file, not a folder")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise UserError(f"tracking.uri: cannot create {path.parent}: {ex.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"tracking.uri: {path.parent} is not writable")
+    if path.is_dir():
+        raise UserError(f"tracking.uri: {path} is a folder, not an sqlite database file")
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise UserError(f"tracking.uri: {path} is not an sqlite database")
+        _check_intact(path)
+
+
 def _check_intact(path: Path) -> None:
     """Refuse an sqlite store with a damaged page before a run writes to it: SQLite only notices
     damage when a query reads the page, so a run could log half its results and then fail, or
     finish on a store that can no longer be read back. ``PRAGMA quick_check`` reads every page
     (milliseconds for a few MB, about a second per GB), read-only."""
-    import sqlite3
 
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
@@ -153,7 +168,7 @@ def _check_intact(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _store_lock(uri: str):
+def _store_lock(uri: str) -> Iterator[None]:
     """Let one process at a time open an sqlite store (an exclusive ``fcntl`` lock beside it).
 
     The first open creates the schema and every open may migrate it; two processes migrating at
@@ -205,25 +220,25 @@ def artifact_folder(name: str) -> str:
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
-def experiment_id(client, name: str, uri: str) -> str:
+def experiment_id(client: Any, name: str, uri: str) -> str:
     """The id of experiment ``name``, created (once, even with racing processes) if missing."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise UserError(f"tracking.experiment: experiment '{name}' is deleted; restore it in "
                             f"the MLflow UI or choose another name")
-        return exp.experiment_id
+        return str(exp.experiment_id)
     root = artifact_root(uri)
     try:
-        return client.create_experiment(
-            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None)
+        return str(client.create_experiment(
+            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None))
     except Exception as ex:
         if not _transient(ex):
             raise
-        return retry(lambda: client.get_experiment_by_name(name).experiment_id)
+        return str(retry(lambda: client.get_experiment_by_name(name).experiment_id))
 
 
-def end_orphans(client, experiment_id: str) -> int:
+def end_orphans(client: Any, experiment_id: str) -> int:
     """End KILLED the runs of ``experiment_id`` left RUNNING on this host by a process that is
     gone (SIGKILL, the OOM killer, a power cut: nothing could end them then); says so in one line.
 
@@ -257,7 +272,7 @@ def end_orphans(client, experiment_id: str) -> int:
 
 
 @contextlib.contextmanager
-def use_uri(uri: str):
+def use_uri(uri: str) -> Iterator[None]:
     """MLflow's fluent functions (model logging, registration) on ``uri`` for the block; the
     process's global tracking URI is left as it was."""
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -291,7 +306,7 @@ class Tracker:
         says why not).
     """
 
-    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict | None = None,
+    def __init__(self, uri: str, experiment: str, run_name: str, tags: dict[str, Any] | None = None,
                  system_metrics: bool = False):
         self.uri = uri
         self.client = open_store(uri)
@@ -311,12 +326,9 @@ class Tracker:
         lifecycle.opened(self)  # a sweep worker's watchdog ends it if the launcher dies
         self._monitor = self._start_monitor() if system_metrics else None
 
-    def _start_monitor(self):
+    def _start_monitor(self) -> Any:
         """MLflow's own system-metrics thread on this run (its fluent flag only covers runs
         started with ``mlflow.start_run``)."""
-        import importlib.util
-        import logging
-
         if importlib.util.find_spec("psutil") is None:
             self.tag("spiketune.system_metrics", "off: psutil is not installed")
             return None
@@ -363,7 +375,7 @@ class Tracker:
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
-    def tag(self, key: str, value) -> None:
+    def tag(self, key: str, value: Any) -> None:
         retry(self.client.set_tag, self.run_id, key, redact(str(value)))
 
     def artifact_dir(self, path: Path, artifact_path: str | None = None) -> None:
@@ -372,7 +384,7 @@ class Tracker:
     def artifact_text(self, text: str, name: str) -> None:
         retry(self.client.log_text, self.run_id, redact(text), name)
 
-    def dataset(self, data) -> None:
+    def dataset(self, data: Any) -> None:
         """Log the dataset as an MLflow input: name, source, digest and shapes."""
         import json
 
