@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -48,6 +49,8 @@ class Layout(str, enum.Enum):
 @dataclass
 class FileDataset(DatasetConfig):
     """A user's recording: ``.csv`` (columns) or ``.npz`` (arrays)."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("path",)
 
     name: str = "file"
     path: str = ""  # the .csv or .npz file; relative paths are from the launch directory
@@ -82,13 +85,13 @@ def _one_line(ex: BaseException) -> str:
     return " ".join(str(ex).split()) or type(ex).__name__
 
 
-def _names(names) -> str:
+def _names(names: Iterable[object]) -> str:
     """Available columns/arrays for an error message, shortened when there are many."""
-    names = [str(n) for n in names]
-    if not names:
+    text = [str(n) for n in names]
+    if not text:
         return "none"
-    more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
-    return ", ".join(names[:20]) + more
+    more = f", ... ({len(text) - 20} more)" if len(text) > 20 else ""
+    return ", ".join(text[:20]) + more
 
 
 def _numeric(a: np.ndarray, key: str, what: str) -> np.ndarray:
@@ -106,7 +109,7 @@ def _numeric(a: np.ndarray, key: str, what: str) -> np.ndarray:
     raise UserError(f"{key}: {what} is not numeric (dtype {a.dtype})")
 
 
-def _read_csv(path: Path, cfg) -> tuple[dict[str, Field], list[str]]:
+def _read_csv(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str]]:
     """The features, target and (optional) direction columns of a csv, and the feature names."""
     import pandas as pd
 
@@ -147,11 +150,13 @@ def _read_csv(path: Path, cfg) -> tuple[dict[str, Field], list[str]]:
     return out, features
 
 
-def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
-    """The features, target and (optional) direction arrays of an npz archive."""
+def _check_npz_magic(path: Path) -> None:
+    """Refuse a file that is not a zip archive before numpy reads it.
+
+    Checked first: numpy blames anything unrecognised on pickling, which misleads.
+    """
     with open(path, "rb") as f:
         magic = f.read(6)
-    # checked first: numpy blames anything unrecognised on pickling, which misleads
     if not magic:
         raise UserError(f"dataset.path: {path.name} is empty")
     if magic == b"\x93NUMPY":
@@ -159,6 +164,40 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
                         f"(save it with numpy.savez)")
     if not magic.startswith(b"PK"):
         raise UserError(f"dataset.path: {path.name} is not an npz archive (not a zip file)")
+
+
+def _npz_feature(names: list[str], cfg: FileDataset, path: Path) -> str:
+    """The name of the feature array: ``dataset.features`` (one name), else ``x``, else the only
+    array that is neither target nor direction."""
+    if cfg.features is None:
+        rest = [n for n in names if n not in (cfg.target, cfg.direction)]
+        if "x" not in names and len(rest) != 1:
+            raise UserError(f"dataset.features: {path.name} has no array 'x' and {len(rest)} "
+                            f"other arrays ({_names(rest)}); name one")
+        return "x" if "x" in names else rest[0]
+    if len(cfg.features) != 1:
+        raise UserError(f"dataset.features: name exactly one array of {path.name}, got "
+                        f"{len(cfg.features)}")
+    return str(cfg.features[0])
+
+
+def _npz_field(archive: Any, names: list[str], key: str, name: str, path: Path) -> Field:
+    """Array ``name`` of the open archive as a float64 :class:`Field` chosen by config ``key``."""
+    if name not in names:
+        raise UserError(f"{key}: no array {name!r} in {path.name} "
+                        f"(arrays: {_names(names)})")
+    try:  # members are read lazily, so a damaged archive may only fail here
+        a = archive[name]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:
+        raise UserError(f"dataset.path: cannot read array {name!r} from {path.name}: "
+                        f"{_one_line(ex)}") from None
+    what = f"array {name!r} of {path.name}"
+    return Field(key, what, _numeric(a, key, what))
+
+
+def _read_npz(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], None]:
+    """The features, target and (optional) direction arrays of an npz archive."""
+    _check_npz_magic(path)
     check_archive(path, "dataset.path")  # before numpy inflates a member (zip bombs)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -166,37 +205,16 @@ def _read_npz(path: Path, cfg) -> tuple[dict[str, Field], None]:
         raise UserError(f"dataset.path: cannot read {path.name} as npz: {_one_line(ex)}") from None
     with archive:
         names = list(archive.files)
-        if cfg.features is None:
-            rest = [n for n in names if n not in (cfg.target, cfg.direction)]
-            if "x" not in names and len(rest) != 1:
-                raise UserError(f"dataset.features: {path.name} has no array 'x' and {len(rest)} "
-                                f"other arrays ({_names(rest)}); name one")
-            feature = "x" if "x" in names else rest[0]
-        elif len(cfg.features) != 1:
-            raise UserError(f"dataset.features: name exactly one array of {path.name}, got "
-                            f"{len(cfg.features)}")
-        else:
-            feature = str(cfg.features[0])
-        wanted = {"features": ("dataset.features", feature),
+        wanted = {"features": ("dataset.features", _npz_feature(names, cfg, path)),
                   "target": ("dataset.target", cfg.target)}
         if cfg.direction is not None:
             wanted["direction"] = ("dataset.direction", cfg.direction)
-        out = {}
-        for role, (key, name) in wanted.items():
-            if name not in names:
-                raise UserError(f"{key}: no array {name!r} in {path.name} "
-                                f"(arrays: {_names(names)})")
-            try:  # members are read lazily, so a damaged archive may only fail here
-                a = archive[name]
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:
-                raise UserError(f"dataset.path: cannot read array {name!r} from {path.name}: "
-                                f"{_one_line(ex)}") from None
-            what = f"array {name!r} of {path.name}"
-            out[role] = Field(key, what, _numeric(a, key, what))
+        out = {role: _npz_field(archive, names, key, name, path)
+               for role, (key, name) in wanted.items()}
     return out, None
 
 
-def fit_layout(data: Data, shape: tuple | None) -> tuple[Data, list[str]]:
+def fit_layout(data: Data, shape: tuple[int | None, ...] | None) -> tuple[Data, list[str]]:
     """``data`` laid out as a loaded model's input ``shape`` (no batch axis) says, and a line.
 
     A sample of that shape is fed at once; a sample whose trailing axes have it is a sequence fed
@@ -205,21 +223,22 @@ def fit_layout(data: Data, shape: tuple | None) -> tuple[Data, list[str]]:
     """
     if shape is None or any(d is None for d in shape):
         return data, []
+    dims: tuple[int, ...] = tuple(d for d in shape if d is not None)  # all of them, now
     sample = tuple(data.x_train.shape[1:])
-    if sample == tuple(shape):
-        sequence, what = False, "image" if len(shape) > 1 else "features"
-    elif sample[1:] == tuple(shape):
+    if sample == dims:
+        sequence, what = False, "image" if len(dims) > 1 else "features"
+    elif sample[1:] == dims:
         sequence, what = True, "sequence"
-    elif int(np.prod(sample)) == int(np.prod(shape)) and len(sample) != len(shape):
+    elif int(np.prod(sample)) == int(np.prod(dims)) and len(sample) != len(dims):
         n_tr, n_te = len(data.x_train), len(data.x_test)
-        data = dataclasses.replace(data, x_train=data.x_train.reshape(n_tr, *shape),
-                                   x_test=data.x_test.reshape(n_te, *shape))
-        sequence, what = False, f"{'image' if len(shape) > 1 else 'features'}, reshaped"
+        data = dataclasses.replace(data, x_train=data.x_train.reshape(n_tr, *dims),
+                                   x_test=data.x_test.reshape(n_te, *dims))
+        sequence, what = False, f"{'image' if len(dims) > 1 else 'features'}, reshaped"
     else:
         return data, []
     if sequence == data.sequence and "reshaped" not in what:
         return data, []  # what the rank said already: nothing to report
-    line = (f"dataset.layout=auto -> {what} (the model takes {tuple(shape)}, the file's samples "
+    line = (f"dataset.layout=auto -> {what} (the model takes {dims}, the file's samples "
             f"are {sample})")
     return dataclasses.replace(data, sequence=sequence), [line]
 
@@ -230,7 +249,8 @@ def _rows_text(n: int) -> str:
 
 def _nonfinite_rows(a: np.ndarray) -> np.ndarray:
     """Boolean mask of the rows (samples) holding any NaN or inf."""
-    return ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    finite: np.ndarray = np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return ~finite
 
 
 def _marker_remark(direction: np.ndarray) -> list[str]:
@@ -247,7 +267,146 @@ def _marker_remark(direction: np.ndarray) -> list[str]:
     return []
 
 
-def load_file(cfg, seed: int) -> Data:
+def _resolve(cfg: FileDataset) -> Path:
+    """The absolute path of ``dataset.path``: an existing ``.csv`` or ``.npz`` file."""
+    path = existing_path(cfg.path, "dataset.path", SUFFIXES).resolve()
+    if path.is_dir():
+        raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
+    return path
+
+
+def _read(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str] | None]:
+    """The file's fields by role (``features``, ``target``, ``direction``) and, for a csv, the
+    feature column names."""
+    reader: Callable[[Path, FileDataset], tuple[dict[str, Field], list[str] | None]]
+    reader = _read_csv if path.suffix.lower() == ".csv" else _read_npz
+    try:
+        return reader(path, cfg)
+    except OSError as ex:  # permissions, a vanished or unreadable file: the user can fix these
+        raise UserError(f"dataset.path: cannot read {path.name}: "
+                        f"{ex.strerror or _one_line(ex)}") from None
+
+
+def _shape_features(features: Field, layout: str) -> tuple[np.ndarray, bool]:
+    """The feature array checked against ``dataset.layout`` (an image's channel axis added when
+    it has none), and whether it is a sequence fed one time step per step."""
+    x, what = features.values, features.what
+    if len(x) == 0:
+        raise UserError(f"dataset.features: {what} has no samples")
+    if x.ndim not in (2, 3, 4):
+        raise UserError(f"dataset.features: {what} has shape {x.shape}; need "
+                        f"(samples, features), (samples, time, channels) or (samples, height, "
+                        f"width, channels)")
+    if 0 in x.shape[1:]:  # no features, no time bins or an empty image: nothing to learn from
+        raise UserError(f"dataset.features: {what} has shape {x.shape}; every "
+                        f"axis after the samples needs at least 1 entry")
+    if layout == "sequence" and x.ndim < 3:
+        raise UserError(f"dataset.layout: sequence needs (samples, time, channels); "
+                        f"{what} has shape {x.shape}")
+    if layout == "image" and x.ndim == 3:  # (samples, height, width): one channel
+        x = x[..., None]
+    return x, layout == "sequence" or (layout == "auto" and x.ndim == 3)
+
+
+def _check_rows(fields: dict[str, Field], n: int) -> None:
+    """Refuse a field whose row count is not the ``n`` samples of the features; a (samples, 1)
+    target or direction becomes a vector (in place), and a direction must then be one."""
+    for role, f in fields.items():
+        if len(f.values) != n:
+            raise UserError(f"{f.key}: {f.what} has {_rows_text(len(f.values))} but the features "
+                            f"have {n}")
+        if role != "features" and f.values.ndim == 2 and f.values.shape[1] == 1:
+            fields[role] = f._replace(values=f.values[:, 0])
+    if "direction" in fields and fields["direction"].values.ndim != 1:
+        f = fields["direction"]
+        raise UserError(f"{f.key}: {f.what} has shape {f.values.shape}; need one angle per sample")
+
+
+def _mark_no_direction(fields: dict[str, Field], no_direction: float | None) -> None:
+    """Directions (degrees) with trials without one as NaN (in place).
+
+    A trial without a direction (a rest class) is NaN, or the marker ``dataset.no_direction``
+    says; it stays in the task and is left out of tuning. inf is never a direction.
+    """
+    if "direction" not in fields:
+        return
+    f = fields["direction"]
+    d = f.values.astype(np.float64)
+    if no_direction is not None:
+        d[d == no_direction] = np.nan
+    if np.isinf(d).any():
+        raise UserError(f"{f.key}: {f.what} holds inf on {_rows_text(np.isinf(d).sum())}; "
+                        f"mark trials without a direction as NaN")
+    fields["direction"] = f._replace(values=d)
+
+
+def _nonfinite_columns(f: Field, columns: list[str], path: Path) -> str:
+    """The csv feature columns holding NaN/inf, each with its count, for an error message."""
+    counts = (~np.isfinite(f.values)).sum(axis=0)
+    return (", ".join(f"column {c!r} ({k})" for c, k in zip(columns, counts) if k)
+            + f" of {path.name}")
+
+
+def _bad_rows(fields: dict[str, Field], n: int, drop_nan: bool, columns: list[str] | None,
+              path: Path) -> np.ndarray:
+    """Boolean mask of the ``n`` rows holding NaN/inf (directions aside: NaN there means "no
+    direction"); any such row is refused, naming where, unless ``dataset.drop_nan`` asks to drop
+    them."""
+    bad = np.zeros(n, dtype=bool)
+    for role, f in fields.items():
+        if role == "direction":
+            continue
+        rows = _nonfinite_rows(f.values)
+        if rows.any() and not drop_nan:
+            what = f.what
+            if role == "features" and columns is not None:  # name the csv columns at fault
+                what = _nonfinite_columns(f, columns, path)
+            raise UserError(f"{f.key}: NaN/inf values in {what}: {_rows_text(rows.sum())} "
+                            f"(set dataset.drop_nan=true to drop them)")
+        bad |= rows
+    return bad
+
+
+def _class_labels(y: np.ndarray, target: str, notes: dict[str, float]
+                  ) -> tuple[np.ndarray, int, np.ndarray]:
+    """Classification: labels 0..K-1 (int64), K, and the labels to stratify the split by; the
+    class count (and the file's own labels when they are not 0..K-1) go into ``notes``."""
+    if y.ndim != 1:
+        raise UserError(f"dataset.target: {target} has shape {y.shape}; classification needs "
+                        f"one label per sample")
+    fractional = y != np.round(y)
+    if fractional.any():
+        raise UserError(f"dataset.target: {target} holds non-integer labels (e.g. "
+                        f"{y[fractional][0]:g}); use dataset.task=regression for continuous "
+                        f"targets")
+    classes, labels = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise UserError(f"dataset.target: {target} has a single class ({classes[0]:g}); "
+                        f"classification needs at least two")
+    notes["n_classes"] = float(len(classes))
+    if not np.array_equal(classes, np.arange(len(classes))):  # keep the original labels
+        notes.update({f"label_{k}": float(c) for k, c in enumerate(classes)})
+    return labels.astype(np.int64), len(classes), labels
+
+
+def _regression_targets(y: np.ndarray, target: str) -> tuple[np.ndarray, int]:
+    """Regression: targets as float32 (samples, outputs), and the number of outputs."""
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise UserError(f"dataset.target: {target} has shape {y.shape}; regression needs "
+                        f"(samples,) or (samples, outputs)")
+    return y.astype(np.float32), y.shape[1]
+
+
+def _wrap_degrees(direction: np.ndarray) -> np.ndarray:
+    """Directions wrapped to [0, 360) degrees (NaN stays NaN)."""
+    direction = np.mod(direction, 360.0)
+    direction[direction >= 360.0] = 0.0  # mod of a tiny negative angle rounds up to 360
+    return direction
+
+
+def load_file(cfg: FileDataset, seed: int) -> Data:
     """Load, check and split a user's ``.csv`` or ``.npz`` file (scaling comes after, only as
     ``dataset.scaling`` asks).
 
@@ -265,72 +424,14 @@ def load_file(cfg, seed: int) -> Data:
         (classification, stratified split) or float32 (samples, outputs) (regression); directions
         in degrees, [0, 360), when ``dataset.direction`` is set.
     """
-    path = existing_path(cfg.path, "dataset.path", SUFFIXES).resolve()
-    if path.is_dir():
-        raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
-    reader = _read_csv if path.suffix.lower() == ".csv" else _read_npz
-    remarks: list[str] = []
-    try:
-        fields, columns = reader(path, cfg)
-    except OSError as ex:  # permissions, a vanished or unreadable file: the user can fix these
-        raise UserError(f"dataset.path: cannot read {path.name}: "
-                        f"{ex.strerror or _one_line(ex)}") from None
-
+    path = _resolve(cfg)
+    fields, columns = _read(path, cfg)
     # shapes: one row per sample everywhere; a (samples, 1) target or direction is a vector
-    x = fields["features"].values
-    if len(x) == 0:
-        raise UserError(f"dataset.features: {fields['features'].what} has no samples")
-    if x.ndim not in (2, 3, 4):
-        raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; need "
-                        f"(samples, features), (samples, time, channels) or (samples, height, "
-                        f"width, channels)")
-    if 0 in x.shape[1:]:  # no features, no time bins or an empty image: nothing to learn from
-        raise UserError(f"dataset.features: {fields['features'].what} has shape {x.shape}; every "
-                        f"axis after the samples needs at least 1 entry")
     layout = getattr(cfg.layout, "value", cfg.layout)
-    if layout == "sequence" and x.ndim < 3:
-        raise UserError(f"dataset.layout: sequence needs (samples, time, channels); "
-                        f"{fields['features'].what} has shape {x.shape}")
-    if layout == "image" and x.ndim == 3:  # (samples, height, width): one channel
-        x = x[..., None]
-    sequence = layout == "sequence" or (layout == "auto" and x.ndim == 3)
-    for role, f in fields.items():
-        if len(f.values) != len(x):
-            raise UserError(f"{f.key}: {f.what} has {_rows_text(len(f.values))} but the features "
-                            f"have {len(x)}")
-        if role != "features" and f.values.ndim == 2 and f.values.shape[1] == 1:
-            fields[role] = f._replace(values=f.values[:, 0])
-    if "direction" in fields and fields["direction"].values.ndim != 1:
-        f = fields["direction"]
-        raise UserError(f"{f.key}: {f.what} has shape {f.values.shape}; need one angle per sample")
-
-    # a trial without a direction (a rest class) is NaN, or the marker dataset.no_direction says;
-    # it stays in the task and is left out of tuning. inf is never a direction.
-    if "direction" in fields:
-        d = fields["direction"].values.astype(np.float64)
-        if cfg.no_direction is not None:
-            d[d == cfg.no_direction] = np.nan
-        if np.isinf(d).any():
-            f = fields["direction"]
-            raise UserError(f"{f.key}: {f.what} holds inf on {_rows_text(np.isinf(d).sum())}; "
-                            f"mark trials without a direction as NaN")
-        fields["direction"] = fields["direction"]._replace(values=d)
-
-    # NaN/inf: refuse, naming where they are, or drop the rows when dataset.drop_nan asks to
-    bad = np.zeros(len(x), dtype=bool)
-    for role, f in fields.items():
-        if role == "direction":
-            continue  # NaN there means "no direction", above
-        rows = _nonfinite_rows(f.values)
-        if rows.any() and not cfg.drop_nan:
-            what = f.what
-            if role == "features" and columns is not None:  # name the csv columns at fault
-                counts = (~np.isfinite(f.values)).sum(axis=0)
-                what = ", ".join(f"column {c!r} ({k})" for c, k in zip(columns, counts) if k)
-                what += f" of {path.name}"
-            raise UserError(f"{f.key}: NaN/inf values in {what}: {_rows_text(rows.sum())} "
-                            f"(set dataset.drop_nan=true to drop them)")
-        bad |= rows
+    x, sequence = _shape_features(fields["features"], layout)
+    _check_rows(fields, len(x))
+    _mark_no_direction(fields, cfg.no_direction)
+    bad = _bad_rows(fields, len(x), cfg.drop_nan, columns, path)
     notes: dict[str, float] = {}
     if cfg.drop_nan:
         notes["dropped_nan_rows"] = float(bad.sum())
@@ -341,38 +442,19 @@ def load_file(cfg, seed: int) -> Data:
 
     target = fields["target"].what
     task = getattr(cfg.task, "value", cfg.task)  # a Task enum, or its string from a plain config
+    stratify: np.ndarray | None = None
     if task == "classification":
-        if y.ndim != 1:
-            raise UserError(f"dataset.target: {target} has shape {y.shape}; classification needs "
-                            f"one label per sample")
-        fractional = y != np.round(y)
-        if fractional.any():
-            raise UserError(f"dataset.target: {target} holds non-integer labels (e.g. "
-                            f"{y[fractional][0]:g}); use dataset.task=regression for continuous "
-                            f"targets")
-        classes, labels = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise UserError(f"dataset.target: {target} has a single class ({classes[0]:g}); "
-                            f"classification needs at least two")
-        notes["n_classes"] = float(len(classes))
-        if not np.array_equal(classes, np.arange(len(classes))):  # keep the original labels
-            notes.update({f"label_{k}": float(c) for k, c in enumerate(classes)})
-        y, n_outputs, stratify = labels.astype(np.int64), len(classes), labels
+        y, n_outputs, stratify = _class_labels(y, target, notes)
     else:
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.ndim != 2:
-            raise UserError(f"dataset.target: {target} has shape {y.shape}; regression needs "
-                            f"(samples,) or (samples, outputs)")
-        y, n_outputs, stratify = y.astype(np.float32), y.shape[1], None
+        y, n_outputs = _regression_targets(y, target)
 
     train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed), stratify=stratify)
     x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
+    remarks: list[str] = []
     if direction is not None:
         notes["no_direction_trials"] = float(np.isnan(direction).sum())
         remarks = _marker_remark(direction)
-        direction = np.mod(direction, 360.0)
-        direction[direction >= 360.0] = 0.0  # mod of a tiny negative angle rounds up to 360
+        direction = _wrap_degrees(direction)
     return Data(name="file", task=task, x_train=x_train, y_train=y[train], x_test=x_test,
                 y_test=y[test], n_outputs=n_outputs,
                 dir_train=None if direction is None else direction[train],
