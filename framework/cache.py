@@ -127,7 +127,7 @@ class TrainingKey:
         return h.hexdigest()
 
 
-def _hash_path(h, path: Path) -> None:
+def _hash_path(h: hashlib._Hash, path: Path) -> None:
     """Feed a file's bytes, or every file of a folder (relative names and bytes, sorted), to
     ``h``."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -191,36 +191,53 @@ def verify(entry: Path, key: str) -> str:
         (damaged or foreign)"`` or ``"params.npz is 812 B, manifest.json says 1650 B (truncated or
         foreign)"``.
     """
-    try:
-        manifest = json.loads((entry / MANIFEST).read_text())
-    except FileNotFoundError:
-        return f"{MANIFEST} missing (an entry from before manifests, or damaged)"
-    except (OSError, ValueError) as ex:
-        return f"{MANIFEST} unreadable ({type(ex).__name__})"
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        return f"{MANIFEST} malformed"
-    if manifest.get("key") != key:
-        return f"{MANIFEST} is for key {str(manifest.get('key'))[:12]} (foreign entry)"
+    manifest, problem = _manifest(entry, key)
+    if manifest is None:
+        return problem
     for name in ENTRY_FILES:
-        want = manifest["files"].get(name)
-        if not isinstance(want, dict):
-            return f"{MANIFEST} does not list {name}"
-        try:
-            size = (entry / name).stat().st_size
-            # the size first: a truncated file is told without reading it
-            if size != want.get("size"):
-                return (f"{name} is {size} B, {MANIFEST} says {want.get('size')} B "
-                        f"(truncated or foreign)")
-            if _sha256(entry / name) != want.get("sha256"):
-                return f"{name} sha256 mismatch (damaged or foreign)"
-        except FileNotFoundError:
-            return f"{name} missing"
-        except OSError as ex:
-            return f"{name} unreadable ({ex.strerror or type(ex).__name__})"
+        problem = _check_file(entry, name, manifest["files"].get(name))
+        if problem:
+            return problem
     return ""
 
 
-def _load(entry: Path, key: str):
+def _manifest(entry: Path, key: str) -> tuple[dict[str, Any] | None, str]:
+    """``(manifest, "")`` when ``entry``'s manifest is readable, well formed and names ``key``;
+    else ``(None, what is wrong)``."""
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None, f"{MANIFEST} missing (an entry from before manifests, or damaged)"
+    except (OSError, ValueError) as ex:
+        return None, f"{MANIFEST} unreadable ({type(ex).__name__})"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None, f"{MANIFEST} malformed"
+    if manifest.get("key") != key:
+        return None, f"{MANIFEST} is for key {str(manifest.get('key'))[:12]} (foreign entry)"
+    return manifest, ""
+
+
+def _check_file(entry: Path, name: str, want: Any) -> str:
+    """What is wrong with file ``name`` of ``entry`` against its manifest record ``want``
+    (``{"size": bytes, "sha256": hex}``): ``""`` when it matches."""
+    if not isinstance(want, dict):
+        return f"{MANIFEST} does not list {name}"
+    try:
+        size = (entry / name).stat().st_size
+        # the size first: a truncated file is told without reading it
+        if size != want.get("size"):
+            return (f"{name} is {size} B, {MANIFEST} says {want.get('size')} B "
+                    f"(truncated or foreign)")
+        if _sha256(entry / name) != want.get("sha256"):
+            return f"{name} sha256 mismatch (damaged or foreign)"
+    except FileNotFoundError:
+        return f"{name} missing"
+    except OSError as ex:
+        return f"{name} unreadable ({ex.strerror or type(ex).__name__})"
+    return ""
+
+
+def _load(entry: Path, key: str) -> tuple[Trained | None, str]:
     """``(Trained, "")`` for an entry that verifies, ``(None, "")`` when there is no entry, and
     ``(None, what is wrong)`` for a damaged or foreign one."""
     if not entry.exists():
