@@ -254,11 +254,11 @@ def _resolve_data_paths(obj: Config) -> None:
     base = obj.paths.data
     if not base:
         return
-    for group, key in (("dataset", "path"), ("model", "path"), ("model", "params")):
-        node = getattr(obj, group)
-        value = getattr(node, key, None)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            setattr(node, key, str(Path(base).expanduser() / value))
+    for node in (obj.dataset, obj.model):
+        for key in type(node).path_fields:
+            value = getattr(node, key)
+            if value and not Path(value).expanduser().is_absolute():
+                setattr(node, key, str(Path(base).expanduser() / value))
 
 
 def validate(cfg: Any) -> Config:

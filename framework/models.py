@@ -25,6 +25,8 @@ class ModelConfig:
     loaded: ClassVar[bool] = False
     #: whether the network runs on ``dataset`` (the ensemble makes its own ramp of inputs)
     reads_data: ClassVar[bool] = True
+    #: fields holding a user's path, taken from ``paths.data`` when relative
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     name: str = MISSING
 
@@ -44,6 +46,8 @@ MODELS: Registry[type[ModelConfig]] = Registry("model")
 @dataclass
 class KerasModelConfig(ModelConfig):
     """A Keras network that NengoDL converts (run by :mod:`framework.networks.keras`)."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("params",)
 
     params: str = ""  # NengoDL parameters (sim.save_params .npz) to start from; empty: none
 
@@ -110,6 +114,7 @@ class KerasFileModel(KerasModelConfig):
     """A user's saved Keras model (.keras, .h5 or a SavedModel folder), loaded in safe mode."""
 
     loaded: ClassVar[bool] = True
+    path_fields: ClassVar[tuple[str, ...]] = ("path", "params")
 
     name: str = "keras_file"
     path: str = ""  # model file or SavedModel folder; relative paths are from the launch directory

@@ -165,6 +165,8 @@ class DatasetConfig:
 
     #: what ``scaling=auto`` means when spiketune builds and trains the network itself
     own_scaling: ClassVar[Scaling] = Scaling.standardize
+    #: fields holding a user's path, taken from ``paths.data`` when relative
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     name: str = MISSING
     task: Task = Task.regression

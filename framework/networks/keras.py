@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nengo
 import numpy as np
 
 from framework import cache, conversion, models, quiet
@@ -191,8 +192,8 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
     console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
     rate_out = evaluate_rates(model, params, data, s, conv)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
-    if nodes.model.loaded and nodes.neuron.name != "relu":
-        console.say(swap_line(nodes.neuron.name, metrics))
+    if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
+        console.say(swap_line(nodes.neuron.name, conv.neuron_type, metrics))
     sim = simulate(model, params, data, s, conv, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
     layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
@@ -213,11 +214,12 @@ def keras_outputs(model: Any, data: Data, sim_cfg: Any) -> np.ndarray:
     return np.asarray(y[:, -readout_bins(bins, sim_cfg):].mean(axis=1))
 
 
-def swap_line(neuron: str, metrics: dict[str, float]) -> str:
-    """One line: the loaded ReLU model now runs other neurons (``neuron``), and what that
-    costs."""
+def swap_line(neuron: str, neuron_type: Any, metrics: dict[str, float]) -> str:
+    """One line: the loaded ReLU model now runs other neurons (``neuron``, built as
+    ``neuron_type``), and what that costs."""
     key = next(k for k in ("accuracy", "mse", "angle_error_deg") if f"rate/{k}" in metrics)
-    advice = ("neuron=relu keeps the model's own" if neuron == "spiking_relu" else
+    spiking_relu = type(neuron_type) is nengo.SpikingRectifiedLinear
+    advice = ("neuron=relu keeps the model's own" if spiking_relu else
               "a ReLU network converted to this type without training rarely keeps its score: "
               "neuron=spiking_relu, or model.train=true to train it as converted")
     return (f"model.path: the loaded model's ReLU became neuron={neuron}: rate/{key} "
