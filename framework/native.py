@@ -20,10 +20,12 @@ are created on first use: importing this module imports neither TensorFlow nor N
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import nengo
 import numpy as np
+import numpy.typing as npt
 from nengo.params import NumberParam
 
 __all__ = [
@@ -34,34 +36,15 @@ __all__ = [
     "tf_builders",
 ]
 
+# Nengo ships no type hints, so its classes are ``Any`` to mypy: subclassing them is what these
+# neuron types are (hence the ``misc`` ignores below), and their inherited attributes are untyped.
 
-def _threshold_lif_rate(neuron_type, J: np.ndarray, output: np.ndarray) -> None:
+
+def _threshold_lif_rate(neuron_type: Any, J: np.ndarray, output: np.ndarray) -> None:
     """Write the threshold-LIF rate (Hz, times amplitude) of currents ``J`` into ``output``."""
     th = neuron_type.threshold
     # nengo.LIFRate.step is the J_th = 1 case; skipping the copy keeps threshold 1 bit-identical
     nengo.LIFRate.step(neuron_type, dt=1.0, J=J if th == 1 else J / th, output=output)
-
-
-def _rates(neuron_type, x, gain, bias) -> np.ndarray:
-    J = neuron_type.current(x, gain, bias)
-    out = np.zeros_like(J)
-    _threshold_lif_rate(neuron_type, J, out)
-    return out
-
-
-def _gain_bias(neuron_type, max_rates, intercepts) -> tuple[np.ndarray, np.ndarray]:
-    # LIF's gain/bias put J/J_th at 1 at the intercept and at the LIF current for max_rate at
-    # x = 1; scaling both by J_th does the same for J itself.
-    gain, bias = nengo.LIFRate.gain_bias(neuron_type, max_rates, intercepts)
-    th = neuron_type.threshold
-    return gain * th, bias * th
-
-
-def _max_rates_intercepts(neuron_type, gain, bias) -> tuple[np.ndarray, np.ndarray]:
-    th = neuron_type.threshold
-    gain = np.asarray(gain, dtype=float)
-    bias = np.asarray(bias, dtype=float)
-    return nengo.LIFRate.max_rates_intercepts(neuron_type, gain / th, bias / th)
 
 
 def _register_if_nengo_dl_loaded() -> None:
@@ -72,7 +55,42 @@ def _register_if_nengo_dl_loaded() -> None:
         register_tf_builders()
 
 
-class ThresholdLIFRate(nengo.LIFRate):
+class _Threshold:
+    """What both threshold types share: the ``threshold`` parameter (J_th) and the tuning maths
+    of the LIF of ``J / J_th``. Listed before the Nengo base class, whose methods it overrides."""
+
+    threshold = NumberParam("threshold", low=0, low_open=True)
+    #: J = gain·x + bias, from the Nengo base class (declared for the type checker only)
+    current: Callable[[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], np.ndarray]
+
+    def gain_bias(self, max_rates: npt.ArrayLike, intercepts: npt.ArrayLike
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Gain (J per unit x) and bias (J) that give ``max_rates`` (Hz) at x = 1 and fire from
+        x = ``intercepts``."""
+        # LIF's gain/bias put J/J_th at 1 at the intercept and at the LIF current for max_rate at
+        # x = 1; scaling both by J_th does the same for J itself.
+        gain, bias = nengo.LIFRate.gain_bias(self, max_rates, intercepts)
+        th = self.threshold
+        return gain * th, bias * th
+
+    def max_rates_intercepts(self, gain: npt.ArrayLike, bias: npt.ArrayLike
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse of :meth:`gain_bias`: rate (Hz) at x = 1 and x_intercept = (J_th − bias)/gain."""
+        th = self.threshold
+        gain = np.asarray(gain, dtype=float)
+        bias = np.asarray(bias, dtype=float)
+        max_rates, intercepts = nengo.LIFRate.max_rates_intercepts(self, gain / th, bias / th)
+        return max_rates, intercepts
+
+    def rates(self, x: npt.ArrayLike, gain: npt.ArrayLike, bias: npt.ArrayLike) -> np.ndarray:
+        """Analytic rates (Hz, times amplitude) for inputs ``x`` with J = gain·x + bias."""
+        J = self.current(x, gain, bias)
+        out = np.zeros_like(J)
+        _threshold_lif_rate(self, J, out)
+        return out
+
+
+class ThresholdLIFRate(_Threshold, nengo.LIFRate):  # type: ignore[misc]  # nengo has no types
     """Non-spiking LIF neuron that starts to fire at input current ``threshold``.
 
     Parameters
@@ -95,29 +113,14 @@ class ThresholdLIFRate(nengo.LIFRate):
     are the rates (Hz) of the amplitude-1 neuron.
     """
 
-    threshold = NumberParam("threshold", low=0, low_open=True)
-
-    def __init__(self, tau_rc=0.02, tau_ref=0.002, amplitude=1, threshold=1.0,
-                 initial_state=None):
+    def __init__(self, tau_rc: float = 0.02, tau_ref: float = 0.002, amplitude: float = 1,
+                 threshold: float = 1.0, initial_state: dict[str, Any] | None = None) -> None:
         super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude,
                          initial_state=initial_state)
         self.threshold = threshold
         _register_if_nengo_dl_loaded()
 
-    def gain_bias(self, max_rates, intercepts):
-        """Gain (J per unit x) and bias (J) that give ``max_rates`` (Hz) at x = 1 and fire from
-        x = ``intercepts``."""
-        return _gain_bias(self, max_rates, intercepts)
-
-    def max_rates_intercepts(self, gain, bias):
-        """Inverse of :meth:`gain_bias`: rate (Hz) at x = 1 and x_intercept = (J_th − bias)/gain."""
-        return _max_rates_intercepts(self, gain, bias)
-
-    def rates(self, x, gain, bias):
-        """Rates (Hz, times amplitude) for inputs ``x`` with J = gain·x + bias."""
-        return _rates(self, x, gain, bias)
-
-    def step(self, dt, J, output):
+    def step(self, dt: float, J: np.ndarray, output: np.ndarray) -> None:
         """Set ``output`` to the rate (Hz, times amplitude) for currents ``J``."""
         _threshold_lif_rate(self, J, output)
 
@@ -126,7 +129,7 @@ class ThresholdLIFRate(nengo.LIFRate):
         return self
 
 
-class ThresholdLIF(nengo.LIF):
+class ThresholdLIF(_Threshold, nengo.LIF):  # type: ignore[misc]  # nengo has no types
     """Spiking LIF neuron that starts to fire at input current ``threshold``.
 
     The membrane integrates ``tau_rc dv/dt = J / J_th - v`` and spikes at v = 1, so its rate for
@@ -149,29 +152,16 @@ class ThresholdLIF(nengo.LIF):
         Initial ``voltage`` (normalised) and ``refractory_time`` (s), as for :class:`nengo.LIF`.
     """
 
-    threshold = NumberParam("threshold", low=0, low_open=True)
-
-    def __init__(self, tau_rc=0.02, tau_ref=0.002, min_voltage=0, amplitude=1, threshold=1.0,
-                 initial_state=None):
+    def __init__(self, tau_rc: float = 0.02, tau_ref: float = 0.002, min_voltage: float = 0,
+                 amplitude: float = 1, threshold: float = 1.0,
+                 initial_state: dict[str, Any] | None = None) -> None:
         super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, min_voltage=min_voltage,
                          amplitude=amplitude, initial_state=initial_state)
         self.threshold = threshold
         _register_if_nengo_dl_loaded()
 
-    def gain_bias(self, max_rates, intercepts):
-        """Gain (J per unit x) and bias (J) that give ``max_rates`` (Hz) at x = 1 and fire from
-        x = ``intercepts``."""
-        return _gain_bias(self, max_rates, intercepts)
-
-    def max_rates_intercepts(self, gain, bias):
-        """Inverse of :meth:`gain_bias`: rate (Hz) at x = 1 and x_intercept = (J_th − bias)/gain."""
-        return _max_rates_intercepts(self, gain, bias)
-
-    def rates(self, x, gain, bias):
-        """Analytic rates (Hz, times amplitude) for J = gain·x + bias, as nengo.LIF does."""
-        return _rates(self, x, gain, bias)
-
-    def step(self, dt, J, output, voltage, refractory_time):
+    def step(self, dt: float, J: np.ndarray, output: np.ndarray, voltage: np.ndarray,
+             refractory_time: np.ndarray) -> None:
         """Advance the normalised membrane by ``dt`` (s); ``output`` gets amplitude/dt per spike."""
         th = self.threshold
         super().step(dt, J if th == 1 else J / th, output, voltage, refractory_time)
@@ -182,7 +172,7 @@ class ThresholdLIF(nengo.LIF):
                                 amplitude=self.amplitude, threshold=self.threshold)
 
 
-def rate_version(neuron_type):
+def rate_version(neuron_type: nengo.neurons.NeuronType) -> nengo.neurons.NeuronType:
     """The non-spiking counterpart of ``neuron_type``, with the same parameters.
 
     ``ThresholdLIF`` -> ``ThresholdLIFRate``, ``nengo.LIF`` -> ``nengo.LIFRate``,
@@ -212,9 +202,66 @@ def rate_version(neuron_type):
 
 
 # ---------------------------------------------------------------------------------------------
-# NengoDL builders (created lazily: they subclass TensorFlow-backed classes)
+# NengoDL builders (created lazily: they subclass TensorFlow-backed classes, so each factory
+# imports its NengoDL base class when first called)
 
 _TF_BUILDERS: dict[str, type] = {}
+
+
+def _threshold_constant(builder: Any, signals: Any) -> Any:
+    """The per-neuron J_th of a builder's operators as a TensorFlow constant, gathered like
+    ``tau_rc``; None when all are 1, so J passes through as is."""
+    if all(op.neurons.threshold == 1 for op in builder.ops):
+        return None
+    return signals.op_constant([op.neurons for op in builder.ops],
+                               [op.J.shape[0] for op in builder.ops],
+                               "threshold", signals.dtype)
+
+
+def _rate_builder() -> type:
+    """The NengoDL builder class of :class:`ThresholdLIFRate` (imports NengoDL)."""
+    from nengo_dl.neuron_builders import LIFRateBuilder
+
+    class ThresholdLIFRateBuilder(LIFRateBuilder):  # type: ignore[misc]  # nengo-dl has no types
+        """Build a group of :class:`ThresholdLIFRate` operators: LIFRate of J / J_th."""
+
+        def build_pre(self, signals: Any, config: Any) -> None:
+            super().build_pre(signals, config)
+            self.threshold = _threshold_constant(self, signals)
+
+        def step(self, J: Any, dt: Any) -> Any:
+            return super().step(J if self.threshold is None else J / self.threshold, dt)
+
+    return ThresholdLIFRateBuilder
+
+
+def _spiking_builder() -> type:
+    """The NengoDL builder class of :class:`ThresholdLIF` (imports NengoDL)."""
+    from nengo_dl.neuron_builders import LIFBuilder
+
+    class ThresholdLIFBuilder(LIFBuilder):  # type: ignore[misc]  # nengo-dl has no types
+        """Build a group of :class:`ThresholdLIF` operators: LIF of J / J_th.
+
+        Spikes come from ``LIFBuilder.step``; training (``sim.fit``) uses
+        ``LIFBuilder.training_step``, the LIFRate (or SoftLIFRate with ``lif_smoothing``)
+        approximation, on the same scaled current, so the gradient is nengo.LIF's times 1/J_th.
+        """
+
+        def build_pre(self, signals: Any, config: Any) -> None:
+            super().build_pre(signals, config)
+            self.threshold = _threshold_constant(self, signals)
+
+        def _scale(self, J: Any) -> Any:
+            return J if self.threshold is None else J / self.threshold
+
+        def step(self, J: Any, dt: Any, voltage: Any, refractory_time: Any) -> Any:
+            return super().step(self._scale(J), dt, voltage, refractory_time)
+
+        def training_step(self, J: Any, dt: Any, **state: Any) -> Any:
+            # LIFBuilder.training_step calls LIFRateBuilder.step by class, so J is scaled once
+            return super().training_step(self._scale(J), dt, **state)
+
+    return ThresholdLIFBuilder
 
 
 def tf_builders() -> dict[str, type]:
@@ -228,50 +275,7 @@ def tf_builders() -> dict[str, type]:
     """
     if _TF_BUILDERS:
         return _TF_BUILDERS
-
-    from nengo_dl.neuron_builders import LIFBuilder, LIFRateBuilder
-
-    def threshold_constant(builder, signals):
-        # per-neuron J_th, gathered like tau_rc; None when all are 1 so J passes through as is
-        if all(op.neurons.threshold == 1 for op in builder.ops):
-            return None
-        return signals.op_constant([op.neurons for op in builder.ops],
-                                   [op.J.shape[0] for op in builder.ops],
-                                   "threshold", signals.dtype)
-
-    class ThresholdLIFRateBuilder(LIFRateBuilder):
-        """Build a group of :class:`ThresholdLIFRate` operators: LIFRate of J / J_th."""
-
-        def build_pre(self, signals, config):
-            super().build_pre(signals, config)
-            self.threshold = threshold_constant(self, signals)
-
-        def step(self, J, dt):
-            return super().step(J if self.threshold is None else J / self.threshold, dt)
-
-    class ThresholdLIFBuilder(LIFBuilder):
-        """Build a group of :class:`ThresholdLIF` operators: LIF of J / J_th.
-
-        Spikes come from ``LIFBuilder.step``; training (``sim.fit``) uses
-        ``LIFBuilder.training_step``, the LIFRate (or SoftLIFRate with ``lif_smoothing``)
-        approximation, on the same scaled current, so the gradient is nengo.LIF's times 1/J_th.
-        """
-
-        def build_pre(self, signals, config):
-            super().build_pre(signals, config)
-            self.threshold = threshold_constant(self, signals)
-
-        def _scale(self, J):
-            return J if self.threshold is None else J / self.threshold
-
-        def step(self, J, dt, voltage, refractory_time):
-            return super().step(self._scale(J), dt, voltage, refractory_time)
-
-        def training_step(self, J, dt, **state):
-            # LIFBuilder.training_step calls LIFRateBuilder.step by class, so J is scaled once
-            return super().training_step(self._scale(J), dt, **state)
-
-    for cls in (ThresholdLIFRateBuilder, ThresholdLIFBuilder):
+    for cls in (_rate_builder(), _spiking_builder()):
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__
         _TF_BUILDERS[cls.__name__] = cls
