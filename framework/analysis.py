@@ -8,14 +8,15 @@ must not import TensorFlow: plugins are imported while configs are validated, be
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from framework.data.base import angle_diff
 from framework.errors import UserError
+from framework.neurons import x_intercepts
 from framework.registry import Registry
 from framework.schema import bounded
 from framework.simulation import simulate_constant
@@ -28,31 +29,6 @@ ANALYSES: Registry[type[Analysis]] = Registry("analysis")
 
 #: what x means for a converted layer (a native ensemble passes its own, see ``Context.x_label``)
 X_LABEL = "x (the layer's weighted input, without its bias)"
-
-
-def angle_diff(a: Any, b: Any) -> np.ndarray:
-    """a − b wrapped to [−180, 180) degrees.
-
-    Parameters
-    ----------
-    a, b : array_like
-        Angles, degrees; they broadcast.
-
-    Returns
-    -------
-    ndarray
-        The signed difference, degrees in [−180, 180).
-    """
-    diff: np.ndarray = (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
-    return diff
-
-
-def x_intercepts(gain: Any, bias: Any, threshold: float) -> np.ndarray:
-    """x at which J = gain·x + bias reaches J_th: (threshold − bias) / gain, x units (inf where
-    gain = 0)."""
-    gain = np.asarray(gain, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(gain != 0, (threshold - np.asarray(bias, dtype=float)) / gain, np.inf)
 
 
 @dataclass
@@ -269,16 +245,3 @@ def observed_x(layer: Layer) -> dict[str, np.ndarray]:
         below = (obs < layer.x_intercept[None, :]).mean(axis=0)
     return {"x_observed_min": obs.min(axis=0), "x_observed_max": obs.max(axis=0),
             "x_intercept_quantile": np.where(np.isfinite(layer.x_intercept), below, np.nan)}
-
-
-#: names that moved to framework.plugin_host and still have callers that look for them here
-#: (app/cli.py: check_names; tests/test_ensemble.py: neuron_table; tests/test_digits.py: select).
-#: Served from there until those import framework.plugin_host; then delete this and __getattr__.
-_MOVED = frozenset({"check_names", "neuron_table", "select"})
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional (PEP 562): the moved names, looked up in framework.plugin_host on use."""
-    if name in _MOVED:
-        return getattr(importlib.import_module("framework.plugin_host"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from helpers import cli, compose, runs
 
-from framework.analysis import Context, Layer, select
+from framework.analysis import Context, Layer
 from framework.config import validate
+from framework.plugin_host import select
 from plugins.classes import Classes, ClassesConfig, class_rates
 
 
@@ -45,9 +46,8 @@ def fake_context(task="classification"):
                     gain=np.ones(2), bias=np.zeros(2), rates=a),
               Layer(name="b", neuron_type=None, threshold=1.0, index=np.arange(3),
                     gain=np.ones(3), bias=np.zeros(3), rates=b)]
-    ctx = Context(cfg=None, data=data, layers=layers, dt=0.001, n_steps=10, sample=np.arange(6))
-    ctx.extras["outputs"] = np.eye(3)[[0, 0, 1, 1, 2, 0]]
-    return ctx
+    return Context(data=data, layers=layers, dt=0.001, n_steps=10, sample=np.arange(6),
+                   outputs=np.eye(3)[[0, 0, 1, 1, 2, 0]])
 
 
 def test_classes_plugin_metrics_columns_and_table():

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from helpers import cli, compose, runs
 
-from framework.analysis import neuron_table
 from framework.config import validate
 from framework.errors import UserError
+from framework.plugin_host import neuron_table
 from framework.progress import Console
 
 #: 1 / (tau_ref + tau_rc·ln(1 + J_th/(J − J_th))), LIF defaults, J = 1·1 + 0.6

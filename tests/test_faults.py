@@ -259,7 +259,7 @@ def test_interrupt_surfacing_as_import_error_in_the_run_ends_it_killed(uri):
 
 def test_interrupt_surfacing_as_import_error_in_validation_exits_130(uri):
     # plugin discovery imports modules while the config is validated, before any run exists
-    proc = inject("analysis", "discover", TINY + [f"tracking.uri={uri}"])
+    proc = inject("plugin_host", "discover", TINY + [f"tracking.uri={uri}"])
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip().splitlines() == ["spiketune: interrupted by SIGTERM"]
     assert not Path(uri[len("sqlite:///"):]).exists()

@@ -14,21 +14,13 @@ import traceback
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override
-from hydra.errors import MissingConfigException
 from omegaconf import DictConfig
 
 from framework import config
-from framework.analysis import check_names
 from framework.app import help as usage
-from framework.app import jobs, startup, sweeps
+from framework.app import jobs, startup, sweep_records
 from framework.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -38,7 +30,12 @@ from framework.errors import (
     interruption,
 )
 from framework.paths import CONF
+from framework.plugin_host import check_names
 from framework.redact import redact
+
+if TYPE_CHECKING:  # Hydra is imported where it is used: `spiketune --help` imports none of it
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
 
 # Hydra flags that take a value, so the value is not mistaken for an override
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -73,6 +70,8 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
 
 def one_line(ex: BaseException) -> str:
     """A one-line, key-naming message for a Hydra or OmegaConf composition error."""
+    from hydra.errors import MissingConfigException
+
     text = str(ex)
     if isinstance(ex, MissingConfigException) or "Could not find '" in text:
         m = re.search(r"Could not find '([^']+)'", text)
@@ -115,6 +114,8 @@ _INSTANTIATE_KEYS = {"_target_", "_args_", "_partial_", "_recursive_", "_convert
 
 def _paths(prefix: list[str], value: Any) -> list[tuple[list[str], object]]:
     """Every (dotted path, leaf value) an override's value sets, dict keys split on dots."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _paths(prefix + str(k).split("."), v)]
     if isinstance(value, (list, tuple)):
@@ -137,6 +138,8 @@ def refuse_unsafe(overrides: list[str]) -> None:
     and setting a shipped callback's options (``hydra.callbacks.sweep.compare=false``) stay allowed;
     keys outside ``hydra`` are checked against the schema, which has no such keys.
     """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception:  # noqa: BLE001 - a syntax error is reported, with its key, by composition
@@ -193,6 +196,8 @@ def check_output_dir(hydra_cfg: DictConfig, multirun: bool) -> None:
 def _interval_ends(parser: OverridesParser, parsed: list[Override]) -> list[Override]:
     """Each ``interval()`` sweep as a choice of its two ends: what validation composes for a
     search space (an interval is continuous; its ends bound every value a sweeper can draw)."""
+    from hydra.core.override_parser.types import IntervalSweep
+
     out = []
     for o in parsed:
         v = o.value() if o.is_sweep_override() else None
@@ -221,6 +226,10 @@ def _search_extra(base: DictConfig, overrides: list[str]) -> list[str]:
 def _combos(overrides: list[str], extra: list[str]) -> list[list[str]]:
     """Every job's overrides, as the basic sweeper expands them (choices, ``range()``, ``glob()``
     over a group's options), each ``interval()`` at its two ends."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     # with the config loader, glob() can list a group's options
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     parsed = _interval_ends(parser, parser.parse_overrides(overrides + extra))
@@ -230,6 +239,8 @@ def _combos(overrides: list[str], extra: list[str]) -> list[list[str]]:
 def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int:
     """Inside Hydra's initialised config dir: compose and validate each job's config and check
     the output folder; returns how many configs were validated."""
+    from hydra import compose
+
     extra: list[str] = []
     combos = [overrides]
     if multirun:
@@ -260,6 +271,9 @@ def prevalidate(argv: list[str]) -> int:
     group's options) plus the sweeper's own ``params`` (a search's space); an ``interval()`` is
     checked at its two ends. ``--cfg`` validates the config it prints, as a run would.
     """
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     overrides, multirun, runs = split_args(argv)
     refuse_unsafe(overrides)
     shows_cfg = any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv)
@@ -326,6 +340,8 @@ def _unpickled_task() -> _Task:
 
 def _app() -> Callable[[], Any]:
     """The Hydra app: :class:`_Task` under ``hydra.main`` with spiketune's ``conf/``."""
+    import hydra
+
     main_of = hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
     return typing.cast(Callable[[], Any], main_of(_Task()))
 
@@ -354,7 +370,8 @@ def _launch(argv: list[str]) -> None:
     """Run the Hydra app on ``argv``: each way it can end becomes one line and an exit code."""
     sys.argv = [sys.argv[0]] + argv
     try:
-        with sweeps.guard():  # a sweep: parent run ended KILLED/FAILED on errors; failed jobs → 2
+        # a sweep: its parent run ends KILLED/FAILED on errors; failed jobs make exit 2
+        with sweep_records.guard():
             _app()()
     except UserError as ex:
         _exit(EXIT_USER, str(ex))
