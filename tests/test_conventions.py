@@ -24,7 +24,8 @@ from framework.config import validate
 def fake_search_run(cfg, console=None, tags=None):
     """A run whose spiking error is a known function of the scale, (log10 scale − 2)², degrees,
     and whose mean rate is the scale itself (Hz); objective and budget as the pipeline does them."""
-    from framework.pipeline import RunResult, objective_value
+    from framework.objective import objective_value
+    from framework.pipeline import RunResult
     from framework.tracking.store import Tracker, resolve_uri
 
     scale = float(cfg.simulation.scale_firing_rates)

@@ -25,7 +25,8 @@ REAL = [*TINY, "analysis=[firing]"]
 def fake_run(cfg, console=None, tags=None):
     """A stand-in pipeline: one MLflow run; seed 1 fails (user error), seed 7 is 'interrupted'
     with its run left RUNNING, as a worker killed mid-job leaves it."""
-    from framework.pipeline import RunResult, run_name
+    from framework.pipeline import RunResult
+    from framework.report import run_name
     from framework.tracking.store import Tracker, resolve_uri
 
     tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
@@ -417,7 +418,8 @@ class Stopped(datetime):
 hydra.core.utils.datetime = Stopped  # what Hydra's ${now:} resolver reads
 
 import framework.pipeline
-from framework.pipeline import RunResult, run_name
+from framework.pipeline import RunResult
+from framework.report import run_name
 from framework.tracking.store import Tracker, resolve_uri
 
 def fake(cfg, console=None, tags=None):

@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from framework import pipeline
-from framework.app import startup, sweeps
+from framework.app import startup, sweep_records
 from framework.errors import EXIT_USER, UserError
 from framework.progress import Console
 from framework.redact import redact, redact_files
@@ -75,6 +73,10 @@ def run_job(cfg: DictConfig) -> JobResult:
     A single run exits 2 on a user error. In a multirun a failed job is already FAILED in MLflow
     with its error; the sweep goes on and the sweep callback reports the count.
     """
+    # Hydra internals, imported in the job: the CLI imports this module, and its --help no Hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     startup.start()  # idempotent; in a launcher's worker the unpickled task has run it already
     hc = cast(DictConfig, HydraConfig.get())  # typed as its schema, a DictConfig at run time
     multirun = hc.mode == RunMode.MULTIRUN
@@ -82,7 +84,7 @@ def run_job(cfg: DictConfig) -> JobResult:
     tags: dict[str, str] = {}
     console = Console()
     if multirun:
-        tags = sweeps.job_tags(hc)
+        tags = sweep_records.job_tags(hc)
         console = Console(prefix=f"[job {hc.job.num}] ")
     try:
         result = pipeline.run(cfg, console=console, tags=tags)  # looked up now: tests replace it
