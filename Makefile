@@ -12,7 +12,7 @@ PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])
 LOCK := requirements-$(or $(PYVER),unknown).lock
 STAMP := $(VENV)/.installed-$(or $(PYVER),unknown)
 
-.PHONY: run test test-fast test-nengo-dl lint bench ui server server-stop server-status slurm \
+.PHONY: run test test-fast test-alone test-random test-nengo-dl lint bench ui server server-stop server-status slurm \
         slurm-stop lock clean
 
 # Only a supported Python has a lock; any other gets this recipe instead of a venv.
@@ -46,11 +46,34 @@ $(STAMP): $(LOCK) pyproject.toml
 run: $(STAMP)
 	$(BIN)/spiketune $(ARGS)
 
+# Tests run in random order (pytest-randomly: files and the tests in each, and random/numpy
+# reseeded before each test), the seed said first: `make test SEED=<n>` replays an order.
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+ORDER = -p randomly --randomly-seed=$(SEED)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@echo "make test: random order, SEED=$(SEED) (replay: make test SEED=$(SEED))"
+	$(BIN)/python -m pytest -q -m "" -n $(TEST_WORKERS) --dist loadfile $(ORDER) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@echo "make test-fast: random order, SEED=$(SEED) (replay: make test-fast SEED=$(SEED))"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(ORDER) $(PYTEST_ARGS)
+
+# The flaky-test check. test-alone: each tests/test_*.py in a pytest process of its own, in random
+# order ("every test file runnable alone"; PYTEST_ARGS='-m ""' for the slow tests too).
+# test-random: the whole suite RUNS times, each in a new random order (the seeds are printed).
+RUNS ?= 3
+test-alone: $(STAMP)
+	RANDOMLY_SEED=$(SEED) .ci/each-file-alone -j $(TEST_WORKERS) -p $(BIN)/python -- $(PYTEST_ARGS)
+
+test-random: $(STAMP)
+	@for i in $$(seq $(RUNS)); do \
+	    seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	    echo "test-random: run $$i of $(RUNS), SEED=$$seed"; \
+	    $(MAKE) --no-print-directory test SEED=$$seed || { echo "test-random: failed with SEED=$$seed"; exit 1; }; \
+	done
 
 # nengo-dl's own tests, shipped inside its sdist, against the installed package with our layer.
 test-nengo-dl: $(STAMP)
@@ -59,6 +82,7 @@ test-nengo-dl: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check framework plugins tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
