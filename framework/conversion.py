@@ -74,7 +74,9 @@ class Conversion:
         return convert(model, neuron_type, self.scales(model), synapse, self.seed)
 
 
-def normalise(model, x_train, sequence: bool, neuron_type, conv_cfg) -> dict[str, tuple]:
+def normalise(model: Any, x_train: np.ndarray, sequence: bool,
+              neuron_type: nengo.neurons.NeuronType, conv_cfg: ConversionConfig
+              ) -> dict[str, tuple[float, float]]:
     """Data-based per-layer normalisation (Diehl et al. 2015; Rueckauer et al. 2017).
 
     Each converted ReLU layer's activations on the training inputs are computed in Keras; the
@@ -105,7 +107,9 @@ def normalise(model, x_train, sequence: bool, neuron_type, conv_cfg) -> dict[str
     return out
 
 
-def convert(model, neuron_type, scale_firing_rates, synapse: float | None, seed: int):
+def convert(model: Any, neuron_type: nengo.neurons.NeuronType,
+            scale_firing_rates: float | dict[Any, float] | None, synapse: float | None,
+            seed: int) -> Any:
     """Convert ``model``, swapping ReLU for ``neuron_type``.
 
     Parameters
@@ -136,14 +140,14 @@ def convert(model, neuron_type, scale_firing_rates, synapse: float | None, seed:
     return converter
 
 
-def neuron_layers(converter, model) -> dict:
+def neuron_layers(converter: Any, model: Any) -> dict[str, Any]:
     """``keras layer name -> nengo Neurons`` for every layer the conversion turned into neurons.
 
     Layers that only pass their input on (Flatten, Reshape) map to the Neurons of the
     layer before them in ``converter.layers``; those neurons are listed once, under the layer that
     made them.
     """
-    out: dict = {}
+    out: dict[str, Any] = {}
     for layer in model.layers:
         obj = converter.layers.get(layer) if hasattr(converter.layers, "get") else None
         if obj is None:

@@ -132,7 +132,7 @@ class KerasFileModel(KerasModelConfig):
         return self.train
 
 
-def _input_shape(data):
+def _input_shape(data: Data) -> tuple[int, ...]:
     # Sequences (trials × time × channels) are fed to NengoDL one time step per step: the Keras
     # model sees one step's channels.
     return data.input_shape[1:] if data.sequence else data.input_shape

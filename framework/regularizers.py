@@ -61,7 +61,7 @@ class RangeConfig:
 
     def bounds(self) -> tuple[str, float, float]:
         """``(name of the lower bound's key, low, high)``, in the quantity's units."""
-        return "low", float(self.low), float(self.high)
+        raise NotImplementedError
 
     def check(self) -> None:
         """A range whose ends are crossed, or that is set without ``enabled``, is refused: it
@@ -105,6 +105,9 @@ class XInterceptRegularizer(RangeConfig):
     low: float = -0.5  # lowest accepted x-intercept, x units
     high: float = 0.5  # highest accepted x-intercept, x units
     weight: float = bounded(1.0, ge=0.0)  # loss weight
+
+    def bounds(self) -> tuple[str, float, float]:
+        return "low", float(self.low), float(self.high)
 
     def loss(self, term: _Term, regs: Regularizers) -> Callable[..., Any]:
         import tensorflow as tf
@@ -160,7 +163,8 @@ class RateRegularizer(RangeConfig):
         return rate_loss
 
     def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
-        return probed[term.probe].mean(axis=(0, 1)) / term.amplitude
+        mean: np.ndarray = probed[term.probe].mean(axis=(0, 1))  # times amplitude
+        return mean / term.amplitude
 
 
 @dataclass
@@ -174,6 +178,9 @@ class BiasRange(RangeConfig):
 
     low: float = 0.0  # lowest accepted bias, J (input-current units)
     high: float = 0.5  # highest accepted bias, J
+
+    def bounds(self) -> tuple[str, float, float]:
+        return "low", float(self.low), float(self.high)
 
     def bias_bounds(self, term: _Term, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.full_like(gain, term.low), np.full_like(gain, term.high)
@@ -247,7 +254,8 @@ class Regularizers:
         return bool(self.terms)
 
     # ------------------------------------------------------------------ losses for sim.compile
-    def losses(self, n_steps: int, n_samples: int) -> dict:
+    def losses(self, n_steps: int, n_samples: int
+               ) -> dict[Any, tuple[Callable[..., Any], np.ndarray]]:
         """``probe -> (loss function, target array)`` to add to ``sim.compile``/``sim.fit``.
 
         Parameters
@@ -266,11 +274,11 @@ class Regularizers:
         return {t.probe: (t.spec.loss(t, self), target) for t in self.terms
                 if t.probe is not None}
 
-    def weights(self, out_probe) -> dict | None:
+    def weights(self, out_probe: Any) -> dict[Any, float] | None:
         """Loss weights per probe for ``sim.compile``: 1 for the task, each term's own weight."""
         if not self.terms:
             return None
-        w = {out_probe: 1.0}
+        w: dict[Any, float] = {out_probe: 1.0}
         w.update({t.probe: float(t.weight) for t in self.terms if t.probe is not None})
         return w
 
@@ -300,20 +308,21 @@ class Regularizers:
             clipped = tf.clip_by_value(current, lo.reshape(shape), hi.reshape(shape))
             base.scatter_nd_update(idx[:, None], tf.cast(clipped, base.dtype))
 
-    def projection_callback(self):
+    def projection_callback(self) -> Any:
         """A Keras callback running :meth:`project` after every training batch."""
         import tensorflow as tf
 
         regs = self
 
-        class Project(tf.keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
+        class Project(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None
+                                   ) -> None:
                 regs.project()
 
         return Project()
 
     # ------------------------------------------------------------------------------ statistics
-    def stats(self, sim, when: str) -> dict[str, float]:
+    def stats(self, sim: Any, when: str) -> dict[str, float]:
         """Fractions of neurons inside the ranges: ``reg/<kind>/<layer>/in_range_<when>``.
 
         Also ``reg/<kind>/in_range_<when>`` over all regularised layers of a kind. Rates are each
@@ -333,7 +342,7 @@ class Regularizers:
             self._bind(sim)
         values = self.values(sim)
         out: dict[str, float] = {}
-        overall: dict[str, list] = {}
+        overall: dict[str, list[np.ndarray]] = {}
         for term in self.terms:
             v = values[(term.kind, term.layer)]
             inside = (v >= term.low) & (v <= term.high)
@@ -343,7 +352,7 @@ class Regularizers:
             out[f"reg/{kind}/in_range_{when}"] = float(np.concatenate(parts).mean())
         return out
 
-    def _bind(self, sim) -> None:
+    def _bind(self, sim: Any) -> None:
         """Find each x-intercept layer's bias in the simulator's trainable variables.
 
         NengoDL keeps trainable signals in a few concatenated ``base_params`` variables; the bias
@@ -378,7 +387,7 @@ class Regularizers:
                 for t in self.terms}
 
 
-def _layers(key: str, wanted: list[str], available: dict) -> list[str]:
+def _layers(key: str, wanted: list[str], available: dict[str, Any]) -> list[str]:
     """The regularised layer names: ``wanted`` (checked) or every layer with neurons."""
     for i, name in enumerate(wanted):
         if name not in available:

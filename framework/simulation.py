@@ -11,10 +11,11 @@ import enum
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nengo
 import numpy as np
+import numpy.typing as npt
 
 from framework.batches import as_steps, pad_to, readout_bins
 from framework.conversion import Conversion, hidden_layers, neuron_layers
@@ -97,7 +98,7 @@ class Simulated:
     bin_steps: int = 0
 
 
-def test_sample(data, max_samples: int, seed: int) -> np.ndarray:
+def test_sample(data: Data, max_samples: int, seed: int) -> np.ndarray:
     """Indices of the test samples to simulate: all, or a seeded subset of ``max_samples``."""
     n = len(data.x_test)
     if not max_samples or max_samples >= n:
@@ -105,7 +106,7 @@ def test_sample(data, max_samples: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
 
 
-def spiking_inputs(data, idx: np.ndarray, n_steps: int) -> np.ndarray:
+def spiking_inputs(data: Data, idx: np.ndarray, n_steps: int) -> np.ndarray:
     """Test inputs held over time: each static sample for ``n_steps``; each sequence bin for
     ``ceil(n_steps / bins)`` steps."""
     x = as_steps(data.x_test[idx], data.sequence)
@@ -113,11 +114,13 @@ def spiking_inputs(data, idx: np.ndarray, n_steps: int) -> np.ndarray:
     return np.repeat(x, hold, axis=1)
 
 
-def readout(y: np.ndarray, sim_cfg) -> np.ndarray:
+def readout(y: np.ndarray, sim_cfg: SimulationConfig) -> np.ndarray:
     """The output over time (n, steps, k) read as one value per sample."""
     if sim_cfg.readout.value == "last":
         return y[:, -1]
-    return y[:, -sim_cfg.readout_steps:].mean(axis=1)
+    steps = cast(int, sim_cfg.readout_steps)  # resolved before any simulation (resolve_defaults)
+    mean: np.ndarray = y[:, -steps:].mean(axis=1)
+    return mean
 
 
 def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None:
@@ -147,9 +150,10 @@ def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=conversion.seed,
                             progress_bar=False) as sim:
         sim.load_params(str(params))
-        y = sim.predict({inp: x}, verbose=0)[out_p][:n]
+        y: np.ndarray = sim.predict({inp: x}, verbose=0)[out_p][:n]
     if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
-        return y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
+        pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
+        return pooled
     return y[:, -1]
 
 
@@ -191,7 +195,7 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     outputs = np.zeros((n, data.n_outputs), np.float32)
     sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
     j_sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
-    rasters: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    rasters: dict[str, np.ndarray] = {}  # set from the first minibatch (there is at least one)
     bar = console.bar("simulate", len(xp) // mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
                             progress_bar=False) as sim:
@@ -229,7 +233,8 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
                      bin_steps=hold if data.sequence else 0)
 
 
-def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.001,
+def simulate_constant(neuron_type: nengo.neurons.NeuronType, gain: npt.ArrayLike,
+                      bias: npt.ArrayLike, x: npt.ArrayLike, n_steps: int, dt: float = 0.001,
                       seed: int = 0) -> np.ndarray:
     """Rates (Hz) of neurons simulated in Nengo on constant inputs.
 
@@ -260,17 +265,17 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
     ndarray, shape (m, n)
         Mean rate over the simulation, spikes per second.
     """
-    gain = np.asarray(gain, float).ravel()
-    bias = np.asarray(bias, float).ravel()
-    x = np.asarray(x, float)
-    n, m = len(gain), len(x)
-    if x.ndim == 2 and x.shape[1] != n:
-        raise ValueError(f"x has {x.shape[1]} columns for {n} neurons")
+    gains = np.asarray(gain, float).ravel()
+    biases = np.asarray(bias, float).ravel()
+    xs = np.asarray(x, float)
+    n, m = len(gains), len(xs)
+    if xs.ndim == 2 and xs.shape[1] != n:
+        raise ValueError(f"x has {xs.shape[1]} columns for {n} neurons")
     with nengo.Network(seed=seed) as net:
-        ens = nengo.Ensemble(n * m, 1, neuron_type=neuron_type, gain=np.tile(gain, m),
-                             bias=np.tile(bias, m))
+        ens = nengo.Ensemble(n * m, 1, neuron_type=neuron_type, gain=np.tile(gains, m),
+                             bias=np.tile(biases, m))
         # neuron j·n + i gets x[j] (or x[j, i])
-        drive = nengo.Node(x.ravel() if x.ndim == 2 else np.repeat(x, n))
+        drive = nengo.Node(xs.ravel() if xs.ndim == 2 else np.repeat(xs, n))
         nengo.Connection(drive, ens.neurons, synapse=None)
         probe = nengo.Probe(ens.neurons, synapse=None)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -279,9 +284,10 @@ def simulate_constant(neuron_type, gain, bias, x, n_steps: int, dt: float = 0.00
         sim = nengo.Simulator(net, dt=dt, progress_bar=False, seed=seed)
     with sim:
         sim.run_steps(int(n_steps))
-        out = sim.data[probe]
+        out: np.ndarray = sim.data[probe]
     amp = float(getattr(neuron_type, "amplitude", 1.0))
-    return (out.mean(axis=0) / amp).reshape(m, n)
+    mean: np.ndarray = out.mean(axis=0)  # output per step, times amplitude
+    return (mean / amp).reshape(m, n)
 
 
 def task_metrics(prefix: str, outputs: np.ndarray, data: Data, idx: np.ndarray) -> dict[str, float]:
@@ -291,13 +297,13 @@ def task_metrics(prefix: str, outputs: np.ndarray, data: Data, idx: np.ndarray) 
     if data.classification:
         predicted = np.argmax(outputs, axis=-1)
         m = {f"{prefix}/accuracy": float(np.mean(predicted == y))}
-        if data.has_directions and data.class_deg is not None:
+        if data.dir_test is not None and data.class_deg is not None:  # has_directions
             err = angle_diff(data.class_deg[predicted], data.dir_test[idx])
             m[f"{prefix}/angle_error_deg"] = float(np.nanmean(np.abs(err)))
         return m
     y = y.reshape(len(y), -1)
     m = {f"{prefix}/mse": float(np.mean((outputs - y) ** 2))}
-    if data.has_directions and y.shape[1] == 2:
+    if data.dir_test is not None and y.shape[1] == 2:  # has_directions
         pred = np.rad2deg(np.arctan2(outputs[:, 1], outputs[:, 0]))
         err = angle_diff(pred, data.dir_test[idx])  # NaN where a trial has no direction
         if np.isfinite(err).any():

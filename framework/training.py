@@ -72,28 +72,28 @@ class Trained:
     cache_key: str = ""
 
 
-def loss_fn(data, bins: int | None):
+def loss_fn(data: Data, bins: int | None) -> Callable[[Any, Any], Any]:
     """The NengoDL loss on the output probe; for sequences (``bins`` given), on the mean of the
     output over the last ``bins`` time bins, one per training step (see :func:`readout_bins`)."""
     import tensorflow as tf
 
-    def pool(y_pred):
+    def pool(y_pred: Any) -> Any:
         if bins:  # sequence: the read-out is the mean of the last bins
             return tf.reduce_mean(y_pred[:, -bins:], axis=1, keepdims=True)
         return y_pred
 
     if data.classification:
-        def loss(y_true, y_pred):
+        def loss(y_true: Any, y_pred: Any) -> Any:
             return tf.keras.losses.sparse_categorical_crossentropy(
                 y_true[:, -1:], pool(y_pred), from_logits=True)
     else:
-        def loss(y_true, y_pred):
+        def loss(y_true: Any, y_pred: Any) -> Any:
             return tf.reduce_mean(tf.square(y_true[:, -1:] - pool(y_pred)), axis=-1)
     return loss
 
 
 def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
-                     patience: int = 5, rise: float = 10.0):
+                     patience: int = 5, rise: float = 10.0) -> Any:
     """A Keras callback that stops training whose loss has diverged, judged by its own trend.
 
     Diverged is a non-finite batch loss, a batch loss ``factor`` times above the lowest batch loss
@@ -112,16 +112,16 @@ def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
     def stop(what: str) -> None:
         raise DivergenceError(f"training.learning_rate: training diverged ({what}); {advice}")
 
-    class DivergenceGuard(tf.keras.callbacks.Callback):
+    class DivergenceGuard(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
         def __init__(self) -> None:
             super().__init__()
-            self.best_batch = np.inf  # lowest batch loss so far
+            self.best_batch: float = np.inf  # lowest batch loss so far
             self.epochs: list[float] = []  # epoch losses so far
 
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
             self.best_batch, self.epochs = np.inf, []
 
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             check_interrupt()
             # ``key``: the task loss alone when regularisers add their own terms to "loss"
             loss = float((logs or {}).get(key, 0.0))
@@ -132,7 +132,7 @@ def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
                      f"{self.best_batch:.3g}")
             self.best_batch = min(self.best_batch, loss)
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.epochs.append(float((logs or {}).get(key, np.nan)))
             tail = self.epochs[-(patience + 1):]
             if (len(tail) == patience + 1 and all(b > a for a, b in zip(tail, tail[1:]))
@@ -143,7 +143,7 @@ def divergence_guard(factor: float, lr: float, scaled: bool, key: str = "loss",
     return DivergenceGuard()
 
 
-def load_nengo_params(sim, value: str) -> None:
+def load_nengo_params(sim: Any, value: str) -> None:
     """Load a ``sim.save_params`` file onto ``sim``'s network, after checking it fits.
 
     Raises
@@ -172,13 +172,13 @@ def load_nengo_params(sim, value: str) -> None:
     tf.keras.backend.batch_set_value(zip(weights, arrays))
 
 
-def epoch_callback(on_epoch, key: str):
+def epoch_callback(on_epoch: Callable[[int, float], None], key: str) -> Any:
     """A Keras callback handing each finished epoch's ``key`` loss to ``on_epoch(epoch, loss)``
     as training runs (epoch from 0), so a tracker can log it with that epoch's own timestamp."""
     import tensorflow as tf
 
-    class EpochLoss(tf.keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+    class EpochLoss(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             value = (logs or {}).get(key)
             if value is not None:
                 on_epoch(int(epoch), float(value))
@@ -186,11 +186,12 @@ def epoch_callback(on_epoch, key: str):
     return EpochLoss()
 
 
-def progress_callback(bar):
+def progress_callback(bar: Any) -> Any:
+    """A Keras callback moving the console's ``bar`` on after every epoch, with the loss."""
     import tensorflow as tf
 
-    class Progress(tf.keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+    class Progress(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             bar.update(epoch + 1, f"loss {float((logs or {}).get('loss', np.nan)):.4g}")
 
     return Progress()

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -89,7 +89,8 @@ class Data:
 
 def angle_diff(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """a − b wrapped to [−180, 180) degrees."""
-    return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
+    diff: np.ndarray = (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
+    return diff
 
 
 def load(dataset_cfg: DatasetConfig, seed: int) -> Data:
@@ -98,7 +99,8 @@ def load(dataset_cfg: DatasetConfig, seed: int) -> Data:
     return dataset_cfg.load(seed)
 
 
-def split(n: int, test_fraction: float, rng: np.random.Generator, stratify=None,
+def split(n: int, test_fraction: float, rng: np.random.Generator,
+          stratify: np.ndarray | None = None,
           key: str = "dataset.test_fraction") -> tuple[np.ndarray, np.ndarray]:
     """Shuffled train/test indices; stratified by ``stratify`` labels when given."""
     if stratify is None:
@@ -120,7 +122,7 @@ def split(n: int, test_fraction: float, rng: np.random.Generator, stratify=None,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def scale(data: Data, method: str) -> tuple[Data, dict]:
+def scale(data: Data, method: str) -> tuple[Data, dict[str, Any]]:
     """``data`` with its inputs scaled by ``method`` (``dataset.scaling``, resolved), and what was
     applied.
 
@@ -153,7 +155,7 @@ def scale(data: Data, method: str) -> tuple[Data, dict]:
     out = dataclasses.replace(
         data, scaling=method, x_train=((x_train - offset) / spread).astype(np.float32),
         x_test=((data.x_test.astype(np.float64) - offset) / spread).astype(np.float32))
-    stats: dict = {"method": method}
+    stats: dict[str, Any] = {"method": method}
     if method != "none":
         stats.update(offset=offset.ravel().tolist(), scale=spread.ravel().tolist())
     return out, stats

@@ -25,7 +25,7 @@ class DigitsDataset(DatasetConfig):
         return digits(self, seed)
 
 
-def digits(cfg, seed: int) -> Data:
+def digits(cfg: DigitsDataset, seed: int) -> Data:
     """scikit-learn's bundled 8×8 digits as (8, 8, 1) images in [0, 1]; no download."""
     from sklearn.datasets import load_digits
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class ReachDataset(DatasetConfig):
         return reach(self, seed)
 
 
-def reach(cfg, seed: int) -> Data:
+def reach(cfg: ReachDataset, seed: int) -> Data:
     """Center-out reaching after Georgopoulos et al. (1982), with EMG-like channels.
 
     Channel values are arbitrary EMG units (a.u.), of the order of 1 at a channel's preferred
@@ -138,7 +138,7 @@ def reach(cfg, seed: int) -> Data:
                 class_deg=np.arange(k) * 360.0 / k if cfg.task.value == "classification" else None)
 
 
-def _check_mode_fields(cfg) -> None:
+def _check_mode_fields(cfg: ReachDataset) -> None:
     """Refuse a field that the chosen ``emg`` mode would ignore, like an unset regulariser's."""
     default = type(cfg)()
     if cfg.emg.value == "ideal":
@@ -158,11 +158,12 @@ def _check_mode_fields(cfg) -> None:
 
 def _von_mises(d: np.ndarray, kappa: np.ndarray) -> np.ndarray:
     """exp(κ·(cos d − 1)): a von Mises bump of height 1 at d = 0 (d in radians, κ ≥ 0)."""
-    return np.exp(kappa * (np.cos(d) - 1.0))
+    bump: np.ndarray = np.exp(kappa * (np.cos(d) - 1.0))
+    return bump
 
 
-def _realistic_emg(cfg, theta: np.ndarray, envelope: np.ndarray | None,
-                   rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _realistic_emg(cfg: ReachDataset, theta: np.ndarray, envelope: np.ndarray | None,
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """EMG envelopes made of muscle synergies: ``emg=realistic`` (docs/reach.md).
 
     Synergy s is tuned to θ as a_s(θ) = A_s·[V(θ − ψ_s; κ_s) + β_s·V(θ − ψ_s − π; κ_s)], V the
@@ -205,7 +206,8 @@ def _realistic_emg(cfg, theta: np.ndarray, envelope: np.ndarray | None,
 
     def activation(th: np.ndarray) -> np.ndarray:  # (n, synergies), a.u.
         d = th[:, None] - psi[None, :]
-        return height * (_von_mises(d, kappa) + second * _von_mises(d - np.pi, kappa))
+        act: np.ndarray = height * (_von_mises(d, kappa) + second * _von_mises(d - np.pi, kappa))
+        return act
 
     act = activation(theta)
     # log-normal: positive, mean exactly 1 and CV exactly synergy_noise
@@ -245,4 +247,6 @@ def _cosine_r2(means: np.ndarray, theta: np.ndarray) -> np.ndarray:
     ss_res = ((means - design @ coef) ** 2).sum(axis=0)
     ss_tot = ((means - means.mean(axis=0)) ** 2).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.nan)
+        r2: np.ndarray = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
+                                  np.nan)
+    return r2
