@@ -17,7 +17,8 @@ SCALE = 10.0  # gain of every converted neuron; LIF x-intercepts start at J_th/s
 
 def test_disabled_regularizers_add_nothing():
     cfg = validate(compose(TINY))
-    regs = add_regularizers(None, None, None, cfg)  # returns before touching the network
+    # returns before touching the network
+    regs = add_regularizers(None, None, None, cfg.training.ranges())
     assert not regs.active
     assert regs.losses(1, 8) == {} and regs.weights("out") is None and regs.stats(None, "x") == {}
 
@@ -37,6 +38,14 @@ def setup(overrides):
     return cfg, data, model, neurons.build(cfg.neuron)
 
 
+def conversion(cfg, nt):
+    """The Conversion the Keras network kind builds from the run's nodes."""
+    from framework.conversion import Conversion
+
+    return Conversion(nt, float(cfg.simulation.scale_firing_rates),
+                      dict(cfg.conversion.layer_scales), cfg.seed)
+
+
 def test_loss_values_and_statistics_match_numpy():
     import nengo_dl
     import tensorflow as tf
@@ -53,7 +62,7 @@ def test_loss_values_and_statistics_match_numpy():
     bias = np.linspace(-0.2, 0.2, 16).astype(np.float32)  # Keras units; J bias = scale × this
     layer.set_weights([kernel, bias])
     converter = convert(model, nt, SCALE, synapse=None, seed=cfg.seed)
-    regs = add_regularizers(converter, model, data, cfg)
+    regs = add_regularizers(converter, model, data, cfg.training.ranges())
     kinds = sorted((t.kind, t.layer) for t in regs.terms)
     assert kinds == [("rates", "hidden0"), ("rates", "hidden1"), ("x_intercepts", "hidden0")]
     with nengo_dl.Simulator(converter.net, minibatch_size=32, progress_bar=False) as sim:
@@ -106,12 +115,14 @@ def test_training_moves_x_intercepts_into_the_range(tmp_path):
         "training.x_intercepts.enabled=true", "training.x_intercepts.low=-0.3",
         "training.x_intercepts.high=0.0", "training.x_intercepts.weight=1000"])
     console = Console(quiet=True)
-    result = train(model, data, cfg, nt, tmp_path, console)
+    conv = conversion(cfg, nt)
+    result = train(model, data, cfg.training, cfg.simulation, conv, out_dir=tmp_path,
+                   console=console)
     stats = result.regularizers
     assert stats["reg/x_intercepts/hidden0/in_range_before"] == 0.0
     assert stats["reg/x_intercepts/hidden0/in_range_after"] >= 0.95
     assert len(result.loss) == 15 and np.all(np.isfinite(result.loss))  # the task loss alone
-    sim = simulate(model, result.params, data, cfg, nt, console)
+    sim = simulate(model, result.params, data, cfg.simulation, conv, console)
     (built,) = sim.layers
     xi = (1.0 - built.bias) / built.gain
     assert np.mean((xi >= -0.3) & (xi <= 0.0)) == stats["reg/x_intercepts/in_range_after"]
@@ -163,9 +174,11 @@ def test_ranges_are_reached_whatever_the_scale(tmp_path, kind, low, high, scale)
     cfg, data, model, nt = setup(extra)
     cfg.simulation.scale_firing_rates = scale
     console = Console(quiet=True)
-    result = train(model, data, cfg, nt, tmp_path, console)
+    conv = conversion(cfg, nt)
+    result = train(model, data, cfg.training, cfg.simulation, conv, out_dir=tmp_path,
+                   console=console)
     assert result.regularizers[f"reg/{kind}/in_range_after"] == 1.0
-    sim = simulate(model, result.params, data, cfg, nt, console)
+    sim = simulate(model, result.params, data, cfg.simulation, conv, console)
     (built,) = sim.layers
     value = (1.0 - built.bias) / built.gain if kind == "x_intercepts" else built.bias
     assert np.all((value >= low - 1e-5) & (value <= high + 1e-5))
