@@ -257,7 +257,7 @@ SLOW = [c for c in CASES if c.stage == "tf"]
 # code, what went to stderr, the time taken and whether TensorFlow or MLflow had been imported.
 DRIVER = r"""
 import io, json, sys, time
-from framework import cli
+from framework.app import cli
 
 job, dest = sys.argv[1:3]  # main() replaces sys.argv
 cli.prevalidate([])  # loads Hydra, the schemas and the plugins once, outside the timings

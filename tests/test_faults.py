@@ -338,7 +338,7 @@ SLOW_ENDING = textwrap.dedent("""
         time.sleep(0.1)
         real_end(self, status, error)
 
-    pipeline._run_stages = stages
+    pipeline._stages = stages  # the stages run() calls between its start and its ending
     Tracker.end = slow_end
     from framework.app.cli import main
     main(sys.argv[1:])
