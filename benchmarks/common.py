@@ -20,11 +20,12 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from framework.app.cli import CONF, _register_resolvers
+    from framework.app import startup
     from framework.config import register
+    from framework.paths import CONF
 
     register()
-    _register_resolvers()
+    startup.start()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides))

@@ -144,7 +144,8 @@ def __getattr__(name: str) -> type:
 
 def register_resolvers() -> None:
     """``${spiketune_outputs:}`` (``$SPIKETUNE_OUTPUTS`` or <repo>/outputs), the default of
-    ``paths.outputs``; idempotent. Called by the app's start-up, never at import."""
+    ``paths.outputs``; idempotent. Called by the app's start-up
+    (:func:`framework.app.startup.start`) and by :func:`validate`, never at import."""
     if not OmegaConf.has_resolver("spiketune_outputs"):
         OmegaConf.register_new_resolver("spiketune_outputs", lambda: str(OUTPUTS))
 

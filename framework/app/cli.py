@@ -44,10 +44,6 @@ _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", 
                  "--shell-completion", "-sc", "--resolve"}
 
 
-#: the start-up under its former name (tests/helpers imports it); new code calls startup.start
-_register_resolvers = startup.start
-
-
 def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
     """``(overrides, multirun, runs)``: the overrides, whether ``-m`` is given, and whether the
     command runs jobs at all (``--help`` and ``--cfg`` do not)."""
