@@ -11,6 +11,7 @@ TensorFlow, so a bad config is refused in well under a second.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +116,7 @@ class Config:
 GROUPS: dict[str, Registry[Any]] = {"dataset": DATASETS, "model": MODELS, "neuron": NEURONS}
 
 
-_analyses_schema: type | None = None
-
-
+@functools.cache
 def analyses_schema() -> type:
     """A dataclass with the common selection fields and one field per discovered analysis plugin.
 
@@ -126,14 +125,11 @@ def analyses_schema() -> type:
     Ray) rebuilds it from the plugins it finds instead of unpickling a copy of the class, which
     cloudpickle 2 does without its dataclass fields ("analyses.layers: no such key").
     """
-    global _analyses_schema
-    if _analyses_schema is None:
-        fields = [(name, cfg_type, field(default_factory=cfg_type))
-                  for name, cfg_type in sorted(plugin_host.plugin_configs().items())]
-        cls = dataclasses.make_dataclass("AnalysesConfig", fields, bases=(AnalysesCommon,))
-        cls.__module__ = __name__
-        _analyses_schema = cls
-    return _analyses_schema
+    fields = [(name, cfg_type, field(default_factory=cfg_type))
+              for name, cfg_type in sorted(plugin_host.plugin_configs().items())]
+    cls = dataclasses.make_dataclass("AnalysesConfig", fields, bases=(AnalysesCommon,))
+    cls.__module__ = __name__
+    return cls
 
 
 def __getattr__(name: str) -> type:
@@ -149,14 +145,9 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("spiketune_outputs"):
         OmegaConf.register_new_resolver("spiketune_outputs", lambda: str(OUTPUTS))
 
-_registered = False
-
-
+@functools.cache
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent)."""
-    global _registered
-    if _registered:
-        return
+    """Store every schema in Hydra's ConfigStore (once per process)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
@@ -165,7 +156,6 @@ def register() -> None:
         for name, node in options.items():
             cs.store(group=f"schema/{group}", name=name, node=node, package=group)
     cs.store(group="schema/analyses", name="default", node=analyses_schema(), package="analyses")
-    _registered = True
 
 
 # -------------------------------------------------------------------------------------- validation

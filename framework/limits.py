@@ -18,8 +18,8 @@ from framework.errors import UserError
 
 #: the share of physical memory a run may plan for when ``limits.memory_gb`` is unset
 DEFAULT_SHARE = 0.75
-#: the limit in force (bytes); :func:`configure` sets it from the run's config
-_limit: int | None = None
+#: the limit in force (bytes, under "bytes"); :func:`configure` sets it from the run's config
+_LIMIT: dict[str, int] = {}
 
 
 def physical_memory() -> int:
@@ -29,14 +29,13 @@ def physical_memory() -> int:
 
 def configure(memory_gb: float | None) -> int:
     """Set the limit (GB; None: :data:`DEFAULT_SHARE` of physical memory); returns it in bytes."""
-    global _limit
-    _limit = int(memory_gb * 1e9) if memory_gb else int(DEFAULT_SHARE * physical_memory())
-    return _limit
+    _LIMIT["bytes"] = int(memory_gb * 1e9) if memory_gb else int(DEFAULT_SHARE * physical_memory())
+    return _LIMIT["bytes"]
 
 
 def limit() -> int:
     """The limit in force, bytes (the default until :func:`configure` is called)."""
-    return _limit if _limit is not None else int(DEFAULT_SHARE * physical_memory())
+    return _LIMIT.get("bytes") or int(DEFAULT_SHARE * physical_memory())
 
 
 def human(n: float) -> str:
