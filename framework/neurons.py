@@ -3,7 +3,8 @@ type; and each type's J_th.
 
 Only types with TensorFlow builders in nengo-dl's ``TF_NEURON_IMPL`` run natively; a type outside
 it silently falls back to a slow Python path with no gradient. ``threshold_lif`` therefore ships
-its own builders (:mod:`framework.native_tf`), registered before any simulator is built.
+its own builders (:func:`framework.native.tf_builders`), registered before any simulator is
+built.
 """
 from __future__ import annotations
 
