@@ -71,8 +71,9 @@ def prepare_data(obj: Config) -> tuple[Data, dict[str, Any], list[str]]:
     data = datasets.load(obj.dataset, obj.seed)
     said = list(data.remarks)
     if obj.model.loaded:
-        shape = screen.stored_input_shape(screen.resolve(obj.model))
-        data, lines = obj.dataset.fit_to_model(data, shape)
+        model = obj.model
+        data, lines = obj.dataset.fit_to_model(
+            data, lambda: screen.stored_input_shape(screen.resolve(model)))
         said += lines
     said += resolve_defaults(obj, data)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)

@@ -12,8 +12,8 @@ import pytest
 from helpers import compose
 
 from framework.config import validate
-from framework.data.base import Task, load, reach
-from framework.data.reach import EMG, ReachDataset
+from framework.data.base import Task, load
+from framework.data.reach import EMG, ReachDataset, reach
 from framework.errors import UserError
 
 SEEDS = range(6)

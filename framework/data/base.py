@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -179,9 +180,11 @@ class DatasetConfig:
         """The dataset, split into train and test (``seed`` seeds the split and synthetic data)."""
         raise NotImplementedError
 
-    def fit_to_model(self, data: Data, shape: tuple[int | None, ...] | None
+    def fit_to_model(self, data: Data, input_shape: Callable[[], tuple[int | None, ...] | None]
                      ) -> tuple[Data, list[str]]:
-        """``data`` laid out for a loaded model whose input is ``shape``, and what was done.
+        """``data`` laid out for a loaded model, and what was done; ``input_shape()`` reads the
+        shape the model's input declares (without the batch axis; None when the file does not
+        say), only where a layout is to be chosen.
 
         Only a user's file can be read in more than one layout; every other dataset is as built.
         """

@@ -66,10 +66,10 @@ class FileDataset(DatasetConfig):
     def load(self, seed: int) -> Data:
         return load_file(self, seed)
 
-    def fit_to_model(self, data: Data, shape: tuple[int | None, ...] | None
+    def fit_to_model(self, data: Data, input_shape: Callable[[], tuple[int | None, ...] | None]
                      ) -> tuple[Data, list[str]]:
         """``layout=auto``: the layout the loaded model's input says (:func:`fit_layout`)."""
-        return fit_layout(data, shape) if self.layout == Layout.auto else (data, [])
+        return fit_layout(data, input_shape()) if self.layout == Layout.auto else (data, [])
 
 
 class Field(NamedTuple):

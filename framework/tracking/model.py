@@ -104,7 +104,9 @@ class _RateNetworkMethods:
         self._cfg = OmegaConf.load(self._files["config"])
         self._sim = None
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
+    # unannotated on purpose: MLflow reads predict's type hints as a model signature (and warns
+    # that Any is not one); the run's signature is inferred from its data (_signature)
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """The rate network's outputs (n, outputs) for inputs ``model_input`` (n, *input shape).
 
         Parameters
