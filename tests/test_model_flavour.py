@@ -135,12 +135,14 @@ def test_model_is_registered_and_tags_name_it(runs):
 def test_training_cache_key_is_tagged_and_names_the_entry(runs):
     from helpers import prepared
 
-    from framework.cache import cache_key
+    from framework.networks.keras import training_key
+    from framework.resolve import network_nodes
 
     cfg, data = prepared(ARGS)
     first, second = runs["first"], runs["second"]
     key = first.data.tags["spiketune.training_cache_key"]
-    assert key == second.data.tags["spiketune.training_cache_key"] == cache_key(cfg, data)
+    assert key == second.data.tags["spiketune.training_cache_key"] == \
+        training_key(network_nodes(cfg), data).digest()
     assert (runs["cache"] / key / "params.npz").is_file()
     assert (first.data.tags["spiketune.training_cache"],
             second.data.tags["spiketune.training_cache"]) == ("miss", "hit")

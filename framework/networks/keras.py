@@ -14,7 +14,7 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework import cache, conversion, models, quiet
+from framework import cache, conversion, models, quiet, simulation
 from framework.analysis import Context
 from framework.batches import readout_bins
 from framework.conversion import Conversion, Normalize
@@ -25,7 +25,7 @@ from framework.models import KerasModelConfig
 from framework.networks.base import Built, Nodes, Recorder, TrainedNetwork, register
 from framework.plugin_host import check_layer_names, select_layers
 from framework.progress import Console
-from framework.simulation import check_budget, evaluate_rates, simulate, task_metrics
+from framework.simulation import check_budget, task_metrics
 from framework.training import Trained, train
 
 #: the fraction of regularised neurons a range should end with; below it the run says so
@@ -190,11 +190,12 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
     s = nodes.simulation
     scale = "per layer" if conv.layer_scales else f"{s.scale_firing_rates:g}"
     console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
-    rate_out = evaluate_rates(model, params, data, s, conv)
+    # looked up on the module at call time, so a test or a profiler can watch the stage
+    rate_out = simulation.evaluate_rates(model, params, data, s, conv)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
         console.say(swap_line(nodes.neuron.name, conv.neuron_type, metrics))
-    sim = simulate(model, params, data, s, conv, console)
+    sim = simulation.simulate(model, params, data, s, conv, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
     layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
     ctx = Context(data=data, layers=layers, dt=s.dt, n_steps=sim.n_steps, sample=sim.sample,
