@@ -55,11 +55,11 @@ ORDER = -p randomly --randomly-seed=$(SEED)
 
 test: $(STAMP)
 	@echo "make test: random order, SEED=$(SEED) (replay: make test SEED=$(SEED))"
-	$(BIN)/python -m pytest -q -m "" -n $(TEST_WORKERS) --dist loadfile $(ORDER) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ORDER) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	@echo "make test-fast: random order, SEED=$(SEED) (replay: make test-fast SEED=$(SEED))"
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(ORDER) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ORDER) $(PYTEST_ARGS)
 
 # The flaky-test check. test-alone: each tests/test_*.py in a pytest process of its own, in random
 # order ("every test file runnable alone"; PYTEST_ARGS='-m ""' for the slow tests too).

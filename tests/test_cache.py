@@ -27,6 +27,13 @@ from framework.training import Trained
 QUIET = Console(quiet=True)
 
 
+@pytest.fixture
+def uri(store):
+    """This module's runs log to a copy of an empty, migrated store (conftest's ``store``): no
+    run here is about creating a store, and MLflow's migrations cost each run seconds."""
+    return store
+
+
 def cfg_of(*overrides: str):
     return validate(compose(list(overrides)))
 
@@ -303,7 +310,7 @@ def test_pipeline_hits_when_only_simulation_changes(uri, tmp_path, monkeypatch):
     from framework.pipeline import run
 
     monkeypatch.setenv("SPIKETUNE_CACHE_DIR", str(tmp_path / "cache"))
-    base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]"]
+    base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]", "tracking.log_model=false"]
     r1 = run(compose(base), console=QUIET)
     r2 = run(compose([*base, "simulation.n_steps=30", "simulation.synapse=0.02"]), console=QUIET)
     r3 = run(compose([*base, "training.epochs=3"]), console=QUIET)
@@ -329,7 +336,7 @@ def test_pipeline_rebuilds_a_truncated_and_a_swapped_entry(uri, tmp_path, monkey
 
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("SPIKETUNE_CACHE_DIR", str(cache_dir))
-    base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]"]
+    base = [*TINY, f"tracking.uri={uri}", "analysis=[firing]", "tracking.log_model=false"]
 
     def weights(path: Path) -> dict:
         with np.load(path) as z:

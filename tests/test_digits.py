@@ -12,6 +12,13 @@ from framework.plugin_host import select
 from plugins.classes import Classes, ClassesConfig, class_rates
 
 
+@pytest.fixture
+def uri(store):
+    """This module's runs log to a copy of an empty, migrated store (conftest's ``store``): no
+    run here is about creating a store, and MLflow's migrations cost each run seconds."""
+    return store
+
+
 def test_class_rates_means_and_anova_match_scipy():
     from scipy import stats
 
@@ -105,7 +112,17 @@ def test_digits_conv_lif_spikes_at_90_percent(uri, tmp_path):
     assert m["spiking/accuracy"] >= 0.90, m
     assert m["rate/accuracy"] >= 0.90
     assert 10.0 < m["firing/mean_rate_hz"] < 300.0  # spiking for real, not silent or saturated
-    assert m["firing/silent_fraction"] < 0.5
+    # Silent: below 0.1 Hz on every test sample. Almost all are units that died in training (a
+    # whole conv filter silent at every position, a dense unit never active), the rest conv
+    # filters at border positions no digit reaches. Measured, seed 0 on this stack (Python 3.11
+    # and 3.12 bit for bit the same): conv0 0.325, conv1 0.248 (7 of 32 filters dead), hidden
+    # 0.469, pooled 0.306; other float paths of the same code (oneDNN's AVX2 or SSE4.1 GEMM
+    # kernels) 0.284 and 0.313, seeds 2 and 3 0.183 and 0.309, and one run elsewhere 0.5275; at
+    # learning rate 0.01 seed 1 diverges. Units die in the first epoch (after it: hidden 0.58,
+    # conv1 0.32), so how many is chaotic in the rounding; at 0.003 seeds 0 and 1 give 0.060 and
+    # 0.084 at 97-99% accuracy. The per-layer numbers are in the message.
+    silent = {k: round(v, 3) for k, v in m.items() if k.endswith("silent_fraction")}
+    assert m["firing/silent_fraction"] < 0.5, silent
     for layer in ("conv0", "conv1", "hidden"):
         rates = [m[f"classes/{layer}/class{c}_mean_rate_hz"] for c in range(10)]
         assert all(r > 0 for r in rates), layer

@@ -19,6 +19,13 @@ from framework.errors import UserError
 SEEDS = range(6)
 
 
+@pytest.fixture
+def uri(store):
+    """This module's runs log to a copy of an empty, migrated store (conftest's ``store``): no
+    run here is about creating a store, and MLflow's migrations cost each run seconds."""
+    return store
+
+
 def realistic(seed: int = 0, **fields):
     return reach(ReachDataset(emg=EMG.realistic, **fields), seed)
 

@@ -11,7 +11,15 @@ from framework.config import validate
 #: a small reach-sequence run whose read-out covers the whole movement
 SMALL = ["dataset.sequence=true", "dataset.trials_per_direction=20", "model.hidden=[32]",
          "training.epochs=15", "simulation.n_steps=40", "simulation.readout_steps=40",
-         "tracking.plots=false", "analysis=[firing]", "training.cache=false"]
+         "tracking.plots=false", "analysis=[firing]", "training.cache=false",
+         "tracking.log_model=false"]  # no test here reads the MLflow model (test_model_flavour)
+
+
+@pytest.fixture
+def uri(store):
+    """This module's runs log to a copy of an empty, migrated store (conftest's ``store``): no
+    run here is about creating a store, and MLflow's migrations cost each run seconds."""
+    return store
 
 
 def sim_cfg(*overrides):
