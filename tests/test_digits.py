@@ -89,7 +89,7 @@ def test_digits_conv_defaults():
     """The plain digits/conv command gets the tuned LIF amplitude and keeps every global default."""
     cfg = validate(compose(["dataset=digits", "model=conv", "neuron=lif"]))
     assert cfg.neuron.amplitude == 0.05
-    assert (cfg.training.learning_rate, cfg.training.epochs) == (0.01, 60)
+    assert (cfg.training.learning_rate, cfg.training.epochs) == (0.003, 60)
     assert cfg.simulation.scale_firing_rates == 100.0
     assert validate(compose(["dataset=digits"])).neuron.amplitude == 1.0  # dense: untouched
     preset = validate(compose(["experiment=digits"]))

@@ -426,6 +426,9 @@ def fake(cfg, console=None, tags=None):
     tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
                       run_name(cfg, tags), tags=tags)
     time.sleep(float(os.environ.get("FAKE_JOB_S", "0")))
+    gate, until = os.environ.get("FAKE_GATE"), time.monotonic() + 600
+    while gate and not os.path.exists(gate) and time.monotonic() < until:
+        time.sleep(0.05)  # the test creates the gate file when this job may end
     tracker.end("FINISHED")
     return RunResult(tracker.run_id, "FINISHED", {})
 
@@ -435,15 +438,17 @@ main(sys.argv[1:])
 """
 
 
-def start_fake(args: list[str], tmp_path: Path, name: str, job_s: float = 1.0):
-    """``spiketune args`` with the stand-in pipeline in a subprocess; stderr to ``<name>.txt``."""
+def start_fake(args: list[str], tmp_path: Path, name: str, job_s: float = 1.0,
+               gate: Path | None = None):
+    """``spiketune args`` with the stand-in pipeline in a subprocess; stderr to ``<name>.txt``.
+    With ``gate``, each job holds its run open until that file exists (not for a time)."""
     import os
     import subprocess
 
     log = open(tmp_path / f"{name}.txt", "w")  # noqa: SIM115 - closed by finish_fake
+    env = dict(os.environ, FAKE_JOB_S=str(job_s), FAKE_GATE=str(gate or ""))
     proc = subprocess.Popen([sys.executable, "-c", FAKE_MAIN, *args], cwd=str(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=log, text=True,
-                            env=dict(os.environ, FAKE_JOB_S=str(job_s)))
+                            stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
@@ -494,18 +499,22 @@ def test_a_sweep_dir_in_use_is_refused(store, tmp_path):
     folder = tmp_path / "sweep"
     args = ["-m", "seed=0,2", f"tracking.uri={store}", f"hydra.sweep.dir={folder}",
             "hydra.callbacks.sweep.compare=false"]
-    first = start_fake(args, tmp_path, "first", job_s=3.0)
-    deadline = time.monotonic() + 120
-    while sweeps.read_state(folder) is None:  # the first holds the folder
-        assert first.poll() is None and time.monotonic() < deadline, \
-            (tmp_path / "first.txt").read_text()
-        time.sleep(0.1)
-    code, err = finish_fake(start_fake(args, tmp_path, "second"), tmp_path, "second")
-    assert first.poll() is None, "the first sweep ended before the second was refused"
-    assert code == EXIT_USER, err
-    assert err.strip().splitlines()[-1].startswith(
-        f"spiketune: hydra.sweep.dir: {folder} is in use by a sweep running now"), err
-    assert "Traceback" not in err
+    gate = tmp_path / "first-may-end"  # the first sweep's jobs wait for it: no race with time
+    first = start_fake(args, tmp_path, "first", job_s=0.0, gate=gate)
+    try:
+        deadline = time.monotonic() + 120
+        while sweeps.read_state(folder) is None:  # the first holds the folder
+            assert first.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "first.txt").read_text()
+            time.sleep(0.1)
+        code, err = finish_fake(start_fake(args, tmp_path, "second"), tmp_path, "second")
+        assert first.poll() is None, "the first sweep ended before the second was refused"
+        assert code == EXIT_USER, err
+        assert err.strip().splitlines()[-1].startswith(
+            f"spiketune: hydra.sweep.dir: {folder} is in use by a sweep running now"), err
+        assert "Traceback" not in err
+    finally:
+        gate.touch()  # the first sweep's jobs end now (also when an assertion above failed)
     code, err = finish_fake(first, tmp_path, "first")
     assert code == 0, err[-3000:]
     _, parent, kids = family(store)

@@ -3,7 +3,7 @@
 nengo-dl 3.6.0 (January 2023, the last release) was written for TensorFlow ≤ 2.11, where
 ``tf.keras`` *was* the ``keras`` package (Keras 2). TensorFlow 2.16+ installs Keras 3 as ``keras``;
 the Keras 2 API lives on as ``tf_keras``. :func:`install` makes nengo-dl run unmodified on that
-stack and changes nothing else. It does exactly three things:
+stack and changes nothing else. It does exactly four things:
 
 1. Sets ``TF_USE_LEGACY_KERAS=1`` (before TensorFlow is imported), so that ``tf.keras`` is
    ``tf_keras``: nengo-dl's Converter, Simulator and losses use the Keras 2 API through
@@ -27,6 +27,12 @@ stack and changes nothing else. It does exactly three things:
    February 2023) when ``nengo_dl.process_builders`` is imported: nengo 4 stores a LinearFilter's D
    as a (1, 1) matrix, which 3.6.0 reshapes wrongly, so any synapse with a direct term (a gain
    ``LinearFilter([k], [1])``, or equal numerator and denominator orders) fails to build.
+
+4. Answers nengo-dl's GPU probe in-process where the machine has no NVIDIA device: importing
+   ``nengo_dl.utils`` otherwise starts a second Python that imports TensorFlow only to ask
+   ``tf.config.list_physical_devices('GPU')`` (3-5 s for every process that builds a network:
+   each run, each sweep job). Without ``/dev/nvidiactl`` that answer is "none", so the probe's
+   ``subprocess.call`` is answered 1 ("no GPU") while ``nengo_dl.utils`` executes, and only it.
 
 Each part is a no-op where it is not needed: the aliases only when ``keras.engine`` cannot be
 imported from the installed ``keras`` (Keras 3) and the backport only on nengo-dl ≤ 3.6.0.
@@ -78,6 +84,33 @@ def _with_keras2_aliases(run: Callable[[], None]) -> None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = old  # type: ignore[assignment]
+
+
+#: the device node every NVIDIA GPU needs; without it TensorFlow lists no GPU
+NVIDIA_CONTROL = "/dev/nvidiactl"
+
+
+def _is_gpu_probe(args: Any) -> bool:
+    """``args`` is nengo_dl.utils' GPU probe (``python -c "... list_physical_devices ..."``)."""
+    return (isinstance(args, list) and len(args) == 3 and args[1] == "-c"
+            and "list_physical_devices('GPU')" in str(args[2]))
+
+
+def _without_gpu_probe(run: Callable[[], None]) -> None:
+    """Execute ``nengo_dl.utils`` with its GPU probe answered 1 ("no GPU", its exit code when
+    TensorFlow lists none) instead of started; every other ``subprocess.call`` goes through."""
+    import subprocess
+
+    real = subprocess.call
+
+    def call(args: Any, *rest: Any, **kwargs: Any) -> int:
+        return 1 if _is_gpu_probe(args) else real(args, *rest, **kwargs)
+
+    subprocess.call = call
+    try:
+        run()
+    finally:
+        subprocess.call = real
 
 
 def _after_process_builders(module: types.ModuleType) -> None:
@@ -149,6 +182,8 @@ def install() -> None:
         _after_process_builders(sys.modules["nengo_dl.process_builders"])
     else:
         patches["nengo_dl.process_builders"] = (None, _after_process_builders)
+    if "nengo_dl.utils" not in sys.modules and not os.path.exists(NVIDIA_CONTROL):
+        patches["nengo_dl.utils"] = (_without_gpu_probe, None)
     if "nengo_dl.compat" not in sys.modules and _needs_keras2_aliases():
         patches["nengo_dl.compat"] = (_with_keras2_aliases, None)
     sys.meta_path.insert(0, _Hook(patches))
