@@ -55,6 +55,8 @@ class RangeConfig:
     projected: ClassVar[bool] = False
     #: the range adds a penalty to the loss (through a probe on the layer's neurons)
     penalised: ClassVar[bool] = True
+    #: the value is the neurons' rates on the training inputs (a prediction in training mode)
+    reads_rates: ClassVar[bool] = False
 
     enabled: bool = False
     layers: list[str] = field(default_factory=list)  # hidden layer names; empty: every hidden layer
@@ -143,6 +145,7 @@ class RateRegularizer(RangeConfig):
     """Keep neurons' mean firing rates inside [low_hz, high_hz] on the training data."""
 
     key: ClassVar[str] = "rates"
+    reads_rates: ClassVar[bool] = True
 
     low_hz: float = bounded(10.0, ge=0.0)  # lowest accepted mean rate, Hz
     high_hz: float = bounded(200.0, gt=0.0)  # highest accepted mean rate, Hz
@@ -377,7 +380,7 @@ class Regularizers:
         """``(kind, layer) -> per-neuron value``: x-intercepts (x units), mean rates (Hz) or
         biases (J)."""
         probed: dict[Any, np.ndarray] = {}
-        rate_terms = [t for t in self.terms if t.spec.penalised and not t.spec.projected]
+        rate_terms = [t for t in self.terms if t.spec.reads_rates]
         if rate_terms:  # the rates: one prediction in training mode over the training inputs
             n = len(next(iter(self.inputs.values())))
             data = {k: pad_to(v, sim.minibatch_size) for k, v in self.inputs.items()}
@@ -427,7 +430,7 @@ def add_regularizers(converter: Any, model: Any, data: Any,
         for rng in enabled:
             for name in _layers(rng.key, list(rng.layers), layers):
                 regs.terms.append(_term(rng, name, layers[name]))
-        if any(rng.penalised and not rng.projected for rng in enabled):
+        if any(rng.reads_rates for rng in enabled):
             # sim.predict in training mode: the rate statistics see the rates fit() trains on
             nengo_dl.configure_settings(learning_phase=True)
     regs.inputs = {converter.inputs[model.inputs[0]]: as_steps(data.x_train, data.sequence)}
