@@ -14,7 +14,7 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework import cache, conversion, models, quiet, simulation
+from framework import cache, conversion, models, quiet, simulation, training
 from framework.analysis import Context
 from framework.batches import readout_bins
 from framework.conversion import Conversion, Normalize
@@ -26,7 +26,7 @@ from framework.networks.base import Built, Nodes, Recorder, TrainedNetwork, regi
 from framework.plugin_host import check_layer_names, select_layers
 from framework.progress import Console
 from framework.simulation import check_budget, task_metrics
-from framework.training import Trained, train
+from framework.training import Trained
 
 #: the fraction of regularised neurons a range should end with; below it the run says so
 REG_TARGET = 0.95
@@ -46,7 +46,10 @@ def tag(recorder: Recorder, key: str, value: Any) -> None:
 @register(KerasModelConfig)
 def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Console,
               scratch: Path) -> Built:
-    """Build, train, convert and simulate a Keras network; returns what the analyses read."""
+    """Build, train, convert and simulate a Keras network; returns what the analyses read.
+
+    The stages (``training.train``, ``simulation.evaluate_rates``, ``simulation.simulate``) are
+    looked up on their modules at call time, so a test or a profiler can watch one."""
     if data is None:
         raise UserError("dataset: a Keras network needs data")
     metrics: dict[str, float] = {}
@@ -150,9 +153,9 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
         recorder.metrics({"train/loss": loss}, step=epoch)
 
     def run() -> Trained:
-        return train(model, data, nodes.training, nodes.simulation, conv,
-                     start=nodes.model.params, fit=fit, out_dir=scratch / "trained",
-                     console=console, on_epoch=epoch_loss)
+        return training.train(model, data, nodes.training, nodes.simulation, conv,
+                              start=nodes.model.params, fit=fit, out_dir=scratch / "trained",
+                              console=console, on_epoch=epoch_loss)
 
     what = training_key(nodes, data) if nodes.training.cache else None
     result, status = cache.trained(what, nodes.cache, console, run)
@@ -190,7 +193,6 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
     s = nodes.simulation
     scale = "per layer" if conv.layer_scales else f"{s.scale_firing_rates:g}"
     console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
-    # looked up on the module at call time, so a test or a profiler can watch the stage
     rate_out = simulation.evaluate_rates(model, params, data, s, conv)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
