@@ -23,6 +23,7 @@ from framework import plugin_host
 from framework.conversion import ConversionConfig
 from framework.data import DATASETS
 from framework.errors import UserError
+from framework.health import HealthConfig
 from framework.models import MODELS
 from framework.networks import ensemble  # noqa: F401 - imported in order to register model=ensemble
 from framework.neurons import NEURONS
@@ -109,6 +110,8 @@ class Config:
     objective: str = ""
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig())
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
+    # the limits of the run's verdict checks (framework/health.py)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 #: the config groups whose options are schema classes, each group's registry (one registration

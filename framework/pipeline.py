@@ -1,11 +1,9 @@
 """The run: config → data → network (build, train, convert, simulate) → analyses → tracking.
 
-``run(cfg)`` is the single entry point, used by the CLI (one call per Hydra job) and by Python code.
-Every stage announces itself; any failure ends the MLflow run FAILED with a one-line ``error`` tag,
-and a signal ends it KILLED (a burst of them too: the ending is shielded), so no run is ever left
-looking finished. A process that cannot end its run (SIGKILL, the OOM killer) leaves it to the
-next start, which ends the runs of owners that are gone (``tracking.end_orphans``).
-"""
+``run(cfg)`` is the single entry point (the CLI calls it once per Hydra job). Every stage announces
+itself; a failure ends the MLflow run FAILED with a one-line ``error`` tag, a signal (or a burst of
+them) KILLED; a run SIGKILL cut short is ended by the next start (``tracking.end_orphans``). A run
+that finishes carries its verdict (framework/health.py): ``spiketune.health`` ok or warn."""
 from __future__ import annotations
 
 import contextlib
@@ -17,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework import limits, plugin_host, report
+from framework import health, limits, plugin_host, report
 from framework.config import Config, validate
+from framework.data.base import split_csv
 from framework.errors import UserError, interruption
+from framework.health import Finding
 from framework.lifecycle import shielded
 from framework.networks import network_for
 from framework.objective import score
@@ -75,13 +75,14 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
                       system_metrics=obj.tracking.system_metrics)
     scratch = Path(tempfile.mkdtemp(prefix="spiketune-run-"))
     try:
-        metrics = _stages(cfg, obj, tracker, console, scratch)
+        metrics, found = _stages(cfg, obj, tracker, console, scratch)
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
         value = score(obj, metrics, tracker, console)
-        tracker.describe(report.describe(obj, tracker, metrics))
+        tracker.describe(report.describe(obj, tracker, metrics, found=found))
+        report.verdict(tracker, found)
         tracker.end("FINISHED")
-        report.summary(console, tracker, metrics, ui)
+        report.summary(console, tracker, metrics, ui, found)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
                          objective=value)
     except BaseException as ex:
@@ -92,19 +93,19 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
 
 
 def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
-            scratch: Path) -> dict[str, float]:
-    """Data, network, analyses and model logging, in order; the run's metrics."""
+            scratch: Path) -> tuple[dict[str, float], list[Finding]]:
+    """Data, network, analyses and model logging, in order; the run's metrics and verdict."""
     metrics: dict[str, float] = {}
-    data, names = None, None
+    data, names, checks = None, None, list[Finding]()
     if obj.model.reads_data:
         console.stage("data", obj.dataset.name)
         try:
-            data, scaling, said = prepare_data(obj)
+            data, scaling, said = prepare_data(obj, checks)
         except BaseException:
             record_config(cfg, obj, tracker)  # as composed: nothing followed the data
             raise
     else:
-        said = resolve_defaults(obj, None)
+        said = resolve_defaults(obj, None, checks)
     for line in said:
         console.say(line)
     record_config(cfg, obj, tracker)
@@ -113,6 +114,7 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
         tracker.artifact_text(json.dumps(scaling, indent=1), "scaling.json")
         metrics.update({f"data/{key}": value for key, value in data.notes.items()})
         tracker.dataset(data)
+        tracker.artifact_text(split_csv(data), "split.csv")
     built = network_for(obj.model)(network_nodes(obj), data, tracker, console, scratch)
     metrics.update(built.metrics)
     t = time.perf_counter()
@@ -123,11 +125,12 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
     metrics.update(found)
     metrics["time/analysis_s"] = time.perf_counter() - t
     tracker.metrics(metrics)
+    checks = health.findings(metrics, report.facts(obj, data, checks + built.findings), obj.health)
     if built.trained is not None and obj.tracking.log_model:
         config_yaml = resolved(cfg, obj, layer_scales=True)
         metrics.update(log_run_model(tracker, built.trained, config_yaml, obj.tracking.register,
                                      console))
-    return metrics
+    return metrics, checks
 
 
 def _end_failed(ex: BaseException, obj: Config, tracker: Tracker) -> None:

@@ -347,8 +347,10 @@ class Regularizers:
         out: dict[str, float] = {}
         overall: dict[str, list[np.ndarray]] = {}
         for term in self.terms:
-            v = values[(term.kind, term.layer)]
-            inside = (v >= term.low) & (v <= term.high)
+            # at the precision the values are stored in: a bias projected to 0.3 is stored as
+            # float32 0.30000001, which a float64 0.3 would call outside
+            v = np.asarray(values[(term.kind, term.layer)], dtype=np.float32)
+            inside = (v >= np.float32(term.low)) & (v <= np.float32(term.high))
             out[f"reg/{term.kind}/{term.layer}/in_range_{when}"] = float(inside.mean())
             overall.setdefault(term.kind, []).append(inside)
         for kind, parts in overall.items():

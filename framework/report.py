@@ -5,6 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import numpy as np
+
+from framework import health
+from framework.data.base import Data
+from framework.health import Finding
+from framework.neurons import is_spiking
 from framework.paths import default_uri
 from framework.progress import Console, table
 from framework.tracking.links import UI_DEFAULT, markdown_table, ui_base
@@ -15,10 +21,16 @@ SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/ms
                 "spiking/mse", "keras/angle_error_deg", "rate/angle_error_deg",
                 "spiking/angle_error_deg", "firing/mean_rate_hz",
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
-                "firing/saturated_fraction", "tuning/modulated_fraction",
-                "tuning/tuned_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
+                "firing/saturated_fraction", "tuning/directional_fraction",
+                "tuning/cosine_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
                 "tuning/ole_angle_error_deg",
                 "time/total_s"]
+
+
+#: summary labels where a metric's name alone misleads: ``firing/max_rate_hz`` is the highest
+#: neuron's mean rate, not ``neurons.csv``'s analytic ``max_rate_hz`` at x = 1
+LABELS = {"firing/max_rate_hz": "firing/max_rate_hz (highest neuron mean)",
+          "firing/mean_rate_hz": "firing/mean_rate_hz (over neurons)"}
 
 
 def run_name(cfg: Any, tags: dict[str, Any] | None = None) -> str:
@@ -31,10 +43,14 @@ def run_name(cfg: Any, tags: dict[str, Any] | None = None) -> str:
     return f"{cfg.dataset.name}-{cfg.model.name}-{cfg.neuron.name}"
 
 
-def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: str = "") -> None:
+def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: str = "",
+            found: list[Finding] | None = None) -> None:
+    """The end-of-run summary: the headline metrics, the verdict, and the UI links."""
     regs = sorted(k for k in metrics if k.startswith("reg/") and k.count("/") == 2)
-    rows = [(k, f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
+    rows = [(LABELS.get(k, k), f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
     console.say(table(rows, "summary"))
+    for line in verdict_lines(found) if found is not None else []:
+        console.say(line)
     console.say(f"run {tracker.run_id} FINISHED in {tracker.uri}")
     ui = ui or ui_base("", tracker.uri)
     if tracker.uri.startswith(("http://", "https://")):
@@ -56,7 +72,7 @@ DESCRIBE_KEYS = 6
 
 
 def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
-             error: str | None = None) -> str:
+             error: str | None = None, found: list[Finding] | None = None) -> str:
     """The run's description (``mlflow.note.content``, Markdown): what ran, on what, and its
     headline metrics (the summary's first :data:`DESCRIBE_KEYS`), or the error it ended with."""
     what = [f"dataset `{obj.dataset.name}`", f"model `{obj.model.name}`",
@@ -82,4 +98,53 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
             and k != "time/total_s"][:DESCRIBE_KEYS]
     if "time/total_s" in metrics:
         rows.append(["time/total_s", f"{metrics['time/total_s']:.1f}"])
-    return text + "\n\n" + markdown_table(["metric", "value"], rows)
+    head = "" if found is None else "\n\n" + verdict_markdown(found)
+    return text + head + "\n\n" + markdown_table(["metric", "value"], rows)
+
+
+def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
+    """What the verdict's checks read besides the metrics (:class:`framework.health.Facts`)."""
+    loaded = bool(obj.model.loaded or obj.model.start_params())
+    sim = obj.simulation
+    out = health.Facts(
+        loaded=loaded, trained=bool(obj.model.reads_data and obj.model.trains()
+                                    and obj.training.epochs > 0),
+        held_out=bool(data is None or data.split_given or not loaded),
+        spiking=is_spiking(obj.neuron.build()), dt=float(sim.dt), n_steps=int(sim.n_steps),
+        readout_steps=int(sim.readout_steps or sim.n_steps), said=list(said))
+    out.readout_s = out.readout_steps * out.dt
+    if data is not None:
+        out.split_source = (f"spiketune's own {obj.dataset.test_fraction:g} split of "
+                            f"{getattr(obj.dataset, 'path', '') or data.name}")
+        if data.classification:
+            out.chance_accuracy = float(np.bincount(data.y_test).max() / len(data.y_test))
+        elif not data.has_directions:
+            out.target_var = float(np.mean(np.var(data.y_test, axis=0)))
+    return out
+
+
+def verdict(tracker: Tracker, found: list[Finding]) -> str:
+    """Tag the verdict: ``spiketune.health`` and one ``spiketune.health.<check>`` per finding
+    (its line); returns ``ok`` or ``warn``."""
+    word = health.verdict(found)
+    tracker.tag("spiketune.health", word)
+    for f in found:
+        tracker.tag(f"spiketune.health.{f.check}", f.message)
+    return word
+
+
+def verdict_lines(found: list[Finding]) -> list[str]:
+    """The verdict on the terminal: one line, then one per finding."""
+    if not found:
+        return ["verdict: ok (no check fired)"]
+    return ([f"verdict: warn ({', '.join(f.check for f in found)})"]
+            + [f"  {f.check}: {f.message}" for f in found])
+
+
+def verdict_markdown(found: list[Finding]) -> str:
+    """The verdict for the run's description: ``ok``, or each finding on its own line."""
+    if not found:
+        return "**Verdict: ok**: no check fired (framework/health.py)."
+    lines = [f"**Verdict: warn** ({len(found)} check{'s' if len(found) > 1 else ''})"]
+    lines += [f"- `{f.check}`: {f.message}" for f in found]
+    return "\n".join(lines)

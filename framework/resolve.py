@@ -3,6 +3,7 @@ and the config as resolved, for the run's params and ``config.yaml``."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,111 @@ from framework.config import Config, to_flat_params
 from framework.conversion import Normalize
 from framework.data import base as datasets
 from framework.data.base import Data, Scaling
+from framework.errors import UserError
+from framework.health import Finding
 from framework.keras_io import screen
 from framework.networks.base import Nodes
-from framework.simulation import Readout
+from framework.neurons import NEURONS, LIFNeuron
+from framework.simulation import Readout, SimulationConfig
+
+#: Adam's step for fine-tuning a loaded model (``training.learning_rate`` unset): the forum's
+#: EMG model fell to chance at 0.01 and kept 0.69 at 0.001 (issue 21's measurement)
+FINE_TUNE_LEARNING_RATE = 0.001
+#: and for a network spiketune trains from its initial weights
+LEARNING_RATE = 0.01
 
 
-def resolve_defaults(obj: Config, data: Data | None) -> list[str]:
+def command_line() -> list[str]:
+    """The overrides the user gave this job (``key=value``), inside a Hydra job; else none."""
+    try:
+        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except Exception:  # outside Hydra (a Python caller): only non-default values count as given
+        return []
+
+
+def given(key: str, value: Any, default: Any) -> bool:
+    """Whether the user set ``key`` (dotted): on the command line, or to a value other than its
+    schema default (a preset, a config file)."""
+    named = any(o.lstrip("+~").split("=", 1)[0] == key for o in command_line())
+    return named or value != default
+
+
+def _normalize(obj: Config, found: list[Finding]) -> list[str]:
+    """``conversion.normalize`` as resolved, never overruling a value the user set; one line."""
+    conv, scale = obj.conversion, obj.simulation.scale_firing_rates
+    params = obj.model.start_params()
+    scale_given = given("simulation.scale_firing_rates", scale, SimulationConfig.scale_firing_rates)
+    if params:  # NengoDL parameters belong to the scale they were trained at (biases scaled)
+        if conv.normalize == Normalize.percentile:
+            raise UserError("conversion.normalize: percentile would rescale model.params, whose "
+                            "biases were trained at one scale; use conversion.normalize=none "
+                            "(or auto)")
+        conv.normalize = Normalize.none
+        return [_params_scale(obj, params, scale_given, found)]
+    if conv.normalize == Normalize.auto and conv.layer_scales:  # scales given by hand
+        conv.normalize = Normalize.none
+    if conv.normalize != Normalize.auto:
+        if scale_given and (conv.normalize == Normalize.percentile or conv.layer_scales):
+            # both chosen (a search over both): run as asked, and say which one was not used
+            found.append(Finding("override_ignored", f"simulation.scale_firing_rates={scale:g} "
+                                 "was given but not used: conversion.normalize=percentile (or "
+                                 "conversion.layer_scales) set each layer's scale instead"))
+        return []
+    if obj.model.loaded and not scale_given:
+        conv.normalize = Normalize.percentile
+        return ["conversion.normalize=auto -> percentile (a model trained elsewhere: each "
+                "layer's firing rates scaled from its activations on the training data)"]
+    conv.normalize = Normalize.none
+    if obj.model.loaded:
+        return [f"conversion.normalize=auto -> none (simulation.scale_firing_rates={scale:g} "
+                f"was given, so every layer runs at it)"]
+    return []
+
+
+def _params_scale(obj: Config, params: str, scale_given: bool, found: list[Finding]) -> str:
+    """The scale ``model.params`` were trained at: read from the record spiketune writes next to
+    them (``<name>.conversion.json``), else the one given, else stated as an assumption."""
+    sim = obj.simulation
+    record = params_record(params)
+    if record is not None and not scale_given:
+        sim.scale_firing_rates = float(record["scale_firing_rates"])
+        obj.conversion.layer_scales = obj.conversion.layer_scales or {
+            k: float(v) for k, v in record.get("layer_scales", {}).items()}
+        return (f"simulation.scale_firing_rates -> {sim.scale_firing_rates:g} (model.params were "
+                f"trained at it: {Path(params).stem}.conversion.json)")
+    if record is not None and float(record["scale_firing_rates"]) != sim.scale_firing_rates:
+        found.append(Finding("params_scale", f"model.params were trained at "
+                             f"simulation.scale_firing_rates={record['scale_firing_rates']:g} "
+                             f"(their .conversion.json) and run at {sim.scale_firing_rates:g}: "
+                             "their biases belong to the other scale"))
+    elif record is None and not scale_given:
+        found.append(Finding("params_scale", "model.params carry no record of the scale they "
+                             f"were trained at; assumed simulation.scale_firing_rates="
+                             f"{sim.scale_firing_rates:g}: set it to theirs"))
+    return (f"conversion.normalize=auto -> none (model.params run at "
+            f"simulation.scale_firing_rates={sim.scale_firing_rates:g})")
+
+
+def params_record(params: str) -> dict[str, Any] | None:
+    """The conversion record spiketune saved beside a params file (``<stem>.conversion.json``:
+    ``scale_firing_rates``, ``layer_scales``, ``neuron``), or None when there is none."""
+    path = Path(params).with_suffix(".conversion.json")
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.read(1 << 20))
+        float(record["scale_firing_rates"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"model.params: {path.name} is not a conversion record "
+                        f"(scale_firing_rates)") from None
+    return dict(record)
+
+
+def resolve_defaults(obj: Config, data: Data | None,
+                     found: list[Finding] | None = None) -> list[str]:
     """Fill in the config values that follow the data (``auto``/None), in place; one line each.
 
     * ``dataset.scaling=auto``: ``none`` for a loaded model (it was trained on the raw inputs),
@@ -36,19 +136,9 @@ def resolve_defaults(obj: Config, data: Data | None) -> list[str]:
         why = ("the loaded model was trained on the data as they are" if obj.model.loaded
                else f"dataset {obj.dataset.name}'s choice for a network spiketune trains")
         said.append(f"dataset.scaling=auto -> {obj.dataset.scaling.value} ({why})")
-    conv = obj.conversion
-    if conv.normalize == Normalize.auto:
-        # NengoDL parameters belong to the conversion they were trained in (its biases are scaled)
-        params = bool(obj.model.start_params())
-        conv.normalize = (Normalize.percentile if obj.model.loaded and not params
-                          else Normalize.none)
-        if params:
-            said.append("conversion.normalize=auto -> none (model.params were trained at "
-                        f"simulation.scale_firing_rates={obj.simulation.scale_firing_rates:g}; "
-                        f"set it to theirs)")
-        elif obj.model.loaded:
-            said.append("conversion.normalize=auto -> percentile (a model trained elsewhere: each "
-                        "layer's firing rates scaled from its activations on the training data)")
+    said += _neuron(obj)
+    said += _normalize(obj, found if found is not None else [])
+    said += _learning_rate(obj)
     sim = obj.simulation
     if sim.readout_steps is None:
         sequence = bool(data is not None and data.sequence)
@@ -60,7 +150,34 @@ def resolve_defaults(obj: Config, data: Data | None) -> list[str]:
     return said
 
 
-def prepare_data(obj: Config) -> tuple[Data, dict[str, Any], list[str]]:
+def _neuron(obj: Config) -> list[str]:
+    """A loaded ReLU model left at the default neuron (LIF, not chosen) runs spiking ReLU, which
+    keeps its score without training (LIF loses 10-60 points: README, "Your own model"); a
+    neuron the user chose stays, and so does any LIF setting they gave."""
+    if not obj.model.loaded or type(obj.neuron) is not LIFNeuron or obj.neuron != LIFNeuron():
+        return []
+    if any(o.lstrip("+~").split("=", 1)[0].split(".")[0] == "neuron" for o in command_line()):
+        return []
+    obj.neuron = NEURONS.get("spiking_relu", "neuron")()
+    return ["neuron -> spiking_relu (a loaded ReLU model keeps its score as spiking ReLU without "
+            "training; neuron=lif chooses LIF)"]
+
+
+def _learning_rate(obj: Config) -> list[str]:
+    """``training.learning_rate`` unset: smaller for fine-tuning a loaded model; one line then."""
+    training = getattr(obj, "training", None)
+    if training is None or training.learning_rate is not None:
+        return []
+    fine_tune = bool(obj.model.loaded or obj.model.start_params())
+    training.learning_rate = FINE_TUNE_LEARNING_RATE if fine_tune else LEARNING_RATE
+    if fine_tune and obj.model.trains():
+        return [f"training.learning_rate -> {training.learning_rate:g} (fine-tuning a loaded "
+                f"model: {LEARNING_RATE:g} tends to undo what it learnt)"]
+    return []
+
+
+def prepare_data(obj: Config, found: list[Finding] | None = None
+                 ) -> tuple[Data, dict[str, Any], list[str]]:
     """Load ``obj.dataset``, resolve the values that follow it, and scale it as resolved.
 
     Returns
@@ -75,7 +192,7 @@ def prepare_data(obj: Config) -> tuple[Data, dict[str, Any], list[str]]:
         data, lines = obj.dataset.fit_to_model(
             data, lambda: screen.stored_input_shape(screen.resolve(model)))
         said += lines
-    said += resolve_defaults(obj, data)
+    said += resolve_defaults(obj, data, found)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
 
@@ -89,6 +206,10 @@ def resolved(cfg: Any, obj: Config, layer_scales: bool = False) -> Any:
         resolved.dataset.scaling = obj.dataset.scaling.value
         resolved.simulation.readout_steps = obj.simulation.readout_steps
         resolved.conversion.normalize = obj.conversion.normalize.value
+        resolved.simulation.scale_firing_rates = obj.simulation.scale_firing_rates
+        resolved.training.learning_rate = obj.training.learning_rate
+        if resolved.neuron.name != obj.neuron.name:  # the loaded model's default (_neuron)
+            resolved.neuron = OmegaConf.structured(obj.neuron)
         if layer_scales:
             resolved.conversion.layer_scales = dict(obj.conversion.layer_scales)
     return resolved

@@ -29,6 +29,9 @@ from framework.regularizers import (
 )
 from framework.schema import bounded
 
+#: fine-tuning: the fraction of training samples held back to choose the epoch kept
+VALIDATION_FRACTION = 0.15
+
 
 @dataclass
 class TrainingConfig:
@@ -36,7 +39,8 @@ class TrainingConfig:
 
     epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
     batch_size: int = bounded(32, ge=1)  # samples per gradient step
-    learning_rate: float = bounded(0.01, gt=0.0)  # Adam step size
+    # Adam step size; None: 0.01, or 0.001 fine-tuning a loaded model (framework/resolve.py)
+    learning_rate: float | None = bounded(None, gt=0.0)
     # a batch loss this many times the lowest so far counts as diverged
     divergence_factor: float = bounded(1e3, gt=1.0)
     cache: bool = True  # reuse trained weights for an identical training config
@@ -199,7 +203,8 @@ def progress_callback(bar: Any) -> Any:
 
 def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
           conversion: Conversion, *, start: str = "", fit: bool = True, out_dir: Path,
-          console: Any, on_epoch: Callable[[int, float], None] | None = None) -> Trained:
+          console: Any, on_epoch: Callable[[int, float], None] | None = None,
+          keep_best: bool = False) -> Trained:
     """Convert ``model`` and fit it in NengoDL; save the trained parameters under ``out_dir``.
 
     Parameters
@@ -226,6 +231,9 @@ def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
         ``on_epoch(epoch, loss)`` after every epoch, while training runs: the task's own loss
         (without the regularisers' terms), as ``Trained.loss`` records it. Training has no
         validation split, so there is no validation loss to hand on.
+    keep_best : bool
+        Fine-tuning a loaded model: :data:`VALIDATION_FRACTION` of the training samples judge
+        each epoch, and the weights that do best on them (the loaded ones included) are kept.
     """
     import nengo_dl
     import tensorflow as tf
@@ -238,16 +246,24 @@ def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
     out_p = converter.outputs[model.outputs[0]]
     regs = add_regularizers(converter, model, data, training.ranges())
     rng = np.random.default_rng(seed)
-    batch = min(training.batch_size, len(data.x_train))
-    order = pad_to(np.arange(len(data.x_train)), batch, rng)
-    x = as_steps(data.x_train, data.sequence)[order]
-    y = targets(data.y_train, data.classification)[order]
-    readout = readout_bins(x.shape[1], simulation) if data.sequence else None
+    samples = np.arange(len(data.x_train))
+    val = None
+    if keep_best and fit and training.epochs > 0 and len(samples) >= 20:
+        samples, val = _validation_split(samples, rng)
+    batch = min(training.batch_size, len(samples))
+
+    def io(rows: np.ndarray) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        rows = pad_to(rows, batch, rng)
+        x = as_steps(data.x_train, data.sequence)[rows]
+        outputs = {out_p: targets(data.y_train, data.classification)[rows]}
+        outputs.update({probe: tgt for probe, (_, tgt) in regs.losses(x.shape[1], len(x)).items()})
+        return {inp: x}, outputs
+
+    inputs, outputs = io(samples)
+    n_steps = next(iter(inputs.values())).shape[1]
+    readout = readout_bins(n_steps, simulation) if data.sequence else None
     losses = {out_p: loss_fn(data, readout)}
-    inputs, outputs = {inp: x}, {out_p: y}
-    for probe, (loss, tgt) in regs.losses(x.shape[1], len(x)).items():
-        losses[probe] = loss
-        outputs[probe] = tgt
+    losses.update({probe: loss for probe, (loss, _) in regs.losses(n_steps, batch).items()})
     stats: dict[str, float] = {}
     tf.keras.utils.set_random_seed(seed)
     with nengo_dl.Simulator(converter.net, minibatch_size=batch, seed=seed,
@@ -259,30 +275,74 @@ def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
         epochs = training.epochs if fit else 0
         if epochs > 0:
             history = _fit(sim, regs, training, data, (inputs, outputs, losses, out_p), epochs,
-                           console, on_epoch)
+                           console, on_epoch, None if val is None else io(val))
+            stats.update(getattr(sim, "spiketune_best", {}))
         stats.update(regs.stats(sim, "after"))
         sim.save_params(str(params))
     return Trained(params=params, loss=history, regularizers=stats)
 
 
+def _validation_split(samples: np.ndarray, rng: np.random.Generator,
+                      fraction: float = VALIDATION_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Training samples split into those fitted and those that judge each epoch (fine-tuning)."""
+    order = rng.permutation(samples)
+    n_val = max(1, int(round(len(order) * fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def keep_best_callback(sim: Any, key: str, initial: float) -> Any:
+    """A Keras callback that keeps the weights of the epoch with the lowest validation ``key``
+    loss, the loaded weights (``initial``, their validation loss) included, and restores them when
+    training ends; what it kept goes to ``sim.spiketune_best`` (``train/best_epoch``: −1 for the
+    loaded weights; ``train/val_loss_*``)."""
+    import tensorflow as tf
+
+    weights = list(sim.keras_model.weights)
+
+    class KeepBest(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+        def __init__(self) -> None:
+            super().__init__()
+            self.best, self.epoch = initial, -1
+            self.saved = tf.keras.backend.batch_get_value(weights)
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            value = float((logs or {}).get(f"val_{key}", np.inf))
+            if value < self.best:
+                self.best, self.epoch = value, epoch
+                self.saved = tf.keras.backend.batch_get_value(weights)
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            tf.keras.backend.batch_set_value(zip(weights, self.saved))
+            sim.spiketune_best = {"train/best_epoch": float(self.epoch),
+                                  "train/val_loss_start": initial,
+                                  "train/val_loss_best": self.best}
+
+    return KeepBest()
+
+
 def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io: tuple[Any, ...],
-         epochs: int, console: Any, on_epoch: Callable[[int, float], None] | None
-         ) -> list[float]:
+         epochs: int, console: Any, on_epoch: Callable[[int, float], None] | None,
+         val: tuple[Any, Any] | None = None) -> list[float]:
     """``sim.fit`` for ``epochs`` with the divergence guard, live loss, progress and projection;
-    the task's own loss per epoch."""
+    with ``val`` (fine-tuning), the epoch that does best on it is kept. The task's own loss per
+    epoch."""
     import tensorflow as tf
 
     inputs, outputs, losses, out_p = io
-    sim.compile(optimizer=tf.optimizers.Adam(training.learning_rate), loss=losses,
-                loss_weights=regs.weights(out_p))
+    lr = float(training.learning_rate or 0.0)  # resolved before training (framework.resolve)
+    sim.compile(optimizer=tf.optimizers.Adam(lr), loss=losses, loss_weights=regs.weights(out_p))
     bar = console.bar("train", epochs)
     # with regularisers Keras logs the task's own loss under the output probe's name
     task_key = f"{sim.get_name(out_p)}_loss" if regs.active else "loss"
-    guard = divergence_guard(training.divergence_factor, training.learning_rate,
-                             scaled=data.scaling != "none", key=task_key)
+    guard = divergence_guard(training.divergence_factor, lr, scaled=data.scaling != "none",
+                             key=task_key)
     # the epoch's loss goes out before the guard looks at it: a diverging epoch is seen
-    live = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
-    fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
-                  callbacks=[*live, guard, progress_callback(bar)]
-                  + ([regs.projection_callback()] if regs.projected else []))
+    callbacks = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
+    callbacks += [guard, progress_callback(bar)]
+    callbacks += [regs.projection_callback()] if regs.projected else []
+    if val is not None:  # judged on training samples the fit does not see
+        start = sim.evaluate(*val, verbose=0)
+        callbacks.append(keep_best_callback(sim, task_key, float(start[task_key])))
+    fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks,
+                  validation_data=val)
     return [float(v) for v in fit.history[task_key]]

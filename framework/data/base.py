@@ -65,6 +65,13 @@ class Data:
     #: classification whose classes are directions: the direction (degrees) each class stands
     #: for, so a predicted class has an angle error; None otherwise
     class_deg: np.ndarray | None = None
+    #: the samples' own indices (rows of the user's file, else of the generated set) in the
+    #: training and test splits, as used; ``split.csv``
+    train_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
+    #: whether the test samples are the user's own held-out ones (``dataset.split`` or
+    #: ``dataset.test_path``) rather than spiketune's split of the file
+    split_given: bool = False
 
     @property
     def classification(self) -> bool:
@@ -121,6 +128,18 @@ def split(n: int, test_fraction: float, rng: np.random.Generator,
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def split_csv(data: Data) -> str:
+    """``split.csv``: each sample's own index (row of the user's file, else of the generated set)
+    and ``train`` or ``test``, as the run used them; rows a run dropped (``dataset.drop_nan``)
+    are absent."""
+    n_train, n_test = len(data.x_train), len(data.x_test)
+    train = data.train_index if data.train_index is not None else np.arange(n_train)
+    test = data.test_index if data.test_index is not None else np.arange(n_train,
+                                                                         n_train + n_test)
+    rows = sorted([(int(i), "train") for i in train] + [(int(i), "test") for i in test])
+    return "index,split\n" + "".join(f"{i},{what}\n" for i, what in rows)
 
 
 def scale(data: Data, method: str) -> tuple[Data, dict[str, Any]]:

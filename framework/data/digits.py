@@ -38,4 +38,4 @@ def digits(cfg: DigitsDataset, seed: int) -> Data:
     train, test = split(len(y), cfg.test_fraction, rng, stratify=y)
     return Data(name="digits", task="classification", x_train=x[train], y_train=y[train],
                 x_test=x[test], y_test=y[test], n_outputs=10,
-                source="sklearn.datasets.load_digits")
+                source="sklearn.datasets.load_digits", train_index=train, test_index=test)

@@ -50,7 +50,7 @@ class Layout(str, enum.Enum):
 class FileDataset(DatasetConfig):
     """A user's recording: ``.csv`` (columns) or ``.npz`` (arrays)."""
 
-    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+    path_fields: ClassVar[tuple[str, ...]] = ("path", "test_path")
 
     name: str = "file"
     path: str = ""  # the .csv or .npz file; relative paths are from the launch directory
@@ -62,6 +62,11 @@ class FileDataset(DatasetConfig):
     no_direction: float | None = None
     drop_nan: bool = False  # drop rows with NaN (their count is logged) instead of refusing them
     layout: Layout = Layout.auto  # what the feature array's axes are (see Layout)
+    # csv column or npz array naming each sample "train" or "test": given, exactly those test
+    # samples are scored, tuned and decoded (dataset.test_fraction is then unused)
+    split: str | None = None
+    # a second file, laid out like dataset.path, holding the test samples (dataset.path: training)
+    test_path: str = ""
 
     def load(self, seed: int) -> Data:
         return load_file(self, seed)
@@ -134,20 +139,56 @@ def _read_csv(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str]
         what = f"column {name!r} of {path.name}"
         return Field(key, what, _numeric(df[name].to_numpy(), key, what))
 
-    features = ([str(c) for c in cfg.features] if cfg.features is not None
-                else [c for c in columns if c not in (cfg.target, cfg.direction)])
-    if not features:
-        raise UserError(f"dataset.features: no feature columns in {path.name} "
-                        f"(columns: {_names(columns)})")
-    leaked = [c for c in features if c in (cfg.target, cfg.direction)]
-    if leaked:  # the network would be handed its own answer
-        raise UserError(f"dataset.features: {leaked[0]!r} is also the target or direction column")
+    features = _csv_features(columns, cfg, path)
     x = np.stack([field("dataset.features", c).values for c in features], axis=1)
     out = {"features": Field("dataset.features", f"feature columns of {path.name}", x),
            "target": field("dataset.target", cfg.target)}
     if cfg.direction is not None:
         out["direction"] = field("dataset.direction", cfg.direction)
+    if cfg.split is not None:
+        out["split"] = _csv_split(df, cfg.split, path)
     return out, features
+
+
+def _csv_features(columns: list[str], cfg: FileDataset, path: Path) -> list[str]:
+    """The feature columns: ``dataset.features``, else every column but target, direction and
+    split; never one of those (the network would be handed its own answer)."""
+    own = (cfg.target, cfg.direction, cfg.split)
+    features = ([str(c) for c in cfg.features] if cfg.features is not None
+                else [c for c in columns if c not in own])
+    if not features:
+        raise UserError(f"dataset.features: no feature columns in {path.name} "
+                        f"(columns: {_names(columns)})")
+    leaked = [c for c in features if c in own]
+    if leaked:
+        raise UserError(f"dataset.features: {leaked[0]!r} is also the target, direction or "
+                        f"split column")
+    return features
+
+
+def _csv_split(df: Any, name: str, path: Path) -> Field:
+    """Column ``name`` (``dataset.split``) as test flags."""
+    if name not in df.columns:
+        raise UserError(f"dataset.split: no column {name!r} in {path.name} "
+                        f"(columns: {_names(df.columns)})")
+    what = f"column {name!r} of {path.name}"
+    return Field("dataset.split", what, _split_flags(df[name].to_numpy(), what))
+
+
+def _split_flags(a: np.ndarray, what: str) -> np.ndarray:
+    """``dataset.split`` values as 1.0 (test) and 0.0 (train), refusing anything but the words
+    ``train`` and ``test`` (any case), naming the first other value and its row."""
+    words = np.char.lower(np.char.strip(a.astype(str))) if a.dtype.kind in "OUS" else None
+    if words is None:
+        raise UserError(f"dataset.split: {what} must name each sample 'train' or 'test' "
+                        f"(it holds {a.dtype} values)")
+    bad = ~np.isin(words, ("train", "test"))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"dataset.split: {what} holds {str(a[i])[:30]!r} at sample {i}; each "
+                        f"sample must be 'train' or 'test'")
+    flags: np.ndarray = (words == "test").astype(np.float64)
+    return flags
 
 
 def _check_npz_magic(path: Path) -> None:
@@ -170,7 +211,7 @@ def _npz_feature(names: list[str], cfg: FileDataset, path: Path) -> str:
     """The name of the feature array: ``dataset.features`` (one name), else ``x``, else the only
     array that is neither target nor direction."""
     if cfg.features is None:
-        rest = [n for n in names if n not in (cfg.target, cfg.direction)]
+        rest = [n for n in names if n not in (cfg.target, cfg.direction, cfg.split)]
         if "x" not in names and len(rest) != 1:
             raise UserError(f"dataset.features: {path.name} has no array 'x' and {len(rest)} "
                             f"other arrays ({_names(rest)}); name one")
@@ -211,6 +252,12 @@ def _read_npz(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], None]:
             wanted["direction"] = ("dataset.direction", cfg.direction)
         out = {role: _npz_field(archive, names, key, name, path)
                for role, (key, name) in wanted.items()}
+        if cfg.split is not None:
+            if cfg.split not in names:
+                raise UserError(f"dataset.split: no array {cfg.split!r} in {path.name} "
+                                f"(arrays: {_names(names)})")
+            what = f"array {cfg.split!r} of {path.name}"
+            out["split"] = Field("dataset.split", what, _split_flags(archive[cfg.split], what))
     return out, None
 
 
@@ -267,11 +314,12 @@ def _marker_remark(direction: np.ndarray) -> list[str]:
     return []
 
 
-def _resolve(cfg: FileDataset) -> Path:
-    """The absolute path of ``dataset.path``: an existing ``.csv`` or ``.npz`` file."""
-    path = existing_path(cfg.path, "dataset.path", SUFFIXES).resolve()
+def _resolve(value: str, key: str) -> Path:
+    """The absolute path of ``key`` (``dataset.path``, ``dataset.test_path``): an existing
+    ``.csv`` or ``.npz`` file."""
+    path = existing_path(value, key, SUFFIXES).resolve()
     if path.is_dir():
-        raise UserError(f"dataset.path: {path} is a directory, not a .csv or .npz file")
+        raise UserError(f"{key}: {path} is a directory, not a .csv or .npz file")
     return path
 
 
@@ -354,7 +402,7 @@ def _bad_rows(fields: dict[str, Field], n: int, drop_nan: bool, columns: list[st
     them."""
     bad = np.zeros(n, dtype=bool)
     for role, f in fields.items():
-        if role == "direction":
+        if role in ("direction", "split"):
             continue
         rows = _nonfinite_rows(f.values)
         if rows.any() and not drop_nan:
@@ -424,12 +472,14 @@ def load_file(cfg: FileDataset, seed: int) -> Data:
         (classification, stratified split) or float32 (samples, outputs) (regression); directions
         in degrees, [0, 360), when ``dataset.direction`` is set.
     """
-    path = _resolve(cfg)
+    path = _resolve(cfg.path, "dataset.path")
     fields, columns = _read(path, cfg)
     # shapes: one row per sample everywhere; a (samples, 1) target or direction is a vector
     layout = getattr(cfg.layout, "value", cfg.layout)
     x, sequence = _shape_features(fields["features"], layout)
     _check_rows(fields, len(x))
+    if cfg.test_path:
+        x = _append_test_file(cfg, path, fields, x, layout)
     _mark_no_direction(fields, cfg.no_direction)
     bad = _bad_rows(fields, len(x), cfg.drop_nan, columns, path)
     notes: dict[str, float] = {}
@@ -437,8 +487,10 @@ def load_file(cfg: FileDataset, seed: int) -> Data:
         notes["dropped_nan_rows"] = float(bad.sum())
         if bad.all():
             raise UserError(f"dataset.drop_nan: all {len(x)} rows of {path.name} hold NaN/inf")
+    rows = np.flatnonzero(~bad)  # the samples' own indices: rows of the file(s)
     x, y = x[~bad], fields["target"].values[~bad]
     direction = fields["direction"].values[~bad] if "direction" in fields else None
+    is_test = fields["split"].values[~bad] if "split" in fields else None
 
     target = fields["target"].what
     task = getattr(cfg.task, "value", cfg.task)  # a Task enum, or its string from a plain config
@@ -448,7 +500,12 @@ def load_file(cfg: FileDataset, seed: int) -> Data:
     else:
         y, n_outputs = _regression_targets(y, target)
 
-    train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed), stratify=stratify)
+    if is_test is None:
+        train, test = split(len(y), cfg.test_fraction, np.random.default_rng(seed),
+                            stratify=stratify)
+    else:
+        train, test = _given_split(is_test, "dataset.test_path" if cfg.test_path
+                                   else "dataset.split")
     x_train, x_test = x[train].astype(np.float32), x[test].astype(np.float32)
     remarks: list[str] = []
     if direction is not None:
@@ -459,4 +516,38 @@ def load_file(cfg: FileDataset, seed: int) -> Data:
                 y_test=y[test], n_outputs=n_outputs,
                 dir_train=None if direction is None else direction[train],
                 dir_test=None if direction is None else direction[test],
-                source=str(path), sequence=sequence, notes=notes, remarks=remarks)
+                source=str(path), sequence=sequence, notes=notes, remarks=remarks,
+                train_index=rows[train], test_index=rows[test], split_given=is_test is not None)
+
+
+def _given_split(is_test: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The user's own train and test indices (``is_test`` 1.0 for a test sample)."""
+    test = np.flatnonzero(is_test > 0.5)
+    train = np.flatnonzero(is_test <= 0.5)
+    if len(test) == 0 or len(train) == 0:
+        raise UserError(f"{key}: {len(train)} training and {len(test)} test samples; both "
+                        f"need at least one")
+    return train, test
+
+
+def _append_test_file(cfg: FileDataset, path: Path, fields: dict[str, Field], x: np.ndarray,
+                      layout: str) -> np.ndarray:
+    """``dataset.test_path``'s samples appended to the training file's (``fields`` in place,
+    with a ``split`` field marking them); the features of both."""
+    if cfg.split is not None:
+        raise UserError("dataset.test_path: give the test samples either as dataset.split or "
+                        "as dataset.test_path, not both")
+    test_path = _resolve(cfg.test_path, "dataset.test_path")
+    if test_path == path:
+        raise UserError(f"dataset.test_path: {test_path.name} is dataset.path itself")
+    more, _ = _read(test_path, cfg)
+    x_test, _ = _shape_features(more["features"], layout)
+    _check_rows(more, len(x_test))
+    if x_test.shape[1:] != x.shape[1:] or set(more) != set(fields):
+        raise UserError(f"dataset.test_path: {test_path.name}'s samples are {x_test.shape[1:]}, "
+                        f"{path.name}'s are {x.shape[1:]}; the two files need the same layout")
+    for role, f in fields.items():
+        fields[role] = f._replace(values=np.concatenate([f.values, more[role].values]))
+    fields["split"] = Field("dataset.test_path", f"rows of {test_path.name}",
+                            np.r_[np.zeros(len(x)), np.ones(len(x_test))])
+    return np.concatenate([x, x_test])

@@ -18,6 +18,7 @@ from framework.analysis import Context
 from framework.conversion import ConversionConfig
 from framework.data.base import Data
 from framework.errors import UserError
+from framework.health import Finding
 from framework.neurons import NeuronConfig
 from framework.progress import Console
 from framework.simulation import SimulationConfig
@@ -102,6 +103,8 @@ class Built:
     context: Context
     metrics: dict[str, float] = field(default_factory=dict)
     trained: TrainedNetwork | None = None
+    #: verdict findings the stages made themselves (``params_scale``), see framework/health.py
+    findings: list[Finding] = field(default_factory=list)
 
 
 #: a network kind: ``(nodes, data, recorder, console, scratch) -> Built``; data is None for a

@@ -14,7 +14,7 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework import cache, conversion, models, quiet, simulation, training
+from framework import cache, conversion, health, models, quiet, simulation, training
 from framework.analysis import Context
 from framework.batches import readout_bins
 from framework.conversion import Conversion, Normalize
@@ -152,12 +152,15 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
     def epoch_loss(epoch: int, loss: float) -> None:  # as each epoch ends: its own timestamp
         recorder.metrics({"train/loss": loss}, step=epoch)
 
+    loaded = bool(nodes.model.loaded or nodes.model.params)
+
     def run() -> Trained:
         return training.train(model, data, nodes.training, nodes.simulation, conv,
                               start=nodes.model.params, fit=fit, out_dir=scratch / "trained",
-                              console=console, on_epoch=epoch_loss)
+                              console=console, on_epoch=epoch_loss, keep_best=loaded)
 
-    what = training_key(nodes, data) if nodes.training.cache else None
+    # nothing to cache when nothing trains: the saved weights are converted as they are
+    what = training_key(nodes, data) if nodes.training.cache and fit else None
     result, status = cache.trained(what, nodes.cache, console, run)
     # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
     tag(recorder, "training_cache", "miss" if status == "off" else status)
@@ -171,6 +174,13 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
     elif result.loss:
         recorder.tag("spiketune.train_loss", f"live: {len(result.loss)} epochs, each logged as "
                      f"it ended")
+    best = result.regularizers.get("train/best_epoch")
+    if best is not None:
+        kept = "the loaded weights" if best < 0 else f"epoch {int(best) + 1}"
+        stats = result.regularizers
+        console.say(f"fine-tuning kept {kept}: validation loss {stats['train/val_loss_best']:.4g}"
+                    f" on held-back training samples (the loaded weights: "
+                    f"{stats['train/val_loss_start']:.4g})")
     return result
 
 
@@ -182,8 +192,16 @@ def _range_lines(nodes: Nodes, metrics: dict[str, float]) -> list[str]:
         if inside is not None and inside < REG_TARGET:
             lines.append(f"training.{rng.key}: only {inside:.0%} of the regularised neurons end "
                          f"inside the range (from {metrics[f'reg/{rng.key}/in_range_before']:.0%})"
-                         f"; raise training.{rng.key}.weight or training.epochs")
+                         f"; {_range_advice(rng)}")
     return lines
+
+
+def _range_advice(rng: Any) -> str:
+    """What moves more neurons into ``rng``: a penalised range's weight, else more epochs (a
+    projected range has no weight: it is kept after every batch)."""
+    if rng.penalised:
+        return f"raise training.{rng.key}.weight or training.epochs"
+    return "raise training.epochs (the projection keeps each batch's values in range)"
 
 
 def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversion,
@@ -196,7 +214,9 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
     rate_out = simulation.evaluate_rates(model, params, data, s, conv)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
-        console.say(swap_line(nodes.neuron.name, conv.neuron_type, metrics))
+        line = swap_line(nodes.neuron.name, conv.neuron_type, metrics, nodes.model.trains())
+        if line:
+            console.say(line)
     sim = simulation.simulate(model, params, data, s, conv, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
     layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
@@ -217,14 +237,20 @@ def keras_outputs(model: Any, data: Data, sim_cfg: Any) -> np.ndarray:
     return np.asarray(y[:, -readout_bins(bins, sim_cfg):].mean(axis=1))
 
 
-def swap_line(neuron: str, neuron_type: Any, metrics: dict[str, float]) -> str:
-    """One line: the loaded ReLU model now runs other neurons (``neuron``, built as
-    ``neuron_type``), and what that costs."""
+def swap_line(neuron: str, neuron_type: Any, metrics: dict[str, float],
+              trained: bool = False) -> str:
+    """One line when the loaded ReLU model, now running other neurons (``neuron``, built as
+    ``neuron_type``), scores below its own Keras score by more than the verdict's margin; what
+    that costs and what to do. Empty when the swap costs nothing."""
     key = next(k for k in ("accuracy", "mse", "angle_error_deg") if f"rate/{k}" in metrics)
+    if f"keras/{key}" not in metrics or not health.worse_by(
+            key, metrics[f"rate/{key}"], metrics[f"keras/{key}"], health.HealthConfig(),
+            margin=0.01 if key == "accuracy" else 0.05):
+        return ""
     spiking_relu = type(neuron_type) is nengo.SpikingRectifiedLinear
     advice = ("neuron=relu keeps the model's own" if spiking_relu else
-              "a ReLU network converted to this type without training rarely keeps its score: "
-              "neuron=spiking_relu, or model.train=true to train it as converted")
+              "a ReLU network converted to this type rarely keeps its score: neuron=spiking_relu"
+              + ("" if trained else ", or model.train=true to train it as converted"))
     return (f"model.path: the loaded model's ReLU became neuron={neuron}: rate/{key} "
             f"{metrics[f'rate/{key}']:.4g} against its own keras/{key} "
             f"{metrics[f'keras/{key}']:.4g} ({advice})")

@@ -302,6 +302,8 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         params = tmp / "params.npz"
         shutil.copy2(f"{net.params}.npz", params)
         (tmp / "config.yaml").write_text(config_yaml)
+        record = conversion_record(config_yaml)  # so model.params=<this params.npz> never guesses
+        (tmp / "params.conversion.json").write_text(json.dumps(record, indent=1))
         network = {"input_shape": list(data.x_test.shape[1:]), "n_outputs": int(data.n_outputs),
                    "sequence": bool(data.sequence), "readout_bins": net.readout_bins,
                    "task": data.task,
@@ -330,6 +332,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                 None, name=NAME, flavor=_PYFUNC_UNCHECKED, run_id=tracker.run_id,
                 model_id=logged.model_id, python_model=str(code),
                 artifacts={"keras": str(keras_path), "params": str(params),
+                           "params_conversion": str(tmp / "params.conversion.json"),
                            "config": str(tmp / "config.yaml"),
                            "network": str(tmp / "network.json")},
                 signature=_signature(x_example, y_example), input_example=x_example,
@@ -348,6 +351,17 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def conversion_record(config_yaml: str) -> dict[str, Any]:
+    """What ``params.npz`` was trained under, from the run's resolved config: the firing-rate
+    scales and the neuron type (``params.conversion.json``, read back by
+    :func:`framework.resolve.params_record` when the file is ``model.params``)."""
+    cfg = OmegaConf.create(config_yaml)
+    return {"scale_firing_rates": float(cfg.simulation.scale_firing_rates),
+            "layer_scales": {str(k): float(v) for k, v in
+                             (cfg.conversion.get("layer_scales") or {}).items()},
+            "neuron": str(cfg.neuron.name)}
 
 
 def log_run_model(tracker: Any, net: TrainedNetwork, config: Any, register: str,
