@@ -280,9 +280,20 @@ def validate(cfg: Any) -> Config:
         raise UserError("tracking.experiment: needs a name (MLflow refuses an empty one)")
     _check_names(obj)
     obj.simulation.check()
-    for rng in obj.training.ranges():
-        rng.check()
+    given = {o.lstrip("+~") for o in command_line()}
+    for rng in obj.training.ranges():  # a range switched off by name: a preset's bounds rest
+        rng.check(switched_off=f"training.{rng.key}.enabled=false" in given)
     return obj
+
+
+def command_line() -> list[str]:
+    """The overrides the user gave this job (``key=value``), inside a Hydra job; else none."""
+    try:
+        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except Exception:  # outside Hydra (a Python caller): nothing was given on a command line
+        return []
 
 
 def omegaconf_message(ex: BaseException) -> str:

@@ -19,7 +19,6 @@ from framework import health, limits, plugin_host, report
 from framework.config import Config, validate
 from framework.data.base import split_csv
 from framework.errors import UserError, interruption
-from framework.health import Finding
 from framework.lifecycle import shielded
 from framework.networks import network_for
 from framework.objective import score
@@ -93,10 +92,10 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
 
 
 def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
-            scratch: Path) -> tuple[dict[str, float], list[Finding]]:
+            scratch: Path) -> tuple[dict[str, float], list[health.Finding]]:
     """Data, network, analyses and model logging, in order; the run's metrics and verdict."""
     metrics: dict[str, float] = {}
-    data, names, checks = None, None, list[Finding]()
+    data, names, checks = None, None, list[health.Finding]()
     if obj.model.reads_data:
         console.stage("data", obj.dataset.name)
         try:

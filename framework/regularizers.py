@@ -65,9 +65,10 @@ class RangeConfig:
         """``(name of the lower bound's key, low, high)``, in the quantity's units."""
         raise NotImplementedError
 
-    def check(self) -> None:
+    def check(self, switched_off: bool = False) -> None:
         """A range whose ends are crossed, or that is set without ``enabled``, is refused: it
-        would silently do nothing."""
+        would silently do nothing; unless ``switched_off``: ``enabled=false`` given by name on
+        the command line, over a preset that set the bounds."""
         name, lo, hi = self.bounds()
         if lo >= hi:
             raise UserError(f"training.{self.key}.{name}: must be below the upper bound, got "
@@ -75,7 +76,7 @@ class RangeConfig:
         default = type(self)()
         changed = [f.name for f in dataclasses.fields(self)
                    if f.name != "enabled" and getattr(self, f.name) != getattr(default, f.name)]
-        if changed and not self.enabled:
+        if changed and not self.enabled and not switched_off:
             raise UserError(f"training.{self.key}.{changed[0]}: set, but training.{self.key} is "
                             f"not enabled (add training.{self.key}.enabled=true)")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict, read_write
 
-from framework.config import Config, to_flat_params
+from framework.config import Config, command_line, to_flat_params
 from framework.conversion import Normalize
 from framework.data import base as datasets
 from framework.data.base import Data, Scaling
@@ -25,16 +25,6 @@ from framework.simulation import Readout, SimulationConfig
 FINE_TUNE_LEARNING_RATE = 0.001
 #: and for a network spiketune trains from its initial weights
 LEARNING_RATE = 0.01
-
-
-def command_line() -> list[str]:
-    """The overrides the user gave this job (``key=value``), inside a Hydra job; else none."""
-    try:
-        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
-
-        return [str(o) for o in HydraConfig.get().overrides.task]
-    except Exception:  # outside Hydra (a Python caller): only non-default values count as given
-        return []
 
 
 def given(key: str, value: Any, default: Any) -> bool:

@@ -22,7 +22,7 @@ def test_flat_params_hold_every_leaf_with_dotted_keys():
     flat = to_flat_params(compose(["neuron=threshold_lif", "neuron.threshold=0.5"]))
     assert flat["neuron.threshold"] == "0.5"
     assert flat["dataset.task"] == "regression"  # enums as their names
-    assert flat["model.hidden"] == "[64, 64]"
+    assert flat["model.hidden"] == "[128]"  # conf/tuned/reach_dense.yaml
     assert flat["training.x_intercepts.enabled"] == "False"
     assert not any(k.startswith("hydra") for k in flat)
 
@@ -33,7 +33,7 @@ def test_flat_params_hold_every_leaf_with_dotted_keys():
     (["neuron=threshold_lif", "neuron.threshold=0"], "neuron.threshold: must be > 0"),
     (["model.hidden=[]"], "model.hidden: needs at least one hidden layer"),
     (["model.hidden=[8,0]"], "model.hidden[1]: a layer needs at least 1 neuron"),
-    (["simulation.readout_steps=200"], "simulation.readout_steps: 200 is more than"),
+    (["simulation.readout_steps=300"], "simulation.readout_steps: 300 is more than"),
     (["dataset.test_fraction=1.0"], "dataset.test_fraction: must be < 1.0"),
     (["training.x_intercepts.low=1", "training.x_intercepts.high=0"],
      "training.x_intercepts.low: must be below"),

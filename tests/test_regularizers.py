@@ -188,7 +188,7 @@ def test_ranges_are_reached_whatever_the_scale(tmp_path, kind, low, high, scale)
                                  "training.rates.high_hz=90"])
 def test_a_range_without_enabled_is_refused(key):
     with pytest.raises(UserError) as err:
-        validate(compose([key]))
+        validate(compose(["~tuned", key]))
     name = key.split("=")[0]
     assert str(err.value) == (f"{name}: set, but {name.rsplit('.', 1)[0]} is not enabled (add "
                               f"{name.rsplit('.', 1)[0]}.enabled=true)")

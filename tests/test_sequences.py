@@ -23,7 +23,7 @@ def uri(store):
 
 
 def sim_cfg(*overrides):
-    return validate(compose(["dataset.sequence=true", *overrides])).simulation
+    return validate(compose(["~tuned", "dataset.sequence=true", *overrides])).simulation
 
 
 def test_preset_reads_out_the_whole_movement():
@@ -55,7 +55,7 @@ def test_readout_window_follows_the_data_unless_set(overrides, sequence, steps):
 
     from framework.resolve import resolve_defaults
 
-    obj = validate(compose(overrides))
+    obj = validate(compose(["~tuned", *overrides]))  # the schema's n_steps (100)
     resolve_defaults(obj, SimpleNamespace(sequence=sequence))
     assert obj.simulation.readout_steps == steps
 

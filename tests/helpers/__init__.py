@@ -10,8 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: overrides that make the default experiment run in a few seconds
-TINY = ["dataset.trials_per_direction=12", "model.hidden=[16]", "training.epochs=2",
+#: overrides that make the default experiment run in a few seconds (``~tuned``: without
+#: conf/tuned/reach_dense.yaml's rate and bias ranges, which tests of other things do not want)
+TINY = ["~tuned", "dataset.trials_per_direction=12", "model.hidden=[16]", "training.epochs=2",
         "simulation.n_steps=20", "simulation.readout_steps=5", "tracking.plots=false"]
 
 
