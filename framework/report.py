@@ -111,7 +111,9 @@ def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
                                     and obj.training.epochs > 0),
         held_out=bool(data is None or data.split_given or not loaded),
         spiking=is_spiking(obj.neuron.build()), dt=float(sim.dt), n_steps=int(sim.n_steps),
-        readout_steps=int(sim.readout_steps or sim.n_steps), said=list(said))
+        # the ensemble measures each input's rate over the whole n_steps it is held
+        readout_steps=int(sim.readout_steps if obj.model.reads_data and sim.readout_steps
+                          else sim.n_steps), said=list(said))
     out.readout_s = out.readout_steps * out.dt
     if data is not None:
         out.split_source = (f"spiketune's own {obj.dataset.test_fraction:g} split of "

@@ -17,7 +17,7 @@ analytic rate at x = 1 is shown beside the observed ``peak_rate_hz``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
@@ -96,6 +96,17 @@ class Thresholds(Analysis):
         return Result(metrics=metrics, figures=figures)
 
 
+def _histogram(ax: Any, values: np.ndarray, edges: int | np.ndarray) -> None:
+    """x-intercepts as a histogram; a few distinct values as bars centred on each value (a bin's
+    edge would put a lone neuron's bar beside its x-intercept, not on it)."""
+    distinct, counts = np.unique(values, return_counts=True)
+    if 0 < len(distinct) <= 3 and not isinstance(edges, int):
+        width = float(edges[1] - edges[0])
+        ax.bar(distinct, counts, width=width, color="tab:purple", alpha=0.85, zorder=2)
+    else:
+        ax.hist(values, bins=edges, color="tab:purple", alpha=0.85, zorder=2)
+
+
 def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None) -> Figure:
     """Per layer (one row each): x-intercepts over the observed inputs, x-intercept quantiles, and
     the analytic rate at x = 1 beside the observed peak rate."""
@@ -115,7 +126,7 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
             # bins on the scale of the inputs: x-intercepts that agree to 1e-4 are one bar
             span = np.concatenate([[lo, hi], finite])
             edges = np.linspace(span.min(), span.max(), bins + 1)
-        ax_x.hist(finite, bins=edges, color="tab:purple", alpha=0.85, zorder=2)
+        _histogram(ax_x, finite, edges)
         if len(finite):
             ax_x.axvline(np.median(finite), color="k", lw=1, ls="--", zorder=3)
         if obs is not None:
