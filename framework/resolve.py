@@ -129,6 +129,7 @@ def resolve_defaults(obj: Config, data: Data | None,
     said += _neuron(obj)
     said += _normalize(obj, found if found is not None else [])
     said += _learning_rate(obj)
+    said += _bin_s(obj, data)
     sim = obj.simulation
     if sim.readout_steps is None:
         sequence = bool(data is not None and data.sequence)
@@ -151,6 +152,30 @@ def _neuron(obj: Config) -> list[str]:
     obj.neuron = NEURONS.get("spiking_relu", "neuron")()
     return ["neuron -> spiking_relu (a loaded ReLU model keeps its score as spiking ReLU without "
             "training; neuron=lif chooses LIF)"]
+
+
+def _bin_s(obj: Config, data: Data | None) -> list[str]:
+    """``dataset.bin_s`` given: ``simulation.n_steps`` is the recording's own time, bins ×
+    bin_s / dt (a number on the command line that differs is refused, naming both)."""
+    bin_s, sim = getattr(obj.dataset, "bin_s", None), obj.simulation
+    if bin_s is None or data is None:
+        return []
+    if not data.sequence:
+        raise UserError("dataset.bin_s: set for data that are not a sequence (no time axis); "
+                        "leave it unset")
+    hold = round(bin_s / sim.dt)
+    if hold < 1 or abs(hold * sim.dt - bin_s) > 1e-6 * bin_s:
+        raise UserError(f"dataset.bin_s: {bin_s:g} s is not a whole number of simulation.dt "
+                        f"({sim.dt:g} s) steps")
+    bins = int(data.x_test.shape[1])
+    n_steps = bins * hold
+    named = any(o.lstrip("+~").split("=", 1)[0] == "simulation.n_steps" for o in command_line())
+    if named and sim.n_steps != n_steps:
+        raise UserError(f"simulation.n_steps: {sim.n_steps} given, but dataset.bin_s={bin_s:g} "
+                        f"s × {bins} bins is {n_steps} steps of {sim.dt:g} s; give one of them")
+    sim.n_steps = n_steps
+    return [f"simulation.n_steps -> {n_steps} (dataset.bin_s={bin_s:g} s × {bins} bins: the "
+            f"recording's own {bins * bin_s:g} s)"]
 
 
 def _learning_rate(obj: Config) -> list[str]:
@@ -197,6 +222,7 @@ def resolved(cfg: Any, obj: Config, layer_scales: bool = False) -> Any:
         resolved.simulation.readout_steps = obj.simulation.readout_steps
         resolved.conversion.normalize = obj.conversion.normalize.value
         resolved.simulation.scale_firing_rates = obj.simulation.scale_firing_rates
+        resolved.simulation.n_steps = obj.simulation.n_steps
         resolved.training.learning_rate = obj.training.learning_rate
         if resolved.neuron.name != obj.neuron.name:  # the loaded model's default (_neuron)
             resolved.neuron = OmegaConf.structured(obj.neuron)

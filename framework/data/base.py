@@ -194,6 +194,9 @@ class DatasetConfig:
     task: Task = Task.regression
     test_fraction: float = bounded(0.25, gt=0.0, lt=1.0)  # fraction of samples held out for testing
     scaling: Scaling = Scaling.auto  # input scaling, from the training split; logged as resolved
+    # sequences: seconds of recording per time bin; the simulation then runs the recording's own
+    # time (simulation.n_steps = bins × bin_s / dt) and every time axis is in its seconds
+    bin_s: float | None = bounded(None, gt=0.0)
 
     def load(self, seed: int) -> Data:
         """The dataset, split into train and test (``seed`` seeds the split and synthetic data)."""
