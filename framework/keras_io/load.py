@@ -33,6 +33,7 @@ from framework.keras_io.screen import (
     keras_major,
     resolve,
 )
+from framework.keras_io.sequence import per_step_model
 
 #: arguments tf-keras's Layer takes besides each class's own
 LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_shape", "batch_input_shape",
@@ -352,9 +353,11 @@ def load_model(model_cfg: Any, data: Any, convert: Convert | None = None) -> Any
         # NengoDL converts a Sequential into a new Functional model whose input tensors are not
         # the Sequential's; wrapping the same layers as Functional here keeps one set of tensors
         model = tf.keras.Model(model.inputs, model.outputs, name=model.name)
+    model, per_step = per_step_model(model, f"{KEY}: {path.name}")
     check_shapes(model, data, path)
     #: what loading changed, for the run's log (one line each: nothing is changed silently)
     model.spiketune_notes = [f"{KEY}: {path.name}: {change}" for change in _strip(model)]
+    model.spiketune_notes += [per_step] if per_step else []
     if convert is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # swap_activations keys the model does not use

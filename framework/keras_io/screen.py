@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import UserError
+from framework.keras_io.sequence import per_step_shape
 from framework.limits import check_archive
 from framework.paths import existing_path
 
@@ -190,6 +191,13 @@ def stored_input_shape(path: Path) -> tuple[int | None, ...] | None:
     data (no TensorFlow); None when the file does not say."""
     config, _ = stored_config(path)
     layers, _ = stored_layers(config, path)
+    # a whole-trial model that pools over time takes one time step (keras_io/sequence.py)
+    return per_step_shape([cls for cls, _, _ in layers], _declared_shape(config, layers))
+
+
+def _declared_shape(config: Stored, layers: list[tuple[str, str, Stored]]
+                    ) -> tuple[int | None, ...] | None:
+    """The input shape the stored model declares, without the batch axis."""
     body = config.get("config") or {}
     for cls, _, entry in layers:
         if cls == "InputLayer":
