@@ -187,8 +187,8 @@ def test_the_default_experiment_ends_ok_with_no_layer_saturated(store):
     res = run(compose(["tracking.plots=false", "tracking.log_model=false",
                        f"tracking.uri={store}"]), console=Console(quiet=True))
     _, r = last_run(store)
-    layers = {k: v for k, v in res.metrics.items()
-              if k.startswith("firing/") and k.endswith("/saturated_fraction") and k.count("/") == 2}
+    layers = {k: v for k, v in res.metrics.items() if k.count("/") == 2
+              and k.startswith("firing/") and k.endswith("/saturated_fraction")}
     assert layers and max(layers.values()) <= 0.10, layers
     assert r.data.tags["spiketune.health"] == "ok", {
         k: v for k, v in r.data.tags.items() if k.startswith("spiketune.health")}
