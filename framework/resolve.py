@@ -207,6 +207,11 @@ def prepare_data(obj: Config, found: list[Finding] | None = None
         data, lines = obj.dataset.fit_to_model(
             data, lambda: screen.stored_input_shape(screen.resolve(model)))
         said += lines
+    if (obj.model.loaded or obj.model.start_params()) and not data.split_given:
+        said.append(f"dataset.split: not given, so the test samples are spiketune's own "
+                    f"{obj.dataset.test_fraction:g} of the data and may include the model's own "
+                    f"training trials; name the model's split (dataset.split or "
+                    f"dataset.test_path) to score it on held-out trials")
     said += resolve_defaults(obj, data, found)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
