@@ -96,6 +96,7 @@ class Facts:
     chance_accuracy: float | None = None
     target_var: float | None = None
     split_source: str = ""  # how the test samples were chosen, for the held_out line
+    split_keys: str = ""  # the keys that give the model's own split, where the dataset has none
     said: list[Finding] = field(default_factory=list)
 
 
@@ -129,9 +130,11 @@ def _fmt(name: str, value: float) -> str:
 def held_out(facts: Facts) -> list[Finding]:
     if not facts.loaded or facts.held_out:
         return []
+    how = (facts.split_keys or "dataset.split (a train/test column or array) or "
+           "dataset.test_path")
     return [Finding("held_out", f"scores are on {facts.split_source or 'spiketune’s own split'}, "
-                    "which may hold the loaded model's own training trials: give the model's "
-                    "split as dataset.split (a train/test column or array) or dataset.test_path")]
+                    f"which may hold the loaded model's own training trials: give the model's "
+                    f"split as {how}")]
 
 
 def layer_fractions(metrics: dict[str, float], what: str, limit: float) -> list[tuple[str, float]]:

@@ -118,6 +118,8 @@ def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
     if data is not None:
         out.split_source = (f"spiketune's own {obj.dataset.test_fraction:g} split of "
                             f"{getattr(obj.dataset, 'path', '') or data.name}")
+        if not hasattr(obj.dataset, "split"):  # only a user's file carries its own split
+            out.split_keys = "dataset=file with dataset.split"
         if data.classification:
             out.chance_accuracy = float(np.bincount(data.y_test).max() / len(data.y_test))
         elif not data.has_directions:

@@ -210,8 +210,10 @@ def prepare_data(obj: Config, found: list[Finding] | None = None
     if (obj.model.loaded or obj.model.start_params()) and not data.split_given:
         said.append(f"dataset.split: not given, so the test samples are spiketune's own "
                     f"{obj.dataset.test_fraction:g} of the data and may include the model's own "
-                    f"training trials; name the model's split (dataset.split or "
-                    f"dataset.test_path) to score it on held-out trials")
+                    f"training trials; name the model's split ("
+                    + ("dataset.split or dataset.test_path" if hasattr(obj.dataset, "split")
+                       else "dataset=file with dataset.split") + ") to score it on held-out "
+                    "trials")
     said += resolve_defaults(obj, data, found)
     data, scaling = datasets.scale(data, obj.dataset.scaling.value)
     return data, scaling, said
