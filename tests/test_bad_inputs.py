@@ -139,9 +139,9 @@ CASES: list[Case] = [
        "override syntax: no viable alternative at input '[16' …"),
     _c("inverted-regulariser-range", "training.x_intercepts.low=1 training.x_intercepts.high=0",
        "training.x_intercepts.low: must be below the upper bound, got 1.0 >= 0.0"),
-    _c("regulariser-range-not-enabled", "training.biases.low=0.1",
-       "training.biases.low: set, but training.biases is not enabled (add "
-       "training.biases.enabled=true)"),
+    _c("regulariser-range-not-enabled", "training.x_intercepts.low=0.1",
+       "training.x_intercepts.low: set, but training.x_intercepts is not enabled (add "
+       "training.x_intercepts.enabled=true)"),
     _c("ensemble-gain-without-bias", "model=ensemble model.gain=[1.0]",
        "model.gain, model.bias: give both or neither"),
     _c("bad-value-inside-a-sweep", "-m neuron=relu,lif simulation.n_steps=50,-1",

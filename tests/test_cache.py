@@ -66,7 +66,7 @@ def test_key_ignores_what_training_does_not_read():
 def test_key_covers_what_training_reads():
     keys = {key(ov) for ov in [
         "seed=0", "seed=1", "training.epochs=3", "training.learning_rate=0.02",
-        "training.batch_size=16", "training.rates.enabled=true", "simulation.scale_firing_rates=10",
+        "training.batch_size=16", "training.rates.high_hz=70", "simulation.scale_firing_rates=10",
         "neuron=relu", "neuron.tau_rc=0.03", "model.hidden=[8]", "dataset.noise=0.1",
         "dataset.test_fraction=0.5"]}
     assert len(keys) == 12

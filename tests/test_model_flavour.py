@@ -96,7 +96,8 @@ def test_model_has_signature_example_and_the_config_beside_it(runs):
     example = model.metadata.load_input_example(str(local))
     np.testing.assert_array_equal(example, data.x_test[:5].astype(np.float32))
     files = {p.name for p in (local / "artifacts").iterdir()}
-    assert files == {"keras_model.keras", "params.npz", "config.yaml", "network.json"}
+    assert files == {"keras_model.keras", "params.npz", "params.conversion.json", "config.yaml",
+                     "network.json"}
     cfg = yaml.safe_load((local / "artifacts" / "config.yaml").read_text())
     assert cfg["neuron"]["name"] == "lif" and cfg["simulation"]["n_steps"] == 20
     assert cfg["dataset"]["scaling"] == "standardize"  # as resolved, not "auto"

@@ -135,9 +135,10 @@ def test_default_reach_spiking_angle_error_below_10_degrees(uri):
     _, found = runs(uri)
     metrics = found[0].data.metrics
     assert metrics["spiking/angle_error_deg"] < 10.0
-    # measured 5.11° rate, 5.52° spiking (2026-12-02, Python 3.11 and 3.12 alike); a rate network
-    # this far off would make the spiking bar meaningless
-    assert metrics["rate/angle_error_deg"] < 6.0
+    # measured 8.10° rate, 8.11° spiking with neurons in a biological range (60 Hz mean,
+    # conf/tuned/reach_dense.yaml; 5.1°/5.5° before, with 73% of them pinned at 500 Hz); a rate
+    # network this far off would make the spiking bar meaningless
+    assert metrics["rate/angle_error_deg"] < 9.5
 
 
 @pytest.mark.slow

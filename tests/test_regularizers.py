@@ -141,7 +141,7 @@ def test_default_reach_x_intercepts_end_inside_the_range(uri):
     lr/scale per step in x), so none is inside; with it, >= 95% are, at a small cost in accuracy.
     """
     low, high = 0.1, 0.5
-    common = ["tracking.plots=false", "analysis=[thresholds]"]
+    common = ["~tuned", "tracking.plots=false", "analysis=[thresholds]"]  # the schema defaults
     reg = ["training.x_intercepts.enabled=true", f"training.x_intercepts.low={low}",
            f"training.x_intercepts.high={high}"]
     for extra in ([], reg):

@@ -70,15 +70,12 @@ def logged_params(overrides: list[str]) -> dict[str, str]:
     from types import SimpleNamespace
 
     from framework.config import to_flat_params, validate
-    from framework.resolve import resolve_defaults
+    from framework.resolve import resolve_defaults, resolved
 
-    flat = to_flat_params(compose(overrides))
+    cfg = compose(overrides)
     obj = validate(compose(overrides))
     resolve_defaults(obj, SimpleNamespace(sequence=bool(getattr(obj.dataset, "sequence", False))))
-    flat["dataset.scaling"] = obj.dataset.scaling.value
-    flat["conversion.normalize"] = obj.conversion.normalize.value
-    flat["simulation.readout_steps"] = str(obj.simulation.readout_steps)
-    return flat
+    return dict(to_flat_params(resolved(cfg, obj)))
 
 
 def cli_in_process(args: list[str], monkeypatch, pipeline) -> int:
