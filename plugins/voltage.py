@@ -38,6 +38,8 @@ LIF_STATE = frozenset({"voltage", "refractory_time"})
 #: scale of the shadow state: a power of two, so scaling by it is exact in floating point, and
 #: small enough that the shadow's normalised voltage never reaches Nengo's spike at 1
 SHADOW = 2.0 ** -40
+#: currents up to this many times J_th take several steps to reach the line: preferred when chosen
+CLOSE = 4.0
 
 
 @dataclass
@@ -111,8 +113,10 @@ def step_voltage(neuron_type: Any, current: np.ndarray, n_steps: int, dt: float,
 
 def choose(layer: Layer, current: np.ndarray, cfg: VoltageConfig) -> np.ndarray:
     """Positions of the traced neurons: ``cfg.neurons`` where given, else ``n_neurons`` spread
-    over the currents of those above J_th (different frequencies), topped up with the silent
-    neurons nearest to J_th (a voltage that rises and stays below the line)."""
+    over the currents of those above J_th (different frequencies; those within ``CLOSE`` × J_th
+    where there are enough, so the voltage is seen rising to the line rather than jumping over it
+    in one step), topped up with the silent neurons nearest to J_th (a voltage that rises and
+    stays below the line)."""
     if cfg.neurons:
         where = {int(v): p for p, v in enumerate(layer.index)}
         missing = [n for n in cfg.neurons if n not in where]
@@ -120,13 +124,16 @@ def choose(layer: Layer, current: np.ndarray, cfg: VoltageConfig) -> np.ndarray:
             raise UserError(f"analyses.voltage.neurons: {missing} not among the analysed neurons "
                             f"of layer '{layer.name}' (see analyses.max_neurons)")
         return np.array([where[n] for n in cfg.neurons])
-    order = np.argsort(-current, kind="stable")
-    firing = order[current[order] > layer.threshold]
     k = min(cfg.n_neurons, len(current))
-    picked = firing[np.unique(np.round(np.linspace(0, len(firing) - 1, k)).astype(int))] \
-        if len(firing) else firing
-    rest = order[len(firing):][:k - len(picked)]
-    return np.sort(np.concatenate([picked, rest]).astype(int))
+    order = np.argsort(current, kind="stable")
+    th = layer.threshold
+    firing = order[current[order] > th]
+    close = firing[current[firing] <= CLOSE * th]
+    pool = close if len(close) >= k else firing[:k]
+    picked = pool[np.unique(np.round(np.linspace(0, len(pool) - 1, k)).astype(int))] \
+        if len(pool) else pool
+    silent = order[current[order] <= th][::-1][:k - len(picked)]
+    return np.sort(np.concatenate([picked, silent]).astype(int))
 
 
 def layer_currents(layer: Layer, sample: int) -> tuple[np.ndarray, str | None]:
@@ -199,7 +206,7 @@ def plot(traces: list[Trace], dt: float, sample: int) -> Figure:
     import matplotlib.pyplot as plt
 
     rows = max(len(tr.pos) for tr in traces)
-    fig, axes = plt.subplots(rows, len(traces), figsize=(4.8 * len(traces), 0.6 + 1.9 * rows),
+    fig, axes = plt.subplots(rows, len(traces), figsize=(6.8 * len(traces), 0.8 + 1.7 * rows),
                              squeeze=False, sharex=True)
     for c, tr in enumerate(traces):
         t = np.arange(1, len(tr.voltage) + 1) * dt
@@ -211,23 +218,28 @@ def plot(traces: list[Trace], dt: float, sample: int) -> Figure:
                 continue
             panel(ax, t, tr, r, th)
         axes[-1, c].set_xlabel("time (s)")
-    fig.suptitle(f"Membrane voltage on test sample {sample}: spikes where it reaches the "
+    fig.suptitle(f"Membrane voltage on test sample {sample}:\nspikes where it reaches the "
                  f"threshold J_th (dashed)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def panel(ax: Any, t: np.ndarray, tr: Trace, r: int, th: float) -> None:
-    """One neuron's voltage, threshold line, input current and spikes on ``ax``."""
-    v, s, j = tr.voltage[:, r], tr.spikes[:, r], tr.current[r]
+    """One neuron's voltage, threshold line, input current and spikes on ``ax``, the voltage axis
+    scaled to the threshold (a current far above it is written, not drawn)."""
+    v, s, j = tr.voltage[:, r], tr.spikes[:, r], float(tr.current[r])
     p = tr.pos[r]
-    top = max(th, float(v.max()), j) * 1.25 + 1e-12
+    top = 1.6 * th
     ax.plot(t, np.minimum(v, th), color="tab:blue", lw=1.1, label="voltage V")
     ax.axhline(th, color="tab:red", ls="--", lw=1.0, label=f"threshold J_th = {th:g}")
-    ax.axhline(j, color="0.45", ls=":", lw=1.0, label=f"input J = gain·x + bias = {j:.3g}")
-    ax.vlines(t[s], th, top, color="black", lw=0.8, label=f"spikes ({int(s.sum())})")
-    ax.set_ylim(min(0.0, float(v.min())), top * 1.05)
+    label = f"input J = gain·x + bias = {j:.3g}"
+    if j <= top:
+        ax.axhline(j, color="0.45", ls=":", lw=1.0, label=label)
+    else:
+        ax.plot([], [], color="0.45", ls=":", label=label + " (above the axis)")
+    ax.vlines(t[s], th, 1.35 * th, color="black", lw=0.8, label=f"spikes ({int(s.sum())})")
+    ax.set_ylim(min(0.0, float(v.min())), top)
     ax.set_ylabel("V (J units)", fontsize=8)
     ax.set_title(f"{tr.layer.name}:{int(tr.layer.index[p])}  gain {tr.layer.gain[p]:.3g}, "
                  f"bias {tr.layer.bias[p]:.3g}, {type(tr.layer.neuron_type).__name__}", fontsize=8)
-    ax.legend(fontsize=6, loc="lower right", framealpha=0.8)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)

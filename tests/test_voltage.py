@@ -6,11 +6,11 @@ import nengo
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TINY, cli, runs
 
 from framework.analysis import Context, Layer
 from framework.errors import UserError
 from framework.native import ThresholdLIF
-from helpers import TINY, cli, runs
 from plugins.voltage import Voltage, VoltageConfig, step_voltage
 
 GAIN = np.array([1.0, 2.0, 3.0, 0.5, 1.0])
