@@ -46,9 +46,11 @@ def test_the_trace_is_nengo_simulators_own(make, threshold):
     assert np.all(volts[spikes] > 1.0)  # reached in the step, before Nengo's reset
 
 
-def first_spikes_where_voltage_reaches_the_line(table: pd.DataFrame, threshold: float) -> int:
+def first_spikes_where_voltage_reaches_the_line(table: pd.DataFrame, threshold: float,
+                                                gradual: bool = True) -> int:
     """Check, per neuron, that the first spike is the first step at or above ``threshold`` and
-    that no step without a spike reaches it; return how many neurons spiked."""
+    that no step without a spike reaches it; ``gradual``: currents near J_th, so the voltage
+    is seen close to the line the step before; return how many neurons spiked."""
     assert (table["threshold"] == threshold).all()
     fired = 0
     for _, trace in table.groupby("neuron"):
@@ -57,7 +59,8 @@ def first_spikes_where_voltage_reaches_the_line(table: pd.DataFrame, threshold: 
         if s.any():
             fired += 1
             assert np.argmax(v >= threshold) == np.argmax(s == 1)
-            assert v[np.argmax(s == 1) - 1] > 0.8 * threshold  # rose to the line, not jumped
+            if gradual:  # rose to the line, not jumped
+                assert v[np.argmax(s == 1) - 1] > 0.8 * threshold
     return fired
 
 
@@ -120,5 +123,5 @@ def test_cli_threshold_lif_at_half(uri):
     assert proc.returncode == 0, proc.stderr[-2000:]
     client, (run,) = runs(uri)
     table = pd.read_csv(client.download_artifacts(run.info.run_id, "voltage.csv"))
-    assert first_spikes_where_voltage_reaches_the_line(table, 0.5) >= 1
+    assert first_spikes_where_voltage_reaches_the_line(table, 0.5, gradual=False) >= 1
     assert run.data.metrics["voltage/threshold"] == 0.5
