@@ -1,0 +1,135 @@
+"""The Python API on a NengoDL network spiketune did not build: a plain script's native ensembles,
+trained with ``sim.fit``, analysed from the script; the run's numbers are the script's own."""
+from __future__ import annotations
+
+import warnings
+
+import nengo
+import numpy as np
+import pandas as pd
+import pytest
+
+from framework.api import analyse, range_callback
+from framework.errors import UserError
+
+
+def forum_network(seed: int = 0):
+    """As a NengoDL user writes it: input → two LIF ensembles → output, with a rate probe."""
+    with nengo.Network(seed=seed) as net:
+        inp = nengo.Node(np.zeros(2), label="x")
+        a = nengo.Ensemble(24, 2, neuron_type=nengo.LIF(), label="a")
+        b = nengo.Ensemble(16, 1, neuron_type=nengo.LIF(), label="b")
+        out = nengo.Node(size_in=1)
+        nengo.Connection(inp, a, synapse=None)
+        nengo.Connection(a, b, function=lambda x: x[0] * x[1], synapse=None)
+        nengo.Connection(b, out, synapse=None)
+        p_out = nengo.Probe(out)
+        p_a, p_b = nengo.Probe(a.neurons), nengo.Probe(b.neurons)  # the user's own rate probes
+    return net, inp, (a, b), p_out, (p_a, p_b)
+
+
+def train(sim, inp, p_out, callbacks=(), epochs=3):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (320, 1, 2)).astype(np.float32)
+    sim.compile(optimizer=tf.optimizers.Adam(0.01), loss={p_out: tf.losses.mse})
+    sim.fit({inp: x}, {p_out: x[..., :1] * x[..., 1:]}, epochs=epochs, verbose=0,
+            callbacks=list(callbacks))
+
+
+def test_a_plain_nengo_dl_script_gets_its_own_numbers(store):
+    import nengo_dl
+
+    warnings.simplefilter("ignore")
+    net, inp, (a, b), p_out, (p_a, p_b) = forum_network()
+    x_test = np.random.default_rng(2).uniform(-1, 1, (40, 2)).astype(np.float32)
+    with nengo_dl.Simulator(net, minibatch_size=20, seed=3, progress_bar=False) as sim:
+        start = sim.data[a].gain.copy()
+        train(sim, inp, p_out)
+        assert np.abs(sim.data[a].gain - start).max() > 1e-3  # the encoders (gains) trained
+        held = np.repeat(x_test[:, None, :], 200, axis=1)
+        own = sim.predict({inp: held}, verbose=0)  # the script's own probes, same simulator
+        out = analyse(sim, {inp: x_test}, {"a": a, "b": b}, n_steps=200, tracking_uri=store,
+                      experiment="own", run_name="forum", tags={"user": "choozi"},
+                      analyses=["thresholds", "firing"], plots=False, quiet=True)
+        expected = {name: sim.data[ens] for name, ens in (("a", a), ("b", b))}
+    neurons = out.tables["neurons.csv"]
+    for name, probe in (("a", p_a), ("b", p_b)):
+        rows = neurons[neurons["layer"] == name].sort_values("neuron")
+        np.testing.assert_array_equal(rows["gain"], expected[name].gain)
+        np.testing.assert_array_equal(rows["bias"], expected[name].bias)
+        # (J_th − bias)/gain in float64; Nengo's sim.data intercepts compute 1 − bias in the
+        # bias's float32, so they agree to float32 precision
+        gain, bias = expected[name].gain, expected[name].bias.astype(float)
+        np.testing.assert_array_equal(rows["x_intercept"], (1.0 - bias) / gain)
+        np.testing.assert_allclose(rows["x_intercept"], expected[name].intercepts, rtol=1e-6)
+        rates = own[probe].mean(axis=(0, 1))  # per neuron, Hz (amplitude 1)
+        per_sample = own[probe].mean(axis=1)
+        np.testing.assert_allclose(rows["mean_rate_hz"], per_sample.mean(axis=0), atol=0.01)
+        assert rates.max() > 20  # neurons fire: the comparison is not of zeros
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_uri=store).get_run(out.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "forum"
+    assert run.data.tags["user"] == "choozi" and "spiketune.version" in run.data.tags
+    assert run.data.params["api.ensembles"] == "a,b"
+    logged = pd.read_csv(MlflowClient(tracking_uri=store).download_artifacts(out.run_id,
+                                                                             "neurons.csv"))
+    pd.testing.assert_frame_equal(logged, neurons)
+    assert run.data.metrics["firing/mean_rate_hz"] == pytest.approx(
+        neurons["mean_rate_hz"].mean())
+
+
+def test_the_callback_keeps_gains_and_biases_in_range(store):
+    import nengo_dl
+
+    warnings.simplefilter("ignore")
+    net, inp, (a, b), p_out, _ = forum_network()
+    with nengo_dl.Simulator(net, minibatch_size=32, seed=3, progress_bar=False) as sim:
+        cb = range_callback(sim, [a, b], gains=(0.0, 0.5), biases=(0.0, 0.5))
+        train(sim, inp, p_out, callbacks=[cb], epochs=1)
+        enc0 = sim.model.params[a].encoders
+        for ens in (a, b):
+            data = sim.data[ens]
+            assert data.gain.min() >= 0 and data.gain.max() <= 0.5
+            assert data.bias.min() >= 0 and data.bias.max() <= 0.5
+        # directions kept: the trained encoders are the build ones (a LIF gain above 0.5 is
+        # only rescaled) up to what the optimiser turned them
+        cos = np.sum(sim.data[a].encoders * enc0, axis=1)
+        assert cos.min() > 0.9
+    stats = cb.ranges.stats
+    assert stats["reg/gains/in_range_before"] < 0.1  # Nengo's default gains are above 0.5
+    assert stats["reg/gains/in_range_after"] == 1.0 and stats["reg/biases/in_range_after"] == 1.0
+    assert stats["reg/gains/a/in_range_after"] == 1.0
+
+
+def test_a_converted_layers_gain_is_refused_in_one_line():
+    import nengo_dl
+    import tensorflow as tf
+
+    warnings.simplefilter("ignore")
+    inp = tf.keras.Input((4,))
+    hidden = tf.keras.layers.Dense(8, activation=tf.nn.relu)(inp)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(2)(hidden))
+    conv = nengo_dl.Converter(model, swap_activations={tf.nn.relu: nengo.LIF()})
+    with nengo_dl.Simulator(conv.net, progress_bar=False) as sim:
+        with pytest.raises(UserError, match=r"range_callback gains: .*simulation.scale_firing_"
+                                            r"rates or conversion\.\*"):
+            range_callback(sim, [conv.layers[hidden]], gains=(0.0, 0.5))
+        cb = range_callback(sim, [conv.layers[hidden]], biases=(0.0, 0.5))  # biases do train
+        assert 0.0 <= cb.ranges.stats["reg/biases/in_range_before"] <= 1.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(gains=(0.5, 0.1)), "range_callback gains: low must be below high"),
+    (dict(), "range_callback: give gains"),
+])
+def test_bad_ranges_name_the_argument(kwargs, match):
+    import nengo_dl
+
+    warnings.simplefilter("ignore")
+    net, inp, (a, b), p_out, _ = forum_network()
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        with pytest.raises(UserError, match=match):
+            range_callback(sim, [a], **kwargs)
