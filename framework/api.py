@@ -364,8 +364,8 @@ def _analyse(sim: Any, targets: dict[str, Any], steps: dict[Any, np.ndarray], da
     figures = {p.stem: p for p in sorted((upload / "plots").glob("*.png"))}
     keep = Path(shutil.move(str(upload), tempfile.mkdtemp(prefix="spiketune-api-run-")))
     shutil.rmtree(scratch, ignore_errors=True)
-    return Analysed(tracker.run_id, tables, {k: keep / "plots" / p.name for k, p in figures.items()},
-                    metrics, keep)
+    return Analysed(tracker.run_id, tables,
+                    {k: keep / "plots" / p.name for k, p in figures.items()}, metrics, keep)
 
 
 def _converted(sim: Any, ens: Any) -> bool:
