@@ -163,12 +163,17 @@ class Voltage(Analysis):
         import pandas as pd
 
         n_steps = max(1, int(round(cfg.duration / ctx.dt)))
-        traces, remarks, metrics = [], [], {}
-        for layer in ctx.layers:
-            if not is_lif(layer.neuron_type):
-                raise UserError(f"analysis voltage: layer '{layer.name}' has neuron type "
-                                f"{type(layer.neuron_type).__name__}, which has no LIF membrane "
-                                f"voltage; use neuron=lif or neuron=threshold_lif")
+        traces: list[Trace] = []
+        remarks: list[str] = []
+        metrics: dict[str, float] = {}
+        lif = [layer for layer in ctx.layers if is_lif(layer.neuron_type)]
+        if ctx.layers and not lif:
+            names = sorted({type(layer.neuron_type).__name__ for layer in ctx.layers})
+            raise UserError(f"analysis voltage: neuron type {', '.join(names)} has no LIF "
+                            f"membrane voltage; use neuron=lif or neuron=threshold_lif")
+        remarks += [f"{layer.name}: skipped, {type(layer.neuron_type).__name__} has no LIF "
+                    f"membrane voltage" for layer in ctx.layers if not is_lif(layer.neuron_type)]
+        for layer in lif:
             current, remark = layer_currents(layer, cfg.sample)
             remarks += [remark] if remark else []
             pos = choose(layer, current, cfg)

@@ -102,6 +102,16 @@ def test_types_without_a_membrane_are_refused_in_one_line(neuron_type):
         Voltage().run(context(neuron_type, 0.0), VoltageConfig())
 
 
+def test_a_layer_without_a_membrane_is_skipped_with_its_reason_beside_a_lif_one():
+    ctx = context(nengo.LIF(), 1.0)
+    relu = Layer(name="hidden1", neuron_type=nengo.RectifiedLinear(), threshold=0.0,
+                 index=np.arange(3), gain=np.ones(3), bias=np.zeros(3))
+    ctx.layers.append(relu)
+    res = Voltage().run(ctx, VoltageConfig())
+    assert set(res.tables["voltage.csv"]["layer"]) == {"hidden0"}
+    assert res.remarks == ["hidden1: skipped, RectifiedLinear has no LIF membrane voltage"]
+
+
 def test_unknown_neuron_or_sample_names_the_key():
     with pytest.raises(UserError, match=r"analyses.voltage.neurons: \[3\]"):
         Voltage().run(context(nengo.LIF(), 1.0), VoltageConfig(neurons=[3]))
