@@ -234,7 +234,7 @@ def panel(ax: Any, t: np.ndarray, tr: Trace, r: int, th: float) -> None:
     scaled to the threshold (a current far above it is written, not drawn)."""
     v, s, j = tr.voltage[:, r], tr.spikes[:, r], float(tr.current[r])
     p = tr.pos[r]
-    top = 1.6 * th
+    top = 1.1 * j if th < j <= CLOSE * th else 1.6 * th  # J drawn when it is near the line
     ax.plot(t, np.minimum(v, th), color="tab:blue", lw=1.1, label="voltage V")
     ax.axhline(th, color="tab:red", ls="--", lw=1.0, label=f"threshold J_th = {th:g}")
     label = f"input J = gain·x + bias = {j:.3g}"

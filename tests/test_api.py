@@ -78,3 +78,30 @@ def test_a_plain_nengo_dl_script_gets_its_own_numbers(store):
     pd.testing.assert_frame_equal(logged, neurons)
     assert run.data.metrics["firing/mean_rate_hz"] == pytest.approx(
         neurons["mean_rate_hz"].mean())
+
+
+@pytest.mark.slow
+def test_the_example_script_runs_and_keeps_every_gain_and_bias_in_range(store):
+    """examples/own_network.py, as a user runs it: trained with the callback, analysed with the
+    API (voltage included); its run's neurons.csv has every gain and bias in [0, 0.5]."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    from mlflow.tracking import MlflowClient
+
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "own_network.py"), "--uri",
+                           store, "--epochs", "3", "--no-plots"], capture_output=True, text=True,
+                          timeout=600, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("own-network").experiment_id])
+    neurons = pd.read_csv(client.download_artifacts(run.info.run_id, "neurons.csv"))
+    assert len(neurons) == 32 and (neurons["threshold"] == 0.25).all()
+    for col in ("gain", "bias"):
+        assert neurons[col].between(0.0, 0.5).all(), neurons[col].describe()
+    assert run.data.metrics["reg/gains/in_range_after"] == 1.0
+    assert run.data.metrics["reg/gains/in_range_before"] < 1.0  # the callback had work to do
+    volts = pd.read_csv(client.download_artifacts(run.info.run_id, "voltage.csv"))
+    assert (volts["threshold"] == 0.25).all() and volts["spike"].sum() > 0
+    assert volts.loc[volts["spike"] == 0, "voltage"].max() < 0.25
