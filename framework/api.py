@@ -177,7 +177,7 @@ def _simulate(sim: Any, targets: dict[str, Any], inputs: dict[Any, np.ndarray]
     """Each named ensemble as built and simulated on ``inputs``: gain and bias from
     ``sim.data``, rates (Hz), each neuron's mean x = (J − bias)/gain, a few spike trains.
 
-    The probes are added to a second simulator of the same network (same seed, dt, minibatch
+    The probes are added to a second simulator of the same network (same seeds, dt, minibatch
     size and trained weights); they are taken out of the network again afterwards.
     """
     import nengo_dl
@@ -185,10 +185,16 @@ def _simulate(sim: Any, targets: dict[str, Any], inputs: dict[Any, np.ndarray]
     if sim.closed:
         raise UserError("sim: the simulator is closed; call analyse inside its with-block")
     net = sim.model.toplevel
+    # an unseeded network draws new object seeds (initial voltages) at every build: the twin
+    # takes the ones the user's simulator was built with, and gives them back afterwards
+    unseeded = [obj for obj in net.all_objects
+                if getattr(obj, "seed", 0) is None and obj in sim.model.seeds]
     with net:
         probes = {name: (nengo.Probe(ens.neurons), nengo.Probe(ens.neurons, "input"))
                   for name, ens in targets.items()}
     try:
+        for obj in unseeded:
+            obj.seed = sim.model.seeds[obj]
         n = len(next(iter(inputs.values())))
         data = {node: pad_to(a, sim.minibatch_size) for node, a in inputs.items()}
         with nengo_dl.Simulator(net, dt=sim.dt, seed=sim.seed, minibatch_size=sim.minibatch_size,
@@ -200,6 +206,8 @@ def _simulate(sim: Any, targets: dict[str, Any], inputs: dict[Any, np.ndarray]
                     for (name, ens), (p_out, p_in) in zip(targets.items(), probes.values(),
                                                           strict=True)]
     finally:
+        for obj in unseeded:
+            obj.seed = None
         for pair in probes.values():
             for p in pair:
                 net.probes.remove(p)

@@ -105,3 +105,39 @@ def test_the_example_script_runs_and_keeps_every_gain_and_bias_in_range(store):
     volts = pd.read_csv(client.download_artifacts(run.info.run_id, "voltage.csv"))
     assert (volts["threshold"] == 0.25).all() and volts["spike"].sum() > 0
     assert volts.loc[volts["spike"] == 0, "voltage"].max() < 0.25
+
+
+def test_a_converted_keras_layer_from_the_users_own_converter(store):
+    """The issue's own script: a Keras ReLU net converted with nengo_dl.Converter (LIF, scale
+    100), trained with sim.fit; the converted layer's numbers are sim.data's and its probe's."""
+    import nengo_dl
+    import tensorflow as tf
+
+    warnings.simplefilter("ignore")
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((6,))
+    hidden = tf.keras.layers.Dense(32, activation=tf.nn.relu)(inp)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(8)(hidden))
+    conv = nengo_dl.Converter(model, swap_activations={tf.nn.relu: nengo.LIF()},
+                              scale_firing_rates=100)
+    neurons = conv.layers[hidden]
+    with conv.net:
+        own_probe = nengo.Probe(neurons)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (64, 1, 6)).astype(np.float32)
+    x_test = rng.uniform(-1, 1, (20, 6)).astype(np.float32)
+    with nengo_dl.Simulator(conv.net, minibatch_size=10, seed=2, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(0.01), loss={conv.outputs[model.output]: "mse"})
+        sim.fit({conv.inputs[inp]: x}, {conv.outputs[model.output]: np.tile(x[..., :4], (1, 1, 2))},
+                epochs=2, verbose=0)
+        own = sim.predict({conv.inputs[inp]: np.repeat(x_test[:, None], 150, axis=1)},
+                          verbose=0)[own_probe]
+        out = analyse(sim, {conv.inputs[inp]: x_test}, {"hidden0": neurons}, n_steps=150,
+                      tracking_uri=store, analyses=["thresholds"], plots=False, quiet=True)
+        built = sim.data[neurons.ensemble]
+    rows = out.tables["neurons.csv"].sort_values("neuron")
+    np.testing.assert_array_equal(rows["gain"], built.gain)
+    np.testing.assert_array_equal(rows["bias"], built.bias)
+    rates = own.mean(axis=1).mean(axis=0) / 0.01  # output ÷ amplitude (1/scale) = Hz
+    np.testing.assert_allclose(rows["mean_rate_hz"], rates, atol=0.01)
+    assert rates.max() > 20
