@@ -217,7 +217,9 @@ class GainRange(RangeConfig):
     def check(self, switched_off: bool = False) -> None:
         super().check(switched_off)
         if self.enabled:
-            raise UserError(f"training.gains: {CONVERTED_GAIN}")
+            # model=ensemble does not train at all: a user's own native ensembles do
+            raise UserError(f"training.gains: {CONVERTED_GAIN} (a native ensemble's gains: "
+                            f"framework.api.range_callback in your own sim.fit)")
 
     def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
         return np.asarray(built.gain, float)
@@ -552,7 +554,8 @@ class EnsembleRanges:
                                     f"{bounds}")
                 found = _trainable(self.sim, sig)
                 if found is None:
-                    why = CONVERTED_GAIN if kind == "gains" else "NengoDL does not train it"
+                    why = (f"{CONVERTED_GAIN} (nengo_dl.Converter's scale_firing_rates)"
+                           if kind == "gains" else "NengoDL does not train it")
                     raise UserError(f"range_callback {kind}: '{label}': {why}")
                 self._params[(kind, label)] = found
 
