@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from framework.api import analyse
+from framework.errors import UserError
 
 
 def forum_network(seed: int = 0):
@@ -78,6 +79,44 @@ def test_a_plain_nengo_dl_script_gets_its_own_numbers(store):
     pd.testing.assert_frame_equal(logged, neurons)
     assert run.data.metrics["firing/mean_rate_hz"] == pytest.approx(
         neurons["mean_rate_hz"].mean())
+
+
+def test_labels_make_it_a_classification_with_the_classes_analysis(store):
+    import nengo_dl
+
+    warnings.simplefilter("ignore")
+    net, inp, (a, b), p_out, _ = forum_network()
+    x_test = np.random.default_rng(4).uniform(-1, 1, (30, 2)).astype(np.float32)
+    labels = (x_test[:, 0] > 0).astype(int) + (x_test[:, 1] > 0).astype(int)  # 3 classes
+    with nengo_dl.Simulator(net, minibatch_size=10, seed=3, progress_bar=False) as sim:
+        out = analyse(sim, {inp: x_test}, [a], n_steps=50, labels=labels, tracking_uri=store,
+                      analyses=["classes"], plots=False, quiet=True)
+    assert set(out.tables["neurons.csv"]["layer"]) == {"a"}  # named by the ensemble's label
+    assert any(k.startswith("classes/") for k in out.metrics)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(inputs={}), "inputs: give at least one"),
+    (dict(ensembles=[]), "ensembles: name at least one ensemble"),
+    (dict(ensembles=["a"]), r"ensembles\[0\]: expected a nengo.Ensemble"),
+    (dict(n_steps=None), "n_steps: needed"),
+    (dict(labels=[0, 1]), r"labels: needs one value per sample \(4\)"),
+    (dict(options={"nope": {}}), r"options\['nope'\]: no such analysis"),
+    (dict(options={"voltage": {"n_neuron": 2}}), r"options\['voltage'\]: .*n_neuron"),
+    (dict(analyses=["nope"]), r"analysis\[0\]: no analysis 'nope'|analysis\[0\]: .*nope"),
+    (dict(tags={"mlflow.user": "x"}), r"tags\['mlflow.user'\]: .* reserved"),
+])
+def test_bad_arguments_are_refused_in_one_line_naming_them(kwargs, match, store):
+    import nengo_dl
+
+    warnings.simplefilter("ignore")
+    net, inp, (a, b), p_out, _ = forum_network()
+    args = dict(inputs={inp: np.zeros((4, 2))}, ensembles=[a], n_steps=10, tracking_uri=store,
+                quiet=True, plots=False)
+    args.update(kwargs)
+    with nengo_dl.Simulator(net, progress_bar=False) as sim:
+        with pytest.raises(UserError, match=match):
+            analyse(sim, **args)
 
 
 @pytest.mark.slow
