@@ -193,6 +193,45 @@ class BiasRange(RangeConfig):
         return np.asarray(built.bias, float)
 
 
+@dataclass
+class GainRange(RangeConfig):
+    """Keep neurons' gains (the ``gain`` column of neurons.csv: J per unit x) inside [low, high].
+
+    Only a native ensemble's gain trains: NengoDL trains its scaled encoders, gain × encoder /
+    radius, and :func:`project_ensembles` rescales each neuron's row to the bounded gain keeping
+    its direction (``framework.api.range_callback`` in a user's own ``sim.fit``). A converted
+    layer's gain is its firing-rate scale, fixed by the conversion and never trained, so the
+    CLI (which trains converted networks only) refuses the range in one line.
+    """
+
+    key: ClassVar[str] = "gains"
+    projected: ClassVar[bool] = True
+    penalised: ClassVar[bool] = False
+
+    low: float = 0.0  # lowest accepted gain, J per unit x
+    high: float = 0.5  # highest accepted gain, J per unit x
+
+    def bounds(self) -> tuple[str, float, float]:
+        return "low", float(self.low), float(self.high)
+
+    def check(self, switched_off: bool = False) -> None:
+        super().check(switched_off)
+        if self.enabled:
+            # model=ensemble does not train at all: a user's own native ensembles do
+            raise UserError(f"training.gains: {CONVERTED_GAIN} (a native ensemble's gains: "
+                            f"framework.api.range_callback in your own sim.fit)")
+
+    def value(self, term: _Term, built: Any, probed: dict[Any, np.ndarray]) -> np.ndarray:
+        return np.asarray(built.gain, float)
+
+
+#: the one line refusing a gain range on a converted layer (the CLI's networks, or one named to
+#: ``range_callback``)
+CONVERTED_GAIN = ("a converted layer's gain is its firing-rate scale, fixed by the conversion and "
+                  "not trained; set simulation.scale_firing_rates or conversion.* (normalize, "
+                  "max_rate_hz) instead")
+
+
 #: the x-intercept penalty starts this fraction of the range's width inside each bound, so the
 #: balance point against the task loss lies inside [low, high] rather than on its edge
 X_MARGIN = 0.05
@@ -449,3 +488,140 @@ def _term(rng: RangeConfig, name: str, obj: Any) -> _Term:
     return _Term(spec=rng, layer=name, neurons=obj, probe=probe, low=low, high=high,
                  weight=rng.loss_weight(), threshold=threshold(ntype),
                  amplitude=float(getattr(ntype, "amplitude", 1.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranges on the ensembles of a user's own NengoDL simulator (framework.api.range_callback)
+
+#: a projected gain is aimed this relative distance inside its bounds: NengoDL infers the gain
+#: from the float32 scaled encoders (radius × row norm), which may round a gain on the edge out
+GAIN_EPS = 1e-6
+
+
+def _float32_inside(low: float, high: float) -> tuple[np.float32, np.float32]:
+    """The float32 bounds inside [low, high]: a bias clipped to float32(0.3) = 0.30000001 would
+    be outside 0.3."""
+    lo, hi = np.float32(low), np.float32(high)
+    lo = np.nextafter(lo, np.float32(np.inf)) if lo < low else lo
+    hi = np.nextafter(hi, np.float32(-np.inf)) if hi > high else hi
+    return np.float32(lo), np.float32(hi)
+
+
+def _trainable(sim: Any, sig: Any) -> tuple[Any, np.ndarray] | None:
+    """``(trainable base variable, row indices)`` of a signal in a NengoDL simulator, or None
+    when NengoDL does not train it (see :meth:`Regularizers._bind`)."""
+    tsig = sim.tensor_graph.signals.get(sig) if sig is not None else None
+    if tsig is None or tsig.key not in sim.tensor_graph.base_params or tsig.minibatched:
+        return None
+    idx = np.concatenate([np.arange(a, b, dtype=np.int32) for a, b in tsig.slices])
+    return sim.tensor_graph.base_params[tsig.key], idx
+
+
+@dataclass
+class EnsembleRanges:
+    """Gains and biases of named ensembles of a user's NengoDL simulator kept in range.
+
+    Attributes
+    ----------
+    sim : nengo_dl.Simulator
+        The user's simulator (open).
+    ensembles : dict
+        ``label -> nengo.Ensemble``.
+    gains, biases : (float, float) or None
+        Accepted gains (J per unit x) and biases (J); None leaves that quantity free.
+    stats : dict
+        ``reg/<gains|biases>/<label>/in_range_<before|after>`` and the totals over ensembles,
+        fractions of neurons inside (``before``: when made; ``after``: after :meth:`record`).
+    """
+
+    sim: Any
+    ensembles: dict[str, Any]
+    gains: tuple[float, float] | None = None
+    biases: tuple[float, float] | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+    _params: dict[tuple[str, str], tuple[Any, np.ndarray]] = field(default_factory=dict)
+
+    def bind(self) -> None:
+        """Find every bounded parameter's trainable variable; refuse what does not train."""
+        for label, ens in self.ensembles.items():
+            sigs = self.sim.model.sig
+            for kind, bounds, sig in (("gains", self.gains, sigs[ens].get("encoders")),
+                                      ("biases", self.biases, sigs[ens.neurons].get("bias"))):
+                if bounds is None:
+                    continue
+                if not bounds[0] < bounds[1]:
+                    raise UserError(f"range_callback {kind}: low must be below high, got "
+                                    f"{bounds}")
+                found = _trainable(self.sim, sig)
+                if found is None:
+                    why = (f"{CONVERTED_GAIN} (nengo_dl.Converter's scale_firing_rates)"
+                           if kind == "gains" else "NengoDL does not train it")
+                    raise UserError(f"range_callback {kind}: '{label}': {why}")
+                self._params[(kind, label)] = found
+
+    def project(self) -> None:
+        """Put every gain and bias the last step moved outside back on its bound: a gain by
+        rescaling the neuron's scaled encoder (its direction kept), a bias by clipping."""
+        import tensorflow as tf
+
+        for (kind, label), (base, idx) in self._params.items():
+            current = tf.gather(base, idx, axis=0).numpy()
+            if kind == "gains":
+                new = self._rescaled(self.ensembles[label], current)
+            else:
+                lo, hi = _float32_inside(*self.biases)  # type: ignore[misc]  # bound in bind()
+                new = np.clip(current, lo, hi)
+            base.scatter_nd_update(idx[:, None], tf.cast(new, base.dtype))
+
+    def _rescaled(self, ens: Any, scaled: np.ndarray) -> np.ndarray:
+        """Scaled encoders whose gains (radius × row norm / build encoder norm, as NengoDL infers
+        them) are clipped into ``gains``; a zero row takes its build encoder's direction."""
+        lo, hi = self.gains  # type: ignore[misc]  # bound in bind()
+        enc = np.asarray(self.sim.model.params[ens].encoders, float)
+        unit = np.linalg.norm(enc, axis=1)
+        gain = ens.radius * np.linalg.norm(scaled, axis=1) / unit
+        target = np.clip(gain, lo + abs(lo) * GAIN_EPS, hi - abs(hi) * GAIN_EPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows = np.where(gain[:, None] > 0, scaled / gain[:, None], enc / ens.radius)
+        return np.asarray(rows * target[:, None], dtype=np.float32)
+
+    def record(self, when: str) -> dict[str, float]:
+        """Add the fractions of neurons inside each range to :attr:`stats` and return them."""
+        out: dict[str, float] = {}
+        for kind, bounds in (("gains", self.gains), ("biases", self.biases)):
+            if bounds is None:
+                continue
+            parts = []
+            for label, ens in self.ensembles.items():
+                built = self.sim.data[ens]
+                v = np.asarray(built.gain if kind == "gains" else built.bias, np.float32)
+                inside = (v >= np.float32(bounds[0])) & (v <= np.float32(bounds[1]))
+                out[f"reg/{kind}/{label}/in_range_{when}"] = float(inside.mean())
+                parts.append(inside)
+            out[f"reg/{kind}/in_range_{when}"] = float(np.concatenate(parts).mean())
+        self.stats.update(out)
+        return out
+
+    def callback(self) -> Any:
+        """A Keras callback projecting after every training batch and recording the fractions
+        inside after training (before: already recorded when the ranges were made)."""
+        import tensorflow as tf
+
+        ranges = self
+
+        class KeepInRange(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+            """Project the named ensembles' gains and biases into range after every batch."""
+
+            #: the ranges it keeps (``.ranges.stats`` holds the fractions inside)
+            ranges: EnsembleRanges
+
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None
+                                   ) -> None:
+                ranges.project()
+
+            def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+                ranges.record("after")
+
+        cb = KeepInRange()
+        cb.ranges = self
+        return cb

@@ -21,6 +21,7 @@ from framework.errors import DivergenceError, UserError, check_interrupt
 from framework.paths import existing_path
 from framework.regularizers import (
     BiasRange,
+    GainRange,
     RangeConfig,
     RateRegularizer,
     Regularizers,
@@ -47,10 +48,11 @@ class TrainingConfig:
     x_intercepts: XInterceptRegularizer = field(default_factory=XInterceptRegularizer)
     rates: RateRegularizer = field(default_factory=RateRegularizer)
     biases: BiasRange = field(default_factory=BiasRange)
+    gains: GainRange = field(default_factory=GainRange)  # native ensembles only (see GainRange)
 
     def ranges(self) -> list[RangeConfig]:
         """The range regularisers, in the order they are applied and logged."""
-        return [self.x_intercepts, self.rates, self.biases]
+        return [self.x_intercepts, self.rates, self.biases, self.gains]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from framework.progress import Console
 
 def test_every_shipped_plugin_is_found():
     assert set(shipped_analyses()) == {"classes", "firing", "pca", "response", "sparsity",
-                                       "thresholds", "tuning"}
+                                       "thresholds", "tuning", "voltage", "datasheet"}
 
 
 @pytest.mark.parametrize("name", shipped_analyses())
