@@ -48,6 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="0.01,0.003,0.001,0.0003")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--conversion", default="conversion.normalize=none,"
+                        "simulation.scale_firing_rates=100",
+                        help="comma-separated overrides of the conversion (e.g. "
+                             "conversion.normalize=percentile,conversion.max_rate_hz=80)")
     args = parser.parse_args()
     from mlflow import MlflowClient
 
@@ -62,7 +66,7 @@ def main() -> None:
         base = ["dataset=file", f"dataset.path={folder / 'emg.npz'}", "dataset.target=label",
                 "dataset.split=split", "dataset.task=classification", "model=keras_file",
                 f"model.path={folder / 'model.keras'}", "neuron=lif",
-                "conversion.normalize=none", "simulation.scale_firing_rates=100",
+                *args.conversion.split(","),
                 "analysis=[firing]", "tracking.plots=false", "tracking.log_model=false",
                 "training.cache=false", f"tracking.uri=sqlite:///{folder / 'mlflow.db'}"]
         print(machine())

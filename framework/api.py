@@ -35,10 +35,12 @@ from typing import Any
 import nengo
 import numpy as np
 
+from framework import health, report
 from framework.analysis import X_LABEL, Context
 from framework.batches import pad_to
 from framework.data.base import Data
 from framework.errors import UserError
+from framework.neurons import is_spiking
 from framework.plugin_host import plugin_configs, run_analyses, select, select_layers
 from framework.progress import Console
 from framework.regularizers import EnsembleRanges
@@ -366,7 +368,15 @@ def _analyse(sim: Any, targets: dict[str, Any], steps: dict[Any, np.ndarray], da
     metrics["time/total_s"] = time.perf_counter() - t0
     tracker.metrics(metrics)
     tracker.artifact_dir(upload)
+    # the same verdict as a CLI run's; the rates are read over each input's whole hold
+    facts = health.Facts(spiking=any(is_spiking(layer.neuron_type) for layer in ctx.layers),
+                         readout_s=n_steps * float(sim.dt), dt=float(sim.dt), n_steps=n_steps,
+                         readout_steps=n_steps)
+    checks = health.findings(metrics, facts, health.HealthConfig())
+    report.verdict(tracker, checks)
     tracker.end("FINISHED")
+    for line in report.verdict_lines(checks):
+        console.say(line)
     console.say(f"run {tracker.run_id} FINISHED in {tracker.uri}")
     tables = {p.name: pd.read_csv(p) for p in sorted(upload.glob("*.csv"))}
     figures = {p.stem: p for p in sorted((upload / "plots").glob("*.png"))}
