@@ -15,8 +15,8 @@ SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/ms
                 "spiking/mse", "keras/angle_error_deg", "rate/angle_error_deg",
                 "spiking/angle_error_deg", "firing/mean_rate_hz",
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
-                "firing/saturated_fraction", "tuning/modulated_fraction",
-                "tuning/tuned_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
+                "firing/saturated_fraction", "tuning/directional_fraction",
+                "tuning/cosine_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
                 "tuning/ole_angle_error_deg",
                 "time/total_s"]
 
