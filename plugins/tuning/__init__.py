@@ -118,6 +118,8 @@ class TuningConfig:
     # Benjamini–Hochberg FDR control of the ANOVAs over a layer's counted neurons (else each
     # neuron at alpha: about alpha of untuned neurons then still count as directional)
     fdr: bool = False
+    # least PD shift from the neuron's input x to its rate that counts as created, degrees
+    min_shift_deg: float = bounded(10.0, ge=0.0, le=180.0)
     grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (deepest directional)
     folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
     bootstrap: int = bounded(500, ge=0)  # resamples (count) for PD and depth CIs; 0: no CIs (NaN)
@@ -190,7 +192,7 @@ def analyse_layer(layer: Layer, j: int, ctx: Context, keep: np.ndarray, true: np
                                      cfg.folds, ctx.seed)
     lt = LayerTuning(layer.name, layer.index, fit, cls, decoded, boot,
                      fit_shapes(fit, ceiling_hz=limits.ceiling_hz), cfg.cosine_r2,
-                     limits.ceiling_hz)
+                     cfg.min_shift_deg, limits.ceiling_hz)
     if layer.binned_rates is not None:
         binned = np.asarray(layer.binned_rates)[keep]
         lt.time = tuning_over_time(binned, true, float(ctx.bin_s or 0.0), cfg.alpha,

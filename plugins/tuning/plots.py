@@ -169,7 +169,8 @@ def pd_polar(results: list[LayerTuning], bins: int = 24) -> Figure:
         counts, _ = np.histogram(pds, bins=edges)
         ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color="tab:blue",
                edgecolor="white", alpha=0.85)
-        stats = "" if np.isnan(p) else f"\nRayleigh p {p:.2g}, R̄ {resultant:.2f}; axial p {p_ax:.2g}"
+        stats = "" if np.isnan(p) else (f"\nRayleigh p {p:.2g}, R̄ {resultant:.2f}; "
+                                         f"axial p {p_ax:.2g}")
         ax.set_title(f"{lt.name}: {int(lt.cls.directional.sum())} of "
                      f"{int(lt.cls.counted.sum())} directional"
                      f"{stats}", fontsize=9, pad=14)

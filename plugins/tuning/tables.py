@@ -18,7 +18,8 @@ class LayerTuning:
     """A layer's fits, tests, intervals, shape comparison and decodes, kept for tables and plots.
 
     ``shift`` is (PD(rate) − PD(x), its interval's low and high end), degrees, where the layer's
-    input x is known; ``cosine_r2`` the R² floor of ``cosine_fit`` (for ``created``)."""
+    input x is known; ``cosine_r2`` the R² floor of ``cosine_fit`` and ``min_shift_deg`` the
+    least PD shift (degrees) that counts as created (for ``created``)."""
 
     name: str
     index: np.ndarray
@@ -28,6 +29,7 @@ class LayerTuning:
     boot: CosineCI
     shapes: ShapeFits
     cosine_r2: float = 0.7
+    min_shift_deg: float = 10.0
     ceiling_hz: float = float("inf")
     time: TimeTuning | None = None
     drift: Drift | None = None
@@ -48,13 +50,15 @@ class LayerTuning:
     @property
     def created(self) -> np.ndarray | None:
         """Directional neurons whose tuning the network changed: the PD shift's interval
-        excludes 0, or the input x is a cosine (R² ≥ ``cosine_r2``) and the rate is not; None
-        without x."""
+        excludes 0 and the shift is at least ``min_shift_deg`` (a monotone nonlinearity of a
+        cosine x leaves the PD where it was, but with 8 directions the cosine PD of the rectified
+        curve moves by a few degrees), or the input x is a cosine (R² ≥ ``cosine_r2``) and the
+        rate is not; None without x."""
         if self.shift is None or self.x_fit is None:
             return None
-        _, lo, hi = self.shift
+        shift, lo, hi = self.shift
         holds_zero = np.mod(-lo, 360.0) <= np.mod(hi - lo, 360.0)  # NaN ends compare False
-        shifted = np.isfinite(lo) & ~holds_zero
+        shifted = np.isfinite(lo) & ~holds_zero & (np.abs(shift) >= self.min_shift_deg)
         x_cos = np.nan_to_num(self.x_fit.r2, nan=-1.0) >= self.cosine_r2
         shape = x_cos & (np.nan_to_num(self.fit.r2, nan=-1.0) < self.cosine_r2)
         created: np.ndarray = self.cls.directional & (shifted | shape)
