@@ -113,10 +113,12 @@ def neuron_panel(ax: Any, lt: LayerTuning, i: int, theta: np.ndarray, ci: float)
         spans = [(lo, hi)] if lo <= hi else [(lo, 360.0), (0.0, hi)]  # wraps through 0°
         for a, b in spans:
             ax.axvspan(a, b, color=colour, alpha=0.15, lw=0)
-    if lt.x_fit is not None:  # the neuron's own input, on its own axis
+    if lt.x_fit is not None:  # its own input, on its own axis from 0 (a flat x looks flat)
+        x_mean = lt.x_fit.mean[:, i]
         twin = ax.twinx()
-        twin.plot(fit.directions, lt.x_fit.mean[:, i], color="0.5", ls="-", lw=0.9,
-                  marker="x", ms=3, zorder=1)
+        twin.plot(fit.directions, x_mean, color="0.5", ls="-", lw=0.9, marker="x", ms=3,
+                  zorder=1)
+        twin.set_ylim(min(0.0, 1.3 * x_mean.min()), max(0.0, 1.3 * x_mean.max()) or 1.0)
         twin.tick_params(labelsize=6, colors="0.45")
     ax.set_xlim(-15, 375)  # room for the markers at 0° and 315°
     ax.set_xticks([0, 90, 180, 270, 360])
@@ -127,7 +129,8 @@ def neuron_panel(ax: Any, lt: LayerTuning, i: int, theta: np.ndarray, ci: float)
                                       ("near silent", lt.cls.near_silent)) if m[i]), "")
     ax.set_title(f"{lt.name} #{lt.index[i]}: PD {fit.pd_deg[i]:.0f}°{pm}, R² {r2}"
                  f"{' ' + flag if flag else ''}", fontsize=7.5)
-    ax.set_ylim(bottom=0)
+    # the data set the scale: a sharp von Mises fit through one point may peak far above it
+    ax.set_ylim(0, max(1.3 * float(np.max(fit.mean[:, i] + half)), 1.0))
 
 
 def shape_curve(ax: Any, lt: LayerTuning, i: int, theta: np.ndarray) -> None:
