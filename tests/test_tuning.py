@@ -441,8 +441,9 @@ def test_cli_tuning_and_pca_log_every_contract_column_and_metric(uri):
 @pytest.mark.slow
 def test_default_experiment_ole_beats_pv_cross_validated(uri, tmp_path):
     """``spiketune`` as shipped (plots off): decoders scored on held-out trials, the OLE ahead of
-    the population vector, and no pinned neuron counted directional (measured: OLE 3.0° against
-    PV 8.3°; 10 pinned neurons, 27 near silent)."""
+    the population vector, no pinned neuron counted directional and the paper's line printed
+    (measured on the mixed channels: OLE 6.4° against PV 16.1°; "86 of 86 directional, 60% of
+    them cosine", 9 pinned and 33 near-silent neurons left out)."""
     import pandas as pd
 
     proc = cli(["tracking.plots=false", "analysis=[firing,tuning]"], uri=uri, timeout=900,
@@ -456,5 +457,6 @@ def test_default_experiment_ole_beats_pv_cross_validated(uri, tmp_path):
     n = int((~neurons["pinned"] & ~neurons["near_silent"]).sum())
     assert f"tuning: {k} of {n} directional, " in proc.stdout + proc.stderr
     assert m["tuning/ole_angle_error_deg"] < m["tuning/pv_angle_error_deg"]
-    assert m["tuning/ole_angle_error_deg"] < 5.0
+    assert m["tuning/ole_angle_error_deg"] < 10.0
     assert 0.0 < m["tuning/directional_fraction"] <= 1.0
+    assert m["tuning/cosine_fraction"] < 0.9  # axial channels: not every neuron a cosine
