@@ -16,7 +16,8 @@ TRIALS = 50  # per direction; test_fraction 0.8 (stratified by the direction cla
 def channels(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x (trials, 10), direction class, direction in degrees): 0.5 + 0.3·cos(θ − φ) for the
     cosine channels, 0.5 + 0.3·cos 2(θ − φ) for the axial ones, 0.5 for the flat ones, each with
-    Gaussian trial noise of SD 0.05 (a.u.; × scale_firing_rates 100: 50 ± 30 Hz, noise 5 Hz)."""
+    Gaussian trial noise of SD 0.05 (a.u.; the spiking ReLU fires about 90-360 Hz at 0.2-0.8,
+    1-2 spikes of noise per 0.1 s trial)."""
     rng = np.random.default_rng(seed)
     label = np.repeat(np.arange(8), TRIALS)
     theta = np.deg2rad(label * 45.0)[:, None]

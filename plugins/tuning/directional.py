@@ -273,7 +273,7 @@ def depth_interval_bca(rates: np.ndarray, directions: np.ndarray, n_boot: int, c
     Returns
     -------
     low, high : ndarray, shape (N,)
-        NaN with ``n_boot`` = 0; a neuron whose BCa cannot be formed (constant resamples) gets
+        NaN with ``n_boot`` = 0 or a direction with a single trial; a neuron whose BCa cannot be formed (constant resamples) gets
         the percentile interval.
     """
     from scipy import stats
@@ -281,9 +281,9 @@ def depth_interval_bca(rates: np.ndarray, directions: np.ndarray, n_boot: int, c
     r = np.asarray(rates, dtype=float)
     n_neurons = r.shape[1]
     low, high = np.full(n_neurons, np.nan), np.full(n_neurons, np.nan)
-    if n_boot <= 0:
-        return low, high
     dirs, inv = group_directions(directions)
+    if n_boot <= 0 or np.bincount(inv).min() < 2:  # a direction seen once cannot be resampled
+        return low, high
     pinv = np.linalg.pinv(_design(dirs))
 
     def depth(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
