@@ -45,6 +45,7 @@ from framework.analysis import Analysis, Context, Layer, Result, UserError, boun
 from plugins.tuning import plots
 from plugins.tuning.decode import (
     Decoded,
+    Voters,
     decode_cross_validated,
     mean_angle_error,
     optimal_linear_estimator,
@@ -144,7 +145,7 @@ def limits_of(layer: Layer, ctx: Context, cfg: TuningConfig) -> Limits:
                   silent_spikes=cfg.silent_spikes)
 
 
-def voters_of(limits: list[Limits], sizes: list[int], cfg: TuningConfig) -> Any:
+def voters_of(limits: list[Limits], sizes: list[int], cfg: TuningConfig) -> Voters:
     """The population vector's voters on training trials: the directional neurons of each
     layer (columns in ``sizes`` order), classified with that layer's limits."""
     def voters(rates: np.ndarray, directions: np.ndarray, fit: CosineFit) -> np.ndarray:
@@ -231,20 +232,20 @@ def controls(ctx: Context, keep: np.ndarray, true: np.ndarray, results: list[Lay
     if features is not None:
         fit = _fit(features, true)
         p = direction_tests(features, true)[0]
-        frames.append(control_table("input", np.arange(features.shape[1]), fit, p, cfg.alpha,
-                                    cfg.cosine_r2))
+        frames.append(control_table("input", np.arange(features.shape[1]), fit, p,
+                                    p < cfg.alpha, cfg.cosine_r2))
         metrics.update(control_metrics("tuning/control/input", fit, p, cfg.alpha,
                                        cfg.cosine_r2))
         inputs = (fit.directions, fit.mean, fit.r2, p < cfg.alpha)
     for lt, layer in zip(results, [la for la in ctx.layers if la.rates is not None]):
         if lt.x_fit is not None and layer.x is not None:
             p = direction_tests(np.asarray(layer.x)[keep], true)[0]
-            frames.append(control_table(f"{lt.name} x", lt.index, lt.x_fit, p, cfg.alpha,
+            frames.append(control_table(f"{lt.name} x", lt.index, lt.x_fit, p, p < cfg.alpha,
                                         cfg.cosine_r2))
             metrics.update(control_metrics(f"tuning/control/{lt.name}_x", lt.x_fit, p,
                                            cfg.alpha, cfg.cosine_r2))
         frames.append(control_table(f"{lt.name} rate", lt.index, lt.fit, lt.cls.anova_p,
-                                    cfg.alpha, cfg.cosine_r2))
+                                    lt.cls.directional, cfg.cosine_r2))
     return frames, inputs
 
 

@@ -273,8 +273,8 @@ def depth_interval_bca(rates: np.ndarray, directions: np.ndarray, n_boot: int, c
     Returns
     -------
     low, high : ndarray, shape (N,)
-        NaN with ``n_boot`` = 0 or a direction with a single trial; a neuron whose BCa cannot be formed (constant resamples) gets
-        the percentile interval.
+        NaN with ``n_boot`` = 0 or a direction with a single trial; a neuron whose BCa cannot
+        be formed (constant resamples) gets the percentile interval.
     """
     from scipy import stats
 

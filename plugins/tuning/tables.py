@@ -153,12 +153,12 @@ def control_metrics(prefix: str, fit: CosineFit, anova_p: np.ndarray, alpha: flo
 
 
 def control_table(source: str, units: np.ndarray, fit: CosineFit, anova_p: np.ndarray,
-                  alpha: float, cosine_r2: float) -> Any:
+                  directional: np.ndarray, cosine_r2: float) -> Any:
     """Rows of ``tuning_controls.csv`` for one source of cosine fits (``depth`` in the source's
-    own units: x for inputs and pre-activations, Hz for rates)."""
+    own units: x for inputs and pre-activations, Hz for rates); ``directional``: anova_p < alpha
+    for inputs and x, the layer's own classification for rates."""
     import pandas as pd
 
-    directional = anova_p < alpha
     return pd.DataFrame({"source": source, "unit": units, "pd_deg": fit.pd_deg,
                          "depth": fit.depth, "r2": fit.r2, "anova_p": anova_p,
                          "lof_p_value": fit.lof_p_value, "directional": directional,
