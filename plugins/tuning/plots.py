@@ -225,7 +225,7 @@ def decoding_scatter(results: list[LayerTuning], true: np.ndarray,
             ax.set_xlabel("true direction (°)", fontsize=8)
             if c == 0:
                 ax.set_ylabel("decoded direction (°)", fontsize=8)
-    fig.suptitle("Direction decoded per test trial, cross-validated (each fold by decoders fitted "
+    fig.suptitle("Direction decoded per test trial, cross-validated\n(each fold by decoders fitted "
                  "on the others; PV: directional neurons, OLE: all)", fontsize=10)
     margins(fig, top_in=0.75, bottom_in=0.5, left_in=0.8, right_in=0.2)
     fig.subplots_adjust(hspace=0.5, wspace=0.28)
