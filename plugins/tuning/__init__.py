@@ -106,6 +106,11 @@ __all__ = ["DIRECTION_DECIMALS", "KAPPA_MAX", "MODELS", "N_PARAMS", "CosineCI", 
            "rectified_cosine", "time_table", "tuning_over_time", "von_mises"]
 
 
+#: the contract's metrics: logged even when undefined (NaN), so that they are always there
+HEADLINE = ("tuning/directional_fraction", "tuning/cosine_fraction", "tuning/median_r2",
+            "tuning/pv_angle_error_deg", "tuning/ole_angle_error_deg")
+
+
 @dataclass
 class TuningConfig:
     """Options of the ``tuning`` analysis (``analyses.tuning``)."""
@@ -312,6 +317,8 @@ class Tuning(Analysis):
         if pooled is not None:
             metrics.update(population_metrics("tuning", results, pooled, true, cfg.alpha))
         frames, inputs = controls(ctx, keep, true, results, cfg, metrics)
+        # a statistic over no neurons (no valid PD interval, say) is not logged: NaN is no value
+        metrics = {k: v for k, v in metrics.items() if k in HEADLINE or not np.isnan(v)}
         neurons = pd.concat([neuron_columns(lt) for lt in results]) if results else None
         tables = {"tuning_controls.csv": pd.concat(frames, ignore_index=True)} if frames else {}
         if results:
