@@ -85,7 +85,7 @@ IDEAL_DEFAULT_DIGESTS = {False: "ec7509d838b3a5c6", True: "df3229e6d847bd77"}
 @pytest.mark.parametrize("sequence,task", sorted(IDEAL_DIGESTS))
 def test_ideal_mode_is_bit_identical_to_before(sequence, task):
     cfg = ReachDataset(sequence=sequence, task=Task(task), trials_per_direction=5, n_channels=4,
-                       n_timesteps=6)
+                       n_timesteps=6, emg=EMG.ideal)
     data = reach(cfg, 3)
     assert data.digest == IDEAL_DIGESTS[(sequence, task)]
     # the first values, as printed before the change (float32)
@@ -98,10 +98,11 @@ def test_ideal_mode_is_bit_identical_to_before(sequence, task):
 
 
 @pytest.mark.parametrize("sequence", [False, True])
-def test_ideal_defaults_are_bit_identical_and_the_default(sequence):
-    assert ReachDataset().emg == EMG.ideal
-    assert validate(compose([f"dataset.sequence={sequence}"])).dataset.emg == EMG.ideal
-    assert reach(ReachDataset(sequence=sequence), 0).digest == IDEAL_DEFAULT_DIGESTS[sequence]
+def test_ideal_defaults_are_bit_identical_and_mixed_the_default(sequence):
+    assert ReachDataset().emg == EMG.mixed
+    assert validate(compose([f"dataset.sequence={sequence}"])).dataset.emg == EMG.mixed
+    assert reach(ReachDataset(sequence=sequence, emg=EMG.ideal), 0).digest == \
+        IDEAL_DEFAULT_DIGESTS[sequence]
 
 
 # --------------------------------------------------------------------------- realistic channels
@@ -111,7 +112,7 @@ def test_realistic_channels_are_non_negative_where_ideal_ones_are_not(sequence):
         data = realistic(seed, sequence=sequence)
         assert data.x_train.min() >= 0.0 and data.x_test.min() >= 0.0
     # the ideal channels' Gaussian noise goes below 0 (seed 0: −0.27 static), so the check bites
-    assert reach(ReachDataset(sequence=sequence), 0).x_train.min() < -0.1
+    assert reach(ReachDataset(sequence=sequence, emg=EMG.ideal), 0).x_train.min() < -0.1
 
 
 def test_noise_sd_grows_with_the_mean():
@@ -119,7 +120,7 @@ def test_noise_sd_grows_with_the_mean():
     for seed in SEEDS:
         assert 0.08 < sd_slope(realistic(seed)) < 0.16
         # the ideal SD is noise × depth whatever the mean: measured |slope| ≤ 0.013
-        assert abs(sd_slope(reach(ReachDataset(), seed))) < 0.03
+        assert abs(sd_slope(reach(ReachDataset(emg=EMG.ideal), seed))) < 0.03
     # purely multiplicative noise: SD = signal_noise × mean, so the slope is signal_noise itself
     pure = [sd_slope(realistic(seed, signal_noise=0.3, synergy_noise=0.0, noise_floor=0.0))
             for seed in range(4)]
@@ -130,7 +131,7 @@ def test_synergies_correlate_the_channels_noise():
     # shared synergy gains: mean residual correlation 0.08-0.12 (static), ideal ≤ 0.007
     for seed in SEEDS:
         assert mean_noise_correlation(realistic(seed)) > 0.05
-        assert abs(mean_noise_correlation(reach(ReachDataset(), seed))) < 0.02
+        assert abs(mean_noise_correlation(reach(ReachDataset(emg=EMG.ideal), seed))) < 0.02
     # averaged over the bins of a sequence, the private noise shrinks and the shared gain does
     # not: 0.32-0.41
     assert mean_noise_correlation(realistic(0, sequence=True)) > 0.25
@@ -143,7 +144,7 @@ def test_synergies_correlate_the_channels_noise():
 def test_channel_means_are_not_cosines():
     for seed in SEEDS:
         r2_real = cosine_r2(per_direction(realistic(seed))[0])
-        r2_ideal = cosine_r2(per_direction(reach(ReachDataset(), seed))[0])
+        r2_ideal = cosine_r2(per_direction(reach(ReachDataset(emg=EMG.ideal), seed))[0])
         # measured medians: realistic 0.42-0.83, ideal ≥ 0.9992
         assert np.median(r2_real) < 0.9
         assert np.median(r2_ideal) > 0.99

@@ -16,10 +16,11 @@ from plugins.tuning import (
     aicc,
     bootstrap_cosine,
     circular_interval,
+    direction_tests,
+    drift_test,
     fit_cosine,
     fit_shapes,
     input_features,
-    pd_drift,
     rayleigh_test,
     rectified_cosine,
     tuning_over_time,
@@ -130,7 +131,7 @@ def test_lack_of_fit_rejects_a_von_mises_neuron_and_keeps_cosines_at_about_alpha
         seed=11)
     fit = fit_cosine(sharp, dirs)
     assert fit.lof_p_value[0] < 1e-6
-    assert fit.modulated()[0] and not fit.tuned()[0]
+    assert direction_tests(sharp, dirs)[0][0] < 1e-6  # directional, but not a cosine
 
     rng = np.random.default_rng(12)
     n = 3000
@@ -174,7 +175,7 @@ def test_lack_of_fit_needs_four_directions_and_replicates():
     once = np.arange(8) * 45.0  # one trial per direction: no pure error
     fit = fit_cosine(rng.random((8, 2)), once)
     assert np.isnan(fit.lof_p_value).all()
-    assert np.array_equal(fit.tuned(0.99), fit.modulated(0.99))  # untestable: not rejected
+    assert not fit.cosine_rejected(0.99).any()  # untestable: not rejected
 
 
 # --------------------------------------------------------------- rectified cosine, von Mises
@@ -357,15 +358,16 @@ def test_tuning_over_time_recovers_a_rotating_preferred_direction():
     assert np.median(np.rad2deg(slope)) == pytest.approx(15.0, abs=1.0)
     width = np.mod(tt.pd_high_deg - tt.pd_low_deg, 360)
     assert 0.88 < inside(pd_t, tt.pd_low_deg, width).mean() < 0.99
-    assert tt.modulated.all()
+    assert tt.directional.all()
     # against the whole trial (the mean over bins: PD at the middle of the turn, pd0 + 52.5°),
-    # the PD is farthest off in the first and last bins
+    # the PD is farthest off in the first and last bins, and every neuron's drift is found
     whole = fit_cosine(binned.mean(axis=1), dirs)
-    drift = pd_drift(tt, whole.pd_deg, whole.modulated())
-    assert np.median(drift) == pytest.approx(52.5, abs=4.0)
     mask = np.ones(40, bool)
     mask[:5] = False
-    assert np.isnan(pd_drift(tt, whole.pd_deg, mask)[:5]).all()
+    drift = drift_test(binned, dirs, whole.pd_deg, mask)
+    assert drift.drifts[5:].all() and (drift.p_value[5:] < 1e-6).all()
+    assert np.median(drift.drift_deg[5:]) == pytest.approx(52.5, abs=4.0)
+    assert np.isnan(drift.drift_deg[:5]).all() and not drift.drifts[:5].any()
 
 
 # -------------------------------------------------------------------------- plugin, in-process
@@ -394,9 +396,10 @@ def context(layers: dict[str, dict], dirs: np.ndarray, x_test: np.ndarray,
 
 
 def test_controls_separate_what_the_network_inherits_from_what_it_creates():
-    """Inputs and pre-activations x that are cosines (R² ≈ 1) feed rectified neurons: the rates
-    are modulated, but not cosines. Trials without a direction carry wild inputs and are left
-    out."""
+    """Inputs and pre-activations x that are cosines (R² ≈ 1) feed rectified neurons. Cut at
+    x = 0 (half-wave), the rate keeps x's PD and stays cosine-like: inherited. Cut at x = 0.85,
+    the neuron fires in one or two directions only: the shape is the network's. Trials without
+    a direction carry wild inputs and are left out."""
     rng = np.random.default_rng(24)
     dirs = np.concatenate([np.repeat(DIRS8, 15), np.full(10, np.nan)])
     n = len(dirs)
@@ -404,21 +407,29 @@ def test_controls_separate_what_the_network_inherits_from_what_it_creates():
     x_in = np.cos(theta - rng.uniform(0, 2 * np.pi, 6)) + 0.02 * rng.standard_normal((n, 6))
     x_in[np.isnan(dirs)] = 1e3 * rng.standard_normal((10, 6))
     x = np.cos(theta - rng.uniform(0, 2 * np.pi, 20)) + 0.02 * rng.standard_normal((n, 20))
-    rates = 60 * np.maximum(x - 0.3, 0) + 2 * rng.standard_normal((n, 20))
+    cut = np.where(np.arange(20) < 10, 0.0, 0.85)
+    rates = 60 * np.maximum(x - cut, 0) / (1 - cut) + 2 * rng.standard_normal((n, 20))
     ctx = context({"dense": {"rates": rates, "x": x}}, dirs, x_in.astype(np.float32))
-    res = Tuning().run(ctx, TuningConfig(bootstrap=50))
+    res = Tuning().run(ctx, TuningConfig(bootstrap=200))
     m = res.metrics
     assert m["tuning/control/input/median_r2"] > 0.999
-    assert m["tuning/control/input/tuned_fraction"] >= 5 / 6
+    assert m["tuning/control/input/cosine_fraction"] == 1.0
     assert m["tuning/control/dense_x/median_r2"] > 0.999
-    assert m["tuning/control/dense_x/tuned_fraction"] >= 0.8
-    assert m["tuning/dense/modulated_fraction"] == 1.0
-    assert m["tuning/dense/cosine_rejected_fraction"] == 1.0  # what the rectification creates
-    assert m["tuning/dense/tuned_fraction"] == 0.0
+    assert m["tuning/control/dense_x/cosine_fraction"] == 1.0
+    assert m["tuning/dense/directional_fraction"] == 1.0
+    assert m["tuning/dense/cosine_rejected_fraction"] == 1.0  # many trials: no exact cosine
+    nr = res.neurons
+    # the cosine's R² as an effect size: half-wave rectified cosines stay cosine, sharp cuts not
+    np.testing.assert_array_equal(nr["cosine_fit"], np.arange(20) < 10)
+    np.testing.assert_array_equal(nr["created"], np.arange(20) >= 10)
+    assert m["tuning/dense/created_fraction"] == 0.5
+    # inherited: the rate's PD is x's within a few degrees
+    assert np.abs(nr["pd_shift_deg"][:10]).max() < 5.0
+    np.testing.assert_allclose(nr["x_r2"], m["tuning/control/dense_x/median_r2"], atol=1e-3)
     assert m["tuning/trials_without_direction"] == 10.0
     tab = res.tables["tuning_controls.csv"]
-    assert list(tab.columns) == ["source", "unit", "pd_deg", "depth", "r2", "p_value",
-                                 "lof_p_value", "modulated", "tuned"]
+    assert list(tab.columns) == ["source", "unit", "pd_deg", "depth", "r2", "anova_p",
+                                 "lof_p_value", "directional", "cosine_fit"]
     assert tab.groupby("source", sort=False).size().to_dict() == {
         "input": 6, "dense x": 20, "dense rate": 20}
     rate_rows = tab[tab.source == "dense rate"].reset_index(drop=True)
@@ -461,26 +472,28 @@ def test_plugin_logs_intervals_shapes_rayleigh_and_time(tmp_path):
     late = nr[nr.layer == "late"]
     assert (late["best_model"] == "von_mises").mean() >= 0.8
     assert late["vm_kappa"].between(1.5, 5).mean() >= 0.8
-    np.testing.assert_array_equal(nr["modulated"], nr["p_value"] < 0.05)
+    np.testing.assert_array_equal(nr["directional"], (nr["anova_p"] < 0.05)
+                                  & (nr["modulation_spikes"] >= 1.0))
     m = res.metrics
     assert m["tuning/late/rayleigh_p"] < 1e-3 and m["tuning/late/pd_resultant_length"] > 0.9
     assert m["tuning/early/rayleigh_p"] > 1e-3  # 12 PDs drawn uniformly
-    mod = nr["modulated"].to_numpy()
+    mod = nr["directional"].to_numpy()
     for key in ("best_cosine_fraction", "best_rectified_cosine_fraction",
                 "best_von_mises_fraction"):
         assert f"tuning/late/{key}" in m
         assert m[f"tuning/{key}"] == pytest.approx(
             np.mean(nr["best_model"].to_numpy()[mod] == key[5:-9]))
     assert m["tuning/cosine_rejected_fraction"] == pytest.approx(
-        np.mean(nr["lof_p_value"].to_numpy() < 0.05))
+        np.mean(nr["lof_p_value"].to_numpy()[mod] < 0.05))
     # time: only the layer with bins; 6 bins of 15°: the whole-trial PD sits 37.5° from the ends
     tt = res.tables["tuning_time.csv"]
     assert list(tt.columns) == ["layer", "neuron", "bin", "t_s", "pd_deg", "pd_ci_low_deg",
                                 "pd_ci_high_deg", "depth_hz", "depth_ci_low_hz",
-                                "depth_ci_high_hz", "modulated"]
+                                "depth_ci_high_hz", "anova_p", "directional"]
     assert set(tt["layer"]) == {"early"} and len(tt) == 12 * 6
     np.testing.assert_allclose(np.unique(tt["t_s"]), (np.arange(6) + 0.5) * 0.1)
-    assert m["tuning/early/pd_drift_deg"] == pytest.approx(37.5, abs=6.0)
+    assert m["tuning/early/pd_drift_fraction"] >= 0.75  # 75° of turn, 12 trials per direction
+    assert 20.0 <= m["tuning/early/pd_drift_deg"] <= 45.0  # the largest significant excursion
     assert m["tuning/pd_drift_deg"] == pytest.approx(m["tuning/early/pd_drift_deg"])
     assert "tuning/late/pd_drift_deg" not in m
     row = tt[(tt.neuron == 3) & (tt.bin == 2)].iloc[0]

@@ -169,7 +169,7 @@ def test_percentile_normalisation_closes_the_conversion_gap_on_reach(tmp_path, u
     from framework.pipeline import run
     from framework.progress import Console
 
-    data = datasets.load(validate(compose([])).dataset, 0)
+    data = datasets.load(validate(compose(["dataset.emg=ideal"])).dataset, 0)
     keras.utils.set_random_seed(0)
     inp = keras.Input((8,))
     h = keras.layers.Dense(64, activation="relu")(keras.layers.Dense(64, activation="relu")(inp))
@@ -177,7 +177,8 @@ def test_percentile_normalisation_closes_the_conversion_gap_on_reach(tmp_path, u
     model.compile(keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(data.x_train, data.y_train, epochs=100, batch_size=32, verbose=0)
     model.save(tmp_path / "reach.keras")
-    keys = ["model=keras_file", f"model.path={tmp_path / 'reach.keras'}", "neuron=spiking_relu",
+    keys = ["dataset.emg=ideal",  # the cosine channels the gap was measured on
+            "model=keras_file", f"model.path={tmp_path / 'reach.keras'}", "neuron=spiking_relu",
             "tracking.plots=false", "analysis=[firing]", "training.cache=false",
             f"tracking.uri={uri}"]
     quiet = Console(quiet=True)

@@ -16,6 +16,9 @@ from framework.schema import bounded, option
 class EMG(str, enum.Enum):
     """How the reach dataset's EMG-like channels are made (docs/reach.md)."""
 
+    # cosine, axial (cos 2θ, two opposite lobes) and untuned channels plus independent Gaussian
+    # noise: the default, so that not every neuron's input is a cosine by construction
+    mixed = "mixed"
     ideal = "ideal"  # exact cosines plus independent Gaussian noise (can go negative)
     # rectified (≥ 0) mixtures of von Mises-tuned muscle synergies, some bimodal, with
     # signal-dependent noise shared through the synergies
@@ -25,22 +28,29 @@ class EMG(str, enum.Enum):
 @option(DATASETS)
 @dataclass
 class ReachDataset(DatasetConfig):
-    """Synthetic center-out reaching (Georgopoulos et al. 1982) with EMG-like channels: ideal
-    cosines, or realistic synergy mixtures (``emg``). Channel values are arbitrary EMG units
-    (a.u.), of the order of 1 at a channel's preferred direction."""
+    """Synthetic center-out reaching (Georgopoulos et al. 1982) with EMG-like channels: a mix of
+    cosine, axial and untuned channels, ideal cosines, or realistic synergy mixtures (``emg``).
+    Channel values are arbitrary EMG units (a.u.), of the order of 1 at a channel's preferred
+    direction."""
 
-    #: the realistic-only fields; set while emg=ideal (or ``noise`` while realistic) is refused
+    #: the realistic-only fields; set while emg is mixed or ideal (or ``noise`` while realistic)
+    #: is refused
     realistic_fields: ClassVar[tuple[str, ...]] = (
         "n_synergies", "kappa_low", "kappa_high", "bimodal_fraction", "synergy_noise",
         "signal_noise", "noise_floor")
+    #: the mixed-only fields
+    mixed_fields: ClassVar[tuple[str, ...]] = ("axial_fraction", "flat_fraction")
 
     name: str = "reach"
     n_directions: int = bounded(8, ge=2)  # target directions, evenly spaced over 360°
     trials_per_direction: int = bounded(150, ge=2)  # trials per direction
     n_channels: int = bounded(8, ge=1)  # EMG-like channels
-    emg: EMG = EMG.ideal  # channel model: ideal cosines or realistic synergy mixtures (see EMG)
-    # emg=ideal: trial noise SD, in units of a channel's modulation depth (a.u. per a.u.)
+    emg: EMG = EMG.mixed  # channel model: mixed, ideal cosines or realistic synergies (see EMG)
+    # emg=mixed or ideal: trial noise SD, in units of a channel's modulation depth (a.u. per a.u.)
     noise: float = bounded(0.3, ge=0.0)
+    # --- emg=mixed only: fractions of the channels (rounded to counts; the rest are cosines) ---
+    axial_fraction: float = bounded(0.25, ge=0.0, le=1.0)  # b + m·cos 2(θ − φ): two lobes
+    flat_fraction: float = bounded(0.25, ge=0.0, le=1.0)  # b only: untuned, noise alone
     sequence: bool = False  # True: trials × time × channels with a movement envelope
     n_timesteps: int = bounded(20, ge=2)  # time bins per trial when ``sequence`` is True
     # --- emg=realistic only (docs/reach.md) ---
@@ -71,6 +81,11 @@ def reach(cfg: ReachDataset, seed: int) -> Data:
     Channel values are arbitrary EMG units (a.u.), of the order of 1 at a channel's preferred
     direction. ``cfg.emg`` picks how they are made (docs/reach.md):
 
+    ``mixed`` (the default)
+        As ``ideal``, but ``round(axial_fraction · n_channels)`` channels are axial,
+        b_c + m_c·cos 2(θ − φ_c) (two opposite lobes, no cosine component at all), and
+        ``round(flat_fraction · n_channels)`` are untuned, b_c (noise only); the rest are
+        cosines. A network neuron's input is then a mixture, not a cosine by construction.
     ``ideal``
         Each channel c is cosine-tuned to the movement direction θ: b_c + m_c·cos(θ − φ_c) plus
         Gaussian noise of SD ``noise``·m_c, with a random preferred direction φ_c, baseline b_c
@@ -118,6 +133,8 @@ def reach(cfg: ReachDataset, seed: int) -> Data:
         base = rng.uniform(1.0, 2.0, cfg.n_channels)
         depth = rng.uniform(0.5, 1.0, cfg.n_channels)
         tuned = base + depth * np.cos(theta[:, None] - pd[None, :])  # (trials, channels)
+        if cfg.emg.value == "mixed":
+            tuned = _mix(cfg, theta, pd, base, depth, tuned, remarks)
         if cfg.sequence:
             x = envelope[None, :, None] * tuned[:, None, :]
             x = x + cfg.noise * depth * rng.standard_normal(x.shape)
@@ -141,11 +158,17 @@ def reach(cfg: ReachDataset, seed: int) -> Data:
 def _check_mode_fields(cfg: ReachDataset) -> None:
     """Refuse a field that the chosen ``emg`` mode would ignore, like an unset regulariser's."""
     default = type(cfg)()
-    if cfg.emg.value == "ideal":
-        changed = [f for f in cfg.realistic_fields if getattr(cfg, f) != getattr(default, f)]
-        if changed:
-            raise UserError(f"dataset.{changed[0]}: set, but it belongs to the realistic EMG "
-                            f"(add dataset.emg=realistic)")
+    others = {"ideal": cfg.realistic_fields + cfg.mixed_fields,
+              "mixed": cfg.realistic_fields, "realistic": cfg.mixed_fields}[cfg.emg.value]
+    changed = [f for f in others if getattr(cfg, f) != getattr(default, f)]
+    if changed:
+        owner = "realistic" if changed[0] in cfg.realistic_fields else "mixed"
+        raise UserError(f"dataset.{changed[0]}: set, but it belongs to the {owner} EMG "
+                        f"(add dataset.emg={owner})")
+    if cfg.emg.value == "mixed" and cfg.axial_fraction + cfg.flat_fraction > 1.0:
+        raise UserError(f"dataset.flat_fraction: axial_fraction + flat_fraction must be <= 1, "
+                        f"got {cfg.axial_fraction} + {cfg.flat_fraction}")
+    if cfg.emg.value != "realistic":
         return
     if cfg.noise != default.noise:
         raise UserError("dataset.noise: set, but it is the ideal EMG's noise; the realistic "
@@ -154,6 +177,24 @@ def _check_mode_fields(cfg: ReachDataset) -> None:
     if cfg.kappa_low > cfg.kappa_high:
         raise UserError(f"dataset.kappa_low: must be <= dataset.kappa_high, got "
                         f"{cfg.kappa_low} > {cfg.kappa_high}")
+
+
+def _mix(cfg: ReachDataset, theta: np.ndarray, pd: np.ndarray, base: np.ndarray,
+         depth: np.ndarray, tuned: np.ndarray, remarks: list[str]) -> np.ndarray:
+    """``emg=mixed``: the ideal channels' noise-free means (trials, channels, a.u.) with the
+    last ``round(flat_fraction · n)`` channels made flat (b_c) and the ``round(axial_fraction ·
+    n)`` before them axial (b_c + m_c·cos 2(θ − φ_c)), from the same φ, b and m draws."""
+    n = cfg.n_channels
+    n_flat = int(round(cfg.flat_fraction * n))
+    n_axial = min(int(round(cfg.axial_fraction * n)), n - n_flat)
+    n_cos = n - n_axial - n_flat
+    out = tuned.copy()
+    axial = slice(n_cos, n_cos + n_axial)
+    out[:, axial] = base[axial] + depth[axial] * np.cos(2 * (theta[:, None] - pd[None, axial]))
+    out[:, n_cos + n_axial:] = base[n_cos + n_axial:]
+    remarks.append(f"dataset.emg=mixed: {n_cos} cosine, {n_axial} axial (cos 2θ) and {n_flat} "
+                   f"untuned channels")
+    return out
 
 
 def _von_mises(d: np.ndarray, kappa: np.ndarray) -> np.ndarray:

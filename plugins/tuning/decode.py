@@ -7,14 +7,23 @@ not see.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from framework.analysis import angle_diff
 from plugins.tuning.fit import CosineFit, fit_cosine, group_directions
 
 
-def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np.ndarray:
+def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray,
+                      weighted: bool = False) -> np.ndarray:
     """Direction decoded by the population vector of the neurons in ``mask``.
+
+    Each neuron votes along its PD with weight (r − b0)/depth (Georgopoulos et al. 1986);
+    ``weighted`` multiplies each vote by depth²/σ² (σ² the single-trial residual variance about
+    its cosine, ``fit.resid_var``), so that reliable, deeply modulated neurons count for more
+    than noisy shallow ones: the vote becomes (r − b0)·depth/σ².
 
     Parameters
     ----------
@@ -22,7 +31,9 @@ def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np
         Rates, Hz, of the neurons ``fit`` describes.
     fit : CosineFit
     mask : ndarray of bool, shape (N,)
-        The voting neurons (the modulated ones).
+        The voting neurons (the directional ones).
+    weighted : bool
+        Weight the votes by depth²/σ².
 
     Returns
     -------
@@ -33,6 +44,11 @@ def population_vector(rates: np.ndarray, fit: CosineFit, mask: np.ndarray) -> np
     if not mask.any():
         return np.full(len(rates), np.nan)
     weight = (np.asarray(rates, float)[:, mask] - fit.baseline[mask]) / fit.depth[mask]
+    if weighted:  # a noiseless neuron (σ² = 0) gets the largest finite weight of the others
+        with np.errstate(divide="ignore"):
+            snr = fit.depth[mask] ** 2 / fit.resid_var[mask]
+        finite = snr[np.isfinite(snr)]
+        weight = weight * np.where(np.isfinite(snr), snr, finite.max() if len(finite) else 1.0)
     pd = np.deg2rad(fit.pd_deg[mask])
     vec = weight @ np.stack([np.cos(pd), np.sin(pd)], axis=1)
     decoded: np.ndarray = np.mod(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0])), 360.0)
@@ -75,34 +91,51 @@ def optimal_linear_estimator(r_train: np.ndarray, dir_train: np.ndarray,
     return decoded
 
 
-def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, alpha: float, folds: int,
-                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class Decoded:
+    """Cross-validated decodes of every trial, degrees in [0, 360); NaN where a population
+    vector had no voter.
+
+    Attributes
+    ----------
+    pv, pv_weighted, ole : ndarray, shape (n_trials,)
+        Population vector (unit votes), the same with votes weighted by depth²/σ², and the
+        optimal linear estimator.
+    """
+
+    pv: np.ndarray
+    pv_weighted: np.ndarray
+    ole: np.ndarray
+
+
+#: picks the voters of a population vector from training trials: (rates, directions, fit) → mask
+Voters = Callable[[np.ndarray, np.ndarray, CosineFit], np.ndarray]
+
+
+def decode_cross_validated(rates: np.ndarray, directions: np.ndarray, voters: Voters,
+                           folds: int, seed: int) -> Decoded:
     """Population vector and OLE decodes of every trial, each from a model fitted without it.
 
     Trials are split into ``folds`` folds stratified by direction (fewer when a direction has
     fewer trials); for each fold the cosine fits (hence the population vector's preferred
-    directions and which neurons are modulated, the voters) and the OLE are fitted on the other
-    folds only.
-
-    Returns
-    -------
-    (ndarray, ndarray), each shape (n_trials,)
-        Decoded directions (degrees; NaN where no training neuron was modulated, for the PV).
+    directions, and its voters, ``voters(rates, directions, fit)`` of the training trials) and
+    the OLE are fitted on the other folds only.
     """
     from sklearn.model_selection import StratifiedKFold
 
     groups = group_directions(directions)[1]
     k = int(min(folds, np.bincount(groups).min()))
-    pv = np.full(len(rates), np.nan)
-    ole = np.full(len(rates), np.nan)
+    out = Decoded(*(np.full(len(rates), np.nan) for _ in range(3)))
     if k < 2:  # a direction seen once: nothing can be held out
-        return pv, ole
+        return out
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for train, test in splitter.split(rates, groups):
         fit = fit_cosine(rates[train], directions[train])
-        pv[test] = population_vector(rates[test], fit, fit.modulated(alpha))
-        ole[test] = optimal_linear_estimator(rates[train], directions[train], rates[test])
-    return pv, ole
+        mask = voters(rates[train], directions[train], fit)
+        out.pv[test] = population_vector(rates[test], fit, mask)
+        out.pv_weighted[test] = population_vector(rates[test], fit, mask, weighted=True)
+        out.ole[test] = optimal_linear_estimator(rates[train], directions[train], rates[test])
+    return out
 
 
 def mean_angle_error(decoded: np.ndarray, true: np.ndarray) -> float:

@@ -8,6 +8,7 @@ arrays: rates (n_trials, N) in Hz, directions (n_trials,) in degrees.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,19 +80,10 @@ class CosineFit:
     lof_f_stat: np.ndarray
     lof_p_value: np.ndarray
 
-    def modulated(self, alpha: float = 0.05) -> np.ndarray:
-        """Boolean mask of neurons whose directional modulation is significant at ``alpha``."""
-        return self.p_value < alpha
-
     def cosine_rejected(self, alpha: float = 0.05) -> np.ndarray:
         """Boolean mask of neurons whose cosine shape the lack-of-fit test rejects at ``alpha``
         (False where it cannot be tested)."""
         return self.lof_p_value < alpha  # NaN compares False
-
-    def tuned(self, alpha: float = 0.05) -> np.ndarray:
-        """Boolean mask of cosine-tuned neurons: modulated, and the cosine shape not rejected."""
-        tuned: np.ndarray = self.modulated(alpha) & ~self.cosine_rejected(alpha)
-        return tuned
 
     @property
     def n(self) -> int:
@@ -189,6 +181,36 @@ def fit_cosine(rates: np.ndarray, directions: np.ndarray) -> CosineFit:
                      b2=b2, depth=np.hypot(b1, b2), pd_deg=pd_deg, r2=r2, f_stat=f_stat,
                      p_value=p_value, resid_var=ss_res / (n - 3), within_ss=w, lof_f_stat=lof_f,
                      lof_p_value=lof_p)
+
+
+def direction_tests(rates: np.ndarray, directions: np.ndarray,
+                    kruskal: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """p of the one-way ANOVA across directions (``scipy.stats.f_oneway``), and of Kruskal–Wallis
+    (``scipy.stats.kruskal``) for the neurons in ``kruskal``; p = 1 where a rate is constant.
+
+    Returns
+    -------
+    p : ndarray, shape (N,)
+    test : ndarray of str, shape (N,)
+        ``anova``, ``kruskal`` or ``none`` (constant: no test).
+    """
+    from scipy import stats
+
+    r = np.asarray(rates, dtype=float)
+    inv = group_directions(directions)[1]
+    groups = [r[inv == k] for k in range(inv.max() + 1)]
+    kw = np.zeros(r.shape[1], bool) if kruskal is None else np.asarray(kruskal, bool)
+    p = np.ones(r.shape[1])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # constant columns: SciPy warns and returns NaN
+        if (~kw).any():
+            p[~kw] = stats.f_oneway(*[g[:, ~kw] for g in groups], axis=0).pvalue
+        if kw.any():
+            p[kw] = stats.kruskal(*[g[:, kw] for g in groups], axis=0).pvalue
+    constant = np.ptp(r, axis=0) <= 1e-9 * (1.0 + np.abs(r).max(axis=0, initial=0.0))
+    p = np.where(np.isnan(p) | constant, 1.0, p)
+    test = np.where(constant, "none", np.where(kw, "kruskal", "anova")).astype(object)
+    return p, test
 
 
 def _grouped_trials(r: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -471,10 +493,11 @@ def rayleigh_test(angles_deg: np.ndarray) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------ rectified cosine, von Mises
-def rectified_cosine(theta_deg: Any, baseline: Any, depth: Any, pd_deg: Any) -> np.ndarray:
-    """max(0, b + d·cos(θ − PD)), Hz; the arguments (degrees, Hz) broadcast."""
-    rate: np.ndarray = np.maximum(
-        0.0, baseline + depth * np.cos(np.deg2rad(np.subtract(theta_deg, pd_deg))))
+def rectified_cosine(theta_deg: Any, baseline: Any, depth: Any, pd_deg: Any,
+                     ceiling_hz: Any = np.inf) -> np.ndarray:
+    """min(ceiling, max(0, b + d·cos(θ − PD))), Hz; the arguments (degrees, Hz) broadcast."""
+    rate: np.ndarray = np.clip(
+        baseline + depth * np.cos(np.deg2rad(np.subtract(theta_deg, pd_deg))), 0.0, ceiling_hz)
     return rate
 
 
@@ -577,8 +600,12 @@ _KAPPA_GRID = np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
 _CUT_GRID = np.linspace(-0.95, 0.9, 38)
 
 
-def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
+def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX,
+               ceiling_hz: float = float("inf")) -> ShapeFits:
     """Fit a rectified cosine and a von Mises curve to every neuron and pick the best model.
+
+    The rectified cosine is clipped at both ends, min(``ceiling_hz``, max(0, b + d·cos(θ − PD))):
+    no fitted curve fires above what the neuron type can (1/τ_ref).
 
     Both are fitted by ``scipy.optimize.least_squares`` (bounded: d ≥ 0; m ≥ 0, 0 ≤ κ ≤
     ``kappa_max``) to the per-direction means weighted by trial counts, which minimises the
@@ -595,6 +622,8 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
         From :func:`fit_cosine`.
     kappa_max : float
         Upper bound of κ.
+    ceiling_hz : float
+        The neuron type's highest rate, 1/τ_ref, Hz (inf: none).
 
     Returns
     -------
@@ -612,6 +641,7 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
     b0, b1, b2 = np.linalg.solve(x.T @ xc, xc.T @ mean)  # the single-trial (weighted) cosine
     depth0, pd0 = np.hypot(b1, b2), np.arctan2(b2, b1)
     rc0, rc_done = _rcos_starts(mean, c, theta, b0, depth0, pd0)
+    rc_done &= b0 + depth0 < ceiling_hz  # the cosine under the ceiling everywhere
     vm0 = _vm_starts(mean, c, theta, pd0, min(kappa_max, _KAPPA_GRID[-1]))
     rc, vm = np.full((3, n_neurons), np.nan), np.full((4, n_neurons), np.nan)
     lof = np.full((3, n_neurons), np.nan)  # Σ c_k (M_k − f_k)² per model
@@ -620,8 +650,8 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
         if rc_done[i]:  # the cosine, positive everywhere: a stationary point of the rectified one
             rc[:, i] = rc0[:, i]
         else:
-            rc[:, i] = _fit_rcos(mean[:, i], sw, theta, rc0[:, i])
-        lof[1, i] = np.sum(_rcos_residuals(rc[:, i], mean[:, i], sw, theta) ** 2)
+            rc[:, i] = _fit_rcos(mean[:, i], sw, theta, rc0[:, i], ceiling_hz)
+        lof[1, i] = np.sum(_rcos_residuals(rc[:, i], mean[:, i], sw, theta, ceiling_hz) ** 2)
         vm[:, i] = _fit_vm(mean[:, i], sw, theta, vm0[:, i], kappa_max)
         lof[2, i] = np.sum(_vm_residuals(vm[:, i], mean[:, i], sw, theta) ** 2)
 
@@ -630,7 +660,8 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
     floor = n * (1e-9 * (1.0 + np.abs(c @ mean / n))) ** 2  # rounding: exact fits tie
     crit, names = _best_model(ss, n, floor, ok)
     theta_deg = fit.directions[:, None]
-    r2 = {"rc": _r2(mean, rectified_cosine(theta_deg, rc[0], rc[1], np.rad2deg(rc[2]))),
+    r2 = {"rc": _r2(mean, rectified_cosine(theta_deg, rc[0], rc[1], np.rad2deg(rc[2]),
+                                         ceiling_hz)),
           "vm": _r2(mean, von_mises(theta_deg, vm[0], vm[1], vm[2], np.rad2deg(vm[3])))}
     return ShapeFits(rcos_baseline_hz=rc[0], rcos_depth_hz=rc[1],
                      rcos_pd_deg=_wrap360(np.rad2deg(rc[2])), rcos_r2=r2["rc"],
@@ -639,10 +670,11 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX) -> ShapeFits:
                      best_model=names)
 
 
-def _rcos_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray,
-                    theta: np.ndarray) -> np.ndarray:
-    """Count-weighted residuals √c_k (f_k − M_k) of the rectified cosine p = (b, d, PD rad)."""
-    res: np.ndarray = sw * (np.maximum(0.0, p[0] + p[1] * np.cos(theta - p[2])) - m_i)
+def _rcos_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray,
+                    ceiling: float = np.inf) -> np.ndarray:
+    """Count-weighted residuals √c_k (f_k − M_k) of the rectified cosine p = (b, d, PD rad),
+    clipped at ``ceiling`` (Hz)."""
+    res: np.ndarray = sw * (np.clip(p[0] + p[1] * np.cos(theta - p[2]), 0.0, ceiling) - m_i)
     return res
 
 
@@ -653,19 +685,21 @@ def _vm_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray,
     return res
 
 
-def _fit_rcos(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray,
-              start: np.ndarray) -> np.ndarray:
-    """Least-squares rectified cosine (b, d ≥ 0, PD rad) of one neuron's means ``m_i`` (Hz)."""
+def _fit_rcos(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
+              ceiling: float = np.inf) -> np.ndarray:
+    """Least-squares rectified cosine (b, d ≥ 0, PD rad) of one neuron's means ``m_i`` (Hz),
+    clipped at ``ceiling`` (Hz)."""
     from scipy.optimize import least_squares
 
     def jac(p: np.ndarray, *_: object) -> np.ndarray:  # least_squares passes args too
         phi = theta - p[2]
-        on = (p[0] + p[1] * np.cos(phi) > 0.0) * sw
+        drive = p[0] + p[1] * np.cos(phi)
+        on = ((drive > 0.0) & (drive < ceiling)) * sw
         return np.stack([on, on * np.cos(phi), on * p[1] * np.sin(phi)], axis=1)
 
     inf = np.inf
     sol = least_squares(_rcos_residuals, start, jac=jac, bounds=([-inf, 0, -inf], inf),
-                        x_scale="jac", max_nfev=200, args=(m_i, sw, theta))
+                        x_scale="jac", max_nfev=200, args=(m_i, sw, theta, ceiling))
     return np.asarray(sol.x)
 
 
@@ -769,8 +803,10 @@ class TimeTuning:
         modulation F-test's p.
     pd_low_deg, pd_high_deg, depth_low_hz, depth_high_hz : ndarray
         Their bootstrap intervals (:func:`bootstrap_cosine`; NaN with no resamples).
-    modulated : ndarray of bool
-        p_value < alpha.
+    anova_p : ndarray
+        The one-way ANOVA across directions in that bin (:func:`direction_tests`).
+    directional : ndarray of bool
+        anova_p < alpha.
     """
 
     t_s: np.ndarray
@@ -781,7 +817,8 @@ class TimeTuning:
     depth_low_hz: np.ndarray
     depth_high_hz: np.ndarray
     p_value: np.ndarray
-    modulated: np.ndarray
+    anova_p: np.ndarray
+    directional: np.ndarray
 
 
 def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: float,
@@ -798,7 +835,7 @@ def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: fl
     bin_s : float
         Bin width, s; 0 or less leaves ``t_s`` NaN.
     alpha, n_boot, ci, seed
-        As for :func:`bootstrap_cosine`; alpha is the modulation test's level.
+        As for :func:`bootstrap_cosine`; alpha is the level of each bin's ANOVA.
 
     Returns
     -------
@@ -817,6 +854,7 @@ def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: fl
     flat = b.reshape(n_trials, n_bins * n)  # column bin·N + neuron
     fit = fit_cosine(flat, directions)
     boot = bootstrap_cosine(flat, directions, n_boot, ci, seed, fit=fit)
+    anova_p = direction_tests(flat, directions)[0]
     t_s = (np.arange(n_bins) + 0.5) * bin_s if bin_s > 0 else np.full(n_bins, np.nan)
 
     def per_bin(a: np.ndarray) -> np.ndarray:
@@ -827,17 +865,7 @@ def tuning_over_time(binned_rates: np.ndarray, directions: np.ndarray, bin_s: fl
                       pd_high_deg=per_bin(boot.pd_high_deg), depth_hz=per_bin(fit.depth),
                       depth_low_hz=per_bin(boot.depth_low_hz),
                       depth_high_hz=per_bin(boot.depth_high_hz), p_value=per_bin(fit.p_value),
-                      modulated=per_bin(fit.modulated(alpha)))
-
-
-def pd_drift(time: TimeTuning, pd_deg: np.ndarray, modulated: np.ndarray) -> np.ndarray:
-    """Each neuron's largest |PD(bin) − PD(whole trial)| over the bins where it is modulated,
-    degrees in [0, 180]; NaN for a neuron not modulated over the whole trial (``modulated``) or
-    in no bin."""
-    diff = np.abs(angle_diff(time.pd_deg, np.asarray(pd_deg)[None, :]))
-    has = time.modulated.any(axis=0) & np.asarray(modulated, bool)
-    worst = np.max(np.where(time.modulated, diff, -np.inf), axis=0)
-    return np.where(has, worst, np.nan)
+                      anova_p=per_bin(anova_p), directional=per_bin(anova_p < alpha))
 
 
 # ------------------------------------------------------------------------------------- controls
