@@ -40,7 +40,7 @@ class TrainingConfig:
 
     epochs: int = bounded(60, ge=0)  # passes over the training split; 0 keeps the initial weights
     batch_size: int = bounded(32, ge=1)  # samples per gradient step
-    # Adam step size; None: 0.01, or 0.001 fine-tuning a loaded model (framework/resolve.py)
+    # Adam step size; None: 0.01, or 0.003 fine-tuning a loaded model (framework/resolve.py)
     learning_rate: float | None = bounded(None, gt=0.0)
     # a batch loss this many times the lowest so far counts as diverged
     divergence_factor: float = bounded(1e3, gt=1.0)
