@@ -25,7 +25,7 @@ EXAMPLES = """\
 examples:
   spiketune neuron=threshold_lif neuron.threshold=0.5
   spiketune dataset=file dataset.path=emg.npz dataset.direction=direction model=keras_file \\
-      model.path=model.keras
+      model.path=model.keras dataset.split=split    (scored on its own held-out trials)
   spiketune -m neuron=lif,spiking_relu simulation.n_steps=50,100 hydra/launcher=parallel
   spiketune debug=smoke                                    a seconds-long check of the set-up
 
@@ -34,7 +34,9 @@ keys (every one typed and checked before TensorFlow loads; units in framework/co
   x_intercepts, rates, biases), simulation.* (n_steps, dt, synapse, scale_firing_rates,
   readout_steps), conversion.*, analysis=[firing,thresholds,tuning,...], analyses.<name>.*,
   tracking.* (uri, experiment, run_name, plots), paths.* (outputs, data, store, cache),
-  tags=[...], objective=<metric>
+  tags=[...], objective=<metric>, health.* (the verdict's limits: saturated_max, silent_max,
+  min_spikes, ...); dataset.split / dataset.test_path (your own held-out trials),
+  dataset.bin_s (seconds per time bin of a sequence)
 """
 
 
