@@ -161,6 +161,49 @@ CASES: list[Case] = [
        "config"),
     _c("budget-without-objective", "budget.metric=firing/mean_rate_hz budget.max=50",
        "budget.metric: a budget limits an objective; set objective=<metric> too", "config"),
+    # issue 23: command-line values that would run code, write files or split a sweep
+    Case("oc-create-target",
+         ("tracking.run_name={{_target_:shutil.copyfile,src:{data}/good.csv,dst:{data}/pwned}}",
+          "hydra.callbacks.sweep='${{oc.create:${{tracking.run_name}}}}'"),
+         "hydra.callbacks.sweep: refused on the command line: oc.create and oc.decode turn a "
+         "value into config, which could make Hydra call Python", "config"),
+    _c("interpolated-callback", "hydra.callbacks.sweep=${{tracking}}",
+       "hydra.callbacks.sweep: refused on the command line: an interpolation here could bring "
+       "in config that makes Hydra call Python"),
+    _c("group-choice-is-a-path", "experiment=../../../{data}/x",
+       "experiment=../../../{data}/x: a choice of experiment is an option's name, not a path"),
+    _c("launcher-choice-is-a-path", "hydra/launcher=/tmp/x",
+       "hydra/launcher=/tmp/x: a choice of hydra/launcher is an option's name, not a path"),
+    _c("hydra-searchpath", "hydra.searchpath=[file://{data}] experiment=evil",
+       "hydra.searchpath: refused on the command line: presets load from spiketune's conf/ only"),
+    _c("log-file-elsewhere", "hydra.job_logging.handlers.file.filename={data}/evil.log",
+       "hydra.job_logging.handlers.file.filename: refused on the command line: a job's log is "
+       "written in its own folder"),
+    _c("job-name-a-path", "hydra.job.name=../../evil",
+       "hydra.job.name: ../../evil would lead out of the run's folder"),
+    _c("output-subdir-absolute", "hydra.output_subdir={data}/hydra",
+       "hydra.output_subdir: {data}/hydra would lead out of the run's folder"),
+    _c("launcher-folder", "hydra.launcher.submitit_folder={data}/sub",
+       "hydra.launcher.submitit_folder: refused on the command line: the launcher's files stay "
+       "in the sweep's folder"),
+    _c("env-copy", "hydra.job.env_copy=[LD_PRELOAD]",
+       "hydra.job.env_copy: refused on the command line: set environment variables in the "
+       "shell"),
+    _c("spiketune-tag-prefix", "tags=[spiketune.owner.pid:999999]",
+       "tags[0]: spiketune.owner.pid: User tags cannot use the `spiketune.` or `mlflow.` "
+       "prefixes"),
+    _c("mlflow-tag-prefix", "tags=[ok,mlflow.user:eve]",
+       "tags[1]: mlflow.user: User tags cannot use the `spiketune.` or `mlflow.` prefixes"),
+    _c("list-of-lists", "model.hidden=[[1,2]]",
+       "model.hidden: a list of single values, got [[1, 2]]"),
+    _c("nested-choice", "-m simulation.n_steps=choice(10,choice(1,2))",
+       "simulation.n_steps: a sweep inside a sweep is not expanded; give every value in one "
+       "choice() or a,b,c list"),
+    _c("zero-job-sweep", "-m simulation.n_steps=glob(*)",
+       "simulation.n_steps: the sweep has no jobs (an empty choice or a glob() that matches no "
+       "option)"),
+    _c("swept-store", "-m tracking.uri=sqlite:///{data}/a.db,sqlite:///{data}/b.db",
+       "tracking.uri: a sweep writes to one store, these jobs to 2; run one sweep per store"),
     # ---------------------------------------------------------------- store: cannot be opened
     _c("store-under-a-file", "tracking.uri=sqlite:///{data}/afile/mlflow.db",
        "tracking.uri: {data}/afile is a file, not a folder", "store"),

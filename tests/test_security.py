@@ -194,3 +194,114 @@ def test_an_experiments_artifacts_stay_inside_the_store(store, name):
     assert (location.name == name) == (name in ("spiketune",))
     # two names that slug alike keep folders of their own
     assert artifact_folder("a/b") != artifact_folder("a_b") == "a_b"
+
+
+# ------------------------------------------------------------------ issue 23: values that run code
+def evil_preset(folder: Path, src: Path, dst: Path) -> Path:
+    """A preset outside conf/ whose ``hydra.callbacks`` copy ``src`` to ``dst`` when Hydra
+    instantiates them (what a preset from elsewhere can do once it is loaded)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evil.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    evil:\n      _target_: shutil.copyfile\n"
+        f"      src: {src}\n      dst: {dst}\n")
+    return folder / "evil.yaml"
+
+
+def refused_in_one_line(proc, key: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"spiketune: {key}: "), proc.stderr
+
+
+def cases_that_would_run_code(tmp_path: Path) -> dict[str, list[str]]:
+    secret, dst = tmp_path / "secret.txt", tmp_path / "stolen.txt"
+    secret.write_text("secret\n")
+    preset = evil_preset(tmp_path / "presets", secret, dst)
+    up = "../" * len((REPO / "conf").parts)  # from conf/experiment up to /
+    return {
+        # issue 23 case 1: oc.create turns another key's string into a node with a _target_
+        "oc-create": [f"tracking.run_name={{_target_:shutil.copyfile,src:{secret},dst:{dst}}}",
+                      "hydra.callbacks.sweep='${oc.create:${tracking.run_name}}'"],
+        # case 2: a group choice that is a path loads a preset from outside conf/
+        "choice-path": [f"experiment={up}{str(preset.with_suffix('')).lstrip('/')}"],
+        # case 3: a search path adds a folder of presets
+        "searchpath": [f"hydra.searchpath=[file://{preset.parent}]", "experiment=evil"],
+    }
+
+
+@pytest.mark.parametrize("case, key", [("oc-create", "hydra.callbacks.sweep"),
+                                        ("choice-path", "experiment="),
+                                        ("searchpath", "hydra.searchpath")])
+def test_no_command_line_value_makes_hydra_call_python(tmp_path, uri, case, key):
+    """Each of these ran ``shutil.copyfile`` before issue 23; now each is refused in one line,
+    nothing is copied and no store is created."""
+    args = cases_that_would_run_code(tmp_path)[case]
+    proc = cli(args, uri=uri, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith(f"spiketune: {key}"), proc.stderr
+    assert not (tmp_path / "stolen.txt").exists()
+    assert not Path(uri[len("sqlite:///"):]).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["presets", "secret.txt"]
+
+
+def test_hydra_would_load_a_preset_by_path(tmp_path):
+    """Why group choices are checked: Hydra itself resolves ``experiment=../../x`` to a file
+    outside conf/ (and runs its callbacks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+
+    from framework.app.cli import CONF
+
+    args = cases_that_would_run_code(tmp_path)["choice-path"]
+    compose()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = hydra_compose("config", overrides=args, return_hydra_config=True)
+    Callbacks(full)
+    assert (tmp_path / "stolen.txt").read_text() == "secret\n"
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["experiment=../x"], "experiment=../x"),
+    (["experiment=/abs/x"], "experiment=/abs/x"),  # a missing preset used to be ignored
+    (["-m", "model=dense,../../x"], "model=../../x"),
+    (["hydra/launcher=../../x"], "hydra/launcher=../../x"),
+    (["+experiment=a/b"], "experiment=a/b"),
+    (["hydra.searchpath=[pkg://evil]"], "hydra.searchpath"),
+    (["hydra.hydra_logging.handlers.x.filename=/tmp/x"],
+     "hydra.hydra_logging.handlers.x.filename"),
+    (["hydra.job_logging={handlers:{file:{filename:/tmp/x}}}"],
+     "hydra.job_logging.handlers.file.filename"),
+    (["hydra.sweep.subdir=../../x"], "hydra.sweep.subdir"),
+    (["hydra.launcher.n_jobs='${oc.env:HOME}'"], "hydra.launcher.n_jobs"),
+    (["tracking.run_name='${oc.decode:\"{a: 1}\"}'"], "tracking.run_name"),
+    (["-m", "paths.store=sqlite:///a.db,sqlite:///b.db"], "paths.store"),
+    (["tags=[Spiketune.sweep:child]"], "tags[0]"),
+])
+def test_paths_and_node_creating_values_are_refused(overrides, key):
+    with pytest.raises(UserError) as err:
+        prevalidate(overrides)
+    assert str(err.value).startswith(f"{key}"), str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=georgopoulos"], ["hydra/launcher=parallel"], ["debug=smoke"],
+    ["hydra.sweep.subdir=${hydra.job.num}"], ["hydra.run.dir=runs/a"],
+    ["tracking.run_name=${tracking.experiment}"], ["tags=[team:spiketune.x, mlflowish]"],
+    ["-m", "seed=1,2", "tracking.run_name=r${seed}"],
+])
+def test_names_and_plain_interpolations_stay_allowed(overrides):
+    prevalidate(overrides)
+
+
+def test_a_job_log_cannot_be_written_elsewhere(tmp_path, uri):
+    """Issue 23 case 4: the log handler's file name wrote the job's log anywhere."""
+    target = tmp_path / "cron" / "evil"
+    target.parent.mkdir()
+    proc = cli([f"hydra.job_logging.handlers.file.filename={target}"], uri=uri, cwd=tmp_path,
+               timeout=120)
+    refused_in_one_line(proc, "hydra.job_logging.handlers.file.filename")
+    assert list(target.parent.iterdir()) == []
