@@ -7,6 +7,7 @@ pre-validation refuses command-line overrides that would reach those (:func:`ref
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -305,3 +306,107 @@ def test_a_job_log_cannot_be_written_elsewhere(tmp_path, uri):
                timeout=120)
     refused_in_one_line(proc, "hydra.job_logging.handlers.file.filename")
     assert list(target.parent.iterdir()) == []
+
+
+# ------------------------------------------------------------------ issue 23: no password anywhere
+def test_a_servers_password_moves_to_mlflows_environment(monkeypatch):
+    """Issue 23 cases 6-8: taken out of the override before Hydra sees it, an http(s) store's
+    password is in no config, saved override, launcher pickle, tag or printed line."""
+    from framework.app.cli import credentials_to_environment
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    argv = ["-m", "seed=1,2", "tracking.uri=http://bob:p%40w@127.0.0.1:5000",
+            "++paths.store='https://:tok@h/x'", "dataset.path=http://a:b@h/x.csv"]
+    assert credentials_to_environment(argv) == [
+        "-m", "seed=1,2", "tracking.uri='http://127.0.0.1:5000'", "++paths.store='https://h/x'",
+        "dataset.path=http://a:b@h/x.csv"]  # not a store: left to be refused as a file name
+    import os
+
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "", "tok")
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg", "all", "--resolve"],
+                                   ["--info", "config"]])
+def test_printed_configs_mask_a_database_password(flags):
+    """Issue 23 case 9: ``--cfg`` printed the password of a database URI."""
+    proc = cli([*flags, "tracking.uri=postgresql://ada:s3cret@db/mlflow"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert "postgresql://ada:***@db/mlflow" in proc.stdout
+
+
+def test_a_sqlite_query_is_in_no_file_name(tmp_path):
+    """Issue 23 case 9: ``?password=`` in an sqlite URI became part of the lock file's name (and
+    the lock and the integrity check applied to another path than the store's)."""
+    import warnings
+
+    from framework.tracking.store import open_store, resolve_uri, sqlite_file
+
+    uri = f"sqlite:///{tmp_path / 'st' / 'a.db'}?password=hunter2"
+    assert sqlite_file(uri) == tmp_path / "st" / "a.db"
+    with warnings.catch_warnings():  # SQLAlchemy warns that pysqlite ignores the argument
+        warnings.simplefilter("ignore")
+        open_store(uri)
+    assert sorted(p.name for p in (tmp_path / "st").iterdir()) == ["a.db", "a.db.lock"]
+    assert resolve_uri("sqlite:///rel.db?mode=ro").endswith("/rel.db?mode=ro")
+
+
+@pytest.fixture
+def plain_server(tmp_path):
+    """A real ``mlflow server`` on an sqlite store, without auth (it ignores the credentials a
+    client sends, which is all these tests need); stopped by the process id it started."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from helpers.services import free_port, listening
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
+         str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not listening(port):  # readiness, not a race: the test needs the port open
+        assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+        time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}", tmp_path / "server.db"
+    for child in psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_sweeps_password_is_in_no_store_file_or_output(plain_server, tmp_path):
+    """Issue 23 cases 6-8 replayed: a submitit sweep on a server with ``bob:hunter2@`` in
+    tracking.uri. The password is in no tag or param of the parent or the children, in no file
+    of the sweep's folder (Hydra's saved configs, the sweep records, submitit's pickles and
+    logs), and on neither stdout nor stderr; MLflow's own "View run" lines are not printed."""
+    import sqlite3
+
+    url, db = plain_server
+    out = tmp_path / "out"
+    secret = "hunter2zz"
+    args = ["-m", "seed=1,2", "dataset=file", f"dataset.path={tmp_path / 'missing.csv'}",
+            f"tracking.uri=http://bob:{secret}@{url.removeprefix('http://')}",
+            "tracking.experiment=secrets", f"paths.outputs={out}", "hydra/launcher=local"]
+    proc = cli(args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr  # the jobs fail on the missing file, before TF
+    assert secret not in proc.stdout + proc.stderr
+    assert "View run" not in proc.stdout + proc.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".pkl" for p in files) and any(p.name == "overrides.yaml"
+                                                         for p in files)
+    assert [p for p in files if secret.encode() in p.read_bytes()] == []
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        stored = [v for t in ("tags", "params") for (v,) in con.execute(f"select value from {t}")]
+        statuses = [s for (s,) in con.execute("select status from runs")]
+    assert any("spiketune.overrides" in v or "seed=" in v for v in stored)
+    assert [v for v in stored if secret in v] == []
+    assert sorted(statuses) == ["FAILED"] * 3  # the parent and both children

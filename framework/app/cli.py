@@ -6,13 +6,15 @@ value or option exits 2 with one line, in well under a second.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import re
 import sys
 import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ from framework.errors import (
 )
 from framework.paths import CONF
 from framework.plugin_host import check_names
-from framework.redact import redact
+from framework.redact import SERVER_ENV, redact, split_credentials
 
 if TYPE_CHECKING:  # Hydra is imported where it is used: `spiketune --help` imports none of it
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -460,12 +462,29 @@ def _check(argv: list[str]) -> None:
         _exit(EXIT_INTERRUPTED, interruption(ex) or "interrupted")
 
 
+@contextlib.contextmanager
+def _masked_stdout(runs: bool) -> Iterator[None]:
+    """What Hydra prints without running a job (``--cfg``, ``--info``, a usage error), passwords
+    masked; a
+    run's own stdout lines are masked where they are written (framework/progress.py)."""
+    if runs:
+        yield
+        return
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        sys.stdout.write(redact(out.getvalue()))
+        sys.stderr.write(redact(err.getvalue()))
+
+
 def _launch(argv: list[str]) -> None:
     """Run the Hydra app on ``argv``: each way it can end becomes one line and an exit code."""
     sys.argv = [sys.argv[0]] + argv
     try:
         # a sweep: its parent run ends KILLED/FAILED on errors; failed jobs make exit 2
-        with sweep_records.guard():
+        with sweep_records.guard(), _masked_stdout(split_args(argv)[2]):
             _app()()
     except UserError as ex:
         _exit(EXIT_USER, str(ex))
@@ -482,6 +501,39 @@ def _launch(argv: list[str]) -> None:
         sys.exit(EXIT_INTERNAL)
 
 
+#: the keys that name the tracking store
+_STORE_KEYS = ("tracking.uri", "paths.store")
+
+
+def credentials_to_environment(argv: list[str]) -> list[str]:
+    """``argv`` with an http(s) store's ``user:password@`` moved to MLflow's own environment
+    variables (:data:`framework.redact.SERVER_ENV`), which every job inherits.
+
+    Taken out before Hydra sees the override, the password is in no config, saved override,
+    launcher pickle, sweep record, run tag or line Hydra or MLflow prints; masking
+    (:func:`framework.redact.redact`) stays for what cannot move (a database URI's password).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for arg in argv:
+        key, eq, _ = arg.partition("=")
+        split = None
+        if eq and key.lstrip("+") in _STORE_KEYS:
+            try:
+                value = OverridesParser.create().parse_override(arg).value()
+            except Exception:  # noqa: BLE001 - composition reports a syntax error with its key
+                value = None
+            split = split_credentials(value) if isinstance(value, str) else None
+        if split is None or "'" in split[0] or "\\" in split[0]:
+            out.append(arg)
+            continue
+        uri, user, password = split
+        os.environ.update(zip(SERVER_ENV, (user, password)))
+        out.append(f"{key}='{uri}'")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune`` and ``python -m framework``."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -492,6 +544,8 @@ def main(argv: list[str] | None = None) -> None:
         print(usage.text(CONF))
         return
     install_signal_handlers()
+    if any(a.lstrip("+").startswith(_STORE_KEYS) for a in argv):
+        argv = credentials_to_environment(argv)
     _check(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _prepare()

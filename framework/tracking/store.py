@@ -50,15 +50,23 @@ def resolve_uri(uri: str) -> str:
     if not uri:
         return default_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{(launch_dir() / uri[len('sqlite:///'):]).resolve()}"
+        query = uri.partition("?")[2]
+        return f"sqlite:///{(launch_dir() / sqlite_file(uri)).resolve()}" + (
+            f"?{query}" if query else "")
     return uri
+
+
+def sqlite_file(uri: str) -> Path:
+    """The database file of an ``sqlite:///`` URI, without the URI's query: ``?mode=ro`` (or a
+    ``?password=``) is not part of the file's name, nor of its lock's."""
+    return Path(uri[len("sqlite:///"):].partition("?")[0])
 
 
 def artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: beside a sqlite store, else the server's
     choice."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        return (sqlite_file(uri).parent / "mlartifacts").as_uri()
     return None
 
 
@@ -90,9 +98,11 @@ def open_store(uri: str) -> Any:
     # creating a new store logs its schema migrations at INFO; the user asked for none of that
     for name in ("mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow prints "View run ... at: <server URL>" for every run to a server: not on our stdout
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     scheme = _check_scheme(uri)
     if uri.startswith("sqlite:///"):
-        _check_sqlite(Path(uri[len("sqlite:///"):]))
+        _check_sqlite(sqlite_file(uri))
     elif scheme in ("http", "https"):
         _reachable(uri)
     try:
@@ -180,7 +190,7 @@ def _store_lock(uri: str) -> Iterator[None]:
         return
     import fcntl
 
-    with open(f"{uri[len('sqlite:///'):]}.lock", "a+") as fh:
+    with open(f"{sqlite_file(uri)}.lock", "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
