@@ -410,3 +410,14 @@ def test_a_sweeps_password_is_in_no_store_file_or_output(plain_server, tmp_path)
     assert any("spiketune.overrides" in v or "seed=" in v for v in stored)
     assert [v for v in stored if secret in v] == []
     assert sorted(statuses) == ["FAILED"] * 3  # the parent and both children
+
+
+def test_sweep_records_mask_a_database_password(tmp_path):
+    """Issue 23 case 7: ``.spiketune/parent.json`` and ``job-*.json`` held the store's URI and
+    the jobs' overrides as given."""
+    from framework.app.sweep_records import write_json
+
+    write_json(tmp_path / "parent.json", {"uri": "postgresql://a:pw9@h/db", "overrides": [
+        "tracking.uri=postgresql\\://a\\:pw9@h/db"]})
+    text = (tmp_path / "parent.json").read_text()
+    assert "pw9" not in text and text.count("***") == 2
