@@ -19,14 +19,15 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 #: ``scheme://user:password@``: the password part (user names stay: they say whose store it is);
-#: also as Hydra writes an override back (``http\://bob\:pw@h``: its ``:`` escaped)
-_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\?://[^\s:/@'\"\\]*\\?:)"
+#: also as Hydra writes an override back (``http\://bob\:pw@h``: its ``:`` escaped, and again
+#: in JSON)
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\*://[^\s:/@'\"\\]*\\*:)"
                        r"(?P<secret>[^\s@/'\"]+)@")
 #: ``?password=...``, ``&client_secret=...``, ``sas_token=...``, ``&sig=...`` in a query string,
 #: ``PGPASSWORD=...``-like assignments: any key that ends in one of these words (Hydra's
 #: ``\=`` too)
 _QUERY = re.compile(r"(?P<head>(?<![A-Za-z0-9])[A-Za-z0-9_\-]*?(?:password|passwd|pwd|"
-                    r"token|secret|api_?key|credentials?|sig|signature)\\?=)"
+                    r"token|secret|api_?key|credentials?|sig|signature)\\*=)"
                     r"(?P<secret>[^\s&;'\"\\]+)", re.IGNORECASE)
 
 
