@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,6 +276,32 @@ CASES: list[Case] = [
        "dataset.path: {data}/pipe.csv is not a regular file (a pipe, device or socket)", "run"),
     _c("analysis-not-for-this-data", "dataset=digits analysis=[tuning]",
        "analysis[0]: 'tuning' cannot run on dataset 'digits': …", "run"),
+    # issue 23: data read as written, or refused naming the column and line
+    _c("csv-duplicate-header", "dataset=file dataset.path={data}/dupheader.csv",
+       "dataset.path: dupheader.csv names the column 'target' more than once in its header; "
+       "give each column its own name", "run"),
+    _c("csv-beyond-float32", "dataset=file dataset.path={data}/float32.csv",
+       "dataset.features: column 'c1' of float32.csv holds 1e+39 at line 8, beyond the float32 "
+       "range (±3.4e+38) the network computes in; rescale it", "run"),
+    _c("csv-target-beyond-float32",
+       "dataset=file dataset.path={data}/float32target.csv dataset.task=regression",
+       "dataset.target: column 'target' of float32target.csv holds -5e+38 at line 5, beyond the "
+       "float32 range (±3.4e+38) the network computes in; rescale it", "run"),
+    _c("csv-giant-line", "dataset=file dataset.path={data}/giantline.csv",
+       "dataset.path: cannot read giantline.csv as csv: Error tokenizing data. C error: Expected "
+       "3 fields in line 11, saw 200004", "run"),
+    _c("npz-scalar-target", "dataset=file dataset.path={data}/scalar.npz",
+       "dataset.target: array 'target' of scalar.npz is a single value, not one per sample",
+       "run"),
+    _c("npz-raw-member", "dataset=file dataset.path={data}/rawpickle.npz",
+       "dataset.target: 'target' in rawpickle.npz is not a numpy array (a raw or pickled member, "
+       "left unread)", "run"),
+    _c("npz-declares-huge-shape", "dataset=file dataset.path={data}/hugeshape.npz",
+       "dataset.path: array 'target' of hugeshape.npz declares 26.4 TB, more than the memory "
+       "limit of …", "run"),
+    _c("npz-declares-big-shape", "dataset=file dataset.path={data}/bigshape.npz",
+       "dataset.path: array 'target' of bigshape.npz declares 480 GB, more than the memory "
+       "limit of …", "run"),
     # ---------------------------------------------------------------- tf: after TensorFlow loads
     _c("model-file-not-a-model", "model=keras_file model.path={data}/model.h5",
        "model.path: model.h5 is neither an HDF5 nor a zip Keras file …", "tf"),
@@ -373,6 +400,39 @@ def write_bad_files(folder: Path) -> None:
         f.seek(4096)
         f.write(bytes(range(256)) * 64)
     (folder / "afile").write_text("a file where a folder is expected\n")
+    write_issue23_files(folder)
+
+
+def write_issue23_files(folder: Path) -> None:
+    """Issue 23's data files: read as written, or refused naming where they go wrong."""
+    import pickle
+
+    import numpy as np
+
+    rows = [f"{i * 0.1:.1f},{(i % 3) * 0.5:.1f},{i % 2}" for i in range(40)]
+    (folder / "dupheader.csv").write_text("c0,target,target\n" + "\n".join(rows) + "\n")
+    big = rows.copy()
+    big[6] = "0.1,1e39,1"  # data row 6 is line 8
+    (folder / "float32.csv").write_text("c0,c1,target\n" + "\n".join(big) + "\n")
+    (folder / "float32target.csv").write_text("c0,c1,target\n" + "\n".join(
+        rows[:3] + ["0.1,0.2,-5e38"] + rows[4:]) + "\n")
+    giant = rows[:9] + [",".join("7" for _ in range(200_004))] + rows[9:]  # line 11
+    (folder / "giantline.csv").write_text("c0,c1,target\n" + "\n".join(giant) + "\n")
+    x = np.zeros((40, 3))
+    np.savez(folder / "scalar.npz", x=x, target=np.array(3))
+    with zipfile.ZipFile(folder / "rawpickle.npz", "w") as z:
+        with z.open("x.npy", "w") as f:
+            np.save(f, x)
+        z.writestr("target.npy", pickle.dumps(list(range(40))))
+    for name, shape in (("hugeshape.npz", (1 << 20, 1 << 20, 3)),
+                        ("bigshape.npz", (60_000_000_000,))):
+        with zipfile.ZipFile(folder / name, "w") as z:
+            with z.open("x.npy", "w") as f:
+                np.save(f, x)
+            with z.open("target.npy", "w") as f:  # a header declaring far more than it holds
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                f.write(b"\0" * 64)
 
 
 def snapshot(folder: Path) -> dict[str, tuple]:
