@@ -10,10 +10,11 @@ directory (nothing is decompressed) and refused beyond the same limit.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -92,13 +93,14 @@ def check_simulation(n_samples: int, n_steps: int, n_features: int, minibatch: i
 def _declared_bytes(member: IO[bytes]) -> int | None:
     """The bytes a ``.npy`` member's header declares (shape × item size), read from its header
     alone; None when it is not a ``.npy`` array (the reader names that)."""
+    npy: Any = np.lib.format  # untyped in numpy's stubs
     try:
-        version = np.lib.format.read_magic(member)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0(member) if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0(member))
+        version = npy.read_magic(member)
+        shape, _, dtype = (npy.read_array_header_1_0(member) if version == (1, 0)
+                           else npy.read_array_header_2_0(member))
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         return None
-    return int(np.prod(shape, dtype=object)) * dtype.itemsize
+    return math.prod(int(n) for n in shape) * int(dtype.itemsize)
 
 
 def check_npz_members(path: Path, key: str) -> None:
