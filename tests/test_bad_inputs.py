@@ -316,6 +316,12 @@ CASES: list[Case] = [
        "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0", "tf"),
     _c("diverging-training", " ".join(TINY_REACH) + " training.learning_rate=1e6",
        "training.learning_rate: training diverged …", "tf"),
+    _c("model-config-a-list", "model=keras_file model.path={data}/cfglist.keras",
+       "model.path: cfglist.keras stores a malformed model config (a list where an object "
+       "belongs), not a Keras model's", "tf"),
+    _c("model-config-null", "model=keras_file model.path={data}/cfgnull.h5",
+       "model.path: cfgnull.h5 stores a malformed model config (null where an object belongs), "
+       "not a Keras model's", "tf"),
     _c("simulation-too-big", " ".join(TINY_REACH) + " simulation.n_steps=10000000",
        "simulation.n_steps: 24 samples × 10000000 steps of 16 neurons need about …", "tf"),
 ]
@@ -403,6 +409,19 @@ def write_bad_files(folder: Path) -> None:
     write_issue23_files(folder)
 
 
+def write_model_config(path: Path, stored: object) -> None:
+    """A model file (``.keras`` zip or ``.h5``) whose stored config is ``stored``, as JSON."""
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("config.json", json.dumps(stored))
+            z.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+    else:
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f.attrs["model_config"] = json.dumps(stored)
+
+
 def write_issue23_files(folder: Path) -> None:
     """Issue 23's data files: read as written, or refused naming where they go wrong."""
     import pickle
@@ -424,6 +443,8 @@ def write_issue23_files(folder: Path) -> None:
         with z.open("x.npy", "w") as f:
             np.save(f, x)
         z.writestr("target.npy", pickle.dumps(list(range(40))))
+    for name, stored in (("cfglist.keras", [1, 2]), ("cfgnull.h5", None)):
+        write_model_config(folder / name, stored)
     for name, shape in (("hugeshape.npz", (1 << 20, 1 << 20, 3)),
                         ("bigshape.npz", (60_000_000_000,))):
         with zipfile.ZipFile(folder / name, "w") as z:
@@ -661,6 +682,37 @@ def test_unreadable_data_file_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(UserError) as err:
         userdata.load_file(FileDataset(path=str(path)), seed=0)
     assert str(err.value) == "dataset.path: cannot read locked.csv: Permission denied"
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("stored, what", [
+    ([1, 2], "a list where an object belongs"), (None, "null where an object belongs"),
+    (7, "a number where an object belongs"), ("abc", "a string where an object belongs"),
+    ({"class_name": "Sequential", "config": [1]}, "its 'config' or 'layers' are not objects"),
+    ({"class_name": "Sequential", "config": {"layers": [1]}},
+     "its 'config' or 'layers' are not objects"),
+    ({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": 5}}]}},
+     "'int' object is not subscriptable"),
+])
+def test_a_model_files_stored_config_of_another_shape_is_one_line(tmp_path, suffix, stored, what):
+    """Issue 23 case 20: a stored config that is a list, null, a number or a string (or holds
+    one where an object or list belongs) was an AttributeError; the screen reads it as data."""
+    from framework.errors import UserError
+    from framework.keras_io import screen
+
+    path = tmp_path / f"m{suffix}"
+    write_model_config(path, stored)
+    with pytest.raises(UserError) as err:
+        screen.stored_input_shape(path)
+    assert str(err.value) == (f"model.path: m{suffix} stores a malformed model config ({what}), "
+                              f"not a Keras model's")
+    if what.startswith("'int'"):
+        return  # the screen reads the shape only for the input layer's size
+    with pytest.raises(UserError) as err:
+        screen.inspect(path, True, set(), set())
+    assert str(err.value) == (f"model.path: m{suffix} stores a malformed model config ({what}), "
+                              f"not a Keras model's")
 
 
 # -------------------------------------------------------------------------------- the docs table
