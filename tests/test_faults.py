@@ -540,3 +540,45 @@ def test_a_signal_waits_for_a_store_call_and_only_a_burst_tail_is_dropped():
     assert proc.stdout.splitlines() == ["raised after the call",
                                         "ending not interrupted: interrupted by SIGTERM",
                                         "burst tail not raised"]
+
+
+# ---------------------------------------------------------------- issue 23: files read with limits
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge"])
+def test_a_cache_manifest_that_never_ends_is_not_read(tmp_path, kind):
+    """Issue 23 case 16: ``manifest.json`` replaced by a link to /dev/zero was read without
+    limit (23.6 GB, then the OOM killer, the run left RUNNING); a pipe would block the open. Now
+    the entry is told unreadable at once and rebuilt. Checked in a child process whose address
+    space is capped at 2 GB, so a regression fails here instead of exhausting the machine."""
+    entry = tmp_path / "k1"
+    entry.mkdir()
+    manifest = entry / "manifest.json"
+    if kind == "dev-zero":
+        manifest.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(manifest)
+    else:
+        manifest.write_text('{"key": "k1", "files": {}, "pad": "' + "x" * (2 << 20) + '"}')
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+        from pathlib import Path
+        from framework import cache
+        print(cache.verify(Path({str(entry)!r}), "k1"))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "manifest.json unreadable (ValueError)"
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_before_anything_runs(tmp_path):
+    """Issue 23 case 21: ``$SPIKETUNE_CACHE_DIR`` naming a file was a traceback mid-run."""
+    (tmp_path / "afile").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "framework", "seed=1",
+                           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"], cwd=str(REPO),
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, SPIKETUNE_CACHE_DIR=str(tmp_path / "afile")))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"spiketune: paths.cache: {tmp_path / 'afile'} is a file, not a folder"]
+    assert not (tmp_path / "mlflow.db").exists()

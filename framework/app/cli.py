@@ -263,7 +263,13 @@ def check_output_dir(hydra_cfg: DictConfig, multirun: bool) -> None:
         path = Path(str(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir)).absolute()
     except Exception:  # noqa: BLE001 - a resolver only a Hydra run has: Hydra reports it itself
         return
-    for folder in [path, *path.parents]:  # the nearest existing one decides
+    check_folder(path, key)
+
+
+def check_folder(path: Path, key: str) -> None:
+    """Refuse a folder spiketune is to create or write in when it cannot: the nearest existing
+    one of ``path`` and its parents decides (``$SPIKETUNE_CACHE_DIR`` set to a file, say)."""
+    for folder in [path, *path.parents]:
         if folder.exists():
             if not folder.is_dir():
                 raise UserError(f"{key}: {folder} is a file, not a folder")
@@ -332,6 +338,8 @@ def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int
         obj = config.validate(cfg)
         check_names(list(cfg.analysis))
         stores.add(obj.tracking.uri)
+        if obj.training.cache and obj.paths.cache:  # relative: from the launch directory
+            check_folder(Path(obj.paths.cache).expanduser().absolute(), "paths.cache")
     if multirun:
         _check_sweep(overrides, len(combos), stores)
     if not multirun:
