@@ -582,3 +582,25 @@ def test_a_cache_folder_that_is_a_file_is_refused_before_anything_runs(tmp_path)
     assert proc.stderr.strip().splitlines() == [
         f"spiketune: paths.cache: {tmp_path / 'afile'} is a file, not a folder"]
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_orphans_of_every_experiment_are_ended_at_the_next_start(store, capsys):
+    """Issue 23 case 19: a run of experiment ``a`` whose owner is gone was ended only by a start
+    in ``a``, though docs/sweeps.md says "the next start on that host"."""
+    import psutil
+
+    from framework.tracking.store import Tracker, open_store
+
+    dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    start = psutil.Process(dead.pid).create_time()
+    dead.kill()
+    dead.wait()
+    client = open_store(store)
+    owned = {"spiketune.owner.host": socket.gethostname(), "spiketune.owner.pid": str(dead.pid),
+             "spiketune.owner.start": f"{start:.2f}"}
+    left = client.create_run(client.create_experiment("a"), tags=owned).info.run_id
+    nxt = Tracker(store, "b", "next")
+    assert client.get_run(left).info.status == "KILLED"
+    assert capsys.readouterr().err.count("ended KILLED") == 1
+    nxt.end("FINISHED")

@@ -248,9 +248,10 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
         return str(retry(lambda: client.get_experiment_by_name(name).experiment_id))
 
 
-def end_orphans(client: Any, experiment_id: str) -> int:
-    """End KILLED the runs of ``experiment_id`` left RUNNING on this host by a process that is
-    gone (SIGKILL, the OOM killer, a power cut: nothing could end them then); says so in one line.
+def end_orphans(client: Any, experiment_id: str | None = None) -> int:
+    """End KILLED the runs left RUNNING on this host by a process that is gone (SIGKILL, the OOM
+    killer, a power cut: nothing could end them then), in every experiment of the store (the
+    starting run's ``experiment_id`` is searched first); says so in one line.
 
     One search of the RUNNING runs owned on this host, at every run's and sweep's start. A run is
     its owner's (``spiketune.owner.*`` tags); one whose pid is alive but started at another time
@@ -263,9 +264,12 @@ def end_orphans(client: Any, experiment_id: str) -> int:
         How many runs were ended.
     """
     host = lifecycle.me().host
-    found = retry(client.search_runs, [experiment_id], max_results=1000,
-                  filter_string=f"attributes.status = 'RUNNING' and "
-                                f"tags.`{lifecycle.HOST_TAG}` = '{host}'")
+    ids = [str(e.experiment_id) for e in retry(client.search_experiments, max_results=1000)]
+    ids = sorted(set(ids), key=lambda i: i != experiment_id)
+    found = [run for i in range(0, len(ids), 100)
+             for run in retry(client.search_runs, ids[i:i + 100], max_results=1000,
+                              filter_string=f"attributes.status = 'RUNNING' and "
+                                            f"tags.`{lifecycle.HOST_TAG}` = '{host}'")]
     ended = 0
     for run in found:
         owner = lifecycle.owner_of(run.data.tags)
