@@ -754,14 +754,17 @@ def table() -> str:
 SECURITY = """\
 ## What is and is not a security boundary
 
-These checks are for mistakes, not for attackers. Plainly:
+docs/security.md is the threat model: what is trusted, and what each untrusted source can and
+cannot do, each promise with its test. In short:
 
 - **A config is code.** A YAML file in `conf/`, an `experiment=` preset or a `hydra/` group can
   make Hydra import and call Python (callbacks, launchers, logging handlers): only use config
   folders you would run as a script. spiketune itself instantiates nothing from configs; it picks
   components by registry name. What the checks do stop is the command line reaching that
   machinery: no `_target_`-style key, added callback, environment variable or logging class under
-  `hydra.` may come from an override, interpolations (`${oc.decode:...}`) included.
+  `hydra.` may come from an override, no `oc.create`/`oc.decode` anywhere, no interpolation under
+  Hydra's instantiated parts; a group choice is an option's name, never a path, and
+  `hydra.searchpath` is refused, so no preset loads from outside `conf/`.
 - **The working directory is not code.** `python -m framework` and `spiketune` never import from
   the folder they run in (a `plugins/` or `hydra_plugins/` folder there is ignored).
 - **Plugins are code**: every module in `plugins/` and every `spiketune.analyses` entry point is

@@ -604,3 +604,28 @@ def test_orphans_of_every_experiment_are_ended_at_the_next_start(store, capsys):
     assert client.get_run(left).info.status == "KILLED"
     assert capsys.readouterr().err.count("ended KILLED") == 1
     nxt.end("FINISHED")
+
+
+def test_a_run_whose_artifacts_did_not_all_land_is_not_finished(store):
+    """Issue 23 case 17: the artifact folder deleted mid-run, the run still ended FINISHED with
+    three of four artifacts gone. Ending it FINISHED now raises the one line, and the pipeline's
+    failure path ends it FAILED with that line as its ``error`` tag."""
+    import shutil
+
+    from framework.errors import UserError
+    from framework.tracking.store import Tracker
+
+    tracker = Tracker(store, "spiketune", "artifacts")
+    tracker.artifact_text("a: 1\n", "config.yaml")
+    tracker.artifact_text("{}", "scaling.json")
+    folder = Path(tracker.artifact_uri.removeprefix("file://"))
+    shutil.rmtree(folder)
+    tracker.artifact_text("x", "report.html")  # MLflow makes the folder again for later ones
+    with pytest.raises(UserError) as err:
+        tracker.end("FINISHED")
+    assert str(err.value) == (f"tracking.uri: 2 of 3 artifacts of this run are gone from "
+                              f"{folder} (config.yaml, scaling.json); it was deleted or moved "
+                              f"during the run")
+    tracker.end("FAILED", str(err.value))
+    run = tracker.client.get_run(tracker.run_id)
+    assert (run.info.status, run.data.tags["error"]) == ("FAILED", str(err.value))

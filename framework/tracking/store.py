@@ -336,6 +336,7 @@ class Tracker:
         self.run_name = run.info.run_name
         self.tags = {k: str(v) for k, v in base.items()}
         self.artifact_uri = run.info.artifact_uri
+        self.logged: list[str] = []  # artifact paths, checked at a FINISHED end
         self.ended = False
         lifecycle.opened(self)  # a sweep worker's watchdog ends it if the launcher dies
         self._monitor = self._start_monitor() if system_metrics else None
@@ -394,9 +395,27 @@ class Tracker:
 
     def artifact_dir(self, path: Path, artifact_path: str | None = None) -> None:
         retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
+        self.logged += [str(Path(artifact_path or "") / f.relative_to(path))
+                        for f in sorted(Path(path).rglob("*")) if f.is_file()]
 
     def artifact_text(self, text: str, name: str) -> None:
         retry(self.client.log_text, self.run_id, redact(text), name)
+        self.logged.append(name)
+
+    def check_artifacts(self) -> None:
+        """Raise UserError when an artifact this run logged is gone from a local artifact folder
+        (deleted or moved while the run went on): such a run is not FINISHED."""
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(self.artifact_uri or "")
+        if parts.scheme not in ("", "file"):
+            return  # a server's artifact store: it answered each upload
+        folder = Path(unquote(parts.path))
+        missing = [name for name in self.logged if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"tracking.uri: {len(missing)} of {len(self.logged)} artifacts of "
+                            f"this run are gone from {folder} ({', '.join(missing[:3])}); it was "
+                            f"deleted or moved during the run")
 
     def dataset(self, data: Any) -> None:
         """Log the dataset as an MLflow input: name, source, digest and shapes."""
@@ -415,6 +434,8 @@ class Tracker:
         """Set the final status (FINISHED, FAILED or KILLED), with the one-line ``error`` tag."""
         if self.ended:
             return
+        if status == "FINISHED":
+            self.check_artifacts()  # raised: the caller ends the run FAILED with the message
         if self._monitor is not None:  # joins its thread: nothing is left running after the run
             monitor, self._monitor = self._monitor, None
             monitor.finish()
