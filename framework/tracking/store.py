@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from framework import lifecycle
-from framework.errors import UserError
+from framework.errors import UserError, check_interrupt
 from framework.paths import default_uri, launch_dir
 from framework.redact import redact
 from framework.tracking.links import ui_links
@@ -435,6 +435,8 @@ class Tracker:
         if self.ended:
             return
         if status == "FINISHED":
+            # a signal a library swallowed is still recorded: the run stopped being a whole run
+            check_interrupt()
             self.check_artifacts()  # raised: the caller ends the run FAILED with the message
         if self._monitor is not None:  # joins its thread: nothing is left running after the run
             monitor, self._monitor = self._monitor, None
