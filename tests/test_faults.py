@@ -665,3 +665,29 @@ def test_an_interrupt_a_library_swallowed_still_ends_the_run_killed(store, cache
     _, killed = only_run(store)
     assert (killed.info.status, killed.data.tags["error"]) == (
         "KILLED", "interrupted by the user (Ctrl-C)")
+
+
+def test_an_https_uri_against_an_http_server_is_one_line_at_once(tmp_path):
+    """Issue 23 case 21: ``https://`` to a plain-http server retried the handshake for about two
+    minutes; the TLS check at open refuses it in one line."""
+    from helpers.services import free_port, listening
+
+    from framework.errors import UserError
+    from framework.tracking.store import open_store
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                               "127.0.0.1"], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not listening(port):  # readiness of the server, not a race
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(UserError) as err:
+            open_store(f"https://127.0.0.1:{port}")
+        assert str(err.value) == (f"tracking.uri: 127.0.0.1:{port} does not answer https "
+                                  f"(WRONG_VERSION_NUMBER); is it http://?")
+    finally:
+        server.kill()
+        server.wait()

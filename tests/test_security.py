@@ -8,6 +8,7 @@ pre-validation refuses command-line overrides that would reach those (:func:`ref
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -353,33 +354,55 @@ def test_a_sqlite_query_is_in_no_file_name(tmp_path):
     assert resolve_uri("sqlite:///rel.db?mode=ro").endswith("/rel.db?mode=ro")
 
 
+class PlainServer:
+    """A real ``mlflow server`` on an sqlite store, without auth (it ignores the credentials a
+    client sends, which is all these tests need); started and stopped by the process id it
+    started, on the same port and store each time."""
+
+    def __init__(self, folder: Path):
+        from helpers.services import free_port
+
+        self.port, self.db, self.folder, self.proc = free_port(), folder / "server.db", folder, None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+        import time
+
+        from helpers.services import listening
+
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+             f"sqlite:///{self.db}", "--default-artifact-root",
+             str(self.folder / "server-artifacts"), "--host", "127.0.0.1", "--port",
+             str(self.port), "--workers", "1"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not listening(self.port):  # readiness, not a race: the test needs the port open
+            assert self.proc.poll() is None and time.monotonic() < deadline, "no mlflow server"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        import psutil
+
+        if self.proc is None:
+            return
+        with contextlib.suppress(psutil.NoSuchProcess):
+            top = psutil.Process(self.proc.pid)
+            for child in top.children(recursive=True) + [top]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+
 @pytest.fixture
 def plain_server(tmp_path):
-    """A real ``mlflow server`` on an sqlite store, without auth (it ignores the credentials a
-    client sends, which is all these tests need); stopped by the process id it started."""
-    import subprocess
-    import sys
-    import time
-
-    import psutil
-    from helpers.services import free_port, listening
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-         f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
-         str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not listening(port):  # readiness, not a race: the test needs the port open
-        assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", tmp_path / "server.db"
-    for child in psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    proc.wait(timeout=30)
+    server = PlainServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.mark.slow
@@ -390,7 +413,7 @@ def test_a_sweeps_password_is_in_no_store_file_or_output(plain_server, tmp_path)
     logs), and on neither stdout nor stderr; MLflow's own "View run" lines are not printed."""
     import sqlite3
 
-    url, db = plain_server
+    url, db = plain_server.url, plain_server.db
     out = tmp_path / "out"
     secret = "hunter2zz"
     args = ["-m", "seed=1,2", "dataset=file", f"dataset.path={tmp_path / 'missing.csv'}",
@@ -438,3 +461,59 @@ def test_every_promise_names_a_test_that_exists():
     ids = [c for group in cases for c in group if c]
     assert len(ids) >= 10
     assert [c for c in ids if f'"{c}"' not in catalogue] == []
+
+
+#: the real pipeline.run around a stand-in stage that waits for a gate file, then logs a metric
+#: (the server is stopped before the gate opens)
+LOGS_AFTER_GATE = """
+import os, sys, time
+from pathlib import Path
+import framework.pipeline as pipeline
+
+def stages(cfg, obj, tracker, console, scratch):
+    print("stages waiting", file=sys.stderr, flush=True)
+    while not Path(os.environ["GATE"]).exists():
+        time.sleep(0.02)
+    tracker.metrics({"x": 1.0})
+    return {}
+
+pipeline._stages = stages
+from framework.app.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_server_that_goes_away_mid_run_is_one_masked_line(plain_server, tmp_path):
+    """Issue 23 case 10: the server stopped mid-run; the run blocked ~4.5 minutes in MLflow's
+    retries and exited 1 with six tracebacks holding the password. Now: one line, exit 2, no
+    password, in seconds (the subprocess's timeout bounds it); once the server is back, the next
+    start ends the run (its owner is gone) instead of leaving it RUNNING."""
+    import subprocess
+    import sys
+
+    from framework.tracking.store import Tracker
+
+    gate, secret = tmp_path / "gate", "hunter3zz"
+    uri = f"http://bob:{secret}@{plain_server.url.removeprefix('http://')}"
+    proc = subprocess.Popen([sys.executable, "-c", LOGS_AFTER_GATE, "tracking.uri=" + uri,
+                             "tracking.experiment=gone", f"paths.outputs={tmp_path / 'out'}"],
+                            cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, GATE=str(gate)))
+    assert "stages waiting" in proc.stderr.readline() + proc.stderr.readline()
+    plain_server.stop()
+    gate.touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert secret not in out + err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "spiketune: tracking.uri: the store stopped working during the run (Max retries "
+        "exceeded); the run is ended at the next start once it answers again")
+    plain_server.start()
+    nxt = Tracker(plain_server.url, "other", "next")
+    nxt.end("FINISHED")
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(plain_server.db)) as con:
+        statuses = sorted(s for (s,) in con.execute("select status from runs"))
+    assert statuses == ["FINISHED", "KILLED"]

@@ -76,19 +76,43 @@ def _transient(ex: Exception) -> bool:
                                    "already exists", "IntegrityError"))
 
 
+#: what a store says when it went away mid-run: a server stopped or unreachable, an sqlite file
+#: deleted, its disk full or read-only
+_GONE = ("Max retries exceeded", "Connection refused", "Failed to establish",
+         "Read timed out", "RemoteDisconnected", "disk I/O error", "database or disk is full",
+         "unable to open database file", "no such table", "readonly database",
+         "No space left on device")
+
+
+def _gone(ex: Exception) -> UserError | None:
+    """The one line for a store that went away (:data:`_GONE`), or None."""
+    text = " ".join(str(ex).split())
+    found = next((s for s in _GONE if s in text), None)
+    if found is None:
+        return None
+    return UserError(f"tracking.uri: the store stopped working during the run ({found}); the run "
+                     f"is ended at the next start once it answers again")
+
+
 def retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
     """Call ``fn``, retrying collisions with other sqlite writers (with jitter). A signal waits
     for the call to end (``lifecycle.held``): one that stops a transaction half-way leaves its
-    connection holding the store's write lock, and the run's ending then waits on it."""
+    connection holding the store's write lock, and the run's ending then waits on it. A store
+    that went away is one line (UserError), not MLflow's tracebacks."""
     for i in range(attempts):
         try:
             with lifecycle.held():
                 return fn(*args, **kwargs)
         except Exception as ex:  # MlflowException wraps the sqlite errors
             if i == attempts - 1 or not _transient(ex):
-                raise
+                raise _gone(ex) or ex from None
             time.sleep(0.05 * (2 ** i) * (0.5 + random.random()))
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+#: MLflow's http retries, unless the user set them: a server that went away is told in seconds
+#: (MLflow's defaults, 7 retries backing off by 2, wait minutes)
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def open_store(uri: str) -> Any:
@@ -104,6 +128,8 @@ def open_store(uri: str) -> Any:
     if uri.startswith("sqlite:///"):
         _check_sqlite(sqlite_file(uri))
     elif scheme in ("http", "https"):
+        for name, value in HTTP_RETRIES.items():
+            os.environ.setdefault(name, value)
         _reachable(uri)
     try:
         with _store_lock(uri):
@@ -210,10 +236,29 @@ def _reachable(uri: str, timeout: float = 5.0) -> None:
         raise UserError(f"tracking.uri: bad port in {uri}") from None
     host = parts.hostname or ""
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as ex:
         why = ex.strerror or type(ex).__name__
         raise UserError(f"tracking.uri: cannot reach {host}:{port} ({why})") from None
+    with sock:
+        if parts.scheme == "https":
+            _speaks_tls(sock, host, port)
+
+
+def _speaks_tls(sock: Any, host: str, port: int) -> None:
+    """Refuse an ``https://`` URI whose server speaks plain http: MLflow would retry the failing
+    handshake for minutes. A certificate MLflow may still accept (its own settings for a private
+    CA or an insecure server) is left to MLflow."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: is it TLS?
+    try:
+        context.wrap_socket(sock, server_hostname=host).close()
+    except (ssl.SSLError, OSError) as ex:
+        raise UserError(f"tracking.uri: {host}:{port} does not answer https "
+                        f"({getattr(ex, 'reason', None) or type(ex).__name__}); is it http://?") \
+            from None
 
 
 def artifact_folder(name: str) -> str:
