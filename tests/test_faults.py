@@ -691,3 +691,18 @@ def test_an_https_uri_against_an_http_server_is_one_line_at_once(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_store_file_deleted_mid_run_is_one_line(tmp_path):
+    """Issue 23 case 21: the sqlite file deleted while the run went on gave 12 tracebacks; each
+    store call now fails with one line (MLflow's own records go to the job's log)."""
+    from framework.errors import UserError
+    from framework.tracking.store import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "spiketune", "deleted")
+    (tmp_path / "mlflow.db").unlink()
+    for call in (lambda: tracker.metrics({"x": 1.0}), lambda: tracker.end("FAILED", "x")):
+        with pytest.raises(UserError) as err:
+            call()
+        assert str(err.value) == ("tracking.uri: the store stopped working during the run "
+                                  "(readonly database)")

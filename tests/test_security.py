@@ -508,7 +508,7 @@ def test_a_server_that_goes_away_mid_run_is_one_masked_line(plain_server, tmp_pa
     assert secret not in out + err and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
         "spiketune: tracking.uri: the store stopped working during the run (Max retries "
-        "exceeded); the run is ended at the next start once it answers again")
+        "exceeded)")
     plain_server.start()
     nxt = Tracker(plain_server.url, "other", "next")
     nxt.end("FINISHED")

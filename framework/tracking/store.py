@@ -90,8 +90,7 @@ def _gone(ex: Exception) -> UserError | None:
     found = next((s for s in _GONE if s in text), None)
     if found is None:
         return None
-    return UserError(f"tracking.uri: the store stopped working during the run ({found}); the run "
-                     f"is ended at the next start once it answers again")
+    return UserError(f"tracking.uri: the store stopped working during the run ({found})")
 
 
 def retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
