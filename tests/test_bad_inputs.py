@@ -746,8 +746,47 @@ def table() -> str:
         c = c.fill(env)
         lines.append(f"| `{c.id}` | {c.stage} | `{cell(' '.join(c.args))}` | "
                      f"`{cell(c.message)}` |")
+    lines += ["", "## Beyond this table", "",
+              "Cases that need a server, a signal or a file changing under a run are tests of "
+              "their own", "(issue 23's numbers; docs/security.md says what each promises):", ""]
+    lines += [f"- {n}. {what}: `{test}`" for n, what, test in ELSEWHERE]
     lines += ["", *SECURITY]
     return "\n".join(lines) + "\n"
+
+
+#: issue 23's cases tested outside the catalogue: (case, what, test)
+ELSEWHERE = [
+    ("1-3", "a command-line value that would make Hydra call Python or load a preset from "
+     "elsewhere", "tests/test_security.py::test_no_command_line_value_makes_hydra_call_python"),
+    ("4", "a job log written elsewhere",
+     "tests/test_security.py::test_a_job_log_cannot_be_written_elsewhere"),
+    ("6-8", "a server's password in a sweep (tags, sweep folder, pickles, output)",
+     "tests/test_security.py::test_a_sweeps_password_is_in_no_store_file_or_output"),
+    ("7", "a database password in the sweep records",
+     "tests/test_security.py::test_sweep_records_mask_a_database_password"),
+    ("9", "`--cfg` and `--info` printing a password",
+     "tests/test_security.py::test_printed_configs_mask_a_database_password"),
+    ("9", "an sqlite URI's `?password=` in a file name",
+     "tests/test_security.py::test_a_sqlite_query_is_in_no_file_name"),
+    ("10", "the tracking server going away mid-run",
+     "tests/test_security.py::test_a_server_that_goes_away_mid_run_is_one_masked_line"),
+    ("15", "an interrupt a library swallowed",
+     "tests/test_faults.py::test_an_interrupt_a_library_swallowed_still_ends_the_run_killed"),
+    ("16", "a cache manifest linked to /dev/zero, a pipe, or oversized",
+     "tests/test_faults.py::test_a_cache_manifest_that_never_ends_is_not_read"),
+    ("17", "the artifact folder deleted mid-run",
+     "tests/test_faults.py::test_a_run_whose_artifacts_did_not_all_land_is_not_finished"),
+    ("19", "orphans in another experiment",
+     "tests/test_faults.py::test_orphans_of_every_experiment_are_ended_at_the_next_start"),
+    ("20", "a model file's stored config of another shape",
+     "tests/test_bad_inputs.py::test_a_model_files_stored_config_of_another_shape_is_one_line"),
+    ("21", "`$SPIKETUNE_CACHE_DIR` naming a file",
+     "tests/test_faults.py::test_a_cache_folder_that_is_a_file_is_refused_before_anything_runs"),
+    ("21", "the store file deleted mid-run",
+     "tests/test_faults.py::test_a_store_file_deleted_mid_run_is_one_line"),
+    ("21", "`https://` against a plain-http server",
+     "tests/test_faults.py::test_an_https_uri_against_an_http_server_is_one_line_at_once"),
+]
 
 
 #: the end of docs/bad-inputs.md: what these checks are, and what they are not
@@ -785,6 +824,14 @@ cannot do, each promise with its test. In short:
   history: better leave it out of the URI, in MLflow's environment variables
   (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`) or PostgreSQL's `~/.pgpass`.
 """.splitlines()
+
+
+def test_the_tests_listed_beyond_the_table_exist():
+    import re
+
+    missing = [test for _, _, test in ELSEWHERE if not re.search(
+        rf"^def {test.split('::')[1]}\(", (REPO / test.split("::")[0]).read_text(), re.M)]
+    assert missing == []
 
 
 def test_docs_table_lists_every_case():
