@@ -177,7 +177,7 @@ def _refuse_nested_sweep(o: Override) -> None:
 
 def _is_group(key: str) -> bool:
     """Whether the override's key is a config group (``experiment``, ``hydra/launcher``)."""
-    return "/" in key or ("." not in key and (CONF / key).is_dir())
+    return "/" in key or ("." not in key and key != "hydra" and (CONF / key).is_dir())
 
 
 def _refuse_path_choice(group: str, value: object) -> None:
