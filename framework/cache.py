@@ -42,6 +42,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -201,11 +202,27 @@ def verify(entry: Path, key: str) -> str:
     return ""
 
 
+#: the most an entry's JSON files (manifest, trained.json) may hold, bytes; they hold a few kB
+MAX_JSON = 1 << 20
+
+
+def _read_json(path: Path) -> Any:
+    """An entry's small JSON file, read only when it is a regular file within :data:`MAX_JSON`:
+    a manifest replaced by a link to /dev/zero (or a pipe) is not read at all, rather than
+    read until memory runs out. Raises ValueError for such a file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe would block an ordinary open
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_JSON:
+            raise ValueError(f"{path.name} is not a regular file of at most {MAX_JSON} B")
+        return json.loads(f.read(MAX_JSON + 1))
+
+
 def _manifest(entry: Path, key: str) -> tuple[dict[str, Any] | None, str]:
     """``(manifest, "")`` when ``entry``'s manifest is readable, well formed and names ``key``;
     else ``(None, what is wrong)``."""
     try:
-        manifest = json.loads((entry / MANIFEST).read_text())
+        manifest = _read_json(entry / MANIFEST)
     except FileNotFoundError:
         return None, f"{MANIFEST} missing (an entry from before manifests, or damaged)"
     except (OSError, ValueError) as ex:
@@ -246,7 +263,7 @@ def _load(entry: Path, key: str) -> tuple[Trained | None, str]:
     if problem:
         return None, problem
     try:  # the bytes are the ones written; only a writer's bug could make them unparseable
-        meta = json.loads((entry / "trained.json").read_text())
+        meta = _read_json(entry / "trained.json")
         return Trained(params=entry / "params", loss=[float(v) for v in meta["loss"]],
                        regularizers={k: float(v) for k, v in meta["regularizers"].items()}), ""
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as ex:

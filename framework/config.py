@@ -172,7 +172,9 @@ def _check_bounds(obj: Any, prefix: str) -> None:
             _check_bounds(value, key)
             continue
         values = value if isinstance(value, list) else [value]
-        for v in values:
+        for v in values:  # OmegaConf lets [[1, 2]] into a list[int]
+            if isinstance(value, list) and isinstance(v, (list, dict)):
+                raise UserError(f"{key}: a list of single values, got {value}")
             if v is None or not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
             if v != v or v in (float("inf"), float("-inf")):
@@ -230,6 +232,9 @@ def _check_search(obj: Config) -> None:
         if not name or not re.fullmatch(r"[A-Za-z0-9_.\-/ ]+", name):
             raise UserError(f"tags[{i}]: {tag!r} is not a tag; use name or name:value (letters, "
                             f"digits, _ . - / and spaces)")
+        if name.lower().startswith(("spiketune.", "mlflow.")):  # the tool's own: owner, sweep
+            raise UserError(f"tags[{i}]: {name}: User tags cannot use the `spiketune.` or "
+                            f"`mlflow.` prefixes")
     if obj.objective and not _METRIC_KEY.match(obj.objective):
         raise UserError(f"objective: {obj.objective!r} is not a metric name (e.g. "
                         f"spiking/angle_error_deg)")

@@ -10,9 +10,13 @@ directory (nothing is decompressed) and refused beyond the same limit.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
 
 from framework.errors import UserError
 
@@ -84,3 +88,33 @@ def check_simulation(n_samples: int, n_steps: int, n_features: int, minibatch: i
                         f"{neurons} neurons need about {human(need)}, more than the memory limit "
                         f"of {human(limit())} (limits.memory_gb); lower simulation.n_steps, "
                         f"simulation.minibatch_size or simulation.max_samples")
+
+
+def _declared_bytes(member: IO[bytes]) -> int | None:
+    """The bytes a ``.npy`` member's header declares (shape × item size), read from its header
+    alone; None when it is not a ``.npy`` array (the reader names that)."""
+    npy: Any = np.lib.format  # untyped in numpy's stubs
+    try:
+        version = npy.read_magic(member)
+        shape, _, dtype = (npy.read_array_header_1_0(member) if version == (1, 0)
+                           else npy.read_array_header_2_0(member))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    return math.prod(int(n) for n in shape) * int(dtype.itemsize)
+
+
+def check_npz_members(path: Path, key: str) -> None:
+    """Refuse an ``.npz`` whose arrays' headers declare more than the memory limit: numpy
+    allocates what a header declares before it reads a byte, so a small file declaring a
+    terabyte-sized shape ends in MemoryError (or the OOM killer)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as member:
+                    need = _declared_bytes(member)
+                if need is not None and need > limit():
+                    raise UserError(f"{key}: array {info.filename.removesuffix('.npy')!r} of "
+                                    f"{path.name} declares {human(need)}, more than the memory "
+                                    f"limit of {human(limit())} (limits.memory_gb)")
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip, or damaged: the reader names the problem

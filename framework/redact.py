@@ -15,13 +15,39 @@ import logging
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
-#: ``scheme://user:password@``: the password part (user names stay: they say whose store it is)
-_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<secret>[^\s@/'\"]+)@")
-#: ``?password=...``, ``&token=...`` in a query string, and ``PGPASSWORD=...``-like assignments
-_QUERY = re.compile(r"(?P<head>(?:[?&;]|\b)(?:password|passwd|pwd|token|access_token|secret|"
-                    r"api_key|apikey)=)(?P<secret>[^\s&;'\"]+)", re.IGNORECASE)
+#: ``scheme://user:password@``: the password part (user names stay: they say whose store it is);
+#: also as Hydra writes an override back (``http\://bob\:pw@h``: its ``:`` escaped, and again
+#: in JSON)
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*\\*://[^\s:/@'\"\\]*\\*:)"
+                       r"(?P<secret>[^\s@/'\"]+)@")
+#: ``?password=...``, ``&client_secret=...``, ``sas_token=...``, ``&sig=...`` in a query string,
+#: ``PGPASSWORD=...``-like assignments: any key that ends in one of these words (Hydra's
+#: ``\=`` too)
+_QUERY = re.compile(r"(?P<head>(?<![A-Za-z0-9])[A-Za-z0-9_\-]*?(?:password|passwd|pwd|"
+                    r"token|secret|api_?key|credentials?|sig|signature)\\*=)"
+                    r"(?P<secret>[^\s&;'\"\\]+)", re.IGNORECASE)
+
+
+#: where MLflow's client takes a tracking server's basic-auth credentials from
+SERVER_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def split_credentials(uri: str) -> tuple[str, str, str] | None:
+    """``(uri, user, password)``: an http(s) URI without its ``user:password@``, and the two
+    (decoded); None when ``uri`` is not one or carries no password.
+
+    >>> split_credentials("https://bob:p%40ss@mlflow.lab:5000/x")
+    ('https://mlflow.lab:5000/x', 'bob', 'p@ss')
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or parts.password is None:
+        return None
+    host = parts.netloc.rsplit("@", 1)[1]
+    return (urlunsplit(parts._replace(netloc=host)), unquote(parts.username or ""),
+            unquote(parts.password))
 
 
 def redact(text: str) -> str:

@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,49 @@ CASES: list[Case] = [
        "config"),
     _c("budget-without-objective", "budget.metric=firing/mean_rate_hz budget.max=50",
        "budget.metric: a budget limits an objective; set objective=<metric> too", "config"),
+    # issue 23: command-line values that would run code, write files or split a sweep
+    Case("oc-create-target",
+         ("tracking.run_name={{_target_:shutil.copyfile,src:{data}/good.csv,dst:{data}/pwned}}",
+          "hydra.callbacks.sweep='${{oc.create:${{tracking.run_name}}}}'"),
+         "hydra.callbacks.sweep: refused on the command line: oc.create and oc.decode turn a "
+         "value into config, which could make Hydra call Python", "config"),
+    _c("interpolated-callback", "hydra.callbacks.sweep=${{tracking}}",
+       "hydra.callbacks.sweep: refused on the command line: an interpolation here could bring "
+       "in config that makes Hydra call Python"),
+    _c("group-choice-is-a-path", "experiment=../../../{data}/x",
+       "experiment=../../../{data}/x: a choice of experiment is an option's name, not a path"),
+    _c("launcher-choice-is-a-path", "hydra/launcher=/tmp/x",
+       "hydra/launcher=/tmp/x: a choice of hydra/launcher is an option's name, not a path"),
+    _c("hydra-searchpath", "hydra.searchpath=[file://{data}] experiment=evil",
+       "hydra.searchpath: refused on the command line: presets load from spiketune's conf/ only"),
+    _c("log-file-elsewhere", "hydra.job_logging.handlers.file.filename={data}/evil.log",
+       "hydra.job_logging.handlers.file.filename: refused on the command line: a job's log is "
+       "written in its own folder"),
+    _c("job-name-a-path", "hydra.job.name=../../evil",
+       "hydra.job.name: ../../evil would lead out of the run's folder"),
+    _c("output-subdir-absolute", "hydra.output_subdir={data}/hydra",
+       "hydra.output_subdir: {data}/hydra would lead out of the run's folder"),
+    _c("launcher-folder", "hydra.launcher.submitit_folder={data}/sub",
+       "hydra.launcher.submitit_folder: refused on the command line: the launcher's files stay "
+       "in the sweep's folder"),
+    _c("env-copy", "hydra.job.env_copy=[LD_PRELOAD]",
+       "hydra.job.env_copy: refused on the command line: set environment variables in the "
+       "shell"),
+    _c("spiketune-tag-prefix", "tags=[spiketune.owner.pid:999999]",
+       "tags[0]: spiketune.owner.pid: User tags cannot use the `spiketune.` or `mlflow.` "
+       "prefixes"),
+    _c("mlflow-tag-prefix", "tags=[ok,mlflow.user:eve]",
+       "tags[1]: mlflow.user: User tags cannot use the `spiketune.` or `mlflow.` prefixes"),
+    _c("list-of-lists", "model.hidden=[[1,2]]",
+       "model.hidden: a list of single values, got [[1, 2]]"),
+    _c("nested-choice", "-m simulation.n_steps=choice(10,choice(1,2))",
+       "simulation.n_steps: a sweep inside a sweep is not expanded; give every value in one "
+       "choice() or a,b,c list"),
+    _c("zero-job-sweep", "-m simulation.n_steps=glob(*)",
+       "simulation.n_steps: the sweep has no jobs (an empty choice or a glob() that matches no "
+       "option)"),
+    _c("swept-store", "-m tracking.uri=sqlite:///{data}/a.db,sqlite:///{data}/b.db",
+       "tracking.uri: a sweep writes to one store, these jobs to 2; run one sweep per store"),
     # ---------------------------------------------------------------- store: cannot be opened
     _c("store-under-a-file", "tracking.uri=sqlite:///{data}/afile/mlflow.db",
        "tracking.uri: {data}/afile is a file, not a folder", "store"),
@@ -232,6 +276,32 @@ CASES: list[Case] = [
        "dataset.path: {data}/pipe.csv is not a regular file (a pipe, device or socket)", "run"),
     _c("analysis-not-for-this-data", "dataset=digits analysis=[tuning]",
        "analysis[0]: 'tuning' cannot run on dataset 'digits': …", "run"),
+    # issue 23: data read as written, or refused naming the column and line
+    _c("csv-duplicate-header", "dataset=file dataset.path={data}/dupheader.csv",
+       "dataset.path: dupheader.csv names the column 'target' more than once in its header; "
+       "give each column its own name", "run"),
+    _c("csv-beyond-float32", "dataset=file dataset.path={data}/float32.csv",
+       "dataset.features: column 'c1' of float32.csv holds 1e+39 at line 8, beyond the float32 "
+       "range (±3.4e+38) the network computes in; rescale it", "run"),
+    _c("csv-target-beyond-float32",
+       "dataset=file dataset.path={data}/float32target.csv dataset.task=regression",
+       "dataset.target: column 'target' of float32target.csv holds -5e+38 at line 5, beyond the "
+       "float32 range (±3.4e+38) the network computes in; rescale it", "run"),
+    _c("csv-giant-line", "dataset=file dataset.path={data}/giantline.csv",
+       "dataset.path: cannot read giantline.csv as csv: Error tokenizing data. C error: Expected "
+       "3 fields in line 11, saw 200004", "run"),
+    _c("npz-scalar-target", "dataset=file dataset.path={data}/scalar.npz",
+       "dataset.target: array 'target' of scalar.npz is a single value, not one per sample",
+       "run"),
+    _c("npz-raw-member", "dataset=file dataset.path={data}/rawpickle.npz",
+       "dataset.target: 'target' in rawpickle.npz is not a numpy array (a raw or pickled member, "
+       "left unread)", "run"),
+    _c("npz-declares-huge-shape", "dataset=file dataset.path={data}/hugeshape.npz",
+       "dataset.path: array 'target' of hugeshape.npz declares 26.4 TB, more than the memory "
+       "limit of …", "run"),
+    _c("npz-declares-big-shape", "dataset=file dataset.path={data}/bigshape.npz",
+       "dataset.path: array 'target' of bigshape.npz declares 480 GB, more than the memory "
+       "limit of …", "run"),
     # ---------------------------------------------------------------- tf: after TensorFlow loads
     _c("model-file-not-a-model", "model=keras_file model.path={data}/model.h5",
        "model.path: model.h5 is neither an HDF5 nor a zip Keras file …", "tf"),
@@ -246,6 +316,12 @@ CASES: list[Case] = [
        "training.x_intercepts.layers[0]: no layer 'nope'; layers with neurons: hidden0", "tf"),
     _c("diverging-training", " ".join(TINY_REACH) + " training.learning_rate=1e6",
        "training.learning_rate: training diverged …", "tf"),
+    _c("model-config-a-list", "model=keras_file model.path={data}/cfglist.keras",
+       "model.path: cfglist.keras stores a malformed model config (a list where an object "
+       "belongs), not a Keras model's", "tf"),
+    _c("model-config-null", "model=keras_file model.path={data}/cfgnull.h5",
+       "model.path: cfgnull.h5 stores a malformed model config (null where an object belongs), "
+       "not a Keras model's", "tf"),
     _c("simulation-too-big", " ".join(TINY_REACH) + " simulation.n_steps=10000000",
        "simulation.n_steps: 24 samples × 10000000 steps of 16 neurons need about …", "tf"),
 ]
@@ -330,6 +406,54 @@ def write_bad_files(folder: Path) -> None:
         f.seek(4096)
         f.write(bytes(range(256)) * 64)
     (folder / "afile").write_text("a file where a folder is expected\n")
+    write_issue23_files(folder)
+
+
+def write_model_config(path: Path, stored: object) -> None:
+    """A model file (``.keras`` zip or ``.h5``) whose stored config is ``stored``, as JSON."""
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("config.json", json.dumps(stored))
+            z.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+    else:
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f.attrs["model_config"] = json.dumps(stored)
+
+
+def write_issue23_files(folder: Path) -> None:
+    """Issue 23's data files: read as written, or refused naming where they go wrong."""
+    import pickle
+
+    import numpy as np
+
+    rows = [f"{i * 0.1:.1f},{(i % 3) * 0.5:.1f},{i % 2}" for i in range(40)]
+    (folder / "dupheader.csv").write_text("c0,target,target\n" + "\n".join(rows) + "\n")
+    big = rows.copy()
+    big[6] = "0.1,1e39,1"  # data row 6 is line 8
+    (folder / "float32.csv").write_text("c0,c1,target\n" + "\n".join(big) + "\n")
+    (folder / "float32target.csv").write_text("c0,c1,target\n" + "\n".join(
+        rows[:3] + ["0.1,0.2,-5e38"] + rows[4:]) + "\n")
+    giant = rows[:9] + [",".join("7" for _ in range(200_004))] + rows[9:]  # line 11
+    (folder / "giantline.csv").write_text("c0,c1,target\n" + "\n".join(giant) + "\n")
+    x = np.zeros((40, 3))
+    np.savez(folder / "scalar.npz", x=x, target=np.array(3))
+    with zipfile.ZipFile(folder / "rawpickle.npz", "w") as z:
+        with z.open("x.npy", "w") as f:
+            np.save(f, x)
+        z.writestr("target.npy", pickle.dumps(list(range(40))))
+    for name, stored in (("cfglist.keras", [1, 2]), ("cfgnull.h5", None)):
+        write_model_config(folder / name, stored)
+    for name, shape in (("hugeshape.npz", (1 << 20, 1 << 20, 3)),
+                        ("bigshape.npz", (60_000_000_000,))):
+        with zipfile.ZipFile(folder / name, "w") as z:
+            with z.open("x.npy", "w") as f:
+                np.save(f, x)
+            with z.open("target.npy", "w") as f:  # a header declaring far more than it holds
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                f.write(b"\0" * 64)
 
 
 def snapshot(folder: Path) -> dict[str, tuple]:
@@ -560,6 +684,37 @@ def test_unreadable_data_file_is_a_user_error(tmp_path, monkeypatch):
     assert str(err.value) == "dataset.path: cannot read locked.csv: Permission denied"
 
 
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("stored, what", [
+    ([1, 2], "a list where an object belongs"), (None, "null where an object belongs"),
+    (7, "a number where an object belongs"), ("abc", "a string where an object belongs"),
+    ({"class_name": "Sequential", "config": [1]}, "its 'config' or 'layers' are not objects"),
+    ({"class_name": "Sequential", "config": {"layers": [1]}},
+     "its 'config' or 'layers' are not objects"),
+    ({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": 5}}]}},
+     "'int' object is not subscriptable"),
+])
+def test_a_model_files_stored_config_of_another_shape_is_one_line(tmp_path, suffix, stored, what):
+    """Issue 23 case 20: a stored config that is a list, null, a number or a string (or holds
+    one where an object or list belongs) was an AttributeError; the screen reads it as data."""
+    from framework.errors import UserError
+    from framework.keras_io import screen
+
+    path = tmp_path / f"m{suffix}"
+    write_model_config(path, stored)
+    with pytest.raises(UserError) as err:
+        screen.stored_input_shape(path)
+    assert str(err.value) == (f"model.path: m{suffix} stores a malformed model config ({what}), "
+                              f"not a Keras model's")
+    if what.startswith("'int'"):
+        return  # the screen reads the shape only for the input layer's size
+    with pytest.raises(UserError) as err:
+        screen.inspect(path, True, set(), set())
+    assert str(err.value) == (f"model.path: m{suffix} stores a malformed model config ({what}), "
+                              f"not a Keras model's")
+
+
 # -------------------------------------------------------------------------------- the docs table
 def table() -> str:
     """docs/bad-inputs.md, generated from :data:`CASES`."""
@@ -591,22 +746,64 @@ def table() -> str:
         c = c.fill(env)
         lines.append(f"| `{c.id}` | {c.stage} | `{cell(' '.join(c.args))}` | "
                      f"`{cell(c.message)}` |")
+    lines += ["", "## Beyond this table", "",
+              "Cases that need a server, a signal or a file changing under a run are tests of "
+              "their own", "(issue 23's numbers; docs/security.md says what each promises):", ""]
+    lines += [f"- {n}. {what}: `{test}`" for n, what, test in ELSEWHERE]
     lines += ["", *SECURITY]
     return "\n".join(lines) + "\n"
+
+
+#: issue 23's cases tested outside the catalogue: (case, what, test)
+ELSEWHERE = [
+    ("1-3", "a command-line value that would make Hydra call Python or load a preset from "
+     "elsewhere", "tests/test_security.py::test_no_command_line_value_makes_hydra_call_python"),
+    ("4", "a job log written elsewhere",
+     "tests/test_security.py::test_a_job_log_cannot_be_written_elsewhere"),
+    ("6-8", "a server's password in a sweep (tags, sweep folder, pickles, output)",
+     "tests/test_security.py::test_a_sweeps_password_is_in_no_store_file_or_output"),
+    ("7", "a database password in the sweep records",
+     "tests/test_security.py::test_sweep_records_mask_a_database_password"),
+    ("9", "`--cfg` and `--info` printing a password",
+     "tests/test_security.py::test_printed_configs_mask_a_database_password"),
+    ("9", "an sqlite URI's `?password=` in a file name",
+     "tests/test_security.py::test_a_sqlite_query_is_in_no_file_name"),
+    ("10", "the tracking server going away mid-run",
+     "tests/test_security.py::test_a_server_that_goes_away_mid_run_is_one_masked_line"),
+    ("15", "an interrupt a library swallowed",
+     "tests/test_faults.py::test_an_interrupt_a_library_swallowed_still_ends_the_run_killed"),
+    ("16", "a cache manifest linked to /dev/zero, a pipe, or oversized",
+     "tests/test_faults.py::test_a_cache_manifest_that_never_ends_is_not_read"),
+    ("17", "the artifact folder deleted mid-run",
+     "tests/test_faults.py::test_a_run_whose_artifacts_did_not_all_land_is_not_finished"),
+    ("19", "orphans in another experiment",
+     "tests/test_faults.py::test_orphans_of_every_experiment_are_ended_at_the_next_start"),
+    ("20", "a model file's stored config of another shape",
+     "tests/test_bad_inputs.py::test_a_model_files_stored_config_of_another_shape_is_one_line"),
+    ("21", "`$SPIKETUNE_CACHE_DIR` naming a file",
+     "tests/test_faults.py::test_a_cache_folder_that_is_a_file_is_refused_before_anything_runs"),
+    ("21", "the store file deleted mid-run",
+     "tests/test_faults.py::test_a_store_file_deleted_mid_run_is_one_line"),
+    ("21", "`https://` against a plain-http server",
+     "tests/test_faults.py::test_an_https_uri_against_an_http_server_is_one_line_at_once"),
+]
 
 
 #: the end of docs/bad-inputs.md: what these checks are, and what they are not
 SECURITY = """\
 ## What is and is not a security boundary
 
-These checks are for mistakes, not for attackers. Plainly:
+docs/security.md is the threat model: what is trusted, and what each untrusted source can and
+cannot do, each promise with its test. In short:
 
 - **A config is code.** A YAML file in `conf/`, an `experiment=` preset or a `hydra/` group can
   make Hydra import and call Python (callbacks, launchers, logging handlers): only use config
   folders you would run as a script. spiketune itself instantiates nothing from configs; it picks
   components by registry name. What the checks do stop is the command line reaching that
   machinery: no `_target_`-style key, added callback, environment variable or logging class under
-  `hydra.` may come from an override, interpolations (`${oc.decode:...}`) included.
+  `hydra.` may come from an override, no `oc.create`/`oc.decode` anywhere, no interpolation under
+  Hydra's instantiated parts; a group choice is an option's name, never a path, and
+  `hydra.searchpath` is refused, so no preset loads from outside `conf/`.
 - **The working directory is not code.** `python -m framework` and `spiketune` never import from
   the folder they run in (a `plugins/` or `hydra_plugins/` folder there is ignored).
 - **Plugins are code**: every module in `plugins/` and every `spiketune.analyses` entry point is
@@ -627,6 +824,14 @@ These checks are for mistakes, not for attackers. Plainly:
   history: better leave it out of the URI, in MLflow's environment variables
   (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`) or PostgreSQL's `~/.pgpass`.
 """.splitlines()
+
+
+def test_the_tests_listed_beyond_the_table_exist():
+    import re
+
+    missing = [test for _, _, test in ELSEWHERE if not re.search(
+        rf"^def {test.split('::')[1]}\(", (REPO / test.split("::")[0]).read_text(), re.M)]
+    assert missing == []
 
 
 def test_docs_table_lists_every_case():

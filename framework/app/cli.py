@@ -6,13 +6,15 @@ value or option exits 2 with one line, in well under a second.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import re
 import sys
 import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ from framework.errors import (
 )
 from framework.paths import CONF
 from framework.plugin_host import check_names
-from framework.redact import redact
+from framework.redact import SERVER_ENV, redact, split_credentials
 
 if TYPE_CHECKING:  # Hydra is imported where it is used: `spiketune --help` imports none of it
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -143,10 +145,91 @@ def refuse_unsafe(overrides: list[str]) -> None:
     for o in parsed:
         if o.is_delete():
             continue
+        _refuse_nested_sweep(o)
         base = (o.package or o.key_or_group).replace("/", ".").split(".")
         for path, value in _paths(base, o.value()):
+            if _is_group(o.key_or_group):
+                _refuse_path_choice(o.key_or_group, value)
+            _refuse_node_interpolation(path, value)
             if path[0] == "hydra":
                 _refuse_hydra_key(path, value, adds=o.is_add() or o.is_force_add())
+                _refuse_hydra_path(path, value)
+
+
+#: the parts of Hydra's config it instantiates (``_target_``, logging ``class``/``()``)
+_INSTANTIATED = {"callbacks", "launcher", "sweeper", "job_logging", "hydra_logging"}
+#: a resolver that turns a string into config nodes, which may hold a ``_target_``
+_NODE_RESOLVER = re.compile(r"\$\{\s*oc\.(?:create|decode)\s*:")
+#: an option name of a config group (conf/<group>/<name>.yaml): no folder, no ``..``
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def _refuse_nested_sweep(o: Override) -> None:
+    """``choice(10,choice(1,2))``: Hydra expands only the outer sweep and fails later on a key it
+    did not sweep."""
+    from hydra.core.override_parser.types import Sweep
+
+    value = o.value() if o.is_sweep_override() else None
+    if any(isinstance(v, Sweep) for v in getattr(value, "list", None) or []):
+        raise UserError(f"{o.get_key_element()}: a sweep inside a sweep is not expanded; give "
+                        f"every value in one choice() or a,b,c list")
+
+
+def _is_group(key: str) -> bool:
+    """Whether the override's key is a config group (``experiment``, ``hydra/launcher``)."""
+    return "/" in key or ("." not in key and key != "hydra" and (CONF / key).is_dir())
+
+
+def _refuse_path_choice(group: str, value: object) -> None:
+    """A group's choice is the name of one of its options, never a path: ``../`` or ``/`` would
+    load a YAML file (and the ``hydra.callbacks`` in it) from outside conf/."""
+    if isinstance(value, str) and value and (not _OPTION_NAME.fullmatch(value) or ".." in value):
+        raise UserError(f"{group}={value}: a choice of {group} is an option's name, not a path")
+
+
+def _refuse_node_interpolation(path: list[str], value: object) -> None:
+    """No command-line value creates config nodes (``oc.create``, ``oc.decode``), and none under
+    Hydra's instantiated parts interpolates: either could bring in a ``_target_`` from a value
+    spiketune does not check (``tracking.run_name='{_target_: ...}'``)."""
+    if not isinstance(value, str) or "${" not in value:
+        return
+    key = ".".join(path)
+    if _NODE_RESOLVER.search(value):
+        raise UserError(f"{key}: refused on the command line: oc.create and oc.decode turn a "
+                        f"value into config, which could make Hydra call Python")
+    if path[0] == "hydra" and (len(path) == 1 or path[1] in _INSTANTIATED):
+        raise UserError(f"{key}: refused on the command line: an interpolation here could bring "
+                        f"in config that makes Hydra call Python")
+
+
+def _leads_out(value: object, plain: bool) -> bool:
+    """Whether a folder or file name from the command line leads out of the folder it is taken
+    in: absolute, with ``..``, or (``plain``: a name) with a folder at all."""
+    if not isinstance(value, str) or "${" in value:  # interpolations of spiketune's own keys
+        return False
+    return Path(value).is_absolute() or ".." in Path(value).parts or (plain and "/" in value)
+
+
+def _refuse_hydra_path(path: list[str], value: object) -> None:
+    """Hydra keys that name files or folders beyond the run's own folders are not taken from the
+    command line: a search path loads presets (and their callbacks) from elsewhere, a log
+    handler's file name writes anywhere; a job's name and output subfolder stay plain names."""
+    key = ".".join(path)
+    if path[1:2] == ["searchpath"]:
+        raise UserError(f"{key}: refused on the command line: presets load from spiketune's "
+                        f"conf/ only")
+    if path[1] in ("job_logging", "hydra_logging") and "filename" in path:
+        raise UserError(f"{key}: refused on the command line: a job's log is written in its "
+                        f"own folder")
+    if path[1:3] == ["job", "env_copy"]:
+        raise UserError(f"{key}: refused on the command line: set environment variables "
+                        f"in the shell")
+    if path[1:] in (["output_subdir"], ["sweep", "subdir"], ["job", "name"]) and _leads_out(
+            value, plain=path[1] == "job"):
+        raise UserError(f"{key}: {value} would lead out of the run's folder")
+    if path[1] == "launcher" and path[-1].endswith("_folder"):
+        raise UserError(f"{key}: refused on the command line: the launcher's files stay in "
+                        f"the sweep's folder")
 
 
 def _refuse_hydra_key(path: list[str], value: object, adds: bool) -> None:
@@ -180,7 +263,13 @@ def check_output_dir(hydra_cfg: DictConfig, multirun: bool) -> None:
         path = Path(str(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir)).absolute()
     except Exception:  # noqa: BLE001 - a resolver only a Hydra run has: Hydra reports it itself
         return
-    for folder in [path, *path.parents]:  # the nearest existing one decides
+    check_folder(path, key)
+
+
+def check_folder(path: Path, key: str) -> None:
+    """Refuse a folder spiketune is to create or write in when it cannot: the nearest existing
+    one of ``path`` and its parents decides (``$SPIKETUNE_CACHE_DIR`` set to a file, say)."""
+    for folder in [path, *path.parents]:
         if folder.exists():
             if not folder.is_dir():
                 raise UserError(f"{key}: {folder} is a file, not a folder")
@@ -243,10 +332,16 @@ def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int
         base = compose("config", overrides=_fixed(overrides), return_hydra_config=True)
         extra = _search_extra(base, overrides)
         combos = _combos(overrides, extra)
+    stores = set()
     for combo in combos:
         cfg = compose("config", overrides=list(combo))
-        config.validate(cfg)
+        obj = config.validate(cfg)
         check_names(list(cfg.analysis))
+        stores.add(obj.tracking.uri)
+        if obj.training.cache and obj.paths.cache:  # relative: from the launch directory
+            check_folder(Path(obj.paths.cache).expanduser().absolute(), "paths.cache")
+    if multirun:
+        _check_sweep(overrides, len(combos), stores)
     if not multirun:
         base = compose("config", overrides=overrides, return_hydra_config=True)
     check_output_dir(base.hydra, multirun)
@@ -257,6 +352,19 @@ def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int
         raise UserError(f"--cfg with -m: {what}; --cfg prints one job's config, so drop "
                         f"-m and give its values")
     return len(combos)
+
+
+def _check_sweep(overrides: list[str], jobs: int, stores: set[str]) -> None:
+    """A sweep has jobs, and all of them write to one store: the parent run, its children and
+    the sweep's records are found together (``-m paths.store=a,b`` would split them)."""
+    swept = [o.split("=", 1)[0].lstrip("+~") for o in overrides if o not in _fixed(overrides)]
+    if jobs == 0:
+        raise UserError(f"{', '.join(swept) or 'the sweep'}: the sweep has no jobs (an empty "
+                        f"choice or a glob() that matches no option)")
+    if len(stores) > 1:
+        key = next((k for k in swept if k.startswith(("paths.", "tracking."))), "tracking.uri")
+        raise UserError(f"{key}: a sweep writes to one store, these jobs to {len(stores)}; run "
+                        f"one sweep per store")
 
 
 def prevalidate(argv: list[str]) -> int:
@@ -362,12 +470,29 @@ def _check(argv: list[str]) -> None:
         _exit(EXIT_INTERRUPTED, interruption(ex) or "interrupted")
 
 
+@contextlib.contextmanager
+def _masked_stdout(runs: bool) -> Iterator[None]:
+    """What Hydra prints without running a job (``--cfg``, ``--info``, a usage error), passwords
+    masked; a
+    run's own stdout lines are masked where they are written (framework/progress.py)."""
+    if runs:
+        yield
+        return
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        sys.stdout.write(redact(out.getvalue()))
+        sys.stderr.write(redact(err.getvalue()))
+
+
 def _launch(argv: list[str]) -> None:
     """Run the Hydra app on ``argv``: each way it can end becomes one line and an exit code."""
     sys.argv = [sys.argv[0]] + argv
     try:
         # a sweep: its parent run ends KILLED/FAILED on errors; failed jobs make exit 2
-        with sweep_records.guard():
+        with sweep_records.guard(), _masked_stdout(split_args(argv)[2]):
             _app()()
     except UserError as ex:
         _exit(EXIT_USER, str(ex))
@@ -384,6 +509,39 @@ def _launch(argv: list[str]) -> None:
         sys.exit(EXIT_INTERNAL)
 
 
+#: the keys that name the tracking store
+_STORE_KEYS = ("tracking.uri", "paths.store")
+
+
+def credentials_to_environment(argv: list[str]) -> list[str]:
+    """``argv`` with an http(s) store's ``user:password@`` moved to MLflow's own environment
+    variables (:data:`framework.redact.SERVER_ENV`), which every job inherits.
+
+    Taken out before Hydra sees the override, the password is in no config, saved override,
+    launcher pickle, sweep record, run tag or line Hydra or MLflow prints; masking
+    (:func:`framework.redact.redact`) stays for what cannot move (a database URI's password).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for arg in argv:
+        key, eq, _ = arg.partition("=")
+        split = None
+        if eq and key.lstrip("+") in _STORE_KEYS:
+            try:
+                value = OverridesParser.create().parse_override(arg).value()
+            except Exception:  # noqa: BLE001 - composition reports a syntax error with its key
+                value = None
+            split = split_credentials(value) if isinstance(value, str) else None
+        if split is None or "'" in split[0] or "\\" in split[0]:
+            out.append(arg)
+            continue
+        uri, user, password = split
+        os.environ.update(zip(SERVER_ENV, (user, password)))
+        out.append(f"{key}='{uri}'")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``spiketune`` and ``python -m framework``."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -394,6 +552,8 @@ def main(argv: list[str] | None = None) -> None:
         print(usage.text(CONF))
         return
     install_signal_handlers()
+    if any(a.lstrip("+").startswith(_STORE_KEYS) for a in argv):
+        argv = credentials_to_environment(argv)
     _check(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _prepare()

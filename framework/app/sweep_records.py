@@ -93,10 +93,11 @@ def read_state(sweep_dir: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename): readers in other processes never see half a file."""
+    """Write atomically (temp file + rename): readers in other processes never see half a file.
+    Passwords are masked: the records hold the store's URI and each job's overrides."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(redact(json.dumps(obj, indent=1)))
     os.replace(tmp, path)
 
 

@@ -16,6 +16,8 @@ records how many in ``Data.notes["dropped_nan_rows"]``).
 """
 from __future__ import annotations
 
+import collections
+import csv
 import dataclasses
 import enum
 import zipfile
@@ -28,7 +30,7 @@ import numpy as np
 
 from framework.data.base import DATASETS, Data, DatasetConfig, split
 from framework.errors import UserError
-from framework.limits import check_archive
+from framework.limits import check_archive, check_npz_members
 from framework.paths import existing_path
 from framework.schema import option
 
@@ -114,6 +116,35 @@ def _numeric(a: np.ndarray, key: str, what: str) -> np.ndarray:
     raise UserError(f"{key}: {what} is not numeric (dtype {a.dtype})")
 
 
+#: the largest magnitude a float32 holds: the network computes in float32, so a larger value
+#: would become inf there (and, say, a firing rate of 0) without a word
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: the longest header line read to check column names, bytes
+MAX_HEADER = 64 * 2**20
+
+
+def _check_float32(a: np.ndarray, key: str, what: str, csv_lines: bool) -> None:
+    """Refuse a finite value beyond float32's range, naming where it is: the csv line (line 1
+    is the header) or the array index."""
+    beyond = np.isfinite(a) & (np.abs(a) > FLOAT32_MAX)
+    if beyond.any():
+        where = tuple(int(i) for i in np.argwhere(beyond)[0])
+        at = f"line {where[0] + 2}" if csv_lines else f"index {where if a.ndim > 1 else where[0]}"
+        raise UserError(f"{key}: {what} holds {a[where]:g} at {at}, beyond the float32 range "
+                        f"(±{FLOAT32_MAX:.3g}) the network computes in; rescale it")
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a csv whose header names a column twice: pandas would rename the second
+    ``target.1`` and, as a feature, hand the network its own answer."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader([f.readline(MAX_HEADER)]), [])
+    twice = [name for name, n in collections.Counter(header).items() if n > 1]
+    if twice:
+        raise UserError(f"dataset.path: {path.name} names the column {twice[0]!r} more than once "
+                        f"in its header; give each column its own name")
+
+
 def _read_csv(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str]]:
     """The features, target and (optional) direction columns of a csv, and the feature names."""
     import pandas as pd
@@ -124,8 +155,9 @@ def _read_csv(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str]
         raise UserError(f"dataset.path: {path.name} is empty")
     if b"\x00" in head:  # binary files otherwise "parse" into garbage columns
         raise UserError(f"dataset.path: {path.name} is not a text csv (binary content)")
-    try:
-        df = pd.read_csv(path)
+    _check_header(path)
+    try:  # index_col=False: a line with extra fields is an error naming it, never an index
+        df = pd.read_csv(path, index_col=False)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as ex:
         raise UserError(f"dataset.path: cannot read {path.name} as csv: {_one_line(ex)}") from None
     if len(df) == 0:
@@ -137,7 +169,9 @@ def _read_csv(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], list[str]
             raise UserError(f"{key}: no column {name!r} in {path.name} "
                             f"(columns: {_names(columns)})")
         what = f"column {name!r} of {path.name}"
-        return Field(key, what, _numeric(df[name].to_numpy(), key, what))
+        values = _numeric(df[name].to_numpy(), key, what)
+        _check_float32(values, key, what, csv_lines=True)
+        return Field(key, what, values)
 
     features = _csv_features(columns, cfg, path)
     x = np.stack([field("dataset.features", c).values for c in features], axis=1)
@@ -233,13 +267,21 @@ def _npz_field(archive: Any, names: list[str], key: str, name: str, path: Path) 
         raise UserError(f"dataset.path: cannot read array {name!r} from {path.name}: "
                         f"{_one_line(ex)}") from None
     what = f"array {name!r} of {path.name}"
-    return Field(key, what, _numeric(a, key, what))
+    if not isinstance(a, np.ndarray):  # numpy hands a member that is no .npy over as raw bytes
+        raise UserError(f"{key}: {name!r} in {path.name} is not a numpy array (a raw or pickled "
+                        f"member, left unread)")
+    if a.ndim == 0:
+        raise UserError(f"{key}: {what} is a single value, not one per sample")
+    values = _numeric(a, key, what)
+    _check_float32(values, key, what, csv_lines=False)
+    return Field(key, what, values)
 
 
 def _read_npz(path: Path, cfg: FileDataset) -> tuple[dict[str, Field], None]:
     """The features, target and (optional) direction arrays of an npz archive."""
     _check_npz_magic(path)
     check_archive(path, "dataset.path")  # before numpy inflates a member (zip bombs)
+    check_npz_members(path, "dataset.path")  # the shapes the arrays' headers declare
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as ex:

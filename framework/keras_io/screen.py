@@ -20,12 +20,13 @@ which decides the loader (:mod:`framework.keras_io.load`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from framework.errors import UserError
 from framework.keras_io.sequence import per_step_shape
@@ -112,6 +113,40 @@ def stored_format(path: Path) -> str:
     raise UserError(f"{KEY}: {path.name} is neither an HDF5 nor a zip Keras file")
 
 
+def _malformed(path: Path, what: str) -> UserError:
+    return UserError(f"{KEY}: {path.name} stores a malformed model config ({what}), not a "
+                     f"Keras model's")
+
+
+def _checked(config: Any, path: Path) -> Stored:
+    """``config`` if it has a Keras model config's shape (an object whose ``config`` is an
+    object whose ``layers`` are objects); the rest is read through :func:`_reads_as_data`."""
+    if not isinstance(config, dict):
+        kind = {list: "a list", str: "a string", type(None): "null"}.get(type(config), "a number")
+        raise _malformed(path, f"{kind} where an object belongs")
+    body = config.get("config") or {}
+    layers = body.get("layers") or [] if isinstance(body, dict) else None
+    if not isinstance(layers, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("config") or {}, dict) for e in layers):
+        raise _malformed(path, "its 'config' or 'layers' are not objects")
+    return config
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reads_as_data(fn: F) -> F:
+    """A stored config is data from elsewhere: any field of an unexpected type (a number where a
+    list belongs) is one line naming the file, never a traceback."""
+    @functools.wraps(fn)
+    def read(path: Path, *args: Any) -> Any:
+        try:
+            return fn(path, *args)
+        except (AttributeError, TypeError, IndexError, KeyError) as ex:
+            raise _malformed(path, " ".join(str(ex).split())[:120]) from None
+    return cast(F, read)
+
+
 def stored_config(path: Path) -> tuple[Stored, list[Stored]]:
     """The model's stored config, and (SavedModel only) the metadata of every saved layer.
 
@@ -123,7 +158,7 @@ def stored_config(path: Path) -> tuple[Stored, list[Stored]]:
             with zipfile.ZipFile(path) as z:
                 if "config.json" not in z.namelist():
                     raise UserError(f"{KEY}: {path.name} has no config.json (not a Keras model)")
-                return json.loads(z.read("config.json")), []
+                return _checked(json.loads(z.read("config.json")), path), []
         if fmt == "h5":
             import h5py
 
@@ -132,7 +167,7 @@ def stored_config(path: Path) -> tuple[Stored, list[Stored]]:
             if raw is None:
                 raise UserError(f"{KEY}: {path.name} holds weights only (no model_config); save "
                                 f"the whole model with model.save()")
-            return json.loads(raw.decode() if isinstance(raw, bytes) else raw), []
+            return _checked(json.loads(raw.decode() if isinstance(raw, bytes) else raw), path), []
         meta_file = path / "keras_metadata.pb"
         if not meta_file.is_file():
             raise UserError(f"{KEY}: {path.name} is not a Keras SavedModel (no keras_metadata.pb)")
@@ -186,6 +221,7 @@ def stored_layers(config: Stored, path: Path) -> tuple[list[tuple[str, str, Stor
     return out, out[-1][1]  # Sequential: the last layer
 
 
+@_reads_as_data
 def stored_input_shape(path: Path) -> tuple[int | None, ...] | None:
     """The input shape (without the batch axis) the stored model's input layer declares, read as
     data (no TensorFlow); None when the file does not say."""
@@ -351,6 +387,7 @@ def _check_activation(lcfg: Stored, name: str, is_output: bool, classification: 
                         f"relu (to the configured neuron type) and linear layers only")
 
 
+@_reads_as_data
 def inspect(path: Path, classification: bool, known: set[str], convertible: set[str]) -> None:
     """Read the stored config of ``path`` and refuse it if loading or converting it is unsafe or
     impossible (see :func:`check_layers`). Deserialises nothing."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from framework import lifecycle
-from framework.errors import UserError
+from framework.errors import UserError, check_interrupt
 from framework.paths import default_uri, launch_dir
 from framework.redact import redact
 from framework.tracking.links import ui_links
@@ -50,15 +50,23 @@ def resolve_uri(uri: str) -> str:
     if not uri:
         return default_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{(launch_dir() / uri[len('sqlite:///'):]).resolve()}"
+        query = uri.partition("?")[2]
+        return f"sqlite:///{(launch_dir() / sqlite_file(uri)).resolve()}" + (
+            f"?{query}" if query else "")
     return uri
+
+
+def sqlite_file(uri: str) -> Path:
+    """The database file of an ``sqlite:///`` URI, without the URI's query: ``?mode=ro`` (or a
+    ``?password=``) is not part of the file's name, nor of its lock's."""
+    return Path(uri[len("sqlite:///"):].partition("?")[0])
 
 
 def artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: beside a sqlite store, else the server's
     choice."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        return (sqlite_file(uri).parent / "mlartifacts").as_uri()
     return None
 
 
@@ -68,19 +76,42 @@ def _transient(ex: Exception) -> bool:
                                    "already exists", "IntegrityError"))
 
 
+#: what a store says when it went away mid-run: a server stopped or unreachable, an sqlite file
+#: deleted, its disk full or read-only
+_GONE = ("Max retries exceeded", "Connection refused", "Failed to establish",
+         "Read timed out", "RemoteDisconnected", "disk I/O error", "database or disk is full",
+         "unable to open database file", "no such table", "readonly database",
+         "No space left on device")
+
+
+def _gone(ex: Exception) -> UserError | None:
+    """The one line for a store that went away (:data:`_GONE`), or None."""
+    text = " ".join(str(ex).split())
+    found = next((s for s in _GONE if s in text), None)
+    if found is None:
+        return None
+    return UserError(f"tracking.uri: the store stopped working during the run ({found})")
+
+
 def retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
     """Call ``fn``, retrying collisions with other sqlite writers (with jitter). A signal waits
     for the call to end (``lifecycle.held``): one that stops a transaction half-way leaves its
-    connection holding the store's write lock, and the run's ending then waits on it."""
+    connection holding the store's write lock, and the run's ending then waits on it. A store
+    that went away is one line (UserError), not MLflow's tracebacks."""
     for i in range(attempts):
         try:
             with lifecycle.held():
                 return fn(*args, **kwargs)
         except Exception as ex:  # MlflowException wraps the sqlite errors
             if i == attempts - 1 or not _transient(ex):
-                raise
+                raise _gone(ex) or ex from None
             time.sleep(0.05 * (2 ** i) * (0.5 + random.random()))
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+#: MLflow's http retries, unless the user set them: a server that went away is told in seconds
+#: (MLflow's defaults, 7 retries backing off by 2, wait minutes)
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def open_store(uri: str) -> Any:
@@ -90,10 +121,14 @@ def open_store(uri: str) -> Any:
     # creating a new store logs its schema migrations at INFO; the user asked for none of that
     for name in ("mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow prints "View run ... at: <server URL>" for every run to a server: not on our stdout
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     scheme = _check_scheme(uri)
     if uri.startswith("sqlite:///"):
-        _check_sqlite(Path(uri[len("sqlite:///"):]))
+        _check_sqlite(sqlite_file(uri))
     elif scheme in ("http", "https"):
+        for name, value in HTTP_RETRIES.items():
+            os.environ.setdefault(name, value)
         _reachable(uri)
     try:
         with _store_lock(uri):
@@ -180,7 +215,7 @@ def _store_lock(uri: str) -> Iterator[None]:
         return
     import fcntl
 
-    with open(f"{uri[len('sqlite:///'):]}.lock", "a+") as fh:
+    with open(f"{sqlite_file(uri)}.lock", "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -200,10 +235,29 @@ def _reachable(uri: str, timeout: float = 5.0) -> None:
         raise UserError(f"tracking.uri: bad port in {uri}") from None
     host = parts.hostname or ""
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as ex:
         why = ex.strerror or type(ex).__name__
         raise UserError(f"tracking.uri: cannot reach {host}:{port} ({why})") from None
+    with sock:
+        if parts.scheme == "https":
+            _speaks_tls(sock, host, port)
+
+
+def _speaks_tls(sock: Any, host: str, port: int) -> None:
+    """Refuse an ``https://`` URI whose server speaks plain http: MLflow would retry the failing
+    handshake for minutes. A certificate MLflow may still accept (its own settings for a private
+    CA or an insecure server) is left to MLflow."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: is it TLS?
+    try:
+        context.wrap_socket(sock, server_hostname=host).close()
+    except (ssl.SSLError, OSError) as ex:
+        raise UserError(f"tracking.uri: {host}:{port} does not answer https "
+                        f"({getattr(ex, 'reason', None) or type(ex).__name__}); is it http://?") \
+            from None
 
 
 def artifact_folder(name: str) -> str:
@@ -238,9 +292,10 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
         return str(retry(lambda: client.get_experiment_by_name(name).experiment_id))
 
 
-def end_orphans(client: Any, experiment_id: str) -> int:
-    """End KILLED the runs of ``experiment_id`` left RUNNING on this host by a process that is
-    gone (SIGKILL, the OOM killer, a power cut: nothing could end them then); says so in one line.
+def end_orphans(client: Any, experiment_id: str | None = None) -> int:
+    """End KILLED the runs left RUNNING on this host by a process that is gone (SIGKILL, the OOM
+    killer, a power cut: nothing could end them then), in every experiment of the store (the
+    starting run's ``experiment_id`` is searched first); says so in one line.
 
     One search of the RUNNING runs owned on this host, at every run's and sweep's start. A run is
     its owner's (``spiketune.owner.*`` tags); one whose pid is alive but started at another time
@@ -253,9 +308,12 @@ def end_orphans(client: Any, experiment_id: str) -> int:
         How many runs were ended.
     """
     host = lifecycle.me().host
-    found = retry(client.search_runs, [experiment_id], max_results=1000,
-                  filter_string=f"attributes.status = 'RUNNING' and "
-                                f"tags.`{lifecycle.HOST_TAG}` = '{host}'")
+    ids = [str(e.experiment_id) for e in retry(client.search_experiments, max_results=1000)]
+    ids = sorted(set(ids), key=lambda i: i != experiment_id)
+    found = [run for i in range(0, len(ids), 100)
+             for run in retry(client.search_runs, ids[i:i + 100], max_results=1000,
+                              filter_string=f"attributes.status = 'RUNNING' and "
+                                            f"tags.`{lifecycle.HOST_TAG}` = '{host}'")]
     ended = 0
     for run in found:
         owner = lifecycle.owner_of(run.data.tags)
@@ -322,6 +380,7 @@ class Tracker:
         self.run_name = run.info.run_name
         self.tags = {k: str(v) for k, v in base.items()}
         self.artifact_uri = run.info.artifact_uri
+        self.logged: list[str] = []  # artifact paths, checked at a FINISHED end
         self.ended = False
         lifecycle.opened(self)  # a sweep worker's watchdog ends it if the launcher dies
         self._monitor = self._start_monitor() if system_metrics else None
@@ -380,9 +439,27 @@ class Tracker:
 
     def artifact_dir(self, path: Path, artifact_path: str | None = None) -> None:
         retry(self.client.log_artifacts, self.run_id, str(path), artifact_path)
+        self.logged += [str(Path(artifact_path or "") / f.relative_to(path))
+                        for f in sorted(Path(path).rglob("*")) if f.is_file()]
 
     def artifact_text(self, text: str, name: str) -> None:
         retry(self.client.log_text, self.run_id, redact(text), name)
+        self.logged.append(name)
+
+    def check_artifacts(self) -> None:
+        """Raise UserError when an artifact this run logged is gone from a local artifact folder
+        (deleted or moved while the run went on): such a run is not FINISHED."""
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(self.artifact_uri or "")
+        if parts.scheme not in ("", "file"):
+            return  # a server's artifact store: it answered each upload
+        folder = Path(unquote(parts.path))
+        missing = [name for name in self.logged if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"tracking.uri: {len(missing)} of {len(self.logged)} artifacts of "
+                            f"this run are gone from {folder} ({', '.join(missing[:3])}); it was "
+                            f"deleted or moved during the run")
 
     def dataset(self, data: Any) -> None:
         """Log the dataset as an MLflow input: name, source, digest and shapes."""
@@ -401,6 +478,10 @@ class Tracker:
         """Set the final status (FINISHED, FAILED or KILLED), with the one-line ``error`` tag."""
         if self.ended:
             return
+        if status == "FINISHED":
+            # a signal a library swallowed is still recorded: the run stopped being a whole run
+            check_interrupt()
+            self.check_artifacts()  # raised: the caller ends the run FAILED with the message
         if self._monitor is not None:  # joins its thread: nothing is left running after the run
             monitor, self._monitor = self._monitor, None
             monitor.finish()
