@@ -1,19 +1,20 @@
 """What a run says when it ends: the summary table and UI links on the terminal, the run's name,
-and its description in MLflow (``mlflow.note.content``)."""
+its description in MLflow (``mlflow.note.content``) and its ``report.html``."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from framework import health
+from framework import health, report_html
 from framework.data.base import Data
 from framework.health import Finding
 from framework.neurons import is_spiking
 from framework.paths import default_uri
 from framework.progress import Console, table
-from framework.tracking.links import UI_DEFAULT, markdown_table, ui_base
+from framework.tracking.links import REPORT, UI_DEFAULT, markdown_table, ui_base
 from framework.tracking.store import Tracker
 
 #: metrics shown in the end-of-run summary, in this order, when the run has them
@@ -62,6 +63,7 @@ def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: s
     links = tracker.links(ui)
     console.say(f"MLflow UI, served by {serve}:")
     console.say(f"  run         {links['run']}")
+    console.say(f"  report      {links['report']}")
     if "sweep" in links:
         console.say(f"  sweep runs  {links['sweep']}")
     console.say(f"  all runs    {links['runs']}")
@@ -83,12 +85,7 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
                  f"{obj.simulation.n_steps} steps of {obj.simulation.dt * 1e3:g} ms",
                  "synapse " + ("none" if obj.simulation.synapse is None
                                else f"{obj.simulation.synapse * 1e3:g} ms")]
-    overrides = tracker.tags.get("spiketune.overrides")
-    if overrides is None:
-        with contextlib.suppress(Exception):  # outside Hydra (a Python caller) there are none
-            from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
-
-            overrides = " ".join(HydraConfig.get().overrides.task)
+    overrides = given_overrides(tracker)
     text = f"**{tracker.run_name}**: " + ", ".join(what) + "."
     if overrides is not None:
         text += "\n\n`" + f"spiketune {overrides}".strip() + "`"
@@ -100,6 +97,63 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
         rows.append(["time/total_s", f"{metrics['time/total_s']:.1f}"])
     head = "" if found is None else "\n\n" + verdict_markdown(found)
     return text + head + "\n\n" + markdown_table(["metric", "value"], rows)
+
+
+def given_overrides(tracker: Tracker) -> str | None:
+    """The overrides the run was given (a sweep job's tag, else Hydra's task overrides); ``None``
+    outside Hydra (a Python caller)."""
+    overrides = tracker.tags.get("spiketune.overrides")
+    if overrides is None:
+        with contextlib.suppress(Exception):  # outside Hydra (a Python caller) there are none
+            from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
+
+            overrides = " ".join(HydraConfig.get().overrides.task)
+    return overrides
+
+
+def headline_rows(metrics: dict[str, float]) -> list[list[str]]:
+    """The summary's metrics the run has, labelled, at 4 significant digits."""
+    return [[LABELS.get(k, k), f"{metrics[k]:.4g}"] for k in SUMMARY_KEYS if k in metrics]
+
+
+def finish(obj: Any, tracker: Tracker, metrics: dict[str, float], found: list[Finding],
+           plots: Path | None) -> None:
+    """A finished run's record: its description, its verdict tags and its ``report.html``."""
+    tracker.describe(describe(obj, tracker, metrics, found=found))
+    verdict(tracker, found)
+    tracker.artifact_text(html_report(obj, tracker, metrics, found, plots), REPORT)
+
+
+def failed(obj: Any, tracker: Tracker, error: str, console: Console, ui: str) -> None:
+    """A failed run's record before it ends: its description and ``report.html`` with the
+    error, and the links to both on the terminal."""
+    tracker.describe(describe(obj, tracker, {}, error=error))
+    tracker.artifact_text(html_report(obj, tracker, {}, None, None, error), REPORT)
+    links = tracker.links(ui)
+    console.say(f"run {tracker.run_id} FAILED: {links['run']}")
+    console.say(f"  report      {links['report']}")
+
+
+def html_report(obj: Any, tracker: Tracker, metrics: dict[str, float],
+                found: list[Finding] | None, plots: Path | None, error: str | None = None) -> str:
+    """The run's ``report.html`` (framework/report_html.py): verdict with remedies, headline
+    table, key figures, and the overrides it was given (its difference from the defaults)."""
+    overrides = (given_overrides(tracker) or "").split()
+    diff = [key.partition("=")[::2] for key in overrides]
+    what = (f"dataset <code>{report_html.esc(obj.dataset.name)}</code>, model "
+            f"<code>{report_html.esc(obj.model.name)}</code>, neuron "
+            f"<code>{report_html.esc(obj.neuron.name)}</code>; run "
+            f"<code>{tracker.run_id}</code>, experiment "
+            f"<code>{report_html.esc(obj.tracking.experiment)}</code>")
+    sections = [("Verdict", report_html.verdict_section(found, error)),
+                ("Headline metrics", report_html.table(["metric", "value"],
+                                                       headline_rows(metrics))
+                 if metrics else ""),
+                ("", report_html.figures_section(plots)),
+                ("Config: what differs from the defaults",
+                 report_html.table(["override", "value"], diff) if diff else
+                 "<p>None: the default config (<code>config.yaml</code> holds it resolved).</p>")]
+    return report_html.page(tracker.run_name, what, sections)
 
 
 def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
