@@ -78,13 +78,13 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
         value = score(obj, metrics, tracker, console)
-        report.finish(obj, tracker, metrics, found, scratch / "upload" / "plots")
+        report.finish(cfg, obj, tracker, metrics, found, scratch)
         tracker.end("FINISHED")
         report.summary(console, tracker, metrics, ui, found)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
                          objective=value)
     except BaseException as ex:
-        _end_failed(ex, obj, tracker, console, ui)
+        _end_failed(ex, cfg, obj, tracker, console, ui)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -131,7 +131,7 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
     return metrics, checks
 
 
-def _end_failed(ex: BaseException, obj: Config, tracker: Tracker, console: Console,
+def _end_failed(ex: BaseException, cfg: Any, obj: Config, tracker: Tracker, console: Console,
                 ui: str) -> None:
     """End the run KILLED (a signal) or FAILED (with its one-line error); a burst's later
     signals are recorded, not raised into the ending (lifecycle.shielded)."""
@@ -144,7 +144,7 @@ def _end_failed(ex: BaseException, obj: Config, tracker: Tracker, console: Conso
                    else f"internal error: {type(ex).__name__}: {ex}")
             first = msg.splitlines()[0] if msg else type(ex).__name__
             with contextlib.suppress(Exception):  # the record never hides the error
-                report.failed(obj, tracker, first, console, ui)
+                report.failed(cfg, obj, tracker, first, console, ui)
             tracker.end("FAILED", first)
     if why:
         raise KeyboardInterrupt(why) from None

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from framework import health, report_html
+from framework.config import register, to_flat_params, validate
 from framework.data.base import Data
 from framework.health import Finding
 from framework.neurons import is_spiking
-from framework.paths import default_uri
+from framework.paths import CONF, default_uri
 from framework.progress import Console, table
-from framework.tracking.links import REPORT, UI_DEFAULT, markdown_table, ui_base
+from framework.tracking.links import REPORT, UI_DEFAULT, markdown_table, ui_base, ui_links
 from framework.tracking.store import Tracker
 
 #: metrics shown in the end-of-run summary, in this order, when the run has them
@@ -111,35 +112,63 @@ def given_overrides(tracker: Tracker) -> str | None:
     return overrides
 
 
+def defaults_diff(cfg: Any) -> list[list[str]] | None:
+    """``[key, this run's value, the default's]`` for every leaf of the composed config ``cfg``
+    that differs from the default config (``conf/config.yaml`` with no overrides), both as
+    composed and validated (an ``auto`` stays ``auto``: config.yaml holds what the data made of
+    it); ``None`` when the defaults cannot be composed."""
+    try:
+        from hydra import compose, initialize_config_dir  # Hydra: composing, only here
+        from hydra.core.global_hydra import GlobalHydra
+        from omegaconf import OmegaConf
+
+        register()
+        if GlobalHydra.instance().is_initialized():  # inside the CLI's Hydra job
+            default = compose("config")
+        else:
+            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+                default = compose("config")
+        base = to_flat_params(OmegaConf.structured(validate(default)))
+        mine = to_flat_params(OmegaConf.structured(validate(cfg)))
+    except Exception:  # noqa: BLE001 - the report says the overrides instead
+        return None
+    return [[key, value, base.get(key, "(none)")] for key, value in mine.items()
+            if base.get(key) != value]
+
+
 def headline_rows(metrics: dict[str, float]) -> list[list[str]]:
     """The summary's metrics the run has, labelled, at 4 significant digits."""
     return [[LABELS.get(k, k), f"{metrics[k]:.4g}"] for k in SUMMARY_KEYS if k in metrics]
 
 
-def finish(obj: Any, tracker: Tracker, metrics: dict[str, float], found: list[Finding],
-           plots: Path | None) -> None:
-    """A finished run's record: its description, its verdict tags and its ``report.html``."""
+def finish(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
+           found: list[Finding], scratch: Path) -> None:
+    """A finished run's record: its description, its verdict tags and its ``report.html`` (with
+    the figures the analyses drew into ``scratch/upload/plots``)."""
     tracker.describe(describe(obj, tracker, metrics, found=found))
     verdict(tracker, found)
-    tracker.artifact_text(html_report(obj, tracker, metrics, found, plots), REPORT)
+    page = html_report(cfg, obj, tracker, metrics, found, scratch / "upload" / "plots")
+    tracker.artifact_text(page, REPORT)
 
 
-def failed(obj: Any, tracker: Tracker, error: str, console: Console, ui: str) -> None:
+def failed(cfg: Any, obj: Any, tracker: Tracker, error: str, console: Console,
+           ui: str) -> None:
     """A failed run's record before it ends: its description and ``report.html`` with the
     error, and the links to both on the terminal."""
     tracker.describe(describe(obj, tracker, {}, error=error))
-    tracker.artifact_text(html_report(obj, tracker, {}, None, None, error), REPORT)
+    tracker.artifact_text(html_report(cfg, obj, tracker, {}, None, None, error), REPORT)
     links = tracker.links(ui)
     console.say(f"run {tracker.run_id} FAILED: {links['run']}")
     console.say(f"  report      {links['report']}")
 
 
-def html_report(obj: Any, tracker: Tracker, metrics: dict[str, float],
+def html_report(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
                 found: list[Finding] | None, plots: Path | None, error: str | None = None) -> str:
     """The run's ``report.html`` (framework/report_html.py): verdict with remedies, headline
     table, key figures, and the overrides it was given (its difference from the defaults)."""
-    overrides = (given_overrides(tracker) or "").split()
-    diff = [key.partition("=")[::2] for key in overrides]
+    diff = defaults_diff(cfg)
+    if diff is None:  # the defaults could not be composed: the overrides given stand for it
+        diff = [[*key.partition("=")[::2], ""] for key in (given_overrides(tracker) or "").split()]
     what = (f"dataset <code>{report_html.esc(obj.dataset.name)}</code>, model "
             f"<code>{report_html.esc(obj.model.name)}</code>, neuron "
             f"<code>{report_html.esc(obj.neuron.name)}</code>; run "
@@ -151,7 +180,7 @@ def html_report(obj: Any, tracker: Tracker, metrics: dict[str, float],
                  if metrics else ""),
                 ("", report_html.figures_section(plots)),
                 ("Config: what differs from the defaults",
-                 report_html.table(["override", "value"], diff) if diff else
+                 report_html.table(["key", "this run", "default"], diff) if diff else
                  "<p>None: the default config (<code>config.yaml</code> holds it resolved).</p>")]
     return report_html.page(tracker.run_name, what, sections)
 
@@ -206,3 +235,62 @@ def verdict_markdown(found: list[Finding]) -> str:
     lines = [f"**Verdict: warn** ({len(found)} check{'s' if len(found) > 1 else ''})"]
     lines += [f"- `{f.check}`: {f.message}" for f in found]
     return "\n".join(lines)
+
+
+#: lower is better for these scores; higher for the rest (accuracy)
+LOWER_BETTER = ("mse", "angle_error_deg")
+
+
+def best_child(runs: list[Any]) -> tuple[Any, str] | None:
+    """The finished child with the best spiking score (else rate score), and that score's key."""
+    for key in [f"{kind}/{name}" for kind in ("spiking", "rate")
+                for name in ("accuracy", "angle_error_deg", "mse")]:
+        done = [r for r in runs if r.info.status == "FINISHED" and key in r.data.metrics]
+        if done:
+            sign = 1 if key.endswith(LOWER_BETTER) else -1
+            return min(done, key=lambda r: sign * r.data.metrics[key]), key
+    return None
+
+
+def child_verdict(run: Any) -> str:
+    """A child's verdict as its tags say: ``ok``, ``warn (checks)``, or its status (a run
+    without a verdict: FAILED, KILLED, or FINISHED by a caller that gave none)."""
+    tags: dict[str, str] = run.data.tags
+    if run.info.status != "FINISHED":
+        return str(run.info.status)
+    checks = sorted(k.removeprefix("spiketune.health.") for k in tags
+                    if k.startswith("spiketune.health."))
+    return tags.get("spiketune.health", "FINISHED") + (f" ({', '.join(checks)})" if checks
+                                                        else "")
+
+
+def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
+                 plots: Path | None) -> tuple[str, str]:
+    """A sweep parent's description (Markdown) and ``report.html``: every child's headline
+    metrics (spiking and rate both), its verdict, the best setting and links to the children."""
+    keys = [k for k in SUMMARY_KEYS if k != "time/total_s" and any(k in r.data.metrics
+                                                                  for r in runs)]
+    scores = [k for k in keys if k.split("/")[0] in ("keras", "rate", "spiking")]
+    best = best_child(runs)
+    best_line = ("" if best is None else f"Best setting by `{best[1]}`: **"
+                 f"{best[0].info.run_name}** ({best[0].data.metrics[best[1]]:.4g}).")
+
+    def row(r: Any, cols: list[str]) -> list[str]:
+        return [r.info.run_name or r.info.run_id[:8], child_verdict(r),
+                *(f"{r.data.metrics[k]:.4g}" if k in r.data.metrics else "" for k in cols)]
+
+    short = scores + [k for k in ("firing/mean_rate_hz", "tuning/directional_fraction")
+                      if k in keys]
+    text = (f"**{name}**: {head}\n\nSwept: `{varies or 'nothing'}`\n\n{best_line}\n\n"
+            + markdown_table(["run", "verdict", *short], [row(r, short) for r in runs]))
+    rows = [[report_html.link(ui_links(ui, r.info.experiment_id, r.info.run_id)["report"],
+                              r.info.run_name or r.info.run_id[:8]), *row(r, keys)[1:]]
+            for r in runs]
+    sections = [("", f"<p>{report_html.esc(head)} Swept: <code>"
+                 f"{report_html.esc(varies or 'nothing')}</code></p>"),
+                ("Best setting", "<p>" + report_html.esc(best_line.replace("*", "").replace(
+                    "`", "")) + "</p>" if best else ""),
+                ("Children: headline metrics and verdicts (links open each child's report)",
+                 report_html.table(["run", "verdict", *keys], rows)),
+                ("", report_html.figures_section(plots))]
+    return text, report_html.page(name, "a sweep's parent run", sections)

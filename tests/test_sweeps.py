@@ -63,7 +63,8 @@ def test_parent_and_children(store, tmp_path, monkeypatch, capsys):
     note = parent.data.tags["mlflow.note.content"]
     assert note.startswith("**sweep seed (3 jobs)**: 3 jobs, 3 finished, 0 failed.")
     assert "Swept: `seed=0,2,3`" in note
-    assert "| run | status | spiking/mse | firing/mean_rate_hz |" in note
+    assert "| run | verdict | spiking/mse | firing/mean_rate_hz |" in note
+    assert "Best setting by `spiking/mse`: **seed=0** (0.1)." in note
     assert "| seed=2 | FINISHED | 0.3 | 20 |" in note
     # the links printed at the end open the children in the runs table, and the parent
     err = capsys.readouterr().err

@@ -21,6 +21,9 @@ def test_links_have_mlflow_317s_route_and_model_training_mode():
     assert links == {
         "runs": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning",
         "run": "http://127.0.0.1:5000/#/experiments/7/runs/r1?workflowType=machine_learning",
+        # report.html in the run's artifact viewer (MLflow 3.17's route: artifactPath/*)
+        "report": "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifactPath/report.html"
+                  "?workflowType=machine_learning",
         # the sweep's children, listed themselves: filtered on the parent tag, sorted by name
         "sweep": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
                  "&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" + PID + "%27"
