@@ -27,13 +27,13 @@ SCRIPT = ("<script>try{" + "".join(
     f"if(localStorage.getItem('{key}')===null)localStorage.setItem('{key}','{value}');"
     for key, value in FIRST_VISIT.items()) + "}catch(e){}</script>")
 
-_serve = flask_app.view_functions["serve"]
+_serve: Any = flask_app.view_functions["serve"]
 
 
 def serve() -> Any:
     """MLflow's landing page (``index.html``) with :data:`SCRIPT` at the top of its head, run
     before the UI's own scripts."""
-    response = _serve()
+    response: Any = _serve()
     if response.mimetype == "text/html":
         response.direct_passthrough = False  # a file response: read it to rewrite it
         page = response.get_data(as_text=True)
