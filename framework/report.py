@@ -180,7 +180,7 @@ def html_report(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
                  if metrics else ""),
                 ("", report_html.figures_section(plots)),
                 ("Config: what differs from the defaults",
-                 report_html.table(["key", "this run", "default"], diff) if diff else
+                 report_html.table(["key", "this run", "default"], diff, numbers=False) if diff else
                  "<p>None: the default config (<code>config.yaml</code> holds it resolved).</p>")]
     return report_html.page(tracker.run_name, what, sections)
 

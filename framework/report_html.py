@@ -39,14 +39,15 @@ def esc(value: object) -> str:
     return html.escape(str(value))
 
 
-def table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """``rows`` under ``head``; cells after the first that look like numbers align right."""
+def table(head: Sequence[str], rows: Iterable[Sequence[object]], numbers: bool = True) -> str:
+    """``rows`` under ``head``; with ``numbers``, cells after the first that look like numbers
+    align right (a config's values do not: they are settings, read as text)."""
     out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
             text = str(cell)
-            number = i > 0 and text.replace(".", "", 1).replace("-", "", 1).replace(
+            number = numbers and i > 0 and text.replace(".", "", 1).replace("-", "", 1).replace(
                 "e", "", 1).replace("+", "", 1).isdigit()
             cells.append(f"<td class=\"num\">{esc(text)}</td>" if number
                          else f"<td>{cell if isinstance(cell, Raw) else esc(text)}</td>")

@@ -50,8 +50,7 @@ def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys)
     assert 1 <= len(pngs) <= 4 and len(logged) >= len(pngs), logged
     assert all(p.startswith(b"\x89PNG\r\n") for p in pngs)
     # the config's difference from the defaults: the overrides given
-    assert ('<td>simulation.scale_firing_rates</td><td class="num">3.0</td>'
-            '<td class="num">100.0</td>') in page
+    assert ("<td>simulation.scale_firing_rates</td><td>3.0</td><td>100.0</td>") in page
     assert "<td>dataset.scaling</td>" not in page  # auto in both: config.yaml says what it became
     # the terminal's link opens it in the artifact viewer
     err = capsys.readouterr().err
