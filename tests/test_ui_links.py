@@ -111,3 +111,20 @@ def test_spiketune_ui_prints_links_to_the_runs_table_latest_run_and_sweep(store,
     err = capsys.readouterr().err
     assert "on http://127.0.0.1:5000;" in err
     assert "experiment 'other' has no runs yet" in err
+
+
+def test_the_served_page_opens_on_the_runs_on_a_first_visit():
+    """MLflow's own landing page, through the app spiketune-ui serves, sets the model-training
+    view before the UI's scripts run, only where the browser has no choice stored (the browser
+    test, tests/test_browser.py, proves the view it lands on)."""
+    from framework.app import mlflow_app
+
+    page = mlflow_app.flask_app.test_client().get("/").get_data(as_text=True)
+    head = page[:page.index("<script defer")]
+    assert ("if(localStorage.getItem('mlflow.workflowType_v1')===null)"
+            "localStorage.setItem('mlflow.workflowType_v1','\"machine_learning\"')") in head
+    assert page.count("mlflow.workflowType") == 2  # one check, one set: nothing else changed
+    from importlib.metadata import entry_points
+
+    [hook] = [e for e in entry_points(group="mlflow.app") if e.name == "spiketune"]
+    assert hook.value == "framework.app.mlflow_app:app"
