@@ -105,7 +105,8 @@ def test_spiketune_ui_prints_links_to_the_runs_table_latest_run_and_sweep(store,
     assert f"latest sweep (sweep seed (2 jobs))  {base}/{exp}/runs?workflowType=" \
            f"machine_learning&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" \
            f"{parent.info.run_id}%27" in err
-    assert calls and calls[0][-4:] == ["--host", "127.0.0.1", "--port", "5099"]
+    assert calls and calls[0][-6:] == ["--host", "127.0.0.1", "--port", "5099", "--app-name",
+                                      "spiketune"]
     # an any-address bind is reached on the loopback; another experiment without runs says so
     ui.main(["--uri", store, "--host", "0.0.0.0", "--experiment", "other"])
     err = capsys.readouterr().err
