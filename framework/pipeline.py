@@ -70,7 +70,7 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
     for tag in obj.tags:  # the user's own labels, as given: name or name:value
         tag_name, _, tag_value = str(tag).partition(":")
         tags[tag_name.strip()] = tag_value.strip() or "true"
-    tracker = Tracker(uri, obj.tracking.experiment, report.run_name(obj, tags), tags=tags,
+    tracker = Tracker(uri, obj.tracking.experiment, report.run_name(obj, tags, uri), tags=tags,
                       system_metrics=obj.tracking.system_metrics)
     scratch = Path(tempfile.mkdtemp(prefix="spiketune-run-"))
     try:

@@ -16,7 +16,7 @@ from framework.neurons import is_spiking
 from framework.paths import CONF, default_uri
 from framework.progress import Console, table
 from framework.tracking.links import REPORT, UI_DEFAULT, markdown_table, ui_base, ui_links
-from framework.tracking.store import Tracker
+from framework.tracking.store import Tracker, open_store
 
 #: metrics shown in the end-of-run summary, in this order, when the run has them
 SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/mse", "rate/mse",
@@ -35,14 +35,71 @@ LABELS = {"firing/max_rate_hz": "firing/max_rate_hz (highest neuron mean)",
           "firing/mean_rate_hz": "firing/mean_rate_hz (over neurons)"}
 
 
-def run_name(cfg: Any, tags: dict[str, Any] | None = None) -> str:
+#: shorter words for the keys a run name most often carries (``lr=1e6``, ``scale=20``)
+SHORT_KEYS = {"learning_rate": "lr", "scale_firing_rates": "scale", "n_steps": "steps",
+              "readout_steps": "readout", "trials_per_direction": "trials"}
+#: keys that say where a run is recorded or kept, not what it is: never in its name
+UNNAMED = ("tracking.", "hydra.", "paths.", "limits.")
+
+
+def hydra_job() -> tuple[list[str], set[str]]:
+    """The job's task overrides and its config groups (Hydra's choices); empty outside Hydra (a
+    Python caller)."""
+    with contextlib.suppress(Exception):
+        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
+
+        hc = HydraConfig.get()
+        return [str(o) for o in hc.overrides.task], set(hc.runtime.choices.keys())
+    return [], set()
+
+
+def label(overrides: list[str], groups: set[str]) -> str:
+    """What a run was given, short, most telling first: the preset, then the other groups'
+    choices by value, then keys by their last word (``georgopoulos lif scale=20``)."""
+    preset, chosen, keys = [], [], []
+    for item in overrides:
+        key, _, value = item.lstrip("+").partition("=")
+        if key.startswith(UNNAMED) or key.startswith("~"):
+            continue
+        if key == "experiment":
+            preset.append(value)
+        elif key in groups:
+            chosen.append(value)
+        else:
+            last = key.rsplit(".", 1)[-1]
+            keys.append(f"{SHORT_KEYS.get(last, last)}={value}")
+    return " ".join(preset + chosen + keys)
+
+
+def run_name(cfg: Any, tags: dict[str, Any] | None = None, uri: str = "") -> str:
     """``tracking.run_name``; else a sweep job's name, what the job changed (``lif n_steps=50``,
-    :func:`framework.app.sweeps.job_label`, in ``tags``); else ``<dataset>-<model>-<neuron>``."""
+    :func:`framework.app.sweep_records.job_label`, in ``tags``); else what the run was given
+    (:func:`label`: ``georgopoulos``, ``lr=1e6``), or ``<dataset>-<model>-<neuron>`` when it was
+    given nothing, made unique within the experiment at ``uri`` (``lr=1e6 (2)``)."""
     if cfg.tracking.run_name:
         return str(cfg.tracking.run_name)
     if tags and tags.get("mlflow.runName"):
         return str(tags["mlflow.runName"])
-    return f"{cfg.dataset.name}-{cfg.model.name}-{cfg.neuron.name}"
+    name = label(*hydra_job()) or f"{cfg.dataset.name}-{cfg.model.name}-{cfg.neuron.name}"
+    return unique(name[:200], uri, cfg.tracking.experiment) if uri else name[:200]
+
+
+def unique(name: str, uri: str, experiment: str) -> str:
+    """``name``, or ``name (n)`` with the first ``n`` no run of ``experiment`` has yet."""
+    try:
+        client = open_store(uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return name
+        quoted = name.replace("'", "\\'")
+        taken = {r.info.run_name for r in client.search_runs(
+            [exp.experiment_id], f"attributes.run_name LIKE '{quoted}%'", max_results=1000)}
+    except Exception:  # noqa: BLE001 - a name is never worth a failure; the store's own errors
+        return name  # come from the Tracker that opens it next, naming the key
+    n = 1
+    while (f"{name} ({n})" if n > 1 else name) in taken:
+        n += 1
+    return f"{name} ({n})" if n > 1 else name
 
 
 def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: str = "",

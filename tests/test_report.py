@@ -88,3 +88,35 @@ def test_a_sweep_parent_reports_every_child_and_the_best_setting(store, tmp_path
             assert re.search(rf"\| {re.escape(kid.info.run_name)} \| \w+ \| {mse} \|", note)
     assert "<td>FAILED</td>" in page
     assert "Best setting by spiking/mse: seed=0 (0.1)." in page
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (["experiment=georgopoulos"], "georgopoulos"),
+    (["training.learning_rate=1e6", "tracking.uri=sqlite:////x.db"], "lr=1e6"),
+    (["simulation.scale_firing_rates=20", "neuron=lif"], "lif scale=20"),
+    (["~tuned", "hydra.run.dir=/tmp/x"], ""),
+])
+def test_a_run_is_named_by_its_preset_and_overrides(overrides, name):
+    from framework.report import label
+
+    assert label(overrides, {"neuron", "experiment", "tuned"}) == name
+
+
+def test_the_default_georgopoulos_and_a_failed_run_have_different_names(store, monkeypatch):
+    """Through the real CLI and Hydra (the pipeline a stand-in that names and ends its run): the
+    default, the preset, a failing learning rate, and the same again, unique."""
+    from framework.pipeline import RunResult
+    from framework.report import run_name
+    from framework.tracking.store import Tracker, resolve_uri
+
+    def named(cfg, console=None, tags=None):
+        uri = resolve_uri(cfg.tracking.uri)
+        tracker = Tracker(uri, cfg.tracking.experiment, run_name(cfg, tags, uri), tags=tags)
+        tracker.end("FINISHED")
+        return RunResult(tracker.run_id, "FINISHED", {})
+
+    for args in ([], ["experiment=georgopoulos"], ["training.learning_rate=1e6"],
+                 ["training.learning_rate=1e6"]):
+        assert cli_in_process([*args, f"tracking.uri={store}"], monkeypatch, named) == 0
+    names = [r.info.run_name for e in ("spiketune", "georgopoulos") for r in runs(store, e)[1]]
+    assert names == ["reach-dense-lif", "lr=1e6", "lr=1e6 (2)", "georgopoulos"]
