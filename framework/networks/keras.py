@@ -31,16 +31,10 @@ from framework.training import Trained
 #: the fraction of regularised neurons a range should end with; below it the run says so
 REG_TARGET = 0.95
 
-#: the run's own tags that predate the ``spiketune.*`` namespace: written under both names until
-#: the old ones are dropped (README, "Migration notes")
-OLD_TAGS = ("model_params", "training_cache", "model_file", "model_sha256")
-
-
 def tag(recorder: Recorder, key: str, value: Any) -> None:
-    """Tag ``spiketune.<key>``, and ``<key>`` too while it is one of :data:`OLD_TAGS`."""
+    """Tag ``spiketune.<key>`` (the older unprefixed duplicates were dropped: README, "Migration
+    notes")."""
     recorder.tag(f"spiketune.{key}", value)
-    if key in OLD_TAGS:
-        recorder.tag(key, value)
 
 
 @register(KerasModelConfig)
