@@ -30,7 +30,7 @@ def embedded_pngs(page: str) -> list[bytes]:
 
 
 def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys):
-    overrides = [*[o for o in TINY if o != "tracking.plots=false"], "tracking.log_model=false",
+    overrides = [*[o for o in TINY if o != "tracking.plots=false"], "training.epochs=3",
                  "simulation.scale_firing_rates=3"]
     res = run(compose([*overrides, f"tracking.uri={store}"]), console=Console())
     client, [r] = runs(store)
@@ -52,6 +52,12 @@ def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys)
     # the config's difference from the defaults: the overrides given
     assert ("<td>simulation.scale_firing_rates</td><td>3.0</td><td>100.0</td>") in page
     assert "<td>dataset.scaling</td>" not in page  # auto in both: config.yaml says what it became
+    # the logged model carries the loss training ended at (not epoch 0's) and the run's scores
+    losses = client.get_metric_history(res.run_id, "train/loss")
+    assert [m.step for m in losses] == [0, 1, 2]
+    model = {m.key: m for m in client.get_logged_model(r.data.tags["spiketune.model_id"]).metrics}
+    assert (model["train/loss"].step, model["train/loss"].value) == (2, losses[-1].value)
+    assert model["spiking/angle_error_deg"].value == value
     # the terminal's link opens it in the artifact viewer
     err = capsys.readouterr().err
     assert (f"report      http://127.0.0.1:5000/#/experiments/{r.info.experiment_id}/runs/"
@@ -67,6 +73,9 @@ def test_a_failed_run_reports_its_error_and_prints_its_link(store, capsys):
     page = report_of(client, r.info.run_id)
     assert "FAILED" in page and r.data.tags["error"] in page.replace("&#x27;", "'")
     assert "<td>training.learning_rate</td>" in page
+    # the loss up to the divergence: the blow-up is in the run (the guard stops mid-epoch)
+    losses = client.get_metric_history(r.info.run_id, "train/loss")
+    assert losses and losses[-1].value > 1e6, [m.value for m in losses]  # a loss near 1 trains
     err = capsys.readouterr().err
     assert f"run {r.info.run_id} FAILED: http://127.0.0.1:5000/#/experiments/" in err
     assert f"runs/{r.info.run_id}/artifactPath/report.html" in err

@@ -156,9 +156,7 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
     # nothing to cache when nothing trains: the saved weights are converted as they are
     what = training_key(nodes, data) if nodes.training.cache and fit else None
     result, status = cache.trained(what, nodes.cache, console, run)
-    # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
-    tag(recorder, "training_cache", "miss" if status == "off" else status)
-    recorder.tag("spiketune.training_cache", status)
+    tag(recorder, "training_cache", status)  # hit, miss, rebuilt, or off
     if result.cache_key:
         recorder.tag("spiketune.training_cache_key", result.cache_key)
     if result.loss and status == "hit":  # nothing trained here: the cached curve, logged now
