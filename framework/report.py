@@ -128,7 +128,26 @@ def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: s
 
 
 #: headline metrics of a run's description, at most this many
-DESCRIBE_KEYS = 6
+DESCRIBE_KEYS = 10
+#: what a run found, most telling first: its scores, then its rates and tuning
+HEADLINE = [k for k in SUMMARY_KEYS if k.split("/")[0] in ("keras", "rate", "spiking")] + [
+    "firing/mean_rate_hz", "tuning/directional_fraction", "tuning/cosine_fraction",
+    "tuning/pv_angle_error_deg", "firing/saturated_fraction", "firing/silent_fraction"]
+
+
+def result(metrics: dict[str, float], found: list[Finding]) -> str:
+    """The run's finding in one short line (the ``spiketune.result`` tag, a runs-table column):
+    its scores, its mean rate and its verdict (``spiking/angle_error_deg 5.6 | rate 3.2 | 26 Hz |
+    ok``)."""
+    name = next((n for n in ("accuracy", "angle_error_deg", "mse")
+                 if any(f"{kind}/{n}" in metrics for kind in ("spiking", "rate"))), "")
+    scores = [f"{kind}/{name}" for kind in ("spiking", "rate", "keras")
+              if f"{kind}/{name}" in metrics]
+    words = [f"{scores[0]} {metrics[scores[0]]:.3g}"] if scores else []
+    words += [f"{k.split('/')[0]} {metrics[k]:.3g}" for k in scores[1:]]
+    if "firing/mean_rate_hz" in metrics:
+        words.append(f"{metrics['firing/mean_rate_hz']:.3g} Hz")
+    return " | ".join(words + [health.verdict(found)])
 
 
 def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
@@ -149,8 +168,7 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
         text += "\n\n`" + f"spiketune {overrides}".strip() + "`"
     if error:
         return text + f"\n\n**FAILED**: {error}"
-    rows = [[k, f"{metrics[k]:.4g}"] for k in SUMMARY_KEYS if k in metrics
-            and k != "time/total_s"][:DESCRIBE_KEYS]
+    rows = [[k, f"{metrics[k]:.4g}"] for k in HEADLINE if k in metrics][:DESCRIBE_KEYS]
     if "time/total_s" in metrics:
         rows.append(["time/total_s", f"{metrics['time/total_s']:.1f}"])
     head = "" if found is None else "\n\n" + verdict_markdown(found)
@@ -204,6 +222,7 @@ def finish(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
     the figures the analyses drew into ``scratch/upload/plots``)."""
     tracker.describe(describe(obj, tracker, metrics, found=found))
     verdict(tracker, found)
+    tracker.tag("spiketune.result", result(metrics, found))
     page = html_report(cfg, obj, tracker, metrics, found, scratch / "upload" / "plots")
     tracker.artifact_text(page, REPORT)
 

@@ -44,6 +44,13 @@ def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys)
     # the headline metrics, as logged, at 4 significant digits
     value = r.data.metrics["spiking/angle_error_deg"]
     assert f'<td>spiking/angle_error_deg</td><td class="num">{value:.4g}</td>' in page
+    # the answer where the eye lands: a one-line result tag, the description's headline table
+    assert r.data.tags["spiketune.result"] == (
+        f"spiking/angle_error_deg {value:.3g} | rate {r.data.metrics['rate/angle_error_deg']:.3g}"
+        f" | {r.data.metrics['firing/mean_rate_hz']:.3g} Hz | {word}")
+    note = r.data.tags["mlflow.note.content"]
+    assert note.index("| spiking/angle_error_deg |") < note.index("| firing/mean_rate_hz |") < \
+        note.index("| tuning/directional_fraction |")
     # key figures embedded, each a real PNG from the run's own plots/
     pngs = embedded_pngs(page)
     logged = {a.path for a in client.list_artifacts(res.run_id, "plots")}
