@@ -87,6 +87,8 @@ def inspected(monkeypatch):
     def checked(self, fname, *args, **kwargs):
         name = str(fname).rsplit("/", 1)[-1]
         names.append(name)
+        if kwargs.get("dpi"):  # laid out as it will be saved ("best" legends move with dpi)
+            self.set_dpi(kwargs["dpi"])
         found.extend(problems(self, name))
         return save(self, fname, *args, **kwargs)
 
