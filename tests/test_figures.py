@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import TINY, compose
+from test_compare import sweep_store  # noqa: F401,F811 - the fixture, shared
 
 from framework.pipeline import run
 from framework.progress import Console
@@ -104,4 +105,17 @@ def test_every_figure_stays_on_its_canvas_with_its_legend_off_the_data(preset, s
     run(compose([*preset, *tiny, "tracking.log_model=false", f"tracking.uri={store}"]),
         console=Console(quiet=True))
     assert len(names) >= 5, names
+    assert not found, "\n".join(found)
+
+
+def test_a_sweeps_compare_plots_stay_on_their_canvas_with_legends_off_the_data(
+        sweep_store, tmp_path, inspected):  # noqa: F811 - the imported fixture
+    """tests/test_compare.py's sweep (neuron × n_steps, tuning tables): the per-parameter plot,
+    the trade-off and the tuning overlay."""
+    from framework.app import compare
+
+    names, found = inspected
+    uri, pid = sweep_store
+    compare.compare(uri, parent=pid, out=tmp_path / "out", echo=False)
+    assert {"tradeoff.png", "tuning_overlay.png"} <= set(names), names
     assert not found, "\n".join(found)
