@@ -104,6 +104,8 @@ def test_a_sweep_parent_reports_every_child_and_the_best_setting(store, tmp_path
             assert re.search(rf"\| {re.escape(kid.info.run_name)} \| \w+ \| {mse} \|", note)
     assert "<td>FAILED</td>" in page
     assert "Best setting by spiking/mse: seed=0 (0.1)." in page
+    # the comparison's trade-off plot, embedded
+    assert any(p.startswith(b"\x89PNG") for p in embedded_pngs(page)) and "tradeoff" in page
 
 
 @pytest.mark.parametrize("overrides, name", [

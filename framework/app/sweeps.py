@@ -244,7 +244,7 @@ class SweepCallback(Callback):
                 retry(client.update_run, state.parent_run_id, name=name)
         head = f"{outcome.jobs} jobs, {outcome.finished} finished, {outcome.failed} failed."
         text, page = sweep_report(name, head, state.varies, runs, state.ui,
-                                  state.sweep_dir / "compare")
+                                  state.sweep_dir / "compare" / "plots")
         retry(client.set_tag, state.parent_run_id, "mlflow.note.content", redact(text))
         retry(client.log_text, state.parent_run_id, redact(page), REPORT)
 
