@@ -133,6 +133,7 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
         if len(finite):
             ax_x.axvline(np.median(finite), color="k", lw=1, ls="--", zorder=3)
         if obs is not None:
+            ax_x.set_ylim(top=ax_x.get_ylim()[1] * 1.4)  # headroom: the legend above the bars
             ax_x.legend(fontsize=7, loc="upper right", frameon=False)
         ax_x.set_title(f"{layer.name}: J_th = {layer.threshold:g}, median x-intercept "
                        f"{np.median(finite) if len(finite) else np.nan:.3g}", fontsize=9)

@@ -3,7 +3,7 @@ label), no legend over plotted data. Checked with matplotlib's own bounding boxe
 real run draws (each figure is inspected as it is saved, then saved as usual).
 
 Runs: the default experiment (TINY, every analysis that applies to reaching) and the georgopoulos
-preset (TINY). A sweep's compare plots and a loaded-model run are not covered yet (issue 24).
+preset (TINY), a sweep's compare plots, and a user's saved Keras model run as it is.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import TINY, compose
 from test_compare import sweep_store  # noqa: F401,F811 - the fixture, shared
+from test_keras_file import REACH, reach_data, reach_model, tf  # noqa: F401,F811 - fixtures
 
 from framework.pipeline import run
 from framework.progress import Console
@@ -118,4 +119,16 @@ def test_a_sweeps_compare_plots_stay_on_their_canvas_with_legends_off_the_data(
     uri, pid = sweep_store
     compare.compare(uri, parent=pid, out=tmp_path / "out", echo=False)
     assert {"tradeoff.png", "tuning_overlay.png"} <= set(names), names
+    assert not found, "\n".join(found)
+
+
+def test_a_loaded_models_figures_stay_on_their_canvas(reach_model, store, inspected):  # noqa: F811
+    """A user's saved Keras model (tests/test_keras_file.py's), run as it is, every analysis that
+    applies drawn."""
+    names, found = inspected
+    overrides = [o for o in REACH if o not in ("tracking.plots=false", "analysis=[firing]")]
+    run(compose([*overrides, "model=keras_file", f"model.path={reach_model['paths']['keras']}",
+                 "model.train=false", "neuron=relu", "tracking.log_model=false",
+                 f"tracking.uri={store}"]), console=Console(quiet=True))
+    assert len(names) >= 4, names
     assert not found, "\n".join(found)
