@@ -70,7 +70,7 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
     for tag in obj.tags:  # the user's own labels, as given: name or name:value
         tag_name, _, tag_value = str(tag).partition(":")
         tags[tag_name.strip()] = tag_value.strip() or "true"
-    tracker = Tracker(uri, obj.tracking.experiment, report.run_name(obj, tags), tags=tags,
+    tracker = Tracker(uri, obj.tracking.experiment, report.run_name(obj, tags, uri), tags=tags,
                       system_metrics=obj.tracking.system_metrics)
     scratch = Path(tempfile.mkdtemp(prefix="spiketune-run-"))
     try:
@@ -78,14 +78,13 @@ def run(cfg: Any, console: Console | None = None, tags: dict[str, Any] | None = 
         metrics["time/total_s"] = time.perf_counter() - t0
         tracker.metrics({"time/total_s": metrics["time/total_s"]})
         value = score(obj, metrics, tracker, console)
-        tracker.describe(report.describe(obj, tracker, metrics, found=found))
-        report.verdict(tracker, found)
+        report.finish(cfg, obj, tracker, metrics, found, scratch)
         tracker.end("FINISHED")
         report.summary(console, tracker, metrics, ui, found)
         return RunResult(tracker.run_id, "FINISHED", metrics, artifact_uri=tracker.artifact_uri,
                          objective=value)
     except BaseException as ex:
-        _end_failed(ex, obj, tracker)
+        _end_failed(ex, cfg, obj, tracker, console, ui)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -132,7 +131,8 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
     return metrics, checks
 
 
-def _end_failed(ex: BaseException, obj: Config, tracker: Tracker) -> None:
+def _end_failed(ex: BaseException, cfg: Any, obj: Config, tracker: Tracker, console: Console,
+                ui: str) -> None:
     """End the run KILLED (a signal) or FAILED (with its one-line error); a burst's later
     signals are recorded, not raised into the ending (lifecycle.shielded)."""
     with shielded():
@@ -143,8 +143,8 @@ def _end_failed(ex: BaseException, obj: Config, tracker: Tracker) -> None:
             msg = (str(ex) if isinstance(ex, UserError)
                    else f"internal error: {type(ex).__name__}: {ex}")
             first = msg.splitlines()[0] if msg else type(ex).__name__
-            with contextlib.suppress(Exception):  # the description never hides the error
-                tracker.describe(report.describe(obj, tracker, {}, error=first))
+            with contextlib.suppress(Exception):  # the record never hides the error
+                report.failed(cfg, obj, tracker, first, console, ui)
             tracker.end("FAILED", first)
     if why:
         raise KeyboardInterrupt(why) from None

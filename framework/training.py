@@ -180,14 +180,32 @@ def load_nengo_params(sim: Any, value: str) -> None:
 
 def epoch_callback(on_epoch: Callable[[int, float], None], key: str) -> Any:
     """A Keras callback handing each finished epoch's ``key`` loss to ``on_epoch(epoch, loss)``
-    as training runs (epoch from 0), so a tracker can log it with that epoch's own timestamp."""
+    as training runs (epoch from 0), so a tracker can log it with that epoch's own timestamp;
+    its ``flush()`` hands over the epoch cut short (the divergence guard stopped it mid-epoch),
+    with the loss so far, so a diverged run shows its blow-up."""
     import tensorflow as tf
 
     class EpochLoss(tf.keras.callbacks.Callback):  # type: ignore[misc]  # TF: no types
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch, self.partial = 0, float("nan")
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.epoch, self.partial = int(epoch), float("nan")
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            value = (logs or {}).get(key)  # Keras's running mean over the epoch so far
+            self.partial = float("nan") if value is None else float(value)
+
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             value = (logs or {}).get(key)
+            self.partial = float("nan")
             if value is not None:
                 on_epoch(int(epoch), float(value))
+
+        def flush(self) -> None:
+            if not np.isnan(self.partial):  # an infinite loss is the blow-up itself: kept
+                on_epoch(self.epoch, self.partial)
 
     return EpochLoss()
 
@@ -345,6 +363,11 @@ def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io:
     if val is not None:  # judged on training samples the fit does not see
         start = sim.evaluate(*val, verbose=0)
         callbacks.append(keep_best_callback(sim, task_key, float(start[task_key])))
-    fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True, callbacks=callbacks,
-                  validation_data=val)
+    try:
+        fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
+                      callbacks=callbacks, validation_data=val)
+    except DivergenceError:
+        if on_epoch is not None:
+            callbacks[0].flush()  # the diverging epoch's loss so far
+        raise
     return [float(v) for v in fit.history[task_key]]

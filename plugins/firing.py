@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
 
 import numpy as np
 
-from framework.analysis import Analysis, Context, Layer, Result, bounded
+from framework.analysis import Analysis, Context, Layer, Result, bounded, sample_groups
 
 
 @dataclass
@@ -140,6 +140,10 @@ def raster(ctx: Context, layers: list[Layer], max_neurons: int) -> Figure:
         ax.set_ylabel(f"{layer.name}\nneuron", fontsize=8)
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
     axes[-1, 0].set_xlabel("time (ms)")
-    fig.suptitle("Spike raster, first test sample", fontsize=10)
+    groups = sample_groups(ctx)  # the trial's condition, so the raster says what it shows
+    what = ("" if groups is None or not np.isfinite(groups[0]) else
+            f": movement direction {groups[0]:g}°" if ctx.data is not None
+            and ctx.data.has_directions else f": class {groups[0]:g}")
+    fig.suptitle(f"Spike raster, first test sample{what}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -181,6 +181,6 @@ def plot(curves: list[Any], xlabel: str = "x", where: str = "") -> Figure:
     for r in range(rows):
         axes[r, 0].set_ylabel("rate (Hz)")
     fig.suptitle("Response curves: analytic (lines), simulated spikes (dots), x-intercepts (ticks)"
-                 + (f"; over {where}" if where else ""), fontsize=10)
+                 + (f"\nover {where}" if where else ""), fontsize=10)  # a line each: on the canvas
     fig.tight_layout()
     return fig

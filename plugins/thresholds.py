@@ -121,8 +121,11 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
         edges: int | np.ndarray = bins
         if obs is not None:  # where the neurons' inputs actually were: 5-95% and full range
             lo, q05, q95, hi = np.nanpercentile(obs, [0, 5, 95, 100])
-            ax_x.axvspan(lo, hi, color="0.9", zorder=0, label="observed x")
-            ax_x.axvspan(q05, q95, color="0.78", zorder=0, label="observed x, 5-95%")
+            # edged, so their legend patches show on the white legend too
+            ax_x.axvspan(lo, hi, facecolor="0.9", edgecolor="0.55", zorder=0,
+                         label="observed x")
+            ax_x.axvspan(q05, q95, facecolor="0.78", edgecolor="0.55", zorder=0,
+                         label="observed x, 5-95%")
             # bins on the scale of the inputs: x-intercepts that agree to 1e-4 are one bar
             span = np.concatenate([[lo, hi], finite])
             edges = np.linspace(span.min(), span.max(), bins + 1)
@@ -130,6 +133,7 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
         if len(finite):
             ax_x.axvline(np.median(finite), color="k", lw=1, ls="--", zorder=3)
         if obs is not None:
+            ax_x.set_ylim(top=ax_x.get_ylim()[1] * 1.4)  # headroom: the legend above the bars
             ax_x.legend(fontsize=7, loc="upper right", frameon=False)
         ax_x.set_title(f"{layer.name}: J_th = {layer.threshold:g}, median x-intercept "
                        f"{np.median(finite) if len(finite) else np.nan:.3g}", fontsize=9)
@@ -156,7 +160,8 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
         if len(peak):
             ax_r.hist(peak, bins=edges, color="tab:blue", alpha=0.6,
                       label=f"observed peak, median {np.median(peak):.0f} Hz")
-        ax_r.legend(fontsize=7, frameon=False)
+        ax_r.set_ylim(top=ax_r.get_ylim()[1] * 1.4)  # headroom: the legend sits above the bars
+        ax_r.legend(fontsize=7, frameon=False, loc="upper center")
         ax_r.set_title(f"{layer.name}: rates", fontsize=9)
         ax_r.set_xlabel("rate (Hz)")
         for ax in (ax_x, ax_r):  # converted layers spread over ~1e-3: plain tick labels

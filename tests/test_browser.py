@@ -3,7 +3,8 @@ starts it, and Debian's chromium driven headless by Playwright.
 
 Skips, with the reason, where ``/usr/bin/chromium`` or the playwright package is missing (CI's
 ``.ci/run`` installs chromium). Playwright never downloads a browser here: it is handed Debian's.
-``SPIKETUNE_SCREENSHOTS=<folder>`` keeps the screenshots (else they go to the test's tmp folder).
+``SPIKETUNE_SCREENSHOTS=<folder>`` keeps the screenshots (else they go to the test's tmp folder,
+printed at the end). Each page is a new browser context: a fresh profile, empty local storage.
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def test_printed_sweep_link_opens_the_runs_table_with_the_children(uri, tmp_path
         assert proc.returncode == 0, proc.stderr[-3000:]
         sweep_link = re.search(r"^\[sweep\]   sweep runs  (\S+)$", proc.stderr, re.M).group(1)
         run_link = re.search(r"^\[job 1\]   run         (\S+)$", proc.stderr, re.M).group(1)
+        parent_link = re.search(r"^\[sweep\]   parent run  (\S+)$", proc.stderr, re.M).group(1)
         assert sweep_link.startswith(f"http://127.0.0.1:{port}/#/experiments/")
         _, found = runs(uri)
         names = sorted(r.info.run_name for r in found if "mlflow.parentRunId" in r.data.tags)
@@ -90,6 +92,19 @@ def test_printed_sweep_link_opens_the_runs_table_with_the_children(uri, tmp_path
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             try:
+                # a first visit (a fresh profile) to / and a click on the experiment: the runs
+                # table, not MLflow's GenAI pages (framework/app/mlflow_app.py)
+                page = browser.new_page(viewport={"width": 1600, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("link", name="spiketune", exact=True).first.click(
+                    timeout=90_000)
+                page.get_by_role("link", name="sweep neuron (2 jobs)").first.wait_for(
+                    timeout=90_000)
+                assert "workflowType=genai" not in page.url
+                assert "Traces" not in page.get_by_role("main").inner_text()[:200]
+                page.screenshot(path=str(shots / "first_visit_runs.png"))
+                page.close()
+
                 page = browser.new_page(viewport={"width": 1600, "height": 900})
                 page.goto(sweep_link)
                 # the runs table (not the GenAI traces page), each child by its name
@@ -114,6 +129,19 @@ def test_printed_sweep_link_opens_the_runs_table_with_the_children(uri, tmp_path
                 assert "`" not in text  # rendered as Markdown, not shown raw
                 assert "Model training" in page.inner_text("body")
                 page.screenshot(path=str(shots / "child_run.png"))
+
+                # report.html inline in the artifact viewer: the sweep's parent and a child
+                for link, shot, says in ((parent_link, "parent_report.png", "Best setting"),
+                                         (run_link, "child_report.png", "Headline metrics")):
+                    page = browser.new_page(viewport={"width": 1600, "height": 900})
+                    page.goto(link.replace("?", "/artifactPath/report.html?", 1))
+                    frame = page.frame_locator("iframe.mlflow-html-iframe")
+                    try:
+                        frame.get_by_text(says, exact=True).first.wait_for(timeout=90_000)
+                    finally:
+                        page.screenshot(path=str(shots / shot))
+                    assert frame.get_by_text("Verdict").count() or "Best" in says
+                print(f"screenshots: {shots}")
             finally:
                 browser.close()
     finally:

@@ -315,7 +315,7 @@ def test_pipeline_hits_when_only_simulation_changes(uri, tmp_path, monkeypatch):
     r2 = run(compose([*base, "simulation.n_steps=30", "simulation.synapse=0.02"]), console=QUIET)
     r3 = run(compose([*base, "training.epochs=3"]), console=QUIET)
     client, found = runs(uri)
-    tags = {r.info.run_id: r.data.tags["training_cache"] for r in found}
+    tags = {r.info.run_id: r.data.tags["spiketune.training_cache"] for r in found}
     assert [tags[r.run_id] for r in (r1, r2, r3)] == ["miss", "hit", "miss"]
     loss = [[m.value for m in client.get_metric_history(r.run_id, "train/loss")]
             for r in (r1, r2, r3)]
@@ -363,7 +363,7 @@ def test_pipeline_rebuilds_a_truncated_and_a_swapped_entry(uri, tmp_path, monkey
     tags = {r.info.run_id: r.data.tags for r in found}
     assert [tags[r.run_id]["spiketune.training_cache"] for r in (r1, r2, r3, r4)] == \
         ["miss", "rebuilt", "miss", "rebuilt"]
-    assert [tags[r.run_id]["training_cache"] for r in (r2, r4)] == ["rebuilt", "rebuilt"]
+    assert [tags[r.run_id]["spiketune.training_cache"] for r in (r2, r4)] == ["rebuilt", "rebuilt"]
     assert tags[r4.run_id]["spiketune.train_loss"].startswith("live: 2 epochs")  # trained again
     # the other config's weights really differ, so serving them would be seen
     assert set(foreign) == set(fresh)

@@ -199,11 +199,12 @@ def test_ui_runs_mlflow_on_loopback(monkeypatch):
     i = argv.index("ui")
     from framework.paths import default_uri
 
+    # MLflow's app with the first-visit script (framework/app/mlflow_app.py)
     assert argv[i:] == ["ui", "--backend-store-uri", default_uri(), "--host", "127.0.0.1",
-                        "--port", "5000"]
+                        "--port", "5000", "--app-name", "spiketune"]
     ui.main(["--port", "5055", "--host", "0.0.0.0", "--uri", "sqlite:////tmp/x.db"])
     assert calls[1][1][i:] == ["ui", "--backend-store-uri", "sqlite:////tmp/x.db", "--host",
-                               "0.0.0.0", "--port", "5055"]
+                               "0.0.0.0", "--port", "5055", "--app-name", "spiketune"]
 
 
 def test_ui_bad_port(capsys):

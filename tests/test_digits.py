@@ -107,7 +107,7 @@ def test_digits_conv_lif_spikes_at_90_percent(uri, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, found = runs(uri)
     run = found[0]
-    assert run.data.tags["training_cache"] == "miss"
+    assert run.data.tags["spiketune.training_cache"] == "miss"
     m = run.data.metrics
     assert m["spiking/accuracy"] >= 0.90, m
     assert m["rate/accuracy"] >= 0.90

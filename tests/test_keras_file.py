@@ -82,9 +82,9 @@ def test_saved_weights_evaluate_exactly_as_in_keras(reach_model, fmt, uri):
     assert client.get_metric_history(run.info.run_id, "train/loss") == []  # no fit
     from framework.keras_io import sha256
 
-    assert run.data.tags["model_file"] == str(path)
-    assert run.data.tags["model_sha256"] == sha256(path)
-    assert int(run.data.tags["model_params"]) == 8 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2
+    assert run.data.tags["spiketune.model_file"] == str(path)
+    assert run.data.tags["spiketune.model_sha256"] == sha256(path)
+    assert int(run.data.tags["spiketune.model_params"]) == 8 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2
     summary = client.download_artifacts(run.info.run_id, "model_summary.txt")
     assert "h0" in open(summary).read()
     # the data is the run's input, named with its digest and shape

@@ -56,8 +56,10 @@ def test_params_are_every_leaf_of_the_resolved_config(cli_run):
 
 def test_tags_and_metrics_follow_the_contract(cli_run):
     run, client = cli_run["run"], cli_run["client"]
-    assert run.data.tags["spiketune_version"] == "0.1.0"
-    assert len(run.data.tags["git_commit"]) in (40, 7) or run.data.tags["git_commit"] == "unknown"
+    assert run.data.tags["spiketune.version"] == "0.1.0"
+    # the older duplicates are gone (README, "Migration notes"); MLflow's own commit tag stays
+    assert "git_commit" not in run.data.tags and "spiketune_version" not in run.data.tags
+    assert len(run.data.tags.get("mlflow.source.git.commit", "x" * 40)) == 40
     for key in CONTRACT_METRICS:
         assert key in run.data.metrics, key
         assert np.isfinite(run.data.metrics[key]), key

@@ -170,7 +170,7 @@ def test_three_concurrent_sweeps_lose_nothing(three_sweeps):
         assert max(values) - min(values) <= 1e-9 * max(1.0, abs(values[0])), (key, values)
     # and the jobs do differ: n_steps and synapse change the spiking error
     assert len({round(v[0], 9) for v in by_job.values()}) > 1
-    hits = [r.data.tags.get("training_cache") for r in kids]
+    hits = [r.data.tags.get("spiketune.training_cache") for r in kids]
     assert hits.count("miss") == 1 and hits.count("hit") == 23, hits
 
 

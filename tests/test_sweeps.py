@@ -58,12 +58,13 @@ def test_parent_and_children(store, tmp_path, monkeypatch, capsys):
     assert [r.data.tags["mlflow.source.type"] for r in [parent, *kids]] == \
         ["LOCAL", "JOB", "JOB", "JOB"]
     assert {r.data.tags["mlflow.source.name"] for r in kids} == {"spiketune"}
-    assert parent.data.tags["git_commit"] == parent.data.tags["mlflow.source.git.commit"]
+    assert "git_commit" not in parent.data.tags  # the dropped duplicate of the commit tag
     # the description: what was swept, how it went, each child's headline metric (seed 2: 0.3)
     note = parent.data.tags["mlflow.note.content"]
     assert note.startswith("**sweep seed (3 jobs)**: 3 jobs, 3 finished, 0 failed.")
     assert "Swept: `seed=0,2,3`" in note
-    assert "| run | status | spiking/mse | firing/mean_rate_hz |" in note
+    assert "| run | verdict | spiking/mse | firing/mean_rate_hz |" in note
+    assert "Best setting by `spiking/mse`: **seed=0** (0.1)." in note
     assert "| seed=2 | FINISHED | 0.3 | 20 |" in note
     # the links printed at the end open the children in the runs table, and the parent
     err = capsys.readouterr().err

@@ -21,6 +21,9 @@ def test_links_have_mlflow_317s_route_and_model_training_mode():
     assert links == {
         "runs": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning",
         "run": "http://127.0.0.1:5000/#/experiments/7/runs/r1?workflowType=machine_learning",
+        # report.html in the run's artifact viewer (MLflow 3.17's route: artifactPath/*)
+        "report": "http://127.0.0.1:5000/#/experiments/7/runs/r1/artifactPath/report.html"
+                  "?workflowType=machine_learning",
         # the sweep's children, listed themselves: filtered on the parent tag, sorted by name
         "sweep": "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
                  "&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" + PID + "%27"
@@ -72,8 +75,9 @@ def test_source_tags_are_mlflows_standard_ones():
     assert local["spiketune.git_dirty"] == str(bool(dirty.strip())).lower()
     base = tracking_tags.base_tags(job=False)
     # the contract's names stay, beside the namespaced and standard ones
-    assert base["git_commit"] == base["mlflow.source.git.commit"] == head
-    assert base["spiketune_version"] == base["spiketune.version"] == "0.1.0"
+    assert base["mlflow.source.git.commit"] == head
+    assert base["spiketune.version"] == "0.1.0"
+    assert "git_commit" not in base and "spiketune_version" not in base  # dropped duplicates
 
 
 def test_markdown_table_escapes_pipes():
@@ -102,9 +106,27 @@ def test_spiketune_ui_prints_links_to_the_runs_table_latest_run_and_sweep(store,
     assert f"latest sweep (sweep seed (2 jobs))  {base}/{exp}/runs?workflowType=" \
            f"machine_learning&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" \
            f"{parent.info.run_id}%27" in err
-    assert calls and calls[0][-4:] == ["--host", "127.0.0.1", "--port", "5099"]
+    assert calls and calls[0][-6:] == ["--host", "127.0.0.1", "--port", "5099", "--app-name",
+                                      "spiketune"]
     # an any-address bind is reached on the loopback; another experiment without runs says so
     ui.main(["--uri", store, "--host", "0.0.0.0", "--experiment", "other"])
     err = capsys.readouterr().err
     assert "on http://127.0.0.1:5000;" in err
     assert "experiment 'other' has no runs yet" in err
+
+
+def test_the_served_page_opens_on_the_runs_on_a_first_visit():
+    """MLflow's own landing page, through the app spiketune-ui serves, sets the model-training
+    view before the UI's scripts run, only where the browser has no choice stored (the browser
+    test, tests/test_browser.py, proves the view it lands on)."""
+    from framework.app import mlflow_app
+
+    page = mlflow_app.flask_app.test_client().get("/").get_data(as_text=True)
+    head = page[:page.index("<script defer")]
+    assert ("if(localStorage.getItem('mlflow.workflowType_v1')===null)"
+            "localStorage.setItem('mlflow.workflowType_v1','\"machine_learning\"')") in head
+    assert page.count("mlflow.workflowType") == 2  # one check, one set: nothing else changed
+    from importlib.metadata import entry_points
+
+    [hook] = [e for e in entry_points(group="mlflow.app") if e.name == "spiketune"]
+    assert hook.value == "framework.app.mlflow_app:app"

@@ -414,18 +414,23 @@ def _plot_tradeoff(frame: pd.DataFrame, spiking: str, steps: pd.Series | None, b
             colour = {}
         sc = ax.scatter(g[RATE_METRIC], g[spiking], marker=markers[i % 11], label=name,
                         edgecolors="k", linewidths=0.4, s=36, **colour)
+        for _, row in g.iterrows():  # every point says its setting (the run's name)
+            ax.annotate(str(row.get("run_name") or row["run_id"][:8])[:24],
+                        (row[RATE_METRIC], row[spiking]), xytext=(4, 3),
+                        textcoords="offset points", fontsize=6, color="0.25")
     if few:
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], ls="", marker="o", color=c, label=f"{v:g}")
                    for v, c in palette.items()]
-        leg = ax.legend(handles=handles, title=label(STEPS_PARAM), fontsize=7, title_fontsize=7,
-                        loc="upper right")
-        ax.add_artist(leg)
+        # legends beside the axes, never over a point
+        fig.legend(handles=handles, title=label(STEPS_PARAM), fontsize=7,
+                   title_fontsize=7, loc="outside right upper")
     elif steps is not None and sc is not None:
         fig.colorbar(sc, ax=ax, label=label(STEPS_PARAM))
     if by:
-        ax.legend(fontsize=7, loc="upper left")
+        fig.legend(*ax.get_legend_handles_labels(), fontsize=7,
+                   loc="outside right lower" if few else "outside right upper")
     ax.set_xlabel(label(RATE_METRIC))
     ax.set_ylabel(label(spiking))
     hue = f", colour: {short(STEPS_PARAM)}" if steps is not None else ""
@@ -436,12 +441,14 @@ def _plot_tradeoff(frame: pd.DataFrame, spiking: str, steps: pd.Series | None, b
 
 
 def _run_label(row: pd.Series, params: list[str]) -> str:
-    """``<run id> name=value ...`` for the first three differing params a run has (relu has no
-    tau_rc: it is left out, not shown as None)."""
+    """``<run name> name=value ...`` for the first three differing params a run has (relu has no
+    tau_rc: it is left out, not shown as None); the run id's start where the run has no name.
+    A sweep's child is named by its swept values, so its name leads."""
     shown = [p for p in params if as_label(row[p])][:3]
     parts = [f"{short(p)}={row[p]:g}" if isinstance(row[p], float) else f"{short(p)}={row[p]}"
              for p in shown]
-    return f"{row['run_id'][:8]} " + " ".join(parts)
+    name = str(row.get("run_name") or "") or row["run_id"][:8]
+    return f"{name} " + " ".join(p for p in parts if p not in name)
 
 
 def as_label(value: Any) -> bool:
@@ -507,9 +514,15 @@ def _draw_overlay(tables: list[tuple[str, pd.DataFrame]], neurons: list[tuple[An
         ax.set_title(f"{layer} #{neuron}", fontsize=8)
         ax.set_xlabel(xlabel, fontsize=7)
         ax.set_ylabel("rate (Hz)", fontsize=7)
+        values = sorted({float(v) for _, t in tables for v in t[x].dropna()})
+        if x == "direction_deg" and len(values) <= 16:  # the data's own directions
+            ax.set_xticks(values)
+            ax.tick_params(axis="x", labelsize=6)
     for ax in list(axes.flat)[len(neurons):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
+    # one legend for every panel, beside them: off the data
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="outside right upper")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

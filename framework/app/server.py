@@ -271,6 +271,10 @@ def stop_postgres(layout: Layout, pg: Postgres, timeout: float) -> bool:
 
 
 # ------------------------------------------------------------------------------ MLflow server
+#: MLflow's app with its UI opening on the runs on a first visit (framework/app/mlflow_app.py)
+APP = ["--app-name", "spiketune"]
+
+
 def mlflow_command(layout: Layout, host: str, port: int, workers: int,
                    allowed_hosts: str = "") -> list[str]:
     """The ``mlflow server`` command line (the MLflow of this environment, the client's own
@@ -279,7 +283,7 @@ def mlflow_command(layout: Layout, host: str, port: int, workers: int,
     exe = [str(here)] if here.exists() else [sys.executable, "-m", "mlflow"]
     cmd = [*exe, "server", "--backend-store-uri", layout.backend_uri(),
            "--artifacts-destination", str(layout.artifacts), "--serve-artifacts",
-           "--host", host, "--port", str(port), "--workers", str(workers)]
+           "--host", host, "--port", str(port), "--workers", str(workers), *APP]
     return cmd + (["--allowed-hosts", allowed_hosts] if allowed_hosts else [])
 
 

@@ -83,8 +83,8 @@ from framework.app.sweep_records import (  # noqa: F401 - served here too, as be
 )
 from framework.errors import UserError
 from framework.redact import redact
-from framework.report import SUMMARY_KEYS
-from framework.tracking.links import markdown_table, ui_base, ui_links
+from framework.report import sweep_report
+from framework.tracking.links import REPORT, ui_base, ui_links
 from framework.tracking.model import check_register
 from framework.tracking.store import end_orphans, experiment_id, open_store, resolve_uri, retry
 from framework.tracking.tags import base_tags
@@ -242,15 +242,11 @@ class SweepCallback(Callback):
             name = f"{name}{jobs_suffix(outcome.jobs)}"
             if name != state.name:
                 retry(client.update_run, state.parent_run_id, name=name)
-        keys = [k for k in SUMMARY_KEYS if k != "time/total_s"
-                and any(k in r.data.metrics for r in runs)][:3]
-        rows = [[r.info.run_name or r.info.run_id[:8], r.info.status,
-                 *(f"{r.data.metrics[k]:.4g}" if k in r.data.metrics else "" for k in keys)]
-                for r in runs]
-        text = (f"**{name}**: {outcome.jobs} jobs, {outcome.finished} finished, "
-                f"{outcome.failed} failed.\n\nSwept: `{state.varies or 'nothing'}`\n\n"
-                + markdown_table(["run", "status", *keys], rows))
+        head = f"{outcome.jobs} jobs, {outcome.finished} finished, {outcome.failed} failed."
+        text, page = sweep_report(name, head, state.varies, runs, state.ui,
+                                  state.sweep_dir / "compare" / "plots")
         retry(client.set_tag, state.parent_run_id, "mlflow.note.content", redact(text))
+        retry(client.log_text, state.parent_run_id, redact(page), REPORT)
 
     @staticmethod
     def _compare(client: Client, state: Active) -> None:

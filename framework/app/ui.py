@@ -7,6 +7,9 @@ It runs ``mlflow ui --backend-store-uri <uri> --host 127.0.0.1 --port 5000`` in 
 Ctrl-C stops the server directly). Another ``--host`` must be given explicitly: the UI has no
 authentication, and whoever reaches the port can read and delete runs.
 
+The server is MLflow's own app with one change (framework/app/mlflow_app.py): a browser's first
+visit opens on the runs table, not on MLflow's GenAI pages.
+
 Before it starts the server it prints deep links into it (MLflow 3.17 opens an experiment on its
 GenAI pages otherwise): the runs table of ``--experiment`` in model-training mode, its latest run
 and its latest sweep. Runs and sweeps print the same links at their end, on
@@ -20,6 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from framework.app.server import APP
 from framework.errors import EXIT_USER, UserError
 from framework.paths import default_uri
 from framework.tracking.links import ui_links
@@ -34,7 +38,7 @@ def command(host: str = LOOPBACK, port: int = 5000, uri: str = "") -> list[str]:
     here = Path(sys.executable).with_name("mlflow")
     exe = [str(here)] if here.exists() else ([shutil.which("mlflow")] if shutil.which("mlflow")
                                              else [sys.executable, "-m", "mlflow"])
-    return [*exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    return [*exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), *APP]
 
 
 def base_url(host: str, port: int) -> str:

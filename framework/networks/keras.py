@@ -31,16 +31,10 @@ from framework.training import Trained
 #: the fraction of regularised neurons a range should end with; below it the run says so
 REG_TARGET = 0.95
 
-#: the run's own tags that predate the ``spiketune.*`` namespace: written under both names until
-#: the old ones are dropped (README, "Migration notes")
-OLD_TAGS = ("model_params", "training_cache", "model_file", "model_sha256")
-
-
 def tag(recorder: Recorder, key: str, value: Any) -> None:
-    """Tag ``spiketune.<key>``, and ``<key>`` too while it is one of :data:`OLD_TAGS`."""
+    """Tag ``spiketune.<key>`` (the older unprefixed duplicates were dropped: README, "Migration
+    notes")."""
     recorder.tag(f"spiketune.{key}", value)
-    if key in OLD_TAGS:
-        recorder.tag(key, value)
 
 
 @register(KerasModelConfig)
@@ -162,9 +156,7 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
     # nothing to cache when nothing trains: the saved weights are converted as they are
     what = training_key(nodes, data) if nodes.training.cache and fit else None
     result, status = cache.trained(what, nodes.cache, console, run)
-    # hit, miss or rebuilt; the old name never said "off" (it said "miss"), the new one does
-    tag(recorder, "training_cache", "miss" if status == "off" else status)
-    recorder.tag("spiketune.training_cache", status)
+    tag(recorder, "training_cache", status)  # hit, miss, rebuilt, or off
     if result.cache_key:
         recorder.tag("spiketune.training_cache_key", result.cache_key)
     if result.loss and status == "hit":  # nothing trained here: the cached curve, logged now

@@ -14,6 +14,8 @@ UI_ENV = "SPIKETUNE_UI_URL"
 #: MLflow 3.17's UI opens an experiment on its GenAI pages (traces, token usage) unless the URL asks
 #: for the model-training mode; its WorkflowTypeProvider reads this query parameter
 ML_MODE = "workflowType=machine_learning"
+#: every run's report artifact (framework/report_html.py), at the root of its artifacts
+REPORT = "report.html"
 
 
 def ui_base(ui_url: str = "", uri: str = "") -> str:
@@ -72,12 +74,14 @@ def ui_links(base: str, experiment_id: str, run_id: str = "",
     Returns
     -------
     dict
-        ``runs`` (the experiment's runs table), and ``run`` / ``sweep`` when asked for.
+        ``runs`` (the experiment's runs table), and ``run`` / ``report`` (its ``report.html``,
+        open in the artifact viewer) / ``sweep`` when asked for.
     """
     table = f"{base}/#/experiments/{experiment_id}/runs"
     links = {"runs": f"{table}?{ML_MODE}"}
     if run_id:
         links["run"] = f"{table}/{run_id}?{ML_MODE}"
+        links["report"] = f"{table}/{run_id}/artifactPath/{REPORT}?{ML_MODE}"
     if parent_run_id:
         query = urlencode({"searchFilter": f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
                            "orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"},

@@ -327,6 +327,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                        params={k: v[:6000] for k, v in client.get_run(tracker.run_id)
                                .data.params.items()},
                        tags={"spiketune.run_name": tracker.run_name or ""})
+        final = last_step(client, tracker.run_id)  # the model shows the loss training ended at
         with use_uri(tracker.uri), _quiet_mlflow():
             info = Model.log(
                 None, name=NAME, flavor=_PYFUNC_UNCHECKED, run_id=tracker.run_id,
@@ -339,7 +340,8 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                 pip_requirements=requirements(),
                 metadata={"spiketune_version": __version__, "run_id": tracker.run_id,
                           "what": "spiketune rate network: rate neurons, no synapses, one step"},
-                validate_serving_input=False)
+                validate_serving_input=False, step=final)
+            link_metrics(client, tracker.run_id, info.model_id, final)
             out = {"uri": f"runs:/{tracker.run_id}/{NAME}", "model_id": info.model_id}
             if register:
                 # MLflow prints its own two lines about it; the run's console says it once
@@ -351,6 +353,34 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+#: the per-epoch series whose last value the logged model carries
+LOSS = "train/loss"
+
+
+def last_step(client: Any, run_id: str) -> int:
+    """The last epoch of the run's :data:`LOSS` (0 without one). ``Model.log`` links the run's
+    metrics at one step to the model: this one, so the model shows the loss training ended at,
+    not epoch 0's (:func:`link_metrics` links the rest)."""
+    return max((m.step for m in retry(client.get_metric_history, run_id, LOSS)), default=0)
+
+
+def link_metrics(client: Any, run_id: str, model_id: str, step: int) -> None:
+    """Link the run's other metrics (logged at step 0, one value each) to the logged model when
+    ``Model.log`` linked those at ``step`` > 0 (the last epoch's :data:`LOSS`); MLflow's
+    ``system/*`` series are not the model's."""
+    from mlflow.entities import Metric
+
+    if not step:  # Model.log linked the step-0 metrics itself
+        return
+    run = retry(client.get_run, run_id)
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, 0, run_id=run_id, model_id=model_id)
+               for key, value in run.data.metrics.items()
+               if key != LOSS and not key.startswith("system/")]
+    for i in range(0, len(metrics), 1000):  # MLflow's log_batch limit
+        retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
 
 
 def conversion_record(config_yaml: str) -> dict[str, Any]:

@@ -69,9 +69,8 @@ def source_tags(job: bool) -> dict[str, str]:
 
 
 def base_tags(job: bool) -> dict[str, str]:
-    """Every run's tags at creation: the source tags, ``spiketune.version``, the contract's
-    ``git_commit`` and ``spiketune_version`` (kept under those names: users' searches use them),
-    and the process that owns the run (``spiketune.owner.host``, ``.pid``, ``.start``:
-    :func:`end_orphans` reads them)."""
-    return {"git_commit": git_commit(), "spiketune_version": __version__,
-            "spiketune.version": __version__, **source_tags(job), **lifecycle.owner_tags()}
+    """Every run's tags at creation: the source tags (``mlflow.source.git.commit``),
+    ``spiketune.version``, and the process that owns the run (``spiketune.owner.host``, ``.pid``,
+    ``.start``: :func:`end_orphans` reads them). The older duplicates ``git_commit`` and
+    ``spiketune_version`` were dropped (README, "Migration notes")."""
+    return {"spiketune.version": __version__, **source_tags(job), **lifecycle.owner_tags()}
