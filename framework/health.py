@@ -149,25 +149,24 @@ def layer_fractions(metrics: dict[str, float], what: str, limit: float) -> list[
     return out
 
 
-def saturated(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
-    over = layer_fractions(metrics, "saturated", cfg.saturated_max)
+#: per-layer checks: what the layer's neurons do, and what to do about it
+LAYER_CHECKS = {
+    "saturated": ("fire near 1/tau_ref, where rates plateau and tuning curves flatten: lower "
+                  "simulation.scale_firing_rates, or keep rates in range with "
+                  "training.rates.enabled=true"),
+    "silent": ("never fire on the test samples and carry nothing: raise "
+               "simulation.scale_firing_rates, or keep rates in range with "
+               "training.rates.enabled=true"),
+}
+
+
+def layer_check(check: str, metrics: dict[str, float], limit: float) -> list[Finding]:
+    """``saturated`` or ``silent``: the layers with more than ``limit`` of such neurons."""
+    over = layer_fractions(metrics, check, limit)
     if not over:
         return []
     layers = ", ".join(f"{name} {frac:.0%}" for name, frac in over)
-    return [Finding("saturated", f"saturated neurons over {cfg.saturated_max:.0%}: {layers} fire "
-                    "near 1/tau_ref, where rates plateau and tuning curves flatten: lower "
-                    "simulation.scale_firing_rates, or keep rates in range with "
-                    "training.rates.enabled=true")]
-
-
-def silent(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
-    over = layer_fractions(metrics, "silent", cfg.silent_max)
-    if not over:
-        return []
-    layers = ", ".join(f"{name} {frac:.0%}" for name, frac in over)
-    return [Finding("silent", f"silent neurons over {cfg.silent_max:.0%}: {layers} never fire on "
-                    "the test samples and carry nothing: raise simulation.scale_firing_rates, or "
-                    "keep rates in range with training.rates.enabled=true")]
+    return [Finding(check, f"{check} neurons over {limit:.0%}: {layers} {LAYER_CHECKS[check]}")]
 
 
 def spiking_gap(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
@@ -242,7 +241,8 @@ def findings(metrics: dict[str, float], facts: Facts, cfg: HealthConfig) -> list
     found += fine_tune_worse(metrics, facts, cfg)
     found += spiking_gap(metrics, cfg)
     found += rate_resolution(metrics, facts, cfg)
-    found += saturated(metrics, cfg) + silent(metrics, cfg)
+    found += layer_check("saturated", metrics, cfg.saturated_max)
+    found += layer_check("silent", metrics, cfg.silent_max)
     return found
 
 
