@@ -29,7 +29,7 @@ from framework.networks import ensemble  # noqa: F401 - imported in order to reg
 from framework.neurons import NEURONS
 from framework.paths import OUTPUTS
 from framework.registry import Registry
-from framework.schema import bounded
+from framework.schema import bounded, command_line
 from framework.simulation import SimulationConfig
 from framework.training import TrainingConfig
 
@@ -289,16 +289,6 @@ def validate(cfg: Any) -> Config:
     for rng in obj.training.ranges():  # a range switched off by name: a preset's bounds rest
         rng.check(switched_off=f"training.{rng.key}.enabled=false" in given)
     return obj
-
-
-def command_line() -> list[str]:
-    """The overrides the user gave this job (``key=value``), inside a Hydra job; else none."""
-    try:
-        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
-
-        return [str(o) for o in HydraConfig.get().overrides.task]
-    except Exception:  # outside Hydra (a Python caller): nothing was given on a command line
-        return []
 
 
 def omegaconf_message(ex: BaseException) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict, read_write
 
-from framework.config import Config, command_line, to_flat_params
+from framework.config import Config, to_flat_params
 from framework.conversion import Normalize
 from framework.data import base as datasets
 from framework.data.base import Data, Scaling
@@ -18,6 +18,7 @@ from framework.health import Finding
 from framework.keras_io import screen
 from framework.networks.base import Nodes
 from framework.neurons import NEURONS, LIFNeuron
+from framework.schema import named_keys
 from framework.simulation import Readout, SimulationConfig
 
 #: Adam's step for fine-tuning a loaded model (``training.learning_rate`` unset), measured
@@ -33,8 +34,7 @@ LEARNING_RATE = 0.01
 def given(key: str, value: Any, default: Any) -> bool:
     """Whether the user set ``key`` (dotted): on the command line, or to a value other than its
     schema default (a preset, a config file)."""
-    named = any(o.lstrip("+~").split("=", 1)[0] == key for o in command_line())
-    return named or value != default
+    return key in named_keys() or value != default
 
 
 def _normalize(obj: Config, found: list[Finding]) -> list[str]:
@@ -150,7 +150,7 @@ def _neuron(obj: Config) -> list[str]:
     neuron the user chose stays, and so does any LIF setting they gave."""
     if not obj.model.loaded or type(obj.neuron) is not LIFNeuron or obj.neuron != LIFNeuron():
         return []
-    if any(o.lstrip("+~").split("=", 1)[0].split(".")[0] == "neuron" for o in command_line()):
+    if any(key.split(".")[0] == "neuron" for key in named_keys()):
         return []
     obj.neuron = NEURONS.get("spiking_relu", "neuron")()
     return ["neuron -> spiking_relu (a loaded ReLU model keeps its score as spiking ReLU without "
@@ -172,8 +172,7 @@ def _bin_s(obj: Config, data: Data | None) -> list[str]:
                         f"({sim.dt:g} s) steps")
     bins = int(data.x_test.shape[1])
     n_steps = bins * hold
-    named = any(o.lstrip("+~").split("=", 1)[0] == "simulation.n_steps" for o in command_line())
-    if named and sim.n_steps != n_steps:
+    if "simulation.n_steps" in named_keys() and sim.n_steps != n_steps:
         raise UserError(f"simulation.n_steps: {sim.n_steps} given, but dataset.bin_s={bin_s:g} "
                         f"s × {bins} bins is {n_steps} steps of {sim.dt:g} s; give one of them")
     sim.n_steps = n_steps

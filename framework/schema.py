@@ -10,7 +10,27 @@ from typing import Any
 
 from omegaconf import MISSING
 
-__all__ = ["MISSING", "bounded", "option"]
+__all__ = ["MISSING", "bounded", "command_line", "named_keys", "option", "override_key"]
+
+
+def override_key(item: str) -> str:
+    """The dotted key of a Hydra override (``+a.b=1``, ``~a.b``, ``a.b=1`` → ``a.b``)."""
+    return item.split("=", 1)[0].lstrip("+~")
+
+
+def command_line() -> list[str]:
+    """The overrides the user gave this job (``key=value``), inside a Hydra job; else none."""
+    try:
+        from hydra.core.hydra_config import HydraConfig  # only inside a Hydra job
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except Exception:  # outside Hydra (a Python caller): nothing was given on a command line
+        return []
+
+
+def named_keys() -> set[str]:
+    """The keys this job's command line names (:func:`override_key` of each override)."""
+    return {override_key(o) for o in command_line()}
 
 
 def bounded(default: Any = MISSING, *, ge: Any = None, gt: Any = None, le: Any = None,

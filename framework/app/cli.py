@@ -34,6 +34,7 @@ from framework.errors import (
 from framework.paths import CONF
 from framework.plugin_host import check_names
 from framework.redact import SERVER_ENV, redact, split_credentials
+from framework.schema import override_key
 
 if TYPE_CHECKING:  # Hydra is imported where it is used: `spiketune --help` imports none of it
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -301,7 +302,7 @@ def _fixed(overrides: list[str]) -> list[str]:
 def _search_extra(base: DictConfig, overrides: list[str]) -> list[str]:
     """The sweeper's own ``params`` in ``base`` (a search's space, from a preset) not given on
     the command line, as overrides; refused like the command line's when unsafe."""
-    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    given = {override_key(o) for o in overrides}
     params = base.hydra.sweeper.get("params") or {}
     extra = [f"{k}={v}" for k, v in params.items() if k not in given]
     refuse_unsafe(extra)
@@ -357,7 +358,7 @@ def _validate_jobs(overrides: list[str], multirun: bool, shows_cfg: bool) -> int
 def _check_sweep(overrides: list[str], jobs: int, stores: set[str]) -> None:
     """A sweep has jobs, and all of them write to one store: the parent run, its children and
     the sweep's records are found together (``-m paths.store=a,b`` would split them)."""
-    swept = [o.split("=", 1)[0].lstrip("+~") for o in overrides if o not in _fixed(overrides)]
+    swept = [override_key(o) for o in overrides if o not in _fixed(overrides)]
     if jobs == 0:
         raise UserError(f"{', '.join(swept) or 'the sweep'}: the sweep has no jobs (an empty "
                         f"choice or a glob() that matches no option)")

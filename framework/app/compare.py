@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from framework import paths
 from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
+from framework.schema import override_key
 from framework.tracking.store import resolve_uri
 
 if TYPE_CHECKING:  # pandas, matplotlib and MLflow are imported lazily, where they are used
@@ -233,7 +234,7 @@ def set_by_overrides(runs: list[Run], diff: list[str]) -> list[str]:
     keys: set[str] = set()
     for run in runs:
         for item in run.data.tags.get("spiketune.overrides", "").split():
-            key = item.split("=", 1)[0].lstrip("+~")
+            key = override_key(item)
             keys.add(key.replace("/", "."))
     return [p for p in diff if p in keys or (p.endswith(".name") and p[:-5] in keys)]
 

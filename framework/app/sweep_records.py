@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import lifecycle
 from framework.errors import EXIT_USER, UserError, interruption
 from framework.redact import redact
+from framework.schema import override_key
 from framework.tracking.store import open_store, retry
 
 STATE_DIR = ".spiketune"  # inside the sweep dir: the parent run's id and one record per job
@@ -248,7 +249,7 @@ def sweep_overrides(config: DictConfig) -> list[str]:
     """The sweep's overrides as given: the command line's, then ``hydra.sweeper.params``."""
     task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     given = [str(o) for o in cast(list[Any], task)]
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in given}
+    keys = {override_key(o) for o in given}
     params = config.hydra.sweeper.get("params") or {}
     return given + [f"{k}={v}" for k, v in params.items() if k not in keys]
 
