@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from framework.schema import bounded
 
-#: the score each task reports, and whether lower is better
+#: the score each task reports, and whether lower is better (the order :func:`score_key` tries)
 SCORES = {"accuracy": False, "angle_error_deg": True, "mse": True}
 
 
@@ -100,9 +100,9 @@ class Facts:
     said: list[Finding] = field(default_factory=list)
 
 
-def _score_key(metrics: dict[str, float]) -> str | None:
-    """The task's score name (``accuracy``, ``angle_error_deg`` or ``mse``) the run logged."""
-    for name in ("accuracy", "angle_error_deg", "mse"):
+def score_key(metrics: dict[str, float]) -> str | None:
+    """The task's score name (one of :data:`SCORES`) the run logged, spiking or rate."""
+    for name in SCORES:
         if f"spiking/{name}" in metrics or f"rate/{name}" in metrics:
             return name
     return None
@@ -170,7 +170,7 @@ def layer_check(check: str, metrics: dict[str, float], limit: float) -> list[Fin
 
 
 def spiking_gap(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
-    name = _score_key(metrics)
+    name = score_key(metrics)
     spiking = metrics.get(f"spiking/{name}")
     if name is None or spiking is None:
         return []
@@ -187,7 +187,7 @@ def spiking_gap(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
 
 
 def chance(metrics: dict[str, float], facts: Facts, cfg: HealthConfig) -> list[Finding]:
-    name = _score_key(metrics)
+    name = score_key(metrics)
     for kind in ("spiking", "rate"):
         value = metrics.get(f"{kind}/{name}")
         if value is None:
@@ -206,7 +206,7 @@ def chance(metrics: dict[str, float], facts: Facts, cfg: HealthConfig) -> list[F
 
 
 def fine_tune_worse(metrics: dict[str, float], facts: Facts, cfg: HealthConfig) -> list[Finding]:
-    name = _score_key(metrics)
+    name = score_key(metrics)
     own, trained = metrics.get(f"keras/{name}"), metrics.get(f"rate/{name}")
     if not (facts.loaded and facts.trained) or own is None or trained is None or name is None:
         return []

@@ -139,8 +139,7 @@ def result(metrics: dict[str, float], found: list[Finding]) -> str:
     """The run's finding in one short line (the ``spiketune.result`` tag, a runs-table column):
     its scores, its mean rate and its verdict (``spiking/angle_error_deg 5.6 | rate 3.2 | 26 Hz |
     ok``)."""
-    name = next((n for n in ("accuracy", "angle_error_deg", "mse")
-                 if any(f"{kind}/{n}" in metrics for kind in ("spiking", "rate"))), "")
+    name = health.score_key(metrics) or ""
     scores = [f"{kind}/{name}" for kind in ("spiking", "rate", "keras")
               if f"{kind}/{name}" in metrics]
     words = [f"{scores[0]} {metrics[scores[0]]:.3g}"] if scores else []
@@ -313,17 +312,13 @@ def verdict_markdown(found: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-#: lower is better for these scores; higher for the rest (accuracy)
-LOWER_BETTER = ("mse", "angle_error_deg")
-
-
 def best_child(runs: list[Any]) -> tuple[Any, str] | None:
     """The finished child with the best spiking score (else rate score), and that score's key."""
-    for key in [f"{kind}/{name}" for kind in ("spiking", "rate")
-                for name in ("accuracy", "angle_error_deg", "mse")]:
+    for kind, name in [(kind, name) for kind in ("spiking", "rate") for name in health.SCORES]:
+        key = f"{kind}/{name}"
         done = [r for r in runs if r.info.status == "FINISHED" and key in r.data.metrics]
         if done:
-            sign = 1 if key.endswith(LOWER_BETTER) else -1
+            sign = 1 if health.SCORES[name] else -1
             return min(done, key=lambda r: sign * r.data.metrics[key]), key
     return None
 
