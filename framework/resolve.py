@@ -20,6 +20,7 @@ from framework.networks.base import Nodes
 from framework.neurons import NEURONS, LIFNeuron
 from framework.schema import named_keys
 from framework.simulation import Readout, SimulationConfig
+from framework.training import LEARNING_RATE
 
 #: Adam's step for fine-tuning a loaded model (``training.learning_rate`` unset), measured
 #: (benchmarks/fine_tune.py, benchmarks/README.md): on the seed-000 EMG model, 20 epochs, spiking
@@ -27,8 +28,6 @@ from framework.simulation import Readout, SimulationConfig
 #: beat the loaded weights) / 0.900 / 0.871 under percentile normalisation; the forum's own run
 #: fell to chance at 0.01. 0.003 is the best of both.
 FINE_TUNE_LEARNING_RATE = 0.003
-#: and for a network spiketune trains from its initial weights
-LEARNING_RATE = 0.01
 
 
 def given(key: str, value: Any, default: Any) -> bool:

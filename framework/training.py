@@ -32,6 +32,9 @@ from framework.schema import bounded
 
 #: fine-tuning: the fraction of training samples held back to choose the epoch kept
 VALIDATION_FRACTION = 0.15
+#: Adam's step when ``training.learning_rate`` is unset and the network trains from its initial
+#: weights (a loaded model's fine-tuning step is framework.resolve.FINE_TUNE_LEARNING_RATE)
+LEARNING_RATE = 0.01
 
 
 @dataclass
@@ -272,18 +275,18 @@ def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
         samples, val = _validation_split(samples, rng)
     batch = min(training.batch_size, len(samples))
 
-    def io(rows: np.ndarray) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    def io(rows: np.ndarray) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+        """Inputs, targets (the task's and the regularisers') and the regularisers' losses."""
         rows = pad_to(rows, batch, rng)
         x = as_steps(data.x_train, data.sequence)[rows]
+        terms = regs.losses(x.shape[1], len(x))
         outputs = {out_p: targets(data.y_train, data.classification)[rows]}
-        outputs.update({probe: tgt for probe, (_, tgt) in regs.losses(x.shape[1], len(x)).items()})
-        return {inp: x}, outputs
+        outputs.update({probe: tgt for probe, (_, tgt) in terms.items()})
+        return {inp: x}, outputs, {probe: loss for probe, (loss, _) in terms.items()}
 
-    inputs, outputs = io(samples)
-    n_steps = next(iter(inputs.values())).shape[1]
-    readout = readout_bins(n_steps, simulation) if data.sequence else None
-    losses = {out_p: loss_fn(data, readout)}
-    losses.update({probe: loss for probe, (loss, _) in regs.losses(n_steps, batch).items()})
+    inputs, outputs, reg_losses = io(samples)
+    readout = readout_bins(inputs[inp].shape[1], simulation) if data.sequence else None
+    losses = {out_p: loss_fn(data, readout), **reg_losses}
     stats: dict[str, float] = {}
     tf.keras.utils.set_random_seed(seed)
     with nengo_dl.Simulator(converter.net, minibatch_size=batch, seed=seed,
@@ -291,12 +294,12 @@ def train(model: Any, data: Data, training: TrainingConfig, simulation: Any,
         if start:
             load_nengo_params(sim, start)
         stats.update(regs.stats(sim, "before"))
-        history = []
+        history: list[float] = []
         epochs = training.epochs if fit else 0
         if epochs > 0:
-            history = _fit(sim, regs, training, data, (inputs, outputs, losses, out_p), epochs,
-                           console, on_epoch, None if val is None else io(val))
-            stats.update(getattr(sim, "spiketune_best", {}))
+            history, kept = _fit(sim, regs, training, data, (inputs, outputs, losses, out_p),
+                                 epochs, console, on_epoch, None if val is None else io(val)[:2])
+            stats.update(kept)
         stats.update(regs.stats(sim, "after"))
         sim.save_params(str(params))
     return Trained(params=params, loss=history, regularizers=stats)
@@ -313,8 +316,8 @@ def _validation_split(samples: np.ndarray, rng: np.random.Generator,
 def keep_best_callback(sim: Any, key: str, initial: float) -> Any:
     """A Keras callback that keeps the weights of the epoch with the lowest validation ``key``
     loss, the loaded weights (``initial``, their validation loss) included, and restores them when
-    training ends; what it kept goes to ``sim.spiketune_best`` (``train/best_epoch``: −1 for the
-    loaded weights; ``train/val_loss_*``)."""
+    training ends; what it kept is its ``stats`` (``train/best_epoch``: −1 for the loaded
+    weights; ``train/val_loss_*``)."""
     import tensorflow as tf
 
     weights = list(sim.keras_model.weights)
@@ -324,6 +327,7 @@ def keep_best_callback(sim: Any, key: str, initial: float) -> Any:
             super().__init__()
             self.best, self.epoch = initial, -1
             self.saved = tf.keras.backend.batch_get_value(weights)
+            self.stats: dict[str, float] = {}
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             value = float((logs or {}).get(f"val_{key}", np.inf))
@@ -333,23 +337,23 @@ def keep_best_callback(sim: Any, key: str, initial: float) -> Any:
 
         def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             tf.keras.backend.batch_set_value(zip(weights, self.saved))
-            sim.spiketune_best = {"train/best_epoch": float(self.epoch),
-                                  "train/val_loss_start": initial,
-                                  "train/val_loss_best": self.best}
+            self.stats = {"train/best_epoch": float(self.epoch), "train/val_loss_start": initial,
+                          "train/val_loss_best": self.best}
 
     return KeepBest()
 
 
 def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io: tuple[Any, ...],
          epochs: int, console: Any, on_epoch: Callable[[int, float], None] | None,
-         val: tuple[Any, Any] | None = None) -> list[float]:
+         val: tuple[Any, Any] | None = None) -> tuple[list[float], dict[str, float]]:
     """``sim.fit`` for ``epochs`` with the divergence guard, live loss, progress and projection;
     with ``val`` (fine-tuning), the epoch that does best on it is kept. The task's own loss per
-    epoch."""
+    epoch, and what keeping the best epoch recorded (empty without ``val``)."""
     import tensorflow as tf
 
     inputs, outputs, losses, out_p = io
-    lr = float(training.learning_rate or 0.0)  # resolved before training (framework.resolve)
+    # resolved before training (framework.resolve); unset, the from-scratch default
+    lr = LEARNING_RATE if training.learning_rate is None else float(training.learning_rate)
     sim.compile(optimizer=tf.optimizers.Adam(lr), loss=losses, loss_weights=regs.weights(out_p))
     bar = console.bar("train", epochs)
     # with regularisers Keras logs the task's own loss under the output probe's name
@@ -360,9 +364,11 @@ def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io:
     callbacks = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
     callbacks += [guard, progress_callback(bar)]
     callbacks += [regs.projection_callback()] if regs.projected else []
+    keep = None
     if val is not None:  # judged on training samples the fit does not see
         start = sim.evaluate(*val, verbose=0)
-        callbacks.append(keep_best_callback(sim, task_key, float(start[task_key])))
+        keep = keep_best_callback(sim, task_key, float(start[task_key]))
+        callbacks.append(keep)
     try:
         fit = sim.fit(inputs, outputs, epochs=epochs, verbose=0, shuffle=True,
                       callbacks=callbacks, validation_data=val)
@@ -370,4 +376,4 @@ def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io:
         if on_epoch is not None:
             callbacks[0].flush()  # the diverging epoch's loss so far
         raise
-    return [float(v) for v in fit.history[task_key]]
+    return [float(v) for v in fit.history[task_key]], {} if keep is None else keep.stats
