@@ -25,23 +25,12 @@ sys.path.insert(0, str(REPO / "tests"))
 
 def user_model(folder: Path) -> float:
     """Train and save the user's model on its own split; its accuracy on the held-out trials."""
-    import keras
-    from test_user_model import N_DIR, emg_recording
+    from helpers import user_split_model
+    from test_user_model import emg_recording
 
     x, label, direction = emg_recording()
     split = np.where(np.arange(len(label)) % 4 == 3, "test", "train")
-    np.savez(folder / "emg.npz", x=x, label=label, direction=direction, split=split)
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((x.shape[1],))
-    h = keras.layers.Dense(50, activation="relu")(inp)
-    h = keras.layers.Dense(50, activation="relu")(h)
-    model = keras.Model(inp, keras.layers.Dense(N_DIR + 1)(h))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    train = split == "train"
-    model.fit(x[train], label[train], epochs=150, batch_size=32, verbose=0)
-    model.save(folder / "model.keras")
-    return float(np.mean(model.predict(x[~train], verbose=0).argmax(-1) == label[~train]))
+    return user_split_model(folder, x, label, direction, split)
 
 
 def main() -> None:

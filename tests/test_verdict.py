@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import compose, runs
+from helpers import compose, runs, user_split_model
 
 from framework.pipeline import run
 from framework.progress import Console
@@ -44,23 +44,8 @@ def user(tmp_path_factory):
     from framework import quiet
 
     quiet.tensorflow()
-    import keras
-
-    x, label, direction, split = recording()
     folder = tmp_path_factory.mktemp("user")
-    np.savez(folder / "emg.npz", x=x, label=label, direction=direction, split=split)
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((N_CH,))
-    h = keras.layers.Dense(50, activation="relu")(inp)
-    h = keras.layers.Dense(50, activation="relu")(h)
-    model = keras.Model(inp, keras.layers.Dense(N_DIR + 1)(h))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    train = split == "train"
-    model.fit(x[train], label[train], epochs=150, batch_size=32, verbose=0)
-    model.save(folder / "model.keras")
-    own = float(np.mean(model.predict(x[~train], verbose=0).argmax(-1) == label[~train]))
-    return folder, own
+    return folder, user_split_model(folder, *recording())
 
 
 def keys(folder, store, *more):

@@ -139,3 +139,25 @@ def family(uri: str):
     assert len(kids) + 1 == len(found), "runs outside the sweep"
     return client, client.get_run(parents[0].info.run_id), sorted(
         kids, key=lambda r: int(r.data.tags["spiketune.job"]))
+
+
+def user_split_model(folder: Path, x, label, direction, split) -> float:
+    """The forum user's EMG classifier (Keras 3: two Dense(50, relu) and a linear read-out, Adam
+    1e-3, 150 epochs on the raw values), trained on the ``split == "train"`` samples only; saves
+    ``emg.npz`` (``x``, ``label``, ``direction``, ``split``) and ``model.keras`` in ``folder`` and
+    returns the model's own accuracy on the held-out samples."""
+    import keras
+    import numpy as np
+
+    np.savez(folder / "emg.npz", x=x, label=label, direction=direction, split=split)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((x.shape[1],))
+    h = keras.layers.Dense(50, activation="relu")(inp)
+    h = keras.layers.Dense(50, activation="relu")(h)
+    model = keras.Model(inp, keras.layers.Dense(int(label.max()) + 1)(h))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    train = split == "train"
+    model.fit(x[train], label[train], epochs=150, batch_size=32, verbose=0)
+    model.save(folder / "model.keras")
+    return float(np.mean(model.predict(x[~train], verbose=0).argmax(-1) == label[~train]))
