@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import compose
+from helpers import compose, loaded_dataset
 
 from framework.config import validate
-from framework.data.base import Task, load
+from framework.data.base import Task
 from framework.data.reach import EMG, ReachDataset, reach
 from framework.errors import UserError
 
@@ -188,20 +188,16 @@ def test_realistic_sequences_follow_the_movement_envelope():
 
 # ------------------------------------------------------------------------------ config handling
 def test_fields_of_the_other_mode_are_refused_not_ignored():
-    def load_cfg(*overrides):
-        cfg = validate(compose(list(overrides)))
-        return load(cfg.dataset, cfg.seed)
-
     with pytest.raises(UserError, match=r"^dataset.n_synergies: set, but it belongs to the "
                                         r"realistic EMG \(add dataset.emg=realistic\)"):
-        load_cfg("dataset.n_synergies=3")
+        loaded_dataset("dataset.n_synergies=3")
     with pytest.raises(UserError, match=r"^dataset.noise: set, but it is the ideal EMG's"):
-        load_cfg("dataset.emg=realistic", "dataset.noise=0.5")
+        loaded_dataset("dataset.emg=realistic", "dataset.noise=0.5")
     with pytest.raises(UserError, match=r"^dataset.kappa_low: must be <= dataset.kappa_high"):
-        load_cfg("dataset.emg=realistic", "dataset.kappa_low=5", "dataset.kappa_high=2")
+        loaded_dataset("dataset.emg=realistic", "dataset.kappa_low=5", "dataset.kappa_high=2")
     with pytest.raises(UserError, match=r"^dataset.signal_noise: must be >= 0"):
         validate(compose(["dataset.emg=realistic", "dataset.signal_noise=-0.1"]))
-    data = load_cfg("dataset.emg=realistic", "dataset.n_synergies=3")
+    data = loaded_dataset("dataset.emg=realistic", "dataset.n_synergies=3")
     assert data.remarks[0].startswith("dataset.emg=realistic: 3 synergies")
 
 

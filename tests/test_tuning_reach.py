@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import compose
+from helpers import compose, loaded_dataset
 
-from framework.config import validate
-from framework.data.base import load
 from framework.data.reach import EMG, ReachDataset, reach
 from framework.errors import UserError
 from plugins.tuning import Limits, classify, fit_cosine
@@ -34,17 +32,13 @@ def test_mixed_channels_are_cosine_axial_and_flat_as_said():
 
 
 def test_mixed_fields_are_refused_in_the_other_modes():
-    def load_cfg(*overrides):
-        cfg = validate(compose(list(overrides)))
-        return load(cfg.dataset, cfg.seed)
-
     with pytest.raises(UserError, match=r"^dataset.axial_fraction: set, but it belongs to the "
                                         r"mixed EMG \(add dataset.emg=mixed\)"):
-        load_cfg("dataset.emg=ideal", "dataset.axial_fraction=0.5")
+        loaded_dataset("dataset.emg=ideal", "dataset.axial_fraction=0.5")
     with pytest.raises(UserError, match=r"^dataset.flat_fraction: axial_fraction \+ "
                                         r"flat_fraction must be <= 1"):
-        load_cfg("dataset.axial_fraction=0.75", "dataset.flat_fraction=0.5")
-    data = load_cfg("dataset.axial_fraction=0.5", "dataset.flat_fraction=0")
+        loaded_dataset("dataset.axial_fraction=0.75", "dataset.flat_fraction=0.5")
+    data = loaded_dataset("dataset.axial_fraction=0.5", "dataset.flat_fraction=0")
     assert data.remarks[0].startswith("dataset.emg=mixed: 4 cosine, 4 axial")
 
 

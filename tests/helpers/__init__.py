@@ -65,6 +65,15 @@ def prepared(overrides: list[str]):
     return cfg, data
 
 
+def loaded_dataset(*overrides: str):
+    """The ``Data`` the dataset node of ``overrides`` loads (validated, not scaled)."""
+    from framework.config import validate
+    from framework.data.base import load
+
+    cfg = validate(compose(list(overrides)))
+    return load(cfg.dataset, cfg.seed)
+
+
 def logged_params(overrides: list[str]) -> dict[str, str]:
     """The params a run of ``overrides`` logs: every leaf, the data-following ones resolved."""
     from types import SimpleNamespace
