@@ -510,3 +510,25 @@ def test_plugin_logs_intervals_shapes_rayleigh_and_time(tmp_path):
         fig.savefig(tmp_path / f"{name}.png", dpi=60)
         plt.close(fig)
         assert (tmp_path / f"{name}.png").stat().st_size > 5000
+
+
+def test_continuous_directions_are_pooled_into_sectors_and_tested():
+    """Reaches to arbitrary targets (every trial its own direction): the ANOVA and the cosine
+    fit need repeats, so directions pool into 8 sectors centred on 0°, 45°, ...; cosine Poisson
+    neurons come out directional with their PDs, flat ones not. Discrete directions are kept."""
+    from plugins.tuning.fit import direction_tests, group_directions
+
+    rng = np.random.default_rng(4)
+    theta = rng.uniform(0, 360, 400)
+    centres, inv = group_directions(theta)
+    np.testing.assert_array_equal(centres, np.arange(8) * 45.0)
+    assert np.all(np.abs(angle_diff(theta, centres[inv])) <= 22.5 + 1e-9)
+    pds = np.array([30.0, 200.0])
+    tuned = rng.poisson(0.1 * (30 + 20 * np.cos(np.deg2rad(theta[:, None] - pds)))) / 0.1
+    flat = rng.poisson(3.0, (400, 2)) / 0.1
+    p, _ = direction_tests(np.hstack([tuned, flat]), theta)
+    assert (p[:2] < 1e-6).all() and (p[2:] > 0.01).all()
+    fit = fit_cosine(tuned, theta)
+    assert np.abs(angle_diff(fit.pd_deg, pds)).max() < 10
+    discrete = np.repeat([0.0, 90.0, 180.0, 270.0], 5)
+    np.testing.assert_array_equal(group_directions(discrete)[0], [0.0, 90.0, 180.0, 270.0])

@@ -18,6 +18,8 @@ from framework.analysis import angle_diff
 
 #: directions closer than this are one direction (degrees); absorbs float noise in user data
 DIRECTION_DECIMALS = 6
+#: sectors continuous directions are pooled into (Georgopoulos et al. 1982 used 8 targets)
+SECTORS = 8
 #: the tuning-curve models, simplest first (AICc ties go to the earlier one); free parameters
 MODELS = ("cosine", "rectified_cosine", "von_mises")
 N_PARAMS = {"cosine": 3, "rectified_cosine": 3, "von_mises": 4}
@@ -104,10 +106,22 @@ class CosineFit:
 
 
 def group_directions(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct directions (degrees in [0, 360)) and each trial's index into them."""
+    """The distinct directions (degrees in [0, 360)) and each trial's index into them.
+
+    Continuous directions (reaches to arbitrary targets: more distinct directions than half the
+    trials) are pooled into :data:`SECTORS` sectors centred on 0°, 45°, ...: a one-way ANOVA and
+    a per-direction mean need repeated trials, and with a trial per direction every neuron would
+    read as untuned. The sector's centre stands for its trials' directions (the cosine's depth
+    from sector means is then about 2.6% short for 8 sectors, its PD unbiased).
+    """
     d = np.round(np.mod(np.asarray(directions, dtype=float), 360.0), DIRECTION_DECIMALS)
     d[d >= 360.0] = 0.0  # 359.9999999 rounds up to 360
-    return np.unique(d, return_inverse=True)
+    dirs, inv = np.unique(d, return_inverse=True)
+    if len(dirs) <= len(d) / 2:
+        return dirs, inv
+    width = 360.0 / SECTORS
+    sectors, inv = np.unique(np.round(d / width).astype(int) % SECTORS, return_inverse=True)
+    return sectors * width, inv
 
 
 def _design(theta_deg: np.ndarray) -> np.ndarray:
