@@ -17,6 +17,7 @@ import nengo
 import numpy as np
 import numpy.typing as npt
 
+from framework import cost
 from framework.batches import as_steps, pad_to, readout_bins
 from framework.conversion import Conversion, hidden_layers, neuron_layers
 from framework.data.base import Data, angle_diff
@@ -72,6 +73,8 @@ class BuiltLayer:
     x: np.ndarray | None = None  # (n_samples, n_neurons), input x averaged over the trial
     binned_rates: np.ndarray | None = None  # sequences: (n_samples, n_bins, n_neurons), Hz
     binned_x: np.ndarray | None = None  # sequences: (n_samples, n_bins, n_neurons), x units
+    # steps with a nonzero output (a spike), per test sample (mean over samples): (n_neurons,)
+    active_steps: np.ndarray | None = None
 
 
 @dataclass
@@ -89,6 +92,11 @@ class Simulated:
         Steps simulated per sample (sequences: time bins × steps per bin).
     bin_steps : int
         Sequences: steps each time bin of the input is held (0 for static inputs).
+    synapses : dict
+        Layer name (or :data:`framework.cost.INPUT`) -> its elements' outgoing synapses
+        (:class:`framework.cost.Synapses`), from the trained weights as simulated.
+    input_active : ndarray, shape (n_inputs,) or None
+        Per input element, steps with a nonzero value per test sample (mean over samples).
     """
 
     outputs: np.ndarray
@@ -96,6 +104,8 @@ class Simulated:
     layers: list[BuiltLayer] = field(default_factory=list)
     n_steps: int = 0
     bin_steps: int = 0
+    synapses: dict[str, cost.Synapses] = field(default_factory=dict)
+    input_active: np.ndarray | None = None
 
 
 def test_sample(data: Data, max_samples: int, seed: int) -> np.ndarray:
@@ -136,21 +146,37 @@ def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None
 
 
 def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
-                   conversion: Conversion) -> np.ndarray:
+                   conversion: Conversion, activity: dict[str, np.ndarray] | None = None
+                   ) -> np.ndarray:
     """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
-    synapses."""
+    synapses.
+
+    ``activity``, when given, is filled with each converted layer's (and
+    :data:`framework.cost.INPUT`'s) nonzero activations per test sample, per element, summed
+    over the passes (one; a sequence's time bins) and averaged over samples: what the Keras model
+    computes with (:mod:`framework.cost`)."""
     import nengo_dl
 
     converter = conversion.convert(model, synapse=None, rate=True)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
+    probes = {}
+    if activity is not None:
+        with converter.net:
+            probes = {name: nengo.Probe(neurons, synapse=None)
+                      for name, neurons in neuron_layers(converter, model).items()}
     n = len(data.x_test)
     mb = min(s.minibatch_size, n)
     x = pad_to(as_steps(data.x_test, data.sequence), mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=conversion.seed,
                             progress_bar=False) as sim:
         sim.load_params(str(params))
-        y: np.ndarray = sim.predict({inp: x}, verbose=0)[out_p][:n]
+        res = sim.predict({inp: x}, verbose=0)
+        y: np.ndarray = res[out_p][:n]
+    if activity is not None:
+        activity[cost.INPUT] = np.count_nonzero(x[:n], axis=1).mean(axis=0)
+        activity.update({name: np.count_nonzero(res[p][:n], axis=1).mean(axis=0)
+                         for name, p in probes.items()})
     if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
         pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
         return pooled
@@ -193,13 +219,10 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     mb = min(s.minibatch_size, n)
     xp = pad_to(x, mb)
     outputs = np.zeros((n, data.n_outputs), np.float32)
-    sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
-    j_sums = {name: np.zeros((n, bins, neurons.size_out)) for name, neurons in layers.items()}
     # static inputs: x as the read-out sees it, after the synapse has settled (over the whole
     # trial it averages the ramp-up: 9% short at 100 steps with a 10 ms synapse)
     window = 1 if s.readout == Readout.last else int(s.readout_steps or steps)
-    j_window = {name: np.zeros((n, neurons.size_out)) for name, neurons in layers.items()}
-    rasters: dict[str, np.ndarray] = {}  # set from the first minibatch (there is at least one)
+    sums = {name: _Sums.empty(n, bins, hold, neurons.size_out) for name, neurons in layers.items()}
     bar = console.bar("simulate", len(xp) // mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
                             progress_bar=False) as sim:
@@ -210,33 +233,126 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
             res = sim.predict_on_batch({inp: xp[b * mb:(b + 1) * mb]})
             outputs[lo:hi] = readout(res[out_p], s)[: hi - lo]
             for name, probe in probes.items():
-                act = res[probe][: hi - lo]
-                sums[name][lo:hi] = act.reshape(hi - lo, bins, hold, -1).sum(axis=2)
-                j = res[currents[name]][: hi - lo]
-                j_sums[name][lo:hi] = j.reshape(hi - lo, bins, hold, -1).sum(axis=2)
-                j_window[name][lo:hi] = j[:, -window:].mean(axis=1)
-                if b == 0:
-                    rasters[name] = act[:N_RASTER]
+                sums[name].add(lo, res[probe][: hi - lo], res[currents[name]][: hi - lo], window)
             bar.update(b + 1)
-        built = []
-        for name, neurons in layers.items():
-            ens = neurons.ensemble
-            ntype = ens.neuron_type
-            amp = float(getattr(ntype, "amplitude", 1.0))
-            gain = np.asarray(sim.data[ens].gain, float)
-            bias = np.asarray(sim.data[ens].bias, float)
-            binned = sums[name] / (hold * amp)  # mean output / amplitude = Hz
-            with np.errstate(divide="ignore", invalid="ignore"):
-                binned_x = (j_sums[name] / hold - bias) / gain
-                x_static = (j_window[name] - bias) / gain
-            spikes = rasters[name] * s.dt / amp if getattr(ntype, "spiking", False) else None
-            built.append(BuiltLayer(
-                name=name, neuron_type=ntype, gain=gain, bias=bias, rates=binned.mean(axis=1),
-                spikes=spikes, x=binned_x.mean(axis=1) if data.sequence else x_static,
-                binned_rates=binned if data.sequence else None,
-                binned_x=binned_x if data.sequence else None))
+        built = [_built_layer(sim, name, neurons, sums[name], s.dt, data.sequence)
+                 for name, neurons in layers.items()]
+        synapses = network_synapses(sim, converter.net, {cost.INPUT: inp, **layers})
     return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps,
-                     bin_steps=hold if data.sequence else 0)
+                     bin_steps=hold if data.sequence else 0, synapses=synapses,
+                     input_active=np.count_nonzero(x, axis=1).mean(axis=0))
+
+
+@dataclass
+class _Sums:
+    """One layer's running sums over the simulated samples (:func:`simulate`'s accumulators)."""
+
+    out: np.ndarray  # (n, bins, neurons): output per step, summed over each bin's steps
+    j: np.ndarray  # (n, bins, neurons): input current J, summed over each bin's steps
+    j_window: np.ndarray  # (n, neurons): J averaged over the read-out window
+    active: np.ndarray  # (neurons,): steps with a nonzero output, summed over samples
+    hold: int  # steps per time bin
+    raster: np.ndarray | None = None  # (N_RASTER, steps, neurons): the first samples' output
+
+    @classmethod
+    def empty(cls, n: int, bins: int, hold: int, neurons: int) -> _Sums:
+        """Zeros for ``n`` samples of ``bins`` bins of ``hold`` steps."""
+        return cls(np.zeros((n, bins, neurons)), np.zeros((n, bins, neurons)),
+                   np.zeros((n, neurons)), np.zeros(neurons), hold)
+
+    def add(self, lo: int, act: np.ndarray, j: np.ndarray, window: int) -> None:
+        """Samples ``lo…`` of one minibatch: output ``act`` and current ``j`` (m, steps, n)."""
+        m, bins = len(act), self.out.shape[1]
+        self.out[lo:lo + m] = act.reshape(m, bins, self.hold, -1).sum(axis=2)
+        self.j[lo:lo + m] = j.reshape(m, bins, self.hold, -1).sum(axis=2)
+        self.j_window[lo:lo + m] = j[:, -window:].mean(axis=1)
+        self.active += np.count_nonzero(act, axis=1).sum(axis=0)
+        if self.raster is None:
+            self.raster = act[:N_RASTER]
+
+
+def _built_layer(sim: Any, name: str, neurons: Any, sums: _Sums, dt: float,
+                 sequence: bool) -> BuiltLayer:
+    """A layer as built (gains and biases from ``sim``) and simulated (rates and x from
+    ``sums``)."""
+    ens = neurons.ensemble
+    ntype = ens.neuron_type
+    amp = float(getattr(ntype, "amplitude", 1.0))
+    gain = np.asarray(sim.data[ens].gain, float)
+    bias = np.asarray(sim.data[ens].bias, float)
+    binned = sums.out / (sums.hold * amp)  # mean output / amplitude = Hz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        binned_x = (sums.j / sums.hold - bias) / gain
+        x_static = (sums.j_window - bias) / gain
+    raster = sums.raster if sums.raster is not None else np.zeros((0, 0, len(gain)))
+    spikes = raster * dt / amp if getattr(ntype, "spiking", False) else None
+    return BuiltLayer(
+        name=name, neuron_type=ntype, gain=gain, bias=bias, rates=binned.mean(axis=1),
+        spikes=spikes, x=binned_x.mean(axis=1) if sequence else x_static,
+        binned_rates=binned if sequence else None, binned_x=binned_x if sequence else None,
+        active_steps=sums.active / max(len(sums.out), 1))
+
+
+def network_synapses(sim: Any, net: nengo.Network, sources: dict[str, Any]
+                     ) -> dict[str, cost.Synapses]:
+    """Each source's outgoing synapses in ``net``, with the weights ``sim`` holds (trained).
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+        The simulator, its parameters loaded.
+    net : nengo.Network
+        The converted network.
+    sources : dict
+        Name -> the ``nengo.Node`` (the input) or ``Neurons`` whose connections are counted.
+
+    Returns
+    -------
+    dict
+        Name -> :class:`framework.cost.Synapses` over every connection leaving it (none: no
+        synapses). Connections from other nodes (biases, a pooling layer's relay) are not
+        counted.
+    """
+    out = {name: cost.no_synapses(obj.size_out) for name, obj in sources.items()}
+    for conn in net.all_connections:
+        for name, obj in sources.items():
+            if conn.pre_obj is obj or (isinstance(obj, nengo.ensemble.Neurons)
+                                       and conn.pre_obj == obj):
+                out[name] = out[name] + _scatter(connection_synapses(sim, conn), conn,
+                                                 obj.size_out)
+    return out
+
+
+def connection_synapses(sim: Any, conn: nengo.Connection) -> cost.Synapses:
+    """One connection's synapses per element of its (sliced) pre, from its transform's kind:
+    dense, sparse, convolution, or none (one to one); another kind counts every pair."""
+    tr = conn.transform
+    weights = sim.data[conn].weights  # None for NoTransform: one to one, weight 1
+    w = np.asarray(1.0 if weights is None else weights)
+    n = int(conn.size_mid)
+    if isinstance(tr, nengo.transforms.Convolution):
+        return cost.conv_synapses(w, tuple(tr.input_shape.shape), tuple(tr.strides),
+                                  tr.padding, tr.channels_last, int(getattr(tr, "groups", 1)))
+    if isinstance(tr, nengo.transforms.Sparse):
+        init = tr.init
+        pre = (init.indices[:, 1] if isinstance(init, nengo.transforms.SparseMatrix)
+               else init.tocoo().col)
+        return cost.sparse_synapses(pre, w, n)
+    if isinstance(tr, (nengo.transforms.Dense, nengo.transforms.NoTransform)):
+        return cost.dense_synapses(w, n)
+    full = np.full(n, tr.size_out)
+    return cost.Synapses(full, full, int(w.size), int(w.size - np.count_nonzero(w)))
+
+
+def _scatter(syn: cost.Synapses, conn: nengo.Connection, size: int) -> cost.Synapses:
+    """``syn`` of a connection from a slice of its pre, placed at the slice's elements."""
+    if conn.pre_slice == slice(None) and len(syn.fan_out) == size:
+        return syn
+    idx = np.arange(size)[conn.pre_slice]
+    fan, dense = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    np.add.at(fan, idx, syn.fan_out)
+    np.add.at(dense, idx, syn.dense)
+    return cost.Synapses(fan, dense, syn.weights, syn.zeros)
 
 
 def simulate_constant(neuron_type: nengo.neurons.NeuronType, gain: npt.ArrayLike,

@@ -14,7 +14,7 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework import cache, conversion, health, models, quiet, simulation, training
+from framework import cache, conversion, cost, health, models, quiet, simulation, training
 from framework.analysis import Context
 from framework.batches import readout_bins
 from framework.conversion import Conversion, Normalize
@@ -59,7 +59,8 @@ def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Cons
     for line in _range_lines(nodes, metrics):
         console.say(line)
     t = time.perf_counter()
-    ctx, rate_out = _simulate(nodes, model, result.params, data, conv, console, metrics)
+    ctx, rate_out = _simulate(nodes, model, result.params, data, conv, console, metrics,
+                              recorder)
     metrics["time/simulate_s"] = time.perf_counter() - t
     bins = readout_bins(data.x_test.shape[1], nodes.simulation) if data.sequence else None
     return Built(ctx, metrics, TrainedNetwork(model, result.params, data, rate_out, bins))
@@ -197,13 +198,15 @@ def _range_advice(rng: Any) -> str:
 
 
 def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversion,
-              console: Console, metrics: dict[str, float]) -> tuple[Context, np.ndarray]:
-    """The rate network's and the spiking network's scores; the Context of what was simulated,
-    and the rate network's outputs."""
+              console: Console, metrics: dict[str, float], recorder: Recorder
+              ) -> tuple[Context, np.ndarray]:
+    """The rate network's and the spiking network's scores and what they cost (``cost/*``,
+    ``cost.csv``); the Context of what was simulated, and the rate network's outputs."""
     s = nodes.simulation
     scale = "per layer" if conv.layer_scales else f"{s.scale_firing_rates:g}"
     console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
-    rate_out = simulation.evaluate_rates(model, params, data, s, conv)
+    keras_active: dict[str, np.ndarray] = {}
+    rate_out = simulation.evaluate_rates(model, params, data, s, conv, keras_active)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
         line = swap_line(nodes.neuron.name, conv.neuron_type, metrics, nodes.model.trains())
@@ -211,10 +214,26 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
             console.say(line)
     sim = simulation.simulate(model, params, data, s, conv, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
+    metrics.update(run_cost(model, data, sim, s.dt, keras_active, recorder))
     layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
     ctx = Context(data=data, layers=layers, dt=s.dt, n_steps=sim.n_steps, sample=sim.sample,
                   seed=nodes.seed, bin_s=sim.bin_steps * s.dt, outputs=sim.outputs)
     return ctx, rate_out
+
+
+def run_cost(model: Any, data: Data, sim: simulation.Simulated, dt: float,
+             keras_active: dict[str, np.ndarray], recorder: Recorder) -> dict[str, float]:
+    """What the run costs (:mod:`framework.cost`, docs/cost.md): ``cost.csv`` is logged, the
+    ``cost/*`` metrics returned. The Keras model's parameters are its weights as stored."""
+    run = cost.Run(steps=sim.n_steps, dt=dt,
+                   keras_passes=int(data.x_test.shape[1]) if data.sequence else 1,
+                   param_bytes=int(sum(np.prod(w.shape) * w.dtype.size for w in model.weights)))
+    assert sim.input_active is not None  # simulate() always measures it
+    srcs = cost.sources(sim.layers, sim.synapses, sim.input_active, sim.n_steps * dt,
+                        keras_active)
+    metrics, table = cost.measure(srcs, run)
+    recorder.artifact_text(table, "cost.csv")
+    return metrics
 
 
 def keras_outputs(model: Any, data: Data, sim_cfg: Any) -> np.ndarray:
