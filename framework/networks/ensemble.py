@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import nengo
 import numpy as np
 
+from framework import cost
 from framework.analysis import Context
 from framework.data.base import Data
 from framework.errors import UserError, check_interrupt
@@ -123,8 +124,10 @@ def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: C
     nodes : framework.networks.base.Nodes
         Uses ``model`` (an :class:`EnsembleModel`), ``neuron``, ``simulation.n_steps``/``dt``,
         the analysed layers and ``seed``.
-    data, recorder, scratch
-        Unused: the ensemble makes its own inputs and records nothing beyond its metrics.
+    data, scratch
+        Unused: the ensemble makes its own inputs.
+    recorder : framework.networks.base.Recorder
+        Where ``cost.csv`` goes (:func:`ensemble_cost`).
     console : framework.progress.Console
 
     Returns
@@ -133,7 +136,7 @@ def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: C
         The context has one layer, ``ensemble``, with the gains and biases as built, ``rates``
         (n_inputs, n) in Hz (each input's hold) and, for spiking types, ``spikes`` of shape
         (1, n_inputs · n_steps, n): the whole ramp as one spike train. ``data.x_test`` is the
-        ramp. The metrics are ``time/simulate_s``.
+        ramp. The metrics are ``time/simulate_s`` and ``cost/*``.
     """
     console.stage("model", "native Nengo ensemble")
     t0 = time.perf_counter()
@@ -152,12 +155,31 @@ def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: C
     # the ramp drives every neuron straight into J = gain·x + bias: x is the ramp itself
     observed = np.repeat(ramp[:, None], m.n_neurons, axis=1)
     built = [BuiltLayer(name="ensemble", neuron_type=neuron_type, gain=gain, bias=bias,
-                        rates=rates, spikes=spikes, x=observed)]
+                        rates=rates, spikes=spikes, x=observed,
+                        active_steps=np.count_nonzero(per_input, axis=1).mean(axis=0))]
     layers = select_layers(built, nodes.layers, nodes.max_neurons, nodes.seed)
     ctx = Context(data=ramp_data(ramp), layers=layers, dt=s.dt, n_steps=s.n_steps,
                   sample=np.arange(m.n_inputs), seed=nodes.seed,
                   simulate_constant=simulate_constant, x_label=X_LABEL)
-    return Built(ctx, {"time/simulate_s": time.perf_counter() - t0})
+    metrics = {"time/simulate_s": time.perf_counter() - t0}
+    metrics.update(ensemble_cost(built, ramp, s, recorder))
+    return Built(ctx, metrics)
+
+
+def ensemble_cost(built: list[BuiltLayer], ramp: np.ndarray, s: Any, recorder: Recorder
+                  ) -> dict[str, float]:
+    """What the ensemble costs per ramp value (:mod:`framework.cost`; no Keras model): the ramp
+    drives every neuron through one weight each (MACs at every step it is nonzero); the neurons
+    feed nothing. ``cost.csv`` is logged, the ``cost/*`` metrics returned."""
+    n = len(built[0].gain)
+    synapses = {cost.INPUT: cost.dense_synapses(np.ones((n, 1)))}
+    ramp_active = np.array([np.count_nonzero(ramp) * s.n_steps / len(ramp)])
+    srcs = cost.sources(built, synapses, ramp_active, s.n_steps * s.dt)
+    # per neuron its gain and bias, and the ramp's weight into it, in Nengo's float64
+    run = cost.Run(steps=s.n_steps, dt=s.dt, param_bytes=3 * n * 8)
+    metrics, table = cost.measure(srcs, run, keras=False)
+    recorder.artifact_text(table, "cost.csv")
+    return metrics
 
 
 def _simulate(net: Any, ens: Any, probe: Any, m: EnsembleModel, s: Any, seed: int,
