@@ -146,15 +146,31 @@ def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None
 
 
 def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
-                   conversion: Conversion, activity: dict[str, np.ndarray] | None = None
-                   ) -> np.ndarray:
+                   conversion: Conversion) -> np.ndarray:
     """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
-    synapses.
+    synapses."""
+    y = _rate_network(model, params, data, s, conversion, None)
+    if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
+        pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
+        return pooled
+    return y[:, -1]
 
-    ``activity``, when given, is filled with each converted layer's (and
-    :data:`framework.cost.INPUT`'s) nonzero activations per test sample, per element, summed
-    over the passes (one; a sequence's time bins) and averaged over samples: what the Keras model
-    computes with (:mod:`framework.cost`)."""
+
+def rate_activity(model: Any, params: Path, data: Data, s: SimulationConfig,
+                  conversion: Conversion) -> dict[str, np.ndarray]:
+    """What the Keras model computes with: each converted layer's (and
+    :data:`framework.cost.INPUT`'s) nonzero activations per test sample, per element, in the rate
+    network (:func:`evaluate_rates`'s), summed over its passes (one; a sequence's time bins) and
+    averaged over the samples."""
+    activity: dict[str, np.ndarray] = {}
+    _rate_network(model, params, data, s, conversion, activity)
+    return activity
+
+
+def _rate_network(model: Any, params: Path, data: Data, s: SimulationConfig,
+                  conversion: Conversion, activity: dict[str, np.ndarray] | None) -> np.ndarray:
+    """The rate network's outputs over its steps (n_test, passes, k); with ``activity``, fill it
+    as :func:`rate_activity` says."""
     import nengo_dl
 
     converter = conversion.convert(model, synapse=None, rate=True)
@@ -172,15 +188,12 @@ def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
                             progress_bar=False) as sim:
         sim.load_params(str(params))
         res = sim.predict({inp: x}, verbose=0)
-        y: np.ndarray = res[out_p][:n]
     if activity is not None:
         activity[cost.INPUT] = np.count_nonzero(x[:n], axis=1).mean(axis=0)
         activity.update({name: np.count_nonzero(res[p][:n], axis=1).mean(axis=0)
                          for name, p in probes.items()})
-    if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
-        pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
-        return pooled
-    return y[:, -1]
+    y: np.ndarray = res[out_p][:n]
+    return y
 
 
 def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversion: Conversion,
