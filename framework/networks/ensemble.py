@@ -127,7 +127,7 @@ def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: C
     data, scratch
         Unused: the ensemble makes its own inputs.
     recorder : framework.networks.base.Recorder
-        Where ``cost.csv`` goes (:func:`ensemble_cost`).
+        Where ``cost.csv`` goes (:func:`ensemble_cost`; None: nowhere).
     console : framework.progress.Console
 
     Returns
@@ -166,11 +166,12 @@ def run_ensemble(nodes: Nodes, data: Data | None, recorder: Recorder, console: C
     return Built(ctx, metrics)
 
 
-def ensemble_cost(built: list[BuiltLayer], ramp: np.ndarray, s: Any, recorder: Recorder
-                  ) -> dict[str, float]:
+def ensemble_cost(built: list[BuiltLayer], ramp: np.ndarray, s: Any,
+                  recorder: Recorder | None) -> dict[str, float]:
     """What the ensemble costs per ramp value (:mod:`framework.cost`; no Keras model): the ramp
     drives every neuron through one weight each (MACs at every step it is nonzero); the neurons
-    feed nothing. ``cost.csv`` is logged, the ``cost/*`` metrics returned."""
+    feed nothing. ``cost.csv`` is logged (unless there is no recorder), the ``cost/*`` metrics
+    returned."""
     n = len(built[0].gain)
     synapses = {cost.INPUT: cost.dense_synapses(np.ones((n, 1)))}
     ramp_active = np.array([np.count_nonzero(ramp) * s.n_steps / len(ramp)])
@@ -178,7 +179,8 @@ def ensemble_cost(built: list[BuiltLayer], ramp: np.ndarray, s: Any, recorder: R
     # per neuron its gain and bias, and the ramp's weight into it, in Nengo's float64
     run = cost.Run(steps=s.n_steps, dt=s.dt, param_bytes=3 * n * 8)
     metrics, table = cost.measure(srcs, run, keras=False)
-    recorder.artifact_text(table, "cost.csv")
+    if recorder is not None:
+        recorder.artifact_text(table, "cost.csv")
     return metrics
 
 
