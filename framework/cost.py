@@ -356,10 +356,11 @@ def csv(rows: list[dict[str, Any]]) -> str:
     return str(pd.DataFrame(rows).to_csv(index=False))
 
 
-def sources(layers: list[Any], synapses: dict[str, Synapses], input_active: np.ndarray,
+def sources(layers: list[Any], synapses: dict[str, Synapses], node_active: dict[str, np.ndarray],
             sim_time: float, keras_active: dict[str, np.ndarray] | None = None
             ) -> list[Source]:
-    """The input and every simulated layer as :class:`Source`.
+    """The input, the relay nodes that feed synapses, and every simulated layer as
+    :class:`Source`.
 
     Parameters
     ----------
@@ -368,16 +369,19 @@ def sources(layers: list[Any], synapses: dict[str, Synapses], input_active: np.n
         ``gain``, ``rates`` (n_samples, n) in Hz, ``active_steps`` (n,)).
     synapses : dict
         Name (or :data:`INPUT`) -> outgoing :class:`Synapses`; a layer missing feeds nothing.
-    input_active : ndarray, shape (n_inputs,)
-        Per input element, steps with a nonzero value per sample.
+    node_active : dict
+        :data:`INPUT` (first) and any other node whose values are not spikes (a pooling layer's
+        relay) -> per element, steps with a nonzero value per sample; a node without synapses is
+        left out.
     sim_time : float
         Simulated time per sample, s: a neuron's spikes per sample are its rate × this.
     keras_active : dict, optional
         Name (or :data:`INPUT`) -> nonzero activations per sample in the Keras model.
     """
     ka = keras_active or {}
-    out = [Source(INPUT, synapses[INPUT], np.asarray(input_active, float), None,
-                  ka.get(INPUT))]
+    out = [Source(name, synapses[name], np.asarray(active, float), None, ka.get(name))
+           for name, active in node_active.items()
+           if name == INPUT or synapses[name].dense.any()]
     for layer in layers:
         n = len(layer.gain)
         out.append(Source(layer.name, synapses.get(layer.name, no_synapses(n)),

@@ -95,8 +95,9 @@ class Simulated:
     synapses : dict
         Layer name (or :data:`framework.cost.INPUT`) -> its elements' outgoing synapses
         (:class:`framework.cost.Synapses`), from the trained weights as simulated.
-    input_active : ndarray, shape (n_inputs,) or None
-        Per input element, steps with a nonzero value per test sample (mean over samples).
+    node_active : dict
+        :data:`framework.cost.INPUT` and each relay layer (:func:`relay_layers`) -> per element,
+        steps with a nonzero value per test sample (mean over samples).
     """
 
     outputs: np.ndarray
@@ -105,7 +106,7 @@ class Simulated:
     n_steps: int = 0
     bin_steps: int = 0
     synapses: dict[str, cost.Synapses] = field(default_factory=dict)
-    input_active: np.ndarray | None = None
+    node_active: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def test_sample(data: Data, max_samples: int, seed: int) -> np.ndarray:
@@ -179,8 +180,8 @@ def _rate_network(model: Any, params: Path, data: Data, s: SimulationConfig,
     probes = {}
     if activity is not None:
         with converter.net:
-            probes = {name: nengo.Probe(neurons, synapse=None)
-                      for name, neurons in neuron_layers(converter, model).items()}
+            probes = {name: nengo.Probe(obj, synapse=None) for name, obj in
+                      {**neuron_layers(converter, model), **relay_layers(converter, model)}.items()}
     n = len(data.x_test)
     mb = min(s.minibatch_size, n)
     x = pad_to(as_steps(data.x_test, data.sequence), mb)
@@ -219,11 +220,13 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
     layers = neuron_layers(converter, model)
+    relays = relay_layers(converter, model)
     with converter.net:
         probes = {name: nengo.Probe(neurons) for name, neurons in layers.items()}
         # the input current J = gain·x + bias, so each neuron's x is observed in its own units
         currents = {name: nengo.Probe(neurons, "input", synapse=None)
                     for name, neurons in layers.items()}
+        relay_probes = {name: nengo.Probe(node, synapse=None) for name, node in relays.items()}
     idx = test_sample(data, s.max_samples, seed)
     bins = data.x_test.shape[1] if data.sequence else 1
     x = spiking_inputs(data, idx, s.n_steps)
@@ -235,7 +238,8 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     # static inputs: x as the read-out sees it, after the synapse has settled (over the whole
     # trial it averages the ramp-up: 9% short at 100 steps with a 10 ms synapse)
     window = 1 if s.readout == Readout.last else int(s.readout_steps or steps)
-    sums = {name: _Sums.empty(n, bins, hold, neurons.size_out) for name, neurons in layers.items()}
+    sums = {name: _Sums.empty(n, bins, hold, obj.size_out) for name, obj in layers.items()}
+    active = {cost.INPUT: np.count_nonzero(x, axis=1).sum(axis=0)}
     bar = console.bar("simulate", len(xp) // mb)
     with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
                             progress_bar=False) as sim:
@@ -247,13 +251,37 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
             outputs[lo:hi] = readout(res[out_p], s)[: hi - lo]
             for name, probe in probes.items():
                 sums[name].add(lo, res[probe][: hi - lo], res[currents[name]][: hi - lo], window)
+            for name, probe in relay_probes.items():  # steps with a nonzero value: MACs
+                active[name] = active.get(name, 0) + np.count_nonzero(
+                    res[probe][: hi - lo], axis=1).sum(axis=0)
             bar.update(b + 1)
         built = [_built_layer(sim, name, neurons, sums[name], s.dt, data.sequence)
                  for name, neurons in layers.items()]
-        synapses = network_synapses(sim, converter.net, {cost.INPUT: inp, **layers})
+        synapses = network_synapses(sim, converter.net, {cost.INPUT: inp, **relays, **layers})
     return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps,
                      bin_steps=hold if data.sequence else 0, synapses=synapses,
-                     input_active=np.count_nonzero(x, axis=1).mean(axis=0))
+                     node_active={name: a / n for name, a in active.items()})
+
+
+def relay_layers(converter: Any, model: Any) -> dict[str, nengo.Node]:
+    """``keras layer name -> nengo Node`` for every layer the conversion made a node that feeds
+    weighted connections (an average pooling, a linear layer before a ``ReLU`` layer): its values
+    are not spikes, so what it drives are MACs (:mod:`framework.cost`). The input, the output and
+    the biases' nodes are not relays; a node listed once, under the first layer that made it."""
+    feeding = [c.pre_obj for c in converter.net.all_connections
+               if not isinstance(c.transform, nengo.transforms.NoTransform)]
+    inputs = list(converter.inputs.values())
+    out: dict[str, nengo.Node] = {}
+    for layer in model.layers:
+        try:
+            obj = converter.layers[layer]
+        except KeyError:
+            continue
+        if (isinstance(obj, nengo.Node) and obj.size_in > 0
+                and any(obj is f for f in feeding) and not any(obj is i for i in inputs)
+                and not any(obj is o for o in out.values())):
+            out[layer.name] = obj
+    return out
 
 
 @dataclass
@@ -338,7 +366,8 @@ def network_synapses(sim: Any, net: nengo.Network, sources: dict[str, Any]
 
 def connection_synapses(sim: Any, conn: nengo.Connection) -> cost.Synapses:
     """One connection's synapses per element of its (sliced) pre, from its transform's kind:
-    dense, sparse, convolution, or none (one to one); another kind counts every pair."""
+    dense, sparse, convolution; none passes values on without a weight (no synapse); another kind
+    counts every pair."""
     tr = conn.transform
     weights = sim.data[conn].weights  # None for NoTransform: one to one, weight 1
     w = np.asarray(1.0 if weights is None else weights)
@@ -351,7 +380,9 @@ def connection_synapses(sim: Any, conn: nengo.Connection) -> cost.Synapses:
         pre = (init.indices[:, 1] if isinstance(init, nengo.transforms.SparseMatrix)
                else init.tocoo().col)
         return cost.sparse_synapses(pre, w, n)
-    if isinstance(tr, (nengo.transforms.Dense, nengo.transforms.NoTransform)):
+    if isinstance(tr, nengo.transforms.NoTransform):  # passes values on: no weight, no synapse
+        return cost.no_synapses(n)
+    if isinstance(tr, nengo.transforms.Dense):
         return cost.dense_synapses(w, n)
     full = np.full(n, tr.size_out)
     return cost.Synapses(full, full, int(w.size), int(w.size - np.count_nonzero(w)))

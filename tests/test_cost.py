@@ -42,7 +42,8 @@ def hand_network() -> list[cost.Source]:
     h = np.maximum(X @ W1, 0.0)
     keras_active = {cost.INPUT: (X != 0).astype(float), "hidden": (h != 0).astype(float)}
     input_active = (X != 0) * float(STEPS)  # the input is held for every step
-    return cost.sources([Hidden()], synapses, input_active, STEPS * DT, keras_active)
+    return cost.sources([Hidden()], synapses, {cost.INPUT: input_active}, STEPS * DT,
+                        keras_active)
 
 
 def test_fan_out_of_dense_layers_counts_nonzero_weights():
@@ -263,3 +264,38 @@ def test_the_native_ensemble_logs_its_cost(store):
         1 - m["firing/mean_rate_hz"] * 0.001, rel=1e-6)
     assert "cost/keras_macs_per_sample" not in m and "cost/energy_cpu_j" not in m
     assert m["cost/energy_loihi_j"] == pytest.approx(27.1e-12 * 120 + 81e-12 * 3 * 50)
+
+
+def test_a_loaded_model_with_pooling_counts_the_pooled_values_as_macs(store, tmp_path):
+    """Conv (4 filters, ReLU) → 2×2 average pooling → Dense 16 → a ReLU layer → Dense 10, saved
+    as a Keras file: NengoDL builds the pooling as a relay node; each spike of the conv layer
+    reaches one pooled unit (fan-out 1), the pooled values (not spikes) drive the Dense layer as
+    MACs (fan-out 16), and the linear Dense before the ReLU layer passes its values on
+    unweighted."""
+    import tensorflow as tf
+
+    from framework.pipeline import run
+    from framework.progress import Console
+
+    inp = tf.keras.Input((8, 8, 1))
+    h = tf.keras.layers.Conv2D(4, 3, padding="same", activation=tf.nn.relu, name="c0")(inp)
+    h = tf.keras.layers.AveragePooling2D(2, name="pool")(h)
+    h = tf.keras.layers.Flatten(name="flatten")(h)
+    h = tf.keras.layers.ReLU(name="r1")(tf.keras.layers.Dense(16, name="d1")(h))
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(10, name="output")(h))
+    model.save(tmp_path / "pool.h5")
+    result = run(compose(["dataset=digits", "model=keras_file", f"model.path={tmp_path}/pool.h5",
+                          "neuron=spiking_relu", "simulation.max_samples=20",
+                          "simulation.n_steps=20", "tracking.plots=false",
+                          f"tracking.uri={store}"]), console=Console(quiet=True))
+    assert result.status == "FINISHED"
+    m, table = logged_cost(store)
+    assert table.layer.tolist() == ["input", "c0", "pool", "r1"]
+    assert table.fan_out.tolist() == [484 * 4 / 64, 1, 16, 10]
+    rows = table.set_index("layer")
+    assert rows.synops_per_sample["c0"] == pytest.approx(rows.spikes_per_sample["c0"])
+    assert 0 < rows.synops_per_sample["pool"] <= 64 * 16 * 20
+    # Keras: the 3×3 "same" conv (484 taps reach the 8×8 pixels) × 4 filters; the pooling as
+    # NengoDL builds it (2×2 taps × 4 channels × 4 filters over 16 positions); 64·16; 16·10
+    assert m["cost/keras_macs_per_sample"] == 484 * 4 + 16 * 16 * 4 + 64 * 16 + 16 * 10
+    assert table.synops_per_sample.sum() == pytest.approx(m["cost/synops_per_sample"])

@@ -175,7 +175,7 @@ def ensemble_cost(built: list[BuiltLayer], ramp: np.ndarray, s: Any,
     n = len(built[0].gain)
     synapses = {cost.INPUT: cost.dense_synapses(np.ones((n, 1)))}
     ramp_active = np.array([np.count_nonzero(ramp) * s.n_steps / len(ramp)])
-    srcs = cost.sources(built, synapses, ramp_active, s.n_steps * s.dt)
+    srcs = cost.sources(built, synapses, {cost.INPUT: ramp_active}, s.n_steps * s.dt)
     # per neuron its gain and bias, and the ramp's weight into it, in Nengo's float64
     run = cost.Run(steps=s.n_steps, dt=s.dt, param_bytes=3 * n * 8)
     metrics, table = cost.measure(srcs, run, keras=False)

@@ -228,9 +228,10 @@ def run_cost(model: Any, data: Data, sim: simulation.Simulated, dt: float,
     run = cost.Run(steps=sim.n_steps, dt=dt,
                    keras_passes=int(data.x_test.shape[1]) if data.sequence else 1,
                    param_bytes=int(sum(np.prod(w.shape) * w.dtype.size for w in model.weights)))
-    assert sim.input_active is not None  # simulate() always measures it
-    srcs = cost.sources(sim.layers, sim.synapses, sim.input_active, sim.n_steps * dt,
+    srcs = cost.sources(sim.layers, sim.synapses, sim.node_active, sim.n_steps * dt,
                         keras_active)
+    order = [cost.INPUT] + [layer.name for layer in model.layers]  # cost.csv in the model's order
+    srcs.sort(key=lambda src: order.index(src.name) if src.name in order else len(order))
     metrics, table = cost.measure(srcs, run)
     recorder.artifact_text(table, "cost.csv")
     return metrics
