@@ -173,8 +173,6 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
         Neuron type, firing-rate scales and seed.
     console : framework.progress.Console
     """
-    import nengo_dl
-
     seed = conversion.seed
     converter = conversion.convert(model, synapse=s.synapse)
     inp = converter.inputs[model.inputs[0]]
@@ -201,9 +199,7 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     j_window = {name: np.zeros((n, neurons.size_out)) for name, neurons in layers.items()}
     rasters: dict[str, np.ndarray] = {}  # set from the first minibatch (there is at least one)
     bar = console.bar("simulate", len(xp) // mb)
-    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
-                            progress_bar=False) as sim:
-        sim.load_params(str(params))
+    with conversion.simulator(converter, model, params, mb) as sim:
         for b in range(len(xp) // mb):
             check_interrupt()
             lo, hi = b * mb, min((b + 1) * mb, n)
@@ -225,6 +221,8 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
             amp = float(getattr(ntype, "amplitude", 1.0))
             gain = np.asarray(sim.data[ens].gain, float)
             bias = np.asarray(sim.data[ens].bias, float)
+            if name in conversion.calibration:  # its shift is part of each neuron's bias
+                bias = bias + gain * np.asarray(conversion.calibration[name], float)
             binned = sums[name] / (hold * amp)  # mean output / amplitude = Hz
             with np.errstate(divide="ignore", invalid="ignore"):
                 binned_x = (j_sums[name] / hold - bias) / gain
