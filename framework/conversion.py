@@ -13,6 +13,7 @@ from typing import Any
 import nengo
 import numpy as np
 
+from framework.errors import UserError
 from framework.native import rate_version, register_tf_builders
 from framework.schema import bounded
 
@@ -23,6 +24,28 @@ class Normalize(str, enum.Enum):
     auto = "auto"  # percentile for a loaded model, none for a network trained here as converted
     none = "none"  # every layer at simulation.scale_firing_rates
     percentile = "percentile"  # data-based (Diehl 2015, Rueckauer 2017): per layer, see below
+    mean_rate = "mean_rate"  # per layer: its mean rate on the training inputs is mean_rate_hz
+
+    @property
+    def data_based(self) -> bool:
+        """Whether each layer's scale comes from its activations on the training data."""
+        return self in (Normalize.percentile, Normalize.mean_rate)
+
+
+class Calibrate(str, enum.Enum):
+    """What is corrected after conversion, on training samples (framework/calibration.py)."""
+
+    none = "none"  # nothing: the converted network as trained
+    bias = "bias"  # Li et al. 2021's light calibration: each neuron's mean error, layer by layer
+
+
+class InitialVoltage(str, enum.Enum):
+    """Each spiking neuron's membrane voltage at the start of a sample, as a fraction of the
+    voltage at which it spikes."""
+
+    uniform = "uniform"  # Nengo's default: drawn uniformly from [0, 1)
+    half = "half"  # all at 0.5 (Bu et al. 2022: halves the expected first-spike error)
+    zero = "zero"  # all at rest: the first spike comes a whole inter-spike interval late
 
 
 @dataclass
@@ -35,8 +58,19 @@ class ConversionConfig:
     # rate that activation is mapped to, Hz (benchmarks/conversion_gap.py: 400 keeps spiking ReLU
     # within 1 point of the Keras model on digits and reach in 100 steps; 100-200 lose 1-12)
     max_rate_hz: float = bounded(400.0, gt=0.0)
+    # normalize=mean_rate: each layer's mean rate over its neurons and the training inputs, Hz
+    mean_rate_hz: float = bounded(50.0, gt=0.0)
     # per-layer scale_firing_rates (layer name -> scale); filled by normalize=percentile, or by hand
     layer_scales: dict[str, float] = field(default_factory=dict)
+    # bias: after training, shift each neuron's input so that its mean spiking output on training
+    # samples matches the rate network's, one layer after the other (Li et al. 2021)
+    calibrate: Calibrate = Calibrate.none
+    calibration_samples: int = bounded(256, ge=1)  # training samples the calibration simulates
+    initial_voltage: InitialVoltage = InitialVoltage.uniform  # at each sample's start
+
+
+#: the membrane voltage each InitialVoltage starts at (fractions of the spiking voltage)
+_VOLTAGE = {InitialVoltage.half: 0.5, InitialVoltage.zero: 0.0}
 
 
 @dataclass
@@ -54,12 +88,20 @@ class Conversion:
         Layer name -> its own scale (``conversion.layer_scales``); empty: ``scale`` everywhere.
     seed : int
         The network's seed.
+    calibration : dict
+        Layer name -> each neuron's input shift, in the layer's activation units (the Keras
+        layer's pre-activation; Nengo multiplies it by the neuron's gain), from
+        :func:`framework.calibration.calibrate`; empty: none.
+    initial_voltage : InitialVoltage
+        The spiking neurons' voltage at the start of each sample.
     """
 
     neuron_type: Any
     scale: float
     layer_scales: dict[str, float]
     seed: int
+    calibration: dict[str, np.ndarray] = field(default_factory=dict)
+    initial_voltage: InitialVoltage = InitialVoltage.uniform
 
     def scales(self, model: Any) -> float | dict[Any, float]:
         """What NengoDL's ``scale_firing_rates`` gets: the per-layer scales as a dict of the
@@ -71,7 +113,57 @@ class Conversion:
     def convert(self, model: Any, synapse: float | None, rate: bool = False) -> Any:
         """:func:`convert` with these settings (``rate``: the neurons' rate versions)."""
         neuron_type = rate_version(self.neuron_type) if rate else self.neuron_type
+        if not rate and self.initial_voltage in _VOLTAGE and "voltage" in neuron_type.state:
+            # Nengo's parameters are read-only: the same type again, with its initial voltage
+            kwargs = {p.name: getattr(neuron_type, p.name) for p in neuron_type._params
+                      if p.name != "initial_state"}
+            neuron_type = type(neuron_type)(**kwargs, initial_state={
+                "voltage": nengo.dists.Choice([_VOLTAGE[self.initial_voltage]])})
         return convert(model, neuron_type, self.scales(model), synapse, self.seed)
+
+    def simulator(self, converter: Any, model: Any, params: Any, minibatch_size: int,
+                  rate: bool = False) -> Any:
+        """A NengoDL Simulator of ``converter`` (from :meth:`convert`, probes added) holding the
+        trained ``params``; with a ``calibration``, the spiking network's neurons get their input
+        shifts.
+
+        The shifts are connections the saved parameters do not have, so the parameters are loaded
+        into the network as converted, written back into it (``freeze_params``), and the network
+        with its shifts is built again: the logged parameters stay those that were trained.
+        """
+        import nengo_dl
+
+        def build(size: int) -> Any:
+            return nengo_dl.Simulator(converter.net, minibatch_size=size, seed=self.seed,
+                                      progress_bar=False)
+
+        if self.calibration and not rate:
+            with build(1) as loaded:
+                loaded.load_params(str(params))
+                loaded.freeze_params(converter.net)
+            shift_inputs(converter, model, self.calibration)
+            return build(minibatch_size)
+        sim = build(minibatch_size)
+        sim.load_params(str(params))
+        return sim
+
+
+def shift_inputs(converter: Any, model: Any, shifts: dict[str, np.ndarray]) -> None:
+    """Add a constant input to each neuron of the named layers: a connection from a constant
+    node. Nengo multiplies a connection into neurons by their gain, so ``shifts`` are in
+    activation units.
+
+    The node and connections live in a subnetwork of their own: Nengo seeds a network's
+    connections before its ensembles and its subnetworks after them, so the ensembles keep the
+    seeds (and initial voltages) they have without the shifts. A short read-out window depends on
+    those voltages more than on a shift.
+    """
+    layers = neuron_layers(converter, model)
+    with converter.net, nengo.Network(label="calibration"):
+        one = nengo.Node([1.0], label="calibration.one")
+        for name, shift in shifts.items():
+            nengo.Connection(one, layers[name], synapse=None,
+                             transform=np.asarray(shift, float)[:, None])
 
 
 def normalise(model: Any, x_train: np.ndarray, sequence: bool,
@@ -79,32 +171,64 @@ def normalise(model: Any, x_train: np.ndarray, sequence: bool,
               ) -> dict[str, tuple[float, float]]:
     """Data-based per-layer normalisation (Diehl et al. 2015; Rueckauer et al. 2017).
 
-    Each converted ReLU layer's activations on the training inputs are computed in Keras; the
-    layer's scale is chosen so that its ``percentile``-th positive activation a_p drives the neuron
-    type to ``max_rate_hz``: scale = J* / a_p, where J* is the input current at which the type
-    fires at that rate (Nengo's ``gain_bias`` for an x-intercept of 0: J* = gain + bias). For
-    ReLU-family neurons J* is the rate itself, so a_p fires at exactly ``max_rate_hz``.
+    Each converted ReLU layer's activations on the training inputs are computed in Keras. With
+    ``percentile``, the layer's scale is chosen so that its ``percentile``-th positive activation
+    a_p drives the neuron type to ``max_rate_hz``: scale = J* / a_p, where J* is the input current
+    at which the type fires at that rate (Nengo's ``gain_bias`` for an x-intercept of 0:
+    J* = gain + bias); for ReLU-family neurons J* is the rate itself. With ``mean_rate``, the
+    scale at which the layer's mean rate is ``mean_rate_hz`` (:func:`mean_rate_scale`).
 
     Returns
     -------
     dict
-        ``layer name -> (scale, a_p)``.
+        ``layer name -> (scale, a)``: a_p (percentile) or the mean activation (mean_rate).
     """
     import tensorflow as tf
 
-    gain, bias = neuron_type.gain_bias(np.array([conv_cfg.max_rate_hz]), np.array([0.0]))
-    j_star = float(gain[0] + bias[0])
     layers = hidden_layers(model)
     probe = tf.keras.Model(model.inputs, [layer.output for layer in layers])
     x = x_train.reshape(-1, *x_train.shape[2:]) if sequence else x_train
     acts = probe.predict(x, verbose=0, batch_size=512)
     acts = acts if isinstance(acts, list) else [acts]
+    if conv_cfg.normalize == Normalize.mean_rate:
+        return {layer.name: mean_rate_scale(neuron_type, np.ravel(a), conv_cfg.mean_rate_hz)
+                for layer, a in zip(layers, acts)}
+    gain, bias = neuron_type.gain_bias(np.array([conv_cfg.max_rate_hz]), np.array([0.0]))
+    j_star = float(gain[0] + bias[0])
     out = {}
     for layer, a in zip(layers, acts):
         positive = a[a > 0]
         a_p = float(np.percentile(positive, conv_cfg.percentile)) if positive.size else 0.0
         out[layer.name] = (j_star / a_p if a_p > 0 else 1.0, a_p)
     return out
+
+
+def mean_rate_scale(neuron_type: nengo.neurons.NeuronType, acts: np.ndarray,
+                    target_hz: float) -> tuple[float, float]:
+    """The scale s at which neurons driven by J = s·a (``acts``: one layer's ReLU activations over
+    its neurons and the training inputs) fire at ``target_hz`` on average, and the mean
+    activation. ReLU types: s = target / mean(a); others (their rate curve bends and saturates):
+    bisection in log s on the type's own ``rates``, up to the highest mean the type can reach."""
+    mean = float(acts.mean()) if acts.size else 0.0
+    if mean <= 0:
+        return 1.0, mean
+    if isinstance(neuron_type, (nengo.RectifiedLinear, nengo.SpikingRectifiedLinear)):
+        return target_hz / mean, mean
+    sample = acts[:: max(1, acts.size // 20000)]  # a mean over 20,000 values is exact enough
+
+    def rate(log_s: float) -> float:  # one neuron of gain s, evaluated at every activation
+        return float(neuron_type.rates(sample[:, None], np.array([np.exp(log_s)]),
+                                       np.zeros(1)).mean())
+
+    lo, hi = np.log(1e-3 / mean), np.log(1e6 / mean)
+    if rate(hi) < target_hz:  # the LIF family saturates at 1/tau_ref
+        raise UserError(f"conversion.mean_rate_hz: {target_hz:g} Hz is more than "
+                        f"{type(neuron_type).__name__} neurons fire on average at any scale "
+                        f"(at most {rate(hi):.4g} Hz on these activations)")
+    for _ in range(60):  # the mean rate grows with s: halve the bracket 60 times
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if rate(mid) < target_hz else (lo, mid)
+    return float(np.exp(hi)), mean
 
 
 def convert(model: Any, neuron_type: nengo.neurons.NeuronType,

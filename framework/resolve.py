@@ -42,8 +42,9 @@ def _normalize(obj: Config, found: list[Finding]) -> list[str]:
     params = obj.model.start_params()
     scale_given = given("simulation.scale_firing_rates", scale, SimulationConfig.scale_firing_rates)
     if params:  # NengoDL parameters belong to the scale they were trained at (biases scaled)
-        if conv.normalize == Normalize.percentile:
-            raise UserError("conversion.normalize: percentile would rescale model.params, whose "
+        if conv.normalize.data_based:
+            raise UserError(f"conversion.normalize: {conv.normalize.value} would rescale "
+                            "model.params, whose "
                             "biases were trained at one scale; use conversion.normalize=none "
                             "(or auto)")
         conv.normalize = Normalize.none
@@ -51,11 +52,13 @@ def _normalize(obj: Config, found: list[Finding]) -> list[str]:
     if conv.normalize == Normalize.auto and conv.layer_scales:  # scales given by hand
         conv.normalize = Normalize.none
     if conv.normalize != Normalize.auto:
-        if scale_given and (conv.normalize == Normalize.percentile or conv.layer_scales):
+        if scale_given and (conv.normalize.data_based or conv.layer_scales):
             # both chosen (a search over both): run as asked, and say which one was not used
+            how = (f"conversion.normalize={conv.normalize.value}" if conv.normalize.data_based
+                   else "conversion.layer_scales")
             found.append(Finding("override_ignored", f"simulation.scale_firing_rates={scale:g} "
-                                 "was given but not used: conversion.normalize=percentile (or "
-                                 "conversion.layer_scales) set each layer's scale instead"))
+                                 f"was given but not used: {how} set each layer's scale "
+                                 "instead"))
         return []
     if obj.model.loaded and not scale_given:
         conv.normalize = Normalize.percentile

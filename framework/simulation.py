@@ -213,8 +213,6 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
         Neuron type, firing-rate scales and seed.
     console : framework.progress.Console
     """
-    import nengo_dl
-
     seed = conversion.seed
     converter = conversion.convert(model, synapse=s.synapse)
     inp = converter.inputs[model.inputs[0]]
@@ -241,9 +239,7 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     sums = {name: _Sums.empty(n, bins, hold, obj.size_out) for name, obj in layers.items()}
     active = {cost.INPUT: np.count_nonzero(x, axis=1).sum(axis=0)}
     bar = console.bar("simulate", len(xp) // mb)
-    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=seed,
-                            progress_bar=False) as sim:
-        sim.load_params(str(params))
+    with conversion.simulator(converter, model, params, mb) as sim:
         for b in range(len(xp) // mb):
             check_interrupt()
             lo, hi = b * mb, min((b + 1) * mb, n)
@@ -255,7 +251,8 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
                 active[name] = active.get(name, 0) + np.count_nonzero(
                     res[probe][: hi - lo], axis=1).sum(axis=0)
             bar.update(b + 1)
-        built = [_built_layer(sim, name, neurons, sums[name], s.dt, data.sequence)
+        built = [_built_layer(sim, name, neurons, sums[name], s.dt, data.sequence,
+                              conversion.calibration.get(name))
                  for name, neurons in layers.items()]
         synapses = network_synapses(sim, converter.net, {cost.INPUT: inp, **relays, **layers})
     return Simulated(outputs=outputs, sample=idx, layers=built, n_steps=steps,
@@ -313,14 +310,16 @@ class _Sums:
 
 
 def _built_layer(sim: Any, name: str, neurons: Any, sums: _Sums, dt: float,
-                 sequence: bool) -> BuiltLayer:
-    """A layer as built (gains and biases from ``sim``) and simulated (rates and x from
-    ``sums``)."""
+                 sequence: bool, shift: Any = None) -> BuiltLayer:
+    """A layer as built (gains and biases from ``sim``; a calibration ``shift``, activation
+    units, is part of each neuron's bias) and simulated (rates and x from ``sums``)."""
     ens = neurons.ensemble
     ntype = ens.neuron_type
     amp = float(getattr(ntype, "amplitude", 1.0))
     gain = np.asarray(sim.data[ens].gain, float)
     bias = np.asarray(sim.data[ens].bias, float)
+    if shift is not None:  # its shift is part of each neuron's bias
+        bias = bias + gain * np.asarray(shift, float)
     binned = sums.out / (sums.hold * amp)  # mean output / amplitude = Hz
     with np.errstate(divide="ignore", invalid="ignore"):
         binned_x = (sums.j / sums.hold - bias) / gain

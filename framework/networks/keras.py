@@ -7,6 +7,7 @@ Every stage takes its own nodes: :func:`framework.training.train` the ``training
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,20 @@ from typing import Any
 import nengo
 import numpy as np
 
-from framework import cache, conversion, cost, health, models, quiet, simulation, training
+from framework import (
+    cache,
+    calibration,
+    conversion,
+    cost,
+    health,
+    models,
+    quiet,
+    simulation,
+    training,
+)
 from framework.analysis import Context
 from framework.batches import readout_bins
-from framework.conversion import Conversion, Normalize
+from framework.conversion import Calibrate, Conversion, Normalize
 from framework.data.base import Data
 from framework.errors import UserError, check_interrupt
 from framework.keras_io import file_tags
@@ -58,6 +69,7 @@ def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Cons
     metrics.update(result.regularizers)
     for line in _range_lines(nodes, metrics):
         console.say(line)
+    conv = _calibrate(nodes, model, result.params, data, conv, console, metrics)
     t = time.perf_counter()
     ctx, rate_out = _simulate(nodes, model, result.params, data, conv, console, metrics,
                               recorder)
@@ -94,20 +106,42 @@ def _normalise(nodes: Nodes, model: Any, data: Data, recorder: Recorder, console
     the activations they came from as metrics."""
     conv = nodes.conversion
     neuron_type = nodes.neuron.build()
-    if conv.normalize == Normalize.percentile and not conv.layer_scales:
+    if conv.normalize.data_based and not conv.layer_scales:
         found = conversion.normalise(model, data.x_train, data.sequence, neuron_type, conv)
         conv.layer_scales = {name: scale for name, (scale, _) in found.items()}
         recorder.params({f"conversion.layer_scales.{name}": f"{scale:.6g}"
                          for name, scale in conv.layer_scales.items()})
-        for name, (scale, a_p) in found.items():
-            metrics[f"conversion/{name}/activation_p"] = a_p
+        what = "activation_p" if conv.normalize == Normalize.percentile else "activation_mean"
+        for name, (scale, a) in found.items():
+            metrics[f"conversion/{name}/{what}"] = a
             metrics[f"conversion/{name}/scale"] = scale
-        console.say(f"conversion.normalize=percentile: the {conv.percentile:g}th-percentile "
-                    f"activation of each layer fires at {conv.max_rate_hz:g} Hz: "
+        rule = (f"the {conv.percentile:g}th-percentile activation of each layer fires at "
+                f"{conv.max_rate_hz:g} Hz" if conv.normalize == Normalize.percentile else
+                f"each layer's mean rate on the training inputs is {conv.mean_rate_hz:g} Hz")
+        console.say(f"conversion.normalize={conv.normalize.value}: {rule}: "
                     + ", ".join(f"{name} scale {scale:.3g}"
                                 for name, scale in conv.layer_scales.items()))
     return Conversion(neuron_type, float(nodes.simulation.scale_firing_rates),
-                      dict(conv.layer_scales), nodes.seed)
+                      dict(conv.layer_scales), nodes.seed, initial_voltage=conv.initial_voltage)
+
+
+def _calibrate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversion,
+               console: Console, metrics: dict[str, float]) -> Conversion:
+    """``conversion.calibrate=bias``: the conversion with each neuron's input shifted so that its
+    mean spiking output on training samples matches the rate network's (framework/calibration.py);
+    the shifts' mean size per layer as metrics, ``time/calibrate_s``."""
+    if nodes.conversion.calibrate != Calibrate.bias:
+        return conv
+    n = min(nodes.conversion.calibration_samples, len(data.x_train))
+    console.stage("calibrate", f"biases, layer by layer, on {n} training samples")
+    t = time.perf_counter()
+    shifts, found = calibration.calibrate(model, params, data, nodes.simulation, conv, n)
+    metrics.update(found)
+    metrics["time/calibrate_s"] = time.perf_counter() - t
+    console.say("conversion.calibrate=bias: mean error of each layer's mean output corrected: "
+                + ", ".join(f"{name} {found[f'conversion/{name}/calibration_error']:.3g}"
+                            for name in shifts))
+    return dataclasses.replace(conv, calibration=shifts)
 
 
 def training_key(nodes: Nodes, data: Data) -> cache.TrainingKey:

@@ -1,0 +1,123 @@
+"""Stage 4b, calibration: correct the converted network's biases on training samples.
+
+A spiking neuron run for a finite time does not deliver its rate network's mean output: the first
+spike comes late (the voltage starts below threshold), the synapse filters the onset, and each
+layer's error is passed on to the next. Li et al. 2021 ("A free lunch from ANN: towards efficient,
+accurate spiking neural networks calibration", ICML; their "light" calibration) correct this by
+shifting each layer's bias by the difference between the ANN's mean activation and the SNN's mean
+output on calibration data, one layer after the other so that each correction sees the corrected
+layers before it. Here the reference is the rate network (the neurons' rate versions, which is the
+Keras model itself for a ReLU network converted to spiking ReLU) and the shift is per neuron.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework.batches import as_steps, pad_to, readout_bins
+from framework.conversion import Conversion, neuron_layers
+from framework.data.base import Data
+from framework.errors import check_interrupt
+from framework.simulation import Readout, SimulationConfig
+
+
+def calibration_inputs(data: Data, samples: int, seed: int) -> np.ndarray:
+    """A seeded subset of ``samples`` training inputs (all when there are fewer), with a time
+    axis: (n, 1, features) for static data, (n, bins, channels) for sequences."""
+    n = len(data.x_train)
+    idx = np.arange(n) if samples >= n else np.sort(
+        np.random.default_rng(seed).choice(n, samples, replace=False))
+    return as_steps(data.x_train[idx], data.sequence)
+
+
+def layer_means(model: Any, params: Path, x: np.ndarray, s: SimulationConfig, conv: Conversion,
+                rate: bool) -> dict[str, np.ndarray]:
+    """Each converted layer's mean output per neuron (activation units: the neuron's output
+    times its amplitude, which the Converter set to 1/scale) over the samples ``x`` and time.
+
+    ``rate``: the rate network, one step per input (time) bin, no synapses, over every step; else
+    the spiking network, each bin held for ``ceil(n_steps / bins)`` steps, with
+    ``simulation.synapse``, over the steps the read-out reads (``simulation.readout``): the onset
+    before them is not what the output is read from, and correcting the whole trial's mean would
+    push the read-out window too high.
+    """
+    import nengo
+
+    converter = conv.convert(model, synapse=None if rate else s.synapse, rate=rate)
+    inp = converter.inputs[model.inputs[0]]
+    layers = neuron_layers(converter, model)
+    with converter.net:
+        probes = {name: nengo.Probe(neurons) for name, neurons in layers.items()}
+    steps = x if rate else np.repeat(x, int(np.ceil(s.n_steps / x.shape[1])), axis=1)
+    window = steps.shape[1] if rate else read_steps(s, steps.shape[1], x.shape[1])
+    n = len(x)
+    mb = min(s.minibatch_size, n)
+    xp = pad_to(steps, mb)
+    sums = {name: np.zeros(neurons.size_out) for name, neurons in layers.items()}
+    with conv.simulator(converter, model, params, mb, rate=rate) as sim:
+        for b in range(len(xp) // mb):
+            check_interrupt()
+            hi = min((b + 1) * mb, n) - b * mb
+            res = sim.predict_on_batch({inp: xp[b * mb:(b + 1) * mb]})
+            for name, probe in probes.items():
+                sums[name] += res[probe][:hi, -window:].mean(axis=1).sum(axis=0)
+    return {name: total / n for name, total in sums.items()}
+
+
+def read_steps(s: SimulationConfig, steps: int, bins: int) -> int:
+    """How many of a trial's last ``steps`` the spiking read-out covers: one (``last``), or
+    ``readout_steps`` (``mean``; a sequence's read-out covers whole bins of
+    ``steps / bins`` steps)."""
+    if s.readout == Readout.last:
+        return 1
+    if bins > 1:
+        return readout_bins(bins, s) * (steps // bins)
+    return min(int(s.readout_steps or steps), steps)
+
+
+def calibrate(model: Any, params: Path, data: Data, s: SimulationConfig, conv: Conversion,
+              samples: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Li et al. 2021's light (bias) calibration, layer by layer.
+
+    For each converted layer in order: simulate the spiking network (with the shifts found so far)
+    on ``samples`` training inputs, and shift each neuron's input by the rate network's mean output
+    minus the spiking network's. A ReLU-family neuron's output moves one for one with its input
+    (in activation units), so the shift removes the mean error; a LIF neuron's moves by its rate
+    curve's slope, so the shift corrects most of it.
+
+    Parameters
+    ----------
+    model : keras.Model
+    params : pathlib.Path
+        The trained parameters (``sim.save_params``).
+    data : framework.data.base.Data
+        Its training split supplies the calibration inputs.
+    s : SimulationConfig
+        Steps, synapse and minibatch of the spiking simulation.
+    conv : Conversion
+        Neuron type, scales and seed (its own ``calibration`` is ignored).
+    samples : int
+        Training samples simulated (``conversion.calibration_samples``).
+
+    Returns
+    -------
+    shifts : dict
+        Layer name -> per-neuron input shift, activation units (:attr:`Conversion.calibration`).
+    metrics : dict
+        ``conversion/<layer>/calibration_error``: the mean absolute error of the layer's mean
+        output before its shift, activation units (the shift's mean size).
+    """
+    x = calibration_inputs(data, samples, conv.seed)
+    target = layer_means(model, params, x, s, dataclasses.replace(conv, calibration={}),
+                         rate=True)
+    shifts: dict[str, np.ndarray] = {}
+    metrics: dict[str, float] = {}
+    for name in target:  # the converted layers in the network's order
+        got = layer_means(model, params, x, s, dataclasses.replace(conv, calibration=dict(shifts)),
+                          rate=False)
+        shifts[name] = target[name] - got[name]
+        metrics[f"conversion/{name}/calibration_error"] = float(np.abs(shifts[name]).mean())
+    return shifts, metrics
