@@ -198,12 +198,15 @@ class Source:
     active_steps : ndarray, shape (n,)
         Per element, time steps with a nonzero output, per test sample (mean over samples).
     spikes : ndarray, shape (n,) or None
-        Per neuron, spikes per test sample (mean over samples); None for the input, whose values
-        are not spikes (its synaptic operations are MACs at every step it is nonzero). For a
-        non-spiking neuron type, its rate × the simulated time: the spikes it stands for.
+        Per neuron, spikes per test sample (mean over samples); None where the values are not
+        spikes (the input, a relay node, a non-spiking neuron type): its synaptic operations are
+        then MACs at every step its value is nonzero.
     keras_active : ndarray, shape (n,) or None
         Per element, nonzero activations per test sample in the Keras model (its rate network),
         summed over its passes; None when there is no Keras model.
+    neurons : bool
+        A layer of neurons (its zero outputs count in the activation sparsity); False for the
+        input and relay nodes.
     """
 
     name: str
@@ -211,6 +214,7 @@ class Source:
     active_steps: np.ndarray
     spikes: np.ndarray | None = None
     keras_active: np.ndarray | None = None
+    neurons: bool = True
 
     @property
     def size(self) -> int:
@@ -219,8 +223,8 @@ class Source:
 
     @property
     def synops(self) -> float:
-        """Effective synaptic operations per sample: Σ spikes × fan-out (ACs) for neurons,
-        Σ nonzero steps × fan-out (MACs) for the input."""
+        """Effective synaptic operations per sample: Σ spikes × fan-out (ACs) for spikes,
+        Σ nonzero steps × fan-out (MACs) for other values."""
         events = self.active_steps if self.spikes is None else self.spikes
         return float(np.dot(events, self.synapses.fan_out))
 
@@ -255,10 +259,12 @@ def layer_rows(sources: list[Source], run: Run) -> list[dict[str, Any]]:
     :attr:`Source.synops`); ``activation_sparsity`` (zero outputs over element-steps; NaN for the
     input); ``macs_per_sample`` (the Keras model's dense MACs out of the layer) and
     ``keras_effective_macs_per_sample`` (its nonzero activations × fan-out; NaN without one).
+    ``activation_sparsity`` is NaN for the input and relays, ``spikes_per_sample`` where the
+    values are not spikes.
     """
     rows = []
     for s in sources:
-        neuron = s.spikes is not None
+        neuron = s.neurons
         rows.append({
             "layer": s.name, "neurons": s.size,
             "fan_out": float(s.synapses.fan_out.mean()) if s.size else 0.0,
@@ -278,7 +284,7 @@ def totals(sources: list[Source], run: Run, keras: bool = True) -> dict[str, flo
     Parameters
     ----------
     sources : list of Source
-        The input (``spikes`` None) and every converted layer.
+        The input, the relays and every converted layer.
     run : Run
         Steps, dt, the Keras model's passes and the parameters' bytes.
     keras : bool
@@ -297,16 +303,16 @@ def totals(sources: list[Source], run: Run, keras: bool = True) -> dict[str, flo
         ``cost/keras_activation_sparsity``; per layer ``cost/<layer>/synops_per_sample`` and
         ``cost/<layer>/activation_sparsity``.
     """
-    neurons = [s for s in sources if s.spikes is not None]
+    neurons = [s for s in sources if s.neurons]
     n = sum(s.size for s in neurons)
-    acs = sum(s.synops for s in neurons)
+    acs = sum(s.synops for s in sources if s.spikes is not None)
     macs = sum(s.synops for s in sources if s.spikes is None)
     weights = sum(s.synapses.weights for s in sources)
     m = {"cost/synops_per_sample": acs + macs, "cost/effective_acs_per_sample": acs,
          "cost/effective_macs_per_sample": macs,
          "cost/dense_synops_per_sample": float(sum(s.synapses.dense.sum() for s in sources)
                                                * run.steps),
-         "cost/spikes_per_sample": float(sum(s.spikes.sum() for s in neurons
+         "cost/spikes_per_sample": float(sum(s.spikes.sum() for s in sources
                                              if s.spikes is not None)),
          "cost/neurons": float(n),
          "cost/activation_sparsity": (1.0 - sum(float(s.active_steps.sum()) for s in neurons)
@@ -366,7 +372,9 @@ def sources(layers: list[Any], synapses: dict[str, Synapses], node_active: dict[
     ----------
     layers : list
         The layers as simulated, all their neurons (``framework.simulation.BuiltLayer``: ``name``,
-        ``gain``, ``rates`` (n_samples, n) in Hz, ``active_steps`` (n,)).
+        ``neuron_type`` (its ``spiking``), ``gain``, ``rates`` (n_samples, n) in Hz,
+        ``active_steps`` (n,)). A spiking layer's spikes per sample are its rates × ``sim_time``;
+        a non-spiking layer has none (its outputs drive MACs).
     synapses : dict
         Name (or :data:`INPUT`) -> outgoing :class:`Synapses`; a layer missing feeds nothing.
     node_active : dict
@@ -374,20 +382,21 @@ def sources(layers: list[Any], synapses: dict[str, Synapses], node_active: dict[
         relay) -> per element, steps with a nonzero value per sample; a node without synapses is
         left out.
     sim_time : float
-        Simulated time per sample, s: a neuron's spikes per sample are its rate × this.
+        Simulated time per sample, s.
     keras_active : dict, optional
         Name (or :data:`INPUT`) -> nonzero activations per sample in the Keras model.
     """
     ka = keras_active or {}
-    out = [Source(name, synapses[name], np.asarray(active, float), None, ka.get(name))
+    out = [Source(name, synapses[name], np.asarray(active, float), None, ka.get(name),
+                  neurons=False)
            for name, active in node_active.items()
            if name == INPUT or synapses[name].dense.any()]
     for layer in layers:
         n = len(layer.gain)
+        spiking = bool(getattr(layer.neuron_type, "spiking", False))
+        spikes = np.asarray(layer.rates, float).mean(axis=0) * sim_time if spiking else None
         out.append(Source(layer.name, synapses.get(layer.name, no_synapses(n)),
-                          np.asarray(layer.active_steps, float),
-                          np.asarray(layer.rates, float).mean(axis=0) * sim_time,
-                          ka.get(layer.name)))
+                          np.asarray(layer.active_steps, float), spikes, ka.get(layer.name)))
     return out
 
 

@@ -3,6 +3,7 @@ convolution's fan-out at its padded edges, and a real run's ``cost/*`` against i
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ class Hidden:
     """A simulated layer as :func:`framework.cost.sources` reads it."""
 
     name = "hidden"
+    neuron_type = SimpleNamespace(spiking=True)
     gain = np.ones(4)
     rates = SPIKES.sum(axis=0)[None] / (STEPS * DT)  # Hz, one sample
     active_steps = np.count_nonzero(SPIKES, axis=0).astype(float)
@@ -76,6 +78,22 @@ def test_hand_network_counts():
     assert m["cost/param_bytes"] == 104
     assert m["cost/readout_time_s"] == pytest.approx(0.01)
     assert m["cost/neurons"] == 4
+
+
+def test_a_non_spiking_layer_s_outputs_are_macs_at_every_nonzero_step():
+    """``neuron=relu``: units 0 and 2 output a nonzero rate at every one of the 10 steps, so they
+    drive their fan-outs (1 and 2) as MACs each step; no spikes, no ACs."""
+    rate = SimpleNamespace(name="hidden", neuron_type=SimpleNamespace(spiking=False),
+                           gain=np.ones(4), rates=np.array([[700.0, 0.0, 200.0, 0.0]]),
+                           active_steps=np.array([10.0, 0.0, 10.0, 0.0]))
+    synapses = {cost.INPUT: cost.dense_synapses(W1.T), "hidden": cost.dense_synapses(W2.T)}
+    srcs = cost.sources([rate], synapses, {cost.INPUT: (X != 0) * float(STEPS)}, STEPS * DT)
+    m = cost.totals(srcs, cost.Run(steps=STEPS, dt=DT), keras=False)
+    assert m["cost/effective_acs_per_sample"] == 0
+    assert m["cost/effective_macs_per_sample"] == 40 + 10 * 1 + 10 * 2
+    assert m["cost/spikes_per_sample"] == 0
+    assert m["cost/activation_sparsity"] == 0.5
+    assert np.isnan(cost.layer_rows(srcs, cost.Run(steps=STEPS, dt=DT))[1]["spikes_per_sample"])
 
 
 def test_energy_is_keras_spiking_s_estimate():
