@@ -255,23 +255,21 @@ def layer_rows(sources: list[Source], run: Run) -> list[dict[str, Any]]:
     """One row of ``cost.csv`` per source (the input first, if it is one).
 
     Columns: ``layer``; ``neurons`` (elements); ``fan_out`` (mean nonzero outgoing synapses per
-    element); ``spikes_per_sample`` (NaN for the input); ``synops_per_sample`` (effective, as
-    :attr:`Source.synops`); ``activation_sparsity`` (zero outputs over element-steps; NaN for the
-    input); ``macs_per_sample`` (the Keras model's dense MACs out of the layer) and
-    ``keras_effective_macs_per_sample`` (its nonzero activations × fan-out; NaN without one).
-    ``activation_sparsity`` is NaN for the input and relays, ``spikes_per_sample`` where the
-    values are not spikes.
+    element); ``spikes_per_sample`` (NaN where the values are not spikes); ``synops_per_sample``
+    (effective, as :attr:`Source.synops`); ``activation_sparsity`` (zero outputs over
+    element-steps; NaN for the input and relays); ``macs_per_sample`` (the Keras model's dense
+    MACs out of the layer) and ``keras_effective_macs_per_sample`` (its nonzero activations ×
+    fan-out; NaN without a Keras model).
     """
     rows = []
     for s in sources:
-        neuron = s.neurons
         rows.append({
             "layer": s.name, "neurons": s.size,
             "fan_out": float(s.synapses.fan_out.mean()) if s.size else 0.0,
             "spikes_per_sample": float(s.spikes.sum()) if s.spikes is not None else np.nan,
             "synops_per_sample": s.synops,
             "activation_sparsity": (1.0 - float(s.active_steps.sum()) / (s.size * run.steps)
-                                    if neuron and s.size else np.nan),
+                                    if s.neurons and s.size else np.nan),
             "macs_per_sample": float(s.synapses.dense.sum() * run.keras_passes),
             "keras_effective_macs_per_sample": (float(np.dot(s.keras_active, s.synapses.fan_out))
                                                 if s.keras_active is not None else np.nan)})
@@ -294,8 +292,8 @@ def totals(sources: list[Source], run: Run, keras: bool = True) -> dict[str, flo
     Returns
     -------
     dict
-        ``cost/synops_per_sample`` (effective ACs of the spikes + MACs of a non-spike input, per
-        sample), ``cost/effective_acs_per_sample``, ``cost/effective_macs_per_sample``,
+        ``cost/synops_per_sample`` (effective ACs of the spikes + MACs of the values that are not
+        spikes, per sample), ``cost/effective_acs_per_sample``, ``cost/effective_macs_per_sample``,
         ``cost/dense_synops_per_sample``, ``cost/spikes_per_sample``, ``cost/neurons``,
         ``cost/activation_sparsity``, ``cost/connection_sparsity``, ``cost/param_bytes``,
         ``cost/readout_time_s``, ``cost/energy_<device>_j`` (J per sample) and, with a Keras
