@@ -317,3 +317,51 @@ def test_a_loaded_model_with_pooling_counts_the_pooled_values_as_macs(store, tmp
     # NengoDL builds it (2×2 taps × 4 channels × 4 filters over 16 positions); 64·16; 16·10
     assert m["cost/keras_macs_per_sample"] == 484 * 4 + 16 * 16 * 4 + 64 * 16 + 16 * 10
     assert table.synops_per_sample.sum() == pytest.approx(m["cost/synops_per_sample"])
+
+
+def test_the_hand_network_counted_in_a_real_run(store, tmp_path):
+    """The Dense 3 → 4 → 2 network above, saved as a Keras file and run as it is (no training) on
+    test samples that are all X = [1, 0, 2]: the logged counts are the hand counts, so the weights
+    the counting reads are the model's."""
+    import pandas as pd
+    import tensorflow as tf
+
+    from framework.pipeline import run
+    from framework.progress import Console
+
+    inp = tf.keras.Input((3,))
+    hidden = tf.keras.layers.Dense(4, activation=tf.nn.relu, name="hidden")
+    out = tf.keras.layers.Dense(2, name="output")
+    model = tf.keras.Model(inp, out(hidden(inp)))
+    hidden.set_weights([W1, np.zeros(4)])
+    out.set_weights([W2, np.zeros(2)])
+    model.save(tmp_path / "hand.h5")
+    rows = "\n".join(f"1,0,2,{i % 2}" for i in range(40))
+    (tmp_path / "hand.csv").write_text("a,b,c,label\n" + rows + "\n")
+    steps = 50
+    result = run(compose(["dataset=file", f"dataset.path={tmp_path}/hand.csv",
+                          "dataset.target=label", "dataset.task=classification",
+                          "model=keras_file", f"model.path={tmp_path}/hand.h5",
+                          "model.train=false", "neuron=spiking_relu", f"simulation.n_steps={steps}",
+                          "tracking.plots=false", f"tracking.uri={store}"]),
+                 console=Console(quiet=True))
+    assert result.status == "FINISHED"
+    m, table = logged_cost(store)
+    assert table.layer.tolist() == ["input", "hidden"]
+    assert table.fan_out.tolist() == [2.0, 1.0]  # [2, 2, 2] and [1, 0, 2, 1]
+    assert m["cost/keras_macs_per_sample"] == 20
+    assert m["cost/keras_effective_macs_per_sample"] == pytest.approx(7)
+    assert m["cost/keras_activation_sparsity"] == pytest.approx(0.5)
+    assert m["cost/connection_sparsity"] == pytest.approx(0.5)
+    assert m["cost/param_bytes"] == 4 * (12 + 4 + 8 + 2)
+    assert m["cost/effective_macs_per_sample"] == pytest.approx(4 * steps)  # inputs 0 and 2
+    # units 1 and 3 never fire (h = 0, no bias); each spike drives its unit's fan-out [1, 0, 2, 1]:
+    # the ACs are the firing analysis's own per-neuron rates × 50 ms × fan-out
+    client, (logged,) = runs(store)
+    neurons = pd.read_csv(client.download_artifacts(logged.info.run_id, "neurons.csv"))
+    rates = neurons.sort_values("neuron").mean_rate_hz.to_numpy()
+    assert rates[[1, 3]].tolist() == [0.0, 0.0] and rates[0] > rates[2] > 0
+    assert m["cost/effective_acs_per_sample"] == pytest.approx(
+        float(np.dot(rates, [1, 0, 2, 1])) * steps * 0.001, rel=1e-6)
+    # at most one spike a step (400 Hz at most): the zero outputs are the steps without a spike
+    assert m["cost/activation_sparsity"] == pytest.approx(1 - rates.sum() * 0.001 / 4, rel=1e-6)
