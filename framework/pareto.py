@@ -41,7 +41,7 @@ def on_front(values: ArrayLike, maximize: Sequence[bool]) -> NDArray[np.bool_]:
         raise ValueError(f"values must be (n_points, {len(maximize)}); got shape {v.shape}")
     loss = np.where(np.asarray(maximize, dtype=bool), -v, v)  # every objective minimised
     valid = ~np.isnan(loss).any(axis=1)
-    front = valid.copy()
+    front: NDArray[np.bool_] = valid.copy()
     for i in np.flatnonzero(valid):
         others = loss[valid]
         dominates_i = (others <= loss[i]).all(axis=1) & (others < loss[i]).any(axis=1)
@@ -62,4 +62,6 @@ def front_order(x: ArrayLike, y: ArrayLike) -> NDArray[np.intp]:
     numpy.ndarray of int
         Indices into ``x`` sorting the points along the x axis.
     """
-    return np.lexsort((np.asarray(y, dtype=float), np.asarray(x, dtype=float)))
+    order: NDArray[np.intp] = np.lexsort((np.asarray(y, dtype=float),
+                                          np.asarray(x, dtype=float)))
+    return order

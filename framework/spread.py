@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 #: the confidence level of every interval reported over seeds
 LEVEL = 0.95
@@ -66,6 +65,8 @@ def t_interval(values: Iterable[float], level: float = LEVEL) -> Interval:
     mean = float(v.mean())
     if n < 2:
         return Interval(1, mean, float("nan"), float("nan"), float("nan"))
+    from scipy import stats  # SciPy's statistics load in ~0.3 s: only once an interval is asked
+
     sd = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, df=n - 1) * sd / np.sqrt(n))
     return Interval(n, mean, sd, mean - half, mean + half)
@@ -92,5 +93,30 @@ def circular_spread(degrees: Iterable[float]) -> tuple[float, float]:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("nan"), float("nan")
+    from scipy import stats  # SciPy's statistics load in ~0.3 s: only once a spread is asked
+
     mean = float(stats.circmean(v, high=360.0, low=0.0)) % 360.0
     return mean, float(stats.circstd(v, high=360.0, low=0.0))
+
+
+#: the metrics a seed sweep reports with their spread, when the runs logged them (the task's
+#: score for the Keras model, the rate and the spiking network come first, from :data:`SCORES`)
+HEADLINE = ["firing/mean_rate_hz", "tuning/directional_fraction", "tuning/cosine_fraction",
+            "tuning/median_r2", "tuning/pv_angle_error_deg"]
+#: the task scores (``health.SCORES``'s names), per network
+SCORES = [f"{kind}/{name}" for name in ("accuracy", "angle_error_deg", "mse")
+          for kind in ("keras", "rate", "spiking")]
+
+
+def headline(logged: Iterable[str]) -> list[str]:
+    """Of the metrics ``logged``, the ones a seed sweep reports with their spread, in order: the
+    task scores (Keras, rate, spiking), :data:`HEADLINE`, then every ``cost/*``.
+
+    Examples
+    --------
+    >>> headline(["cost/synops_per_sample", "time/total_s", "spiking/mse", "rate/mse"])
+    ['rate/mse', 'spiking/mse', 'cost/synops_per_sample']
+    """
+    have = set(logged)
+    return ([k for k in SCORES + HEADLINE if k in have]
+            + sorted(k for k in have if k.startswith("cost/")))
