@@ -115,8 +115,9 @@ def pareto_frame(runs: list[Run], objectives: Sequence[str], ways: Sequence[str]
     done = [r for r in runs if r.info.status == "FINISHED"]
     frame = pd.DataFrame({"run_id": [r.info.run_id for r in done],
                           "run_name": [r.info.run_name or "" for r in done]})
-    for key in settings:
-        frame[key] = [r.data.params.get(key, "") for r in done]
+    for key in settings:  # a swept objective (n_steps) is the objective's column
+        if key not in objectives:
+            frame[key] = [r.data.params.get(key, "") for r in done]
     columns, maximize = [], []
     for key, way in zip(objectives, list(ways) + ["minimize"] * len(objectives)):
         column, higher, values = _objective_column(done, key, way)
@@ -128,8 +129,14 @@ def pareto_frame(runs: list[Run], objectives: Sequence[str], ways: Sequence[str]
     return frame, columns, maximize
 
 
-def setting_text(row: pd.Series, settings: Sequence[str]) -> str:
-    """A trial's settings in a few words: ``scale_firing_rates=123 synapse=0.01 ...``."""
+#: shorter names for the frontier's usual settings, in the figure's labels
+ABBREVIATIONS = {"scale_firing_rates": "scale", "synapse": "syn", "n_steps": "steps",
+                 "normalize": "norm", "max_rate_hz": "max_hz"}
+
+
+def setting_text(row: pd.Series, settings: Sequence[str], abbreviate: bool = False) -> str:
+    """A trial's settings in a few words: ``scale_firing_rates=123 synapse=0.01 ...`` (with
+    ``abbreviate``: ``scale=123 syn=0.01 ...``); an enum's value without its class."""
     words = []
     for key in settings:
         value = row[key]
@@ -137,8 +144,10 @@ def setting_text(row: pd.Series, settings: Sequence[str]) -> str:
             number = as_number(value)
         except ValueError:
             number = None
-        words.append(f"{short(key)}={number:.3g}" if number is not None
-                     else f"{short(key)}={value}")
+        name = short(key)
+        name = ABBREVIATIONS.get(name, name) if abbreviate else name
+        text = f"{number:.3g}" if number is not None else str(value).rsplit(".", 1)[-1]
+        words.append(f"{name}={text}")
     return " ".join(words)
 
 
@@ -153,17 +162,20 @@ def _reference(runs: list[Run], score: str) -> tuple[float, str] | None:
     return None
 
 
-def draw_front(frame: pd.DataFrame, score: str, cost: str, steps: str | None,
-               settings: Sequence[str], reference: tuple[float, str] | None, path: Path) -> Path:
-    """``pareto.png``: each trial's score against its cost, labelled with its settings; the
-    front's trials filled (coloured by steps) and connected along the cost axis; the reference
-    score as a horizontal line; the legend beside the axes."""
+def draw_front(frame: pd.DataFrame, axes: tuple[str, str], maximize: tuple[bool, bool],
+               steps: str | None, settings: Sequence[str],
+               reference: tuple[float, str] | None, path: Path) -> Path:
+    """``pareto.png``: each trial's score (``axes[0]``) against its cost (``axes[1]``), labelled
+    with its settings; the front's trials filled (coloured by steps), the best score at each cost
+    among them connected; the reference score as a horizontal line; legend and colour bar beside
+    the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    score, cost = axes
+    fig, ax = plt.subplots(figsize=(8.0, 5.2), layout="constrained")
     rest, front = frame[~frame["on_front"]], frame[frame["on_front"]]
     ax.scatter(rest[cost], rest[score], s=22, facecolors="none", edgecolors="0.5",
                label="dominated trial")
@@ -171,20 +183,23 @@ def draw_front(frame: pd.DataFrame, score: str, cost: str, steps: str | None,
                               else {"color": "C0"})
     sc = ax.scatter(front[cost], front[score], s=40, edgecolors="k", linewidths=0.5,
                     label="on the front", zorder=3, **colour)
-    order = front_order(front[cost], front[score])
-    ax.plot(front[cost].to_numpy()[order], front[score].to_numpy()[order], "-", color="C0",
-            lw=1, zorder=2, label="the front, by cost")
+    flat = front[on_front(front[[score, cost]].to_numpy(), list(maximize))]  # score vs cost only
+    order = front_order(flat[cost], flat[score])
+    ax.plot(flat[cost].to_numpy()[order], flat[score].to_numpy()[order], "-", color="C0",
+            lw=1, zorder=2, label="best score at each cost")
     for _, row in frame.iterrows():
-        ax.annotate(setting_text(row, settings), (row[cost], row[score]), xytext=(3, 3),
-                    textcoords="offset points", fontsize=5, color="0.25")
+        note = ax.annotate(setting_text(row, settings, abbreviate=True), (row[cost], row[score]),
+                           xytext=(4, 3), textcoords="offset points", fontsize=5, color="0.25")
+        note.set_in_layout(False)  # a long label must not shrink the axes
     if reference is not None:
         ax.axhline(reference[0], color="C3", ls="--", lw=1, label=reference[1])
     if steps and len(front):
-        fig.colorbar(sc, ax=ax, label=label(steps), location="left", pad=0.12)
+        fig.colorbar(sc, ax=ax, label=label(steps), location="right", shrink=0.8)
+    ax.margins(x=0.25, y=0.1)
     ax.set_xlabel(label(cost))
     ax.set_ylabel(label(score))
     ax.set_title("The conversion frontier: score against cost", fontsize=9)
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside right upper")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncols=2)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -203,8 +218,8 @@ def frontier(runs: list[Run], objectives: Sequence[str], ways: Sequence[str],
     steps = next((c for c in columns[2:] if c == "simulation.n_steps"), None)
     files = [out / "pareto.csv"]
     if frame[[score, cost]].notna().all(axis=1).any():
-        files.append(draw_front(frame, score, cost, steps, settings,
-                                _reference(runs, score), out / "pareto.png"))
+        files.append(draw_front(frame, (score, cost), (maximize[0], maximize[1]), steps,
+                                settings, _reference(runs, score), out / "pareto.png"))
     front = frame[frame["on_front"]].sort_values(columns[1:] + [columns[0]])
     head = ["settings", *columns]
     rows = [[setting_text(row, settings), *(f"{row[c]:.4g}" for c in columns)]
