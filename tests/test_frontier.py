@@ -163,6 +163,39 @@ def test_a_seed_sweep_reports_each_headline_metric_with_its_interval(store, tmp_
     assert (tmp_path / "cmp" / "spread.csv").exists()
 
 
+def fake_shared_run(cfg, console=None, tags=None):
+    """A loaded model's runs: the same two neurons (gain, bias) every seed; neuron 0's preferred
+    direction 350° + 20°·seed, neuron 1's 90° every seed."""
+    from framework.pipeline import RunResult
+    from framework.tracking.store import Tracker, resolve_uri
+
+    s = int(cfg.seed)
+    tracker = Tracker(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, "fake", tags=tags)
+    tracker.params({"seed": str(s)})
+    tracker.metrics({"spiking/accuracy": 0.8 + 0.01 * s})
+    tracker.artifact_text("layer,neuron,gain,bias,pd_deg\n"
+                          f"dense,0,2.0,0.5,{(350 + 20 * s) % 360}\ndense,1,1.5,-0.2,90\n",
+                          "neurons.csv")
+    tracker.end("FINISHED")
+    return RunResult(tracker.run_id, "FINISHED", {})
+
+
+def test_seeds_that_share_weights_report_each_neurons_pd_spread(store, tmp_path, monkeypatch):
+    """Seeds 0 and 1 of one loaded model: neuron 0 at 350° and 10° (circular mean 0°, circular sd
+    √(−2 ln cos 10°) = 10.02°), neuron 1 at 90° both times (sd 0)."""
+    code = cli_in_process(["-m", "seed=0,1", f"tracking.uri={store}",
+                           f"hydra.sweep.dir={tmp_path}/sweep"], monkeypatch, fake_shared_run)
+    assert code == 0
+    client, parent, _ = family(store)
+    table = _artifact(client, parent.info.run_id, "pd_spread.csv", tmp_path)
+    assert table["neuron"].tolist() == [0, 1] and table["n"].tolist() == [2, 2]
+    assert min(table.loc[0, "pd_mean_deg"], 360 - table.loc[0, "pd_mean_deg"]) == \
+        pytest.approx(0, abs=1e-6)
+    assert table["pd_sd_deg"].tolist() == pytest.approx([10.025, 0.0], abs=1e-3)
+    assert parent.data.metrics["spread/pd_sd_deg_median"] == pytest.approx(10.025 / 2, abs=1e-3)
+    assert "median 5.01° over 2 neurons" in parent.data.tags["mlflow.note.content"]
+
+
 def test_a_sweep_of_more_than_seed_has_no_spread(store, tmp_path, monkeypatch):
     code = cli_in_process(["-m", "seed=0,2", "simulation.n_steps=10,20", f"tracking.uri={store}",
                            f"hydra.sweep.dir={tmp_path}/sweep"], monkeypatch, fake_seed_run)
