@@ -151,14 +151,19 @@ def setting_text(row: pd.Series, settings: Sequence[str], abbreviate: bool = Fal
     return " ".join(words)
 
 
-def _reference(runs: list[Run], score: str) -> tuple[float, str] | None:
-    """The line the front is read against: the Keras model's score when runs logged it, else the
-    rate network's; the mean over the trials that logged it."""
-    for kind, what in (("keras", "Keras model"), ("rate", "rate network")):
-        key = score.replace("spiking/", f"{kind}/")
-        values = [r.data.metrics[key] for r in runs if key in r.data.metrics]
-        if values:
-            return float(np.mean(values)), f"{what} ({key}, mean of {len(values)} runs)"
+def _reference(runs: list[Run], score: str, higher: bool) -> tuple[float, str] | None:
+    """The line the front is read against: the Keras model's score when runs logged it (the
+    same model in every trial: their mean), else the rate network's best over the trials (its
+    weights, and so its score, follow the trial's scale and normalisation)."""
+    keras = score.replace("spiking/", "keras/")
+    values = [r.data.metrics[keras] for r in runs if keras in r.data.metrics]
+    if values:
+        return float(np.mean(values)), f"Keras model ({keras}, mean of {len(values)} runs)"
+    rate = score.replace("spiking/", "rate/")
+    values = [r.data.metrics[rate] for r in runs if rate in r.data.metrics]
+    if values:
+        best = float(max(values) if higher else min(values))
+        return best, f"rate network ({rate}, best of {len(values)} trials)"
     return None
 
 
@@ -219,7 +224,7 @@ def frontier(runs: list[Run], objectives: Sequence[str], ways: Sequence[str],
     files = [out / "pareto.csv"]
     if frame[[score, cost]].notna().all(axis=1).any():
         files.append(draw_front(frame, (score, cost), (maximize[0], maximize[1]), steps,
-                                settings, _reference(runs, score), out / "pareto.png"))
+                                settings, _reference(runs, score, maximize[0]), out / "pareto.png"))
     front = frame[frame["on_front"]].sort_values(columns[1:] + [columns[0]])
     head = ["settings", *columns]
     rows = [[setting_text(row, settings), *(f"{row[c]:.4g}" for c in columns)]
