@@ -64,3 +64,53 @@ def test_circular_spread_across_zero():
     assert sd == pytest.approx(10.025, abs=1e-3)
     assert circular_spread([90.0, 90.0, float("nan")]) == pytest.approx((90.0, 0.0), abs=1e-6)
     assert all(np.isnan(circular_spread([])))
+
+
+def _run(run_id, status="FINISHED", metrics=None, params=None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, run_name=run_id, status=status),
+                           data=SimpleNamespace(metrics=metrics or {}, params=params or {}))
+
+
+def test_pareto_frame_reads_the_score_as_logged_and_leaves_out_failed_trials():
+    """`score` becomes the logged spiking/accuracy, maximised; n_steps comes from the params;
+    the failed trial is not a row; (0.9, 50 Hz, 100) and (0.8, 20 Hz, 100) trade off, (0.7, 60 Hz,
+    100) is beaten, (0.7, 60 Hz, 20) is on the front by its steps."""
+    from framework.app.conclusions import pareto_frame
+
+    runs = [_run("a", metrics={"spiking/accuracy": 0.9, "firing/mean_rate_hz": 50},
+                 params={"simulation.n_steps": "100", "simulation.synapse": "0.01"}),
+            _run("b", metrics={"spiking/accuracy": 0.8, "firing/mean_rate_hz": 20},
+                 params={"simulation.n_steps": "100", "simulation.synapse": "None"}),
+            _run("c", metrics={"spiking/accuracy": 0.7, "firing/mean_rate_hz": 60},
+                 params={"simulation.n_steps": "100", "simulation.synapse": "0.01"}),
+            _run("d", metrics={"spiking/accuracy": 0.7, "firing/mean_rate_hz": 60},
+                 params={"simulation.n_steps": "20", "simulation.synapse": "0.01"}),
+            _run("e", status="FAILED", metrics={"spiking/accuracy": 1.0}),
+            ]
+    frame, columns, maximize = pareto_frame(
+        runs, ["score", "firing/mean_rate_hz", "simulation.n_steps"], ["minimize"] * 3,
+        ["simulation.synapse", "simulation.n_steps"])
+    assert columns == ["spiking/accuracy", "firing/mean_rate_hz", "simulation.n_steps"]
+    assert maximize == [True, False, False]
+    assert frame["run_id"].tolist() == ["a", "b", "c", "d"]
+    assert frame["simulation.n_steps"].tolist() == [100, 100, 100, 20]
+    assert frame["on_front"].tolist() == [True, True, False, True]
+
+
+@pytest.mark.parametrize("objectives, direction, problem", [
+    ([], None, None),  # no search sweeper: nothing reads them
+    (["score", "firing/mean_rate_hz"], None, None),
+    (["score", "firing/mean_rate_hz"], ["minimize", "minimize"], None),
+    (["firing/mean_rate_hz", "spiking/accuracy"], ["minimize", "maximize"], None),
+    ([], "minimize", None),  # the single-objective search (conversion_search)
+    (["score"], ["maximize"], "`score` is the task's score as a loss"),
+    (["score", "simulation.n_steps"], ["minimize"], "1 direction(s) for 2 objectives"),
+    ([], ["minimize", "minimize"], "2 directions but no objectives"),
+])
+def test_objectives_and_directions_fit_together(objectives, direction, problem):
+    from framework.app.conclusions import check_objectives
+
+    found = check_objectives(objectives, direction)
+    assert (found is None) if problem is None else (problem in found)
