@@ -308,6 +308,8 @@ LABELS = {
     "tuning/pv_angle_error_deg": "population-vector error (°)",
     "tuning/ole_angle_error_deg": "OLE decoding error (°)",
     "search/objective": "search objective",
+    "cost/synops_per_sample": "synaptic operations per sample (accumulates)",
+    "cost/activation_sparsity": "activation sparsity (fraction of zero activations)",
     "simulation.n_steps": "simulation steps per sample", "simulation.dt": "time step (s)",
     "simulation.synapse": "synapse time constant (s)",
     "simulation.scale_firing_rates": "firing-rate scale (×)",
