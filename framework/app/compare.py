@@ -309,7 +309,7 @@ LABELS = {
     "tuning/ole_angle_error_deg": "OLE decoding error (°)",
     "search/objective": "search objective",
     "cost/synops_per_sample": "synaptic operations per sample (accumulates)",
-    "cost/activation_sparsity": "activation sparsity (fraction of zero activations)",
+    "cost/activation_sparsity": "activation sparsity (fraction)",
     "simulation.n_steps": "simulation steps per sample", "simulation.dt": "time step (s)",
     "simulation.synapse": "synapse time constant (s)",
     "simulation.scale_firing_rates": "firing-rate scale (×)",
