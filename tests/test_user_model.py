@@ -205,8 +205,8 @@ def test_the_shipped_normalisation_keeps_the_emg_model_in_50_steps_where_percent
     folder, _ = user_files
     keys = ["dataset=file", f"dataset.path={folder / 'emg.npz'}", "dataset.target=label",
             "dataset.task=classification", "model=keras_file",
-            f"model.path={folder / 'model.keras'}", "simulation.n_steps=50", "analysis=[firing]", "tracking.plots=false",
-            "tracking.log_model=false", f"tracking.uri={uri}"]
+            f"model.path={folder / 'model.keras'}", "simulation.n_steps=50", "analysis=[firing]",
+            "tracking.plots=false", "tracking.log_model=false", f"tracking.uri={uri}"]
     quiet = Console(quiet=True)
     shipped = run(compose(keys), console=quiet).metrics
     before = run(compose(keys + ["conversion.normalize=percentile"]), console=quiet).metrics
