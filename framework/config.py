@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,12 @@ class Config:
     # empty: jobs return their status and metrics only
     objective: str = ""
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig())
+    # a multi-objective search's objectives, one per entry of hydra.sweeper.direction, in order:
+    # `score` (the task's spiking score as a loss to minimise: angle error in degrees or MSE as
+    # logged, accuracy negated), a metric name (in its unit: firing/mean_rate_hz in Hz,
+    # cost/synops_per_sample in operations) or a numeric config key (simulation.n_steps, steps);
+    # empty: a single objective (`objective`) or none
+    objectives: list[str] = field(default_factory=list)
     limits: LimitsConfig = field(default_factory=lambda: LimitsConfig())
     # the limits of the run's verdict checks (framework/health.py)
     health: HealthConfig = field(default_factory=HealthConfig)
@@ -245,6 +252,33 @@ def _check_search(obj: Config) -> None:
         raise UserError("budget.metric: a budget limits an objective; set objective=<metric> too")
     if bool(obj.budget.metric) != (obj.budget.max is not None):
         raise UserError("budget.metric, budget.max: give both or neither")
+    _check_objectives(obj)
+
+
+#: the pseudo-metric of ``objectives`` that stands for the task's spiking score, as a loss
+SCORE_OBJECTIVE = "score"
+
+
+def _check_objectives(obj: Config) -> None:
+    """``objectives``: each the task ``score``, a metric name or a numeric config key; alone (not
+    with ``objective`` or a ``budget``, whose cost is one of them)."""
+    if not obj.objectives:
+        return
+    if obj.objective or obj.budget.metric:
+        raise UserError("objectives: a multi-objective search has no single `objective` or "
+                        "`budget` (its cost is one of the objectives); drop objective, budget.*")
+    if len(set(obj.objectives)) != len(obj.objectives):
+        raise UserError(f"objectives: {list(obj.objectives)} names one twice")
+    for i, key in enumerate(obj.objectives):
+        if key == SCORE_OBJECTIVE or ("/" in key and _METRIC_KEY.match(key)):
+            continue
+        try:
+            value = operator.attrgetter(key)(obj) if _METRIC_KEY.match(key) else None
+        except AttributeError:
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"objectives[{i}]: {key!r} is neither `score`, a metric name "
+                            f"(firing/mean_rate_hz) nor a numeric config key (simulation.n_steps)")
 
 
 def _resolve_data_paths(obj: Config) -> None:

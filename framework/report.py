@@ -3,6 +3,7 @@ its description in MLflow (``mlflow.note.content``) and its ``report.html``."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -336,9 +337,12 @@ def child_verdict(run: Any) -> str:
 
 
 def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
-                 plots: Path | None) -> tuple[str, str]:
+                 plots: Path | None, extra: Sequence[tuple[str, str, str]] = ()
+                 ) -> tuple[str, str]:
     """A sweep parent's description (Markdown) and ``report.html``: every child's headline
-    metrics (spiking and rate both), its verdict, the best setting and links to the children."""
+    metrics (spiking and rate both), its verdict, the best setting and links to the children;
+    ``extra`` sections ``(markdown, heading, html)`` (the Pareto front, the spread over seeds)
+    after the best setting."""
     keys = [k for k in SUMMARY_KEYS if k != "time/total_s" and any(k in r.data.metrics
                                                                   for r in runs)]
     scores = [k for k in keys if k.split("/")[0] in ("keras", "rate", "spiking")]
@@ -353,6 +357,7 @@ def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
     short = scores + [k for k in ("firing/mean_rate_hz", "tuning/directional_fraction")
                       if k in keys]
     text = (f"**{name}**: {head}\n\nSwept: `{varies or 'nothing'}`\n\n{best_line}\n\n"
+            + "".join(f"{md}\n\n" for md, _, _ in extra)
             + markdown_table(["run", "verdict", *short], [row(r, short) for r in runs]))
     rows = [[report_html.link(ui_links(ui, r.info.experiment_id, r.info.run_id)["report"],
                               r.info.run_name or r.info.run_id[:8]), *row(r, keys)[1:]]
@@ -361,6 +366,7 @@ def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
                  f"{report_html.esc(varies or 'nothing')}</code></p>"),
                 ("Best setting", "<p>" + report_html.esc(best_line.replace("*", "").replace(
                     "`", "")) + "</p>" if best else ""),
+                *((heading, html) for _, heading, html in extra),
                 ("Children: headline metrics and verdicts (links open each child's report)",
                  report_html.table(["run", "verdict", *keys], rows)),
                 ("", report_html.figures_section(plots))]

@@ -61,9 +61,11 @@ def _normalize(obj: Config, found: list[Finding]) -> list[str]:
                                  "instead"))
         return []
     if obj.model.loaded and not scale_given:
-        conv.normalize = Normalize.percentile
-        return ["conversion.normalize=auto -> percentile (a model trained elsewhere: each "
-                "layer's firing rates scaled from its activations on the training data)"]
+        # measured best at <= 100 Hz and <= 100 steps (benchmarks/frontier.py, docs/frontier.md)
+        conv.normalize = Normalize.mean_rate
+        return [f"conversion.normalize=auto -> mean_rate (a model trained elsewhere: each "
+                f"layer scaled so its mean rate on the training inputs is "
+                f"{conv.mean_rate_hz:g} Hz)"]
     conv.normalize = Normalize.none
     if obj.model.loaded:
         return [f"conversion.normalize=auto -> none (simulation.scale_firing_rates={scale:g} "
@@ -117,7 +119,7 @@ def resolve_defaults(obj: Config, data: Data | None,
 
     * ``dataset.scaling=auto``: ``none`` for a loaded model (it was trained on the raw inputs),
       else the dataset's own choice (``standardize``; ``none`` for digits, already in [0, 1]).
-    * ``conversion.normalize=auto``: ``percentile`` for a loaded model (its weights were not
+    * ``conversion.normalize=auto``: ``mean_rate`` for a loaded model (its weights were not
       trained for the neurons; per-layer scales from its activations), else ``none`` (spiketune
       trains the network as converted, through the neurons' rates).
     * ``simulation.readout_steps`` unset: the whole trial for sequences (each time bin is part of

@@ -18,6 +18,10 @@ metric) and draws into ``<out>/plots/``:
 * ``tuning_overlay.png``, ``response_overlay.png``: the tuning and response curves of the same
   neurons across runs, when the runs logged ``tuning_rates.csv`` / ``response_curves.csv``.
 
+Runs that differ only in ``seed`` (``spiketune -m seed=range(5)``) are repeats: the printed table
+is then each headline metric's mean and 95% Student t interval over the seeds, also written as
+``spread.csv`` (``metric, n, mean, sd, ci_low, ci_high``); ``compare.csv`` keeps every run.
+
 A param that is ``None`` in some runs and numeric in others (``simulation.synapse``: no filter) is
 plotted at 0. Bad arguments exit 2 with one line.
 """
@@ -25,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import re
 import sys
 import tempfile
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -37,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 from framework import paths
 from framework.errors import EXIT_INTERNAL, EXIT_USER, UserError
 from framework.schema import override_key
+from framework.spread import LEVEL, headline, t_interval
 from framework.tracking.store import resolve_uri
 
 if TYPE_CHECKING:  # pandas, matplotlib and MLflow are imported lazily, where they are used
@@ -86,6 +93,8 @@ class Comparison:
     plots: list[Path] = field(default_factory=list)
     chosen_by_user: bool = False  # metrics from --metrics: each plotted against each param
     shown: list[str] = field(default_factory=list)  # params in the printed table; empty: all
+    # seed repeats: each headline metric over the seeds (spread_table); None otherwise
+    spread: pd.DataFrame | None = None
 
     def table(self) -> pd.DataFrame:
         """The printed table: short run id, run name, status, the params the runs set (or all
@@ -248,6 +257,41 @@ def format_table(table: pd.DataFrame) -> str:
     return str(shown.fillna("").to_string(index=False))
 
 
+def spread_table(columns: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """``metric, n, mean, sd, ci_low, ci_high`` (Student t interval of the mean at
+    :data:`framework.spread.LEVEL`) of each headline metric among ``columns`` (metric -> one
+    value per repeat; NaN: a repeat without it), in :func:`framework.spread.headline`'s order."""
+    import pandas as pd
+
+    rows = []
+    for key in headline(columns):
+        iv = t_interval(columns[key])
+        rows.append({"metric": key, "n": iv.n, "mean": iv.mean, "sd": iv.sd, "ci_low": iv.low,
+                     "ci_high": iv.high})
+    return pd.DataFrame(rows, columns=["metric", "n", "mean", "sd", "ci_low", "ci_high"])
+
+
+def interval_text(row: Any) -> str:
+    """``mean [ci_low, ci_high]`` of a :func:`spread_table` row, 4 significant digits; the mean
+    alone when there is no interval (one value)."""
+    if not (row["n"] >= 2 and math.isfinite(row["ci_low"])):
+        return f"{row['mean']:.4g}"
+    return f"{row['mean']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+
+
+def seed_repeats(comp: Comparison) -> bool:
+    """Whether the compared runs are repeats of one setting over seeds: ``seed`` is the only
+    param they set differently (or, without overrides, the only one that differs)."""
+    return (comp.shown or comp.params) == ["seed"] and len(comp.frame) >= 2
+
+
+def format_spread(table: pd.DataFrame) -> str:
+    """The spread table as text: metric, n, mean and interval."""
+    shown = table[["metric", "n"]].copy()
+    shown[f"mean [{LEVEL:.0%} interval]"] = [interval_text(r) for _, r in table.iterrows()]
+    return str(shown.to_string(index=False))
+
+
 # ---------------------------------------------------------------------------------------- plots
 #: axis labels with units for the metrics and params a comparison usually plots
 LABELS = {
@@ -264,6 +308,8 @@ LABELS = {
     "tuning/pv_angle_error_deg": "population-vector error (°)",
     "tuning/ole_angle_error_deg": "OLE decoding error (°)",
     "search/objective": "search objective",
+    "cost/synops_per_sample": "synaptic operations per sample (accumulates)",
+    "cost/activation_sparsity": "activation sparsity (fraction)",
     "simulation.n_steps": "simulation steps per sample", "simulation.dt": "time step (s)",
     "simulation.synapse": "synapse time constant (s)",
     "simulation.scale_firing_rates": "firing-rate scale (×)",
@@ -617,13 +663,31 @@ def compare(uri: str = "", *, experiment: str | None = None, parent: str | None 
     comp = Comparison(frame=frame, params=params, numeric=numeric, metrics=chosen, out=out,
                       chosen_by_user=bool(metrics), shown=set_by_overrides(runs, params))
     frame.to_csv(out / "compare.csv", index=False)
+    if seed_repeats(comp):
+        done = frame[frame["status"] == "FINISHED"]
+        comp.spread = spread_table({m: done[m].tolist() for m in frame.columns
+                                    if m in done and "/" in m})
+        comp.spread.to_csv(out / "spread.csv", index=False)
     if plots:
         comp.plots = draw(client, comp)
     if echo:
-        stream = stream or sys.stdout
-        print(format_table(comp.table()), file=stream)
-        print(f"\n{len(frame)} runs; compare.csv and {len(comp.plots)} plots in {out}", file=stream)
+        _echo(comp, stream or sys.stdout)
     return comp
+
+
+def _echo(comp: Comparison, stream: IO[str]) -> None:
+    """The table (seed repeats: each metric's mean and interval over the seeds) and where the
+    files went."""
+    if comp.spread is not None:
+        n = int((comp.frame["status"] == "FINISHED").sum())
+        print(f"{len(comp.frame)} runs differ only in seed; over the {n} finished, each metric's "
+              f"mean and {LEVEL:.0%} Student t interval (per run: compare.csv):", file=stream)
+        print(format_spread(comp.spread), file=stream)
+    else:
+        print(format_table(comp.table()), file=stream)
+    extra = " and spread.csv" if comp.spread is not None else ""
+    print(f"\n{len(comp.frame)} runs; compare.csv{extra} and {len(comp.plots)} plots in "
+          f"{comp.out}", file=stream)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from framework import pipeline
 from framework.app import startup, sweep_records
 from framework.errors import EXIT_USER, UserError
+from framework.objective import objective_values
 from framework.progress import Console
 from framework.redact import redact, redact_files
 from framework.tracking.store import resolve_uri
@@ -31,6 +33,16 @@ class JobResult(dict[str, Any]):
             raise TypeError(f"job {self.get('status', '')}: no objective "
                             f"({self.get('error') or 'set objective=<metric>'})")
         return float(self["objective"])
+
+
+class SearchResult(JobResult):
+    """A multi-objective search's job (``objectives``): iterated, its objectives' values, which
+    is how Optuna's sweeper reads several (``[float(v) for v in return_value]``); a dict to the
+    sweep callback as any job."""
+
+    # the sweeper's protocol, not a dict's keys
+    def __iter__(self) -> Iterator[float]:  # type: ignore[override]
+        return iter(self["objectives"])
 
 
 #: set by ``spiketune --json`` (an environment variable, so launcher workers see it too)
@@ -100,5 +112,8 @@ def run_job(cfg: DictConfig) -> JobResult:
         console.say(f"FAILED: internal error: {type(ex).__name__}: {ex}")
         return JobResult(status="FAILED", error=f"{type(ex).__name__}: {ex}")
     print(stdout_line(result, resolve_uri(str(cfg.tracking.uri))), flush=True)
+    if cfg.get("objectives"):  # the run checked they are there (objective.score)
+        return SearchResult(status=result.status, run_id=result.run_id, metrics=result.metrics,
+                            objectives=list(objective_values(cfg, result.metrics)))
     return JobResult(status=result.status, run_id=result.run_id, metrics=result.metrics,
                      objective=result.objective)

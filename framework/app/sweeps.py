@@ -39,6 +39,7 @@ import os
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,6 +51,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import lifecycle, paths
 from framework.app import startup
 from framework.app.compare import compare
+from framework.app.conclusions import Section, check_objectives, directions, frontier, seed_spread
 from framework.app.sweep_records import (  # noqa: F401 - served here too, as before
     LOCK_FILE,
     PARENT_FILE,
@@ -158,6 +160,10 @@ class SweepCallback(Callback):
             if key in varied:
                 user_exit(f"{key}: a sweep logs to one store and experiment; run one sweep per "
                            f"value instead of sweeping it")
+        problem = check_objectives([str(k) for k in config.get("objectives") or []],
+                                   config.hydra.sweeper.get("direction"))
+        if problem:
+            user_exit(problem)
         sweep_dir = sweep_dir_of(config.hydra)
         uri, ui, client, exp_id = _open_experiment(config)
         hold(sweep_dir)
@@ -217,12 +223,13 @@ class SweepCallback(Callback):
         log_counts(client, state.parent_run_id, outcome)
         if self.compare and outcome.finished:
             self._compare(client, state)
+        sections = _conclude(client, state, config) if outcome.finished else []
         status = "FAILED" if outcome.jobs and not outcome.finished else "FINISHED"
         with lifecycle.shielded():  # a signal now would leave the parent RUNNING
             if outcome.failed:
                 retry(client.set_tag, state.parent_run_id, "error",
                       f"{outcome.failed} of {outcome.jobs} jobs failed")
-            self._finish_record(client, state, outcome)
+            self._finish_record(client, state, outcome, sections)
             retry(client.set_terminated, state.parent_run_id, status)
             current.active, current.outcome = None, outcome
             release()
@@ -231,10 +238,11 @@ class SweepCallback(Callback):
         _say_links(state)
 
     @staticmethod
-    def _finish_record(client: Client, state: Active, outcome: Outcome) -> None:
+    def _finish_record(client: Client, state: Active, outcome: Outcome,
+                       sections: list[Section]) -> None:
         """The parent's name with the real job count (when the sweep could not be counted before
         it ran, or ran a different number), and its description: what was swept, how the jobs
-        went, their headline metrics."""
+        went, what the sweep concludes (``sections``), their headline metrics."""
         runs = sorted(children(client, state.experiment_id, state.parent_run_id),
                       key=lambda r: int(r.data.tags.get("spiketune.job", "0") or 0))
         name = re.sub(r" \(\d+ jobs?\)$", "", state.name)
@@ -244,7 +252,8 @@ class SweepCallback(Callback):
                 retry(client.update_run, state.parent_run_id, name=name)
         head = f"{outcome.jobs} jobs, {outcome.finished} finished, {outcome.failed} failed."
         text, page = sweep_report(name, head, state.varies, runs, state.ui,
-                                  state.sweep_dir / "compare" / "plots")
+                                  state.sweep_dir / "compare" / "plots",
+                                  [(s.markdown, *s.html) for s in sections])
         retry(client.set_tag, state.parent_run_id, "mlflow.note.content", redact(text))
         retry(client.log_text, state.parent_run_id, redact(page), REPORT)
 
@@ -267,6 +276,39 @@ class SweepCallback(Callback):
     @staticmethod
     def _record(config: DictConfig) -> Path:
         return sweep_dir_of(config.hydra) / STATE_DIR / f"job-{int(config.hydra.job.num):05d}.json"
+
+
+def _conclude(client: Client, state: Active, config: DictConfig) -> list[Section]:
+    """What the sweep concludes, logged to the parent (artifacts and metrics): the Pareto front
+    of a multi-objective search, the spread over seeds of a sweep of ``seed`` alone."""
+    runs = children(client, state.experiment_id, state.parent_run_id)
+    keys = list(swept(config))
+    objectives = [str(k) for k in config.get("objectives") or []]
+    out = state.sweep_dir / "conclusions"
+    try:
+        found = [frontier(runs, objectives, directions(config.hydra.sweeper.get("direction")),
+                          keys, out) if len(objectives) >= 2 else None,
+                 seed_spread(client, runs, out) if keys == ["seed"] else None]
+    except Exception as ex:  # noqa: BLE001 - a summary must never fail the sweep
+        say(f"conclusions skipped: {type(ex).__name__}: {ex}")
+        return []
+    sections = [s for s in found if s is not None]
+    for section in sections:
+        for path in section.files:
+            retry(client.log_artifact, state.parent_run_id, str(path))
+        _log_metrics(client, state.parent_run_id, section.metrics)
+        say(f"logged to the parent: {', '.join(p.name for p in section.files)}")
+    return sections
+
+
+def _log_metrics(client: Client, run_id: str, metrics: dict[str, float]) -> None:
+    """Log ``metrics`` to ``run_id`` (step 0), 100 at a time."""
+    from mlflow.entities import Metric  # MLflow is heavy: only once a sweep has ended
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
+    for i in range(0, len(batch), 100):
+        retry(client.log_batch, run_id, metrics=batch[i:i + 100])
 
 
 def _say_links(state: Active) -> None:
