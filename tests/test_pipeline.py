@@ -10,7 +10,9 @@ from framework.config import to_flat_params
 
 CONTRACT_METRICS = ["rate/mse", "spiking/mse", "rate/angle_error_deg", "spiking/angle_error_deg",
                     "firing/mean_rate_hz", "firing/max_rate_hz", "firing/silent_fraction",
-                    "time/total_s", "time/train_s", "time/simulate_s", "time/analysis_s"]
+                    "time/total_s", "time/train_s", "time/simulate_s", "time/analysis_s",
+                    "cost/synops_per_sample", "cost/activation_sparsity",
+                    "cost/energy_loihi_j", "cost/keras_macs_per_sample"]
 NEURON_COLUMNS = ["layer", "neuron", "neuron_type", "gain", "bias", "threshold", "x_intercept",
                   "max_rate_hz", "mean_rate_hz", "peak_rate_hz"]
 
