@@ -70,6 +70,24 @@ class ConversionConfig:
     initial_voltage: InitialVoltage = InitialVoltage.uniform  # at each sample's start
 
 
+def unused(settings: dict[str, str]) -> set[str]:
+    """Which of a run's dotted config keys (``settings``: key -> value as logged) its conversion
+    did not use: a searched setting that had no effect, so a label need not name it."""
+    def value(key: str) -> str:
+        return str(settings.get(key, "")).rsplit(".", 1)[-1]
+
+    normalize, out = value("conversion.normalize"), set()
+    if normalize in (Normalize.percentile.value, Normalize.mean_rate.value):
+        out.add("simulation.scale_firing_rates")  # each layer's scale came from the data
+    if normalize != Normalize.percentile.value:
+        out.update({"conversion.max_rate_hz", "conversion.percentile"})
+    if normalize != Normalize.mean_rate.value:
+        out.add("conversion.mean_rate_hz")
+    if value("conversion.calibrate") != Calibrate.bias.value:
+        out.add("conversion.calibration_samples")
+    return out & set(settings)
+
+
 #: the membrane voltage each InitialVoltage starts at (fractions of the spiking voltage)
 _VOLTAGE = {InitialVoltage.half: 0.5, InitialVoltage.zero: 0.0}
 

@@ -114,3 +114,22 @@ def test_objectives_and_directions_fit_together(objectives, direction, problem):
 
     found = check_objectives(objectives, direction)
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_a_trials_label_leaves_out_the_settings_its_conversion_did_not_use():
+    """Optuna samples every key of the search space in every trial; a scale under mean_rate
+    normalisation or a percentile target under none did nothing, so the label does not name it."""
+    import pandas as pd
+
+    from framework.app.conclusions import setting_text
+
+    keys = ["simulation.scale_firing_rates", "simulation.n_steps", "conversion.normalize",
+            "conversion.max_rate_hz", "conversion.mean_rate_hz", "conversion.calibrate"]
+    row = pd.Series({"simulation.scale_firing_rates": "64.66", "simulation.n_steps": "136",
+                     "conversion.normalize": "mean_rate", "conversion.max_rate_hz": "96.7",
+                     "conversion.mean_rate_hz": "107.2", "conversion.calibrate": "bias"})
+    assert (setting_text(row, keys, abbreviate=True)
+            == "steps=136 norm=mean_rate mean_hz=107 cal=bias")
+    row["conversion.normalize"] = "Normalize.none"
+    assert setting_text(row, keys) == ("scale_firing_rates=64.7 n_steps=136 normalize=none "
+                                       "calibrate=bias")

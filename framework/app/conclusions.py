@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from framework import health, report_html
+from framework import conversion, health, report_html
 from framework.app.compare import as_number, interval_text, label, short, spread_table
 from framework.config import SCORE_OBJECTIVE
 from framework.pareto import front_order, on_front
@@ -131,14 +131,18 @@ def pareto_frame(runs: list[Run], objectives: Sequence[str], ways: Sequence[str]
 
 #: shorter names for the frontier's usual settings, in the figure's labels
 ABBREVIATIONS = {"scale_firing_rates": "scale", "synapse": "syn", "n_steps": "steps",
-                 "normalize": "norm", "max_rate_hz": "max_hz"}
+                 "normalize": "norm", "max_rate_hz": "max_hz", "mean_rate_hz": "mean_hz",
+                 "calibrate": "cal"}
 
 
 def setting_text(row: pd.Series, settings: Sequence[str], abbreviate: bool = False) -> str:
     """A trial's settings in a few words: ``scale_firing_rates=123 synapse=0.01 ...`` (with
-    ``abbreviate``: ``scale=123 syn=0.01 ...``); an enum's value without its class."""
+    ``abbreviate``: ``scale=123 syn=0.01 ...``); an enum's value without its class. Settings the
+    trial's conversion did not use (a scale under data-based normalisation, a percentile target
+    under ``mean_rate``) are left out: they did nothing."""
     words = []
-    for key in settings:
+    idle = conversion.unused({key: str(row[key]) for key in settings})
+    for key in (k for k in settings if k not in idle):
         value = row[key]
         try:
             number = as_number(value)
