@@ -97,6 +97,9 @@ class Facts:
     target_var: float | None = None
     split_source: str = ""  # how the test samples were chosen, for the held_out line
     split_keys: str = ""  # the keys that give the model's own split, where the dataset has none
+    # the key that sets the firing rates: simulation.scale_firing_rates, or with data-based
+    # normalisation conversion.mean_rate_hz / conversion.max_rate_hz
+    rate_key: str = "simulation.scale_firing_rates"
     said: list[Finding] = field(default_factory=list)
 
 
@@ -152,24 +155,31 @@ def layer_fractions(metrics: dict[str, float], what: str, limit: float) -> list[
 #: per-layer checks: what the layer's neurons do, and what to do about it
 LAYER_CHECKS = {
     "saturated": ("fire near 1/tau_ref, where rates plateau and tuning curves flatten: lower "
-                  "simulation.scale_firing_rates, or keep rates in range with "
-                  "training.rates.enabled=true"),
-    "silent": ("never fire on the test samples and carry nothing: raise "
-               "simulation.scale_firing_rates, or keep rates in range with "
-               "training.rates.enabled=true"),
+                  "{rate}, or keep rates in range with {train}"),
+    "silent": ("never fire on the test samples and carry nothing: raise {rate}, or keep rates "
+               "in range with {train}"),
 }
 
 
-def layer_check(check: str, metrics: dict[str, float], limit: float) -> list[Finding]:
-    """``saturated`` or ``silent``: the layers with more than ``limit`` of such neurons."""
+def layer_check(check: str, metrics: dict[str, float], limit: float,
+                facts: Facts | None = None) -> list[Finding]:
+    """``saturated`` or ``silent``: the layers with more than ``limit`` of such neurons; the
+    advice names the key that sets this run's rates, and how a loaded model gets trained."""
     over = layer_fractions(metrics, check, limit)
     if not over:
         return []
+    facts = facts or Facts()
+    train = ("training.rates.enabled=true" if facts.trained or not facts.loaded else
+             "model.train=true training.rates.enabled=true")
+    advice = LAYER_CHECKS[check].format(rate=facts.rate_key, train=train)
+    if check == "silent" and facts.loaded:  # a ReLU unit never active in the model stays so
+        advice += " (a unit silent in the loaded model itself stays silent at any rate)"
     layers = ", ".join(f"{name} {frac:.0%}" for name, frac in over)
-    return [Finding(check, f"{check} neurons over {limit:.0%}: {layers} {LAYER_CHECKS[check]}")]
+    return [Finding(check, f"{check} neurons over {limit:.0%}: {layers} {advice}")]
 
 
-def spiking_gap(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
+def spiking_gap(metrics: dict[str, float], cfg: HealthConfig,
+                rate_key: str = "simulation.scale_firing_rates") -> list[Finding]:
     name = score_key(metrics)
     spiking = metrics.get(f"spiking/{name}")
     if name is None or spiking is None:
@@ -180,9 +190,8 @@ def spiking_gap(metrics: dict[str, float], cfg: HealthConfig) -> list[Finding]:
             what = "rate network" if ref == "rate" else "loaded model"
             return [Finding("spiking_gap", f"spiking/{name} {_fmt(name, spiking)} is well below "
                             f"the {what}'s {ref}/{name} {_fmt(name, reference)}: the spikes do "
-                            "not carry the rates; raise simulation.n_steps or "
-                            "simulation.scale_firing_rates, or train as converted "
-                            "(model.train=true)")]
+                            f"not carry the rates; raise simulation.n_steps or {rate_key}, or "
+                            "train as converted (model.train=true)")]
     return []
 
 
@@ -239,10 +248,10 @@ def findings(metrics: dict[str, float], facts: Facts, cfg: HealthConfig) -> list
     found = held_out(facts) + list(facts.said)
     found += chance(metrics, facts, cfg)
     found += fine_tune_worse(metrics, facts, cfg)
-    found += spiking_gap(metrics, cfg)
+    found += spiking_gap(metrics, cfg, facts.rate_key)
     found += rate_resolution(metrics, facts, cfg)
-    found += layer_check("saturated", metrics, cfg.saturated_max)
-    found += layer_check("silent", metrics, cfg.silent_max)
+    found += layer_check("saturated", metrics, cfg.saturated_max, facts)
+    found += layer_check("silent", metrics, cfg.silent_max, facts)
     return found
 
 

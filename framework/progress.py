@@ -48,7 +48,7 @@ class Console:
         """Announce a stage (and stop here if a signal arrived meanwhile)."""
         check_interrupt()
         elapsed = time.perf_counter() - self.t0
-        self.say(f"[{elapsed:6.1f}s] {name:<9}{detail}")
+        self.say(f"[{elapsed:6.1f}s] {name:<8} {detail}")
 
     def bar(self, label: str, total: int) -> Bar:
         return Bar(self, label, total)

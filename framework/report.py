@@ -261,6 +261,10 @@ def html_report(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
     return report_html.page(tracker.run_name, what, sections)
 
 
+#: the key that sets the firing rates under each data-based normalisation
+RATE_KEYS = {"mean_rate": "conversion.mean_rate_hz", "percentile": "conversion.max_rate_hz"}
+
+
 def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
     """What the verdict's checks read besides the metrics (:class:`framework.health.Facts`)."""
     loaded = bool(obj.model.loaded or obj.model.start_params())
@@ -274,6 +278,8 @@ def facts(obj: Any, data: Data | None, said: list[Finding]) -> health.Facts:
         readout_steps=int(sim.readout_steps if obj.model.reads_data and sim.readout_steps
                           else sim.n_steps), said=list(said))
     out.readout_s = out.readout_steps * out.dt
+    normalize = obj.conversion.normalize
+    out.rate_key = RATE_KEYS.get(str(getattr(normalize, "value", normalize)), out.rate_key)
     if data is not None:
         out.split_source = (f"spiketune's own {obj.dataset.test_fraction:g} split of "
                             f"{getattr(obj.dataset, 'path', '') or data.name}")

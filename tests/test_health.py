@@ -83,3 +83,20 @@ def test_margins_at_their_edges_and_non_finite_scores():
     assert worse_by("accuracy", 0.8499, 0.90, CFG)
     assert worse_by("mse", float("nan"), 0.1, CFG)
     assert not worse_by("mse", 0.1, float("nan"), CFG)
+
+
+def test_layer_advice_names_the_key_that_sets_this_runs_rates():
+    """Under mean_rate normalisation simulation.scale_firing_rates is not used, and a loaded model
+    that spiketune does not train has no training.rates to turn on: the advice says what is."""
+    metrics = {"firing/dense/silent_fraction": 0.36, "rate/accuracy": 0.96,
+               "spiking/accuracy": 0.80}
+    own = findings(metrics, Facts(), CFG)
+    assert "raise simulation.scale_firing_rates" in own[-1].message
+    assert "keep rates in range with training.rates.enabled=true" in own[-1].message
+    loaded = Facts(loaded=True, trained=False, rate_key="conversion.mean_rate_hz")
+    found = {f.check: f.message for f in findings(metrics, loaded, CFG)}
+    assert "scale_firing_rates" not in found["silent"] + found["spiking_gap"]
+    assert "raise conversion.mean_rate_hz" in found["silent"]
+    assert "model.train=true training.rates.enabled=true" in found["silent"]
+    assert "silent in the loaded model itself" in found["silent"]
+    assert "raise simulation.n_steps or conversion.mean_rate_hz" in found["spiking_gap"]
