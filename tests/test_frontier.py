@@ -82,8 +82,13 @@ def test_frontier_search_logs_the_front_of_its_children(store, tmp_path, monkeyp
     assert parent.data.metrics["pareto/front_size"] == table["on_front"].sum()
     note = parent.data.tags["mlflow.note.content"]
     assert f"**Pareto front**: {table['on_front'].sum()} of 6 trials" in note
+    front = note.split("**Pareto front**")[1].split("| run |")[0]
     for _, row in table[table["on_front"]].iterrows():  # the description names each setting
-        assert f"scale_firing_rates={row['simulation.scale_firing_rates']:.3g}" in note
+        assert f"n_steps={row['simulation.n_steps']:.3g}" in front
+    rows = [line for line in front.splitlines() if "normalize=" in line]
+    assert len(rows) == table["on_front"].sum()
+    for line in rows:  # ... that it used: data-based normalisation sets each layer's scale
+        assert ("scale_firing_rates=" in line) == ("normalize=none" in line), line
 
 
 @pytest.mark.parametrize("args, line", [

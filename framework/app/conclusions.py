@@ -144,6 +144,8 @@ def setting_text(row: pd.Series, settings: Sequence[str], abbreviate: bool = Fal
     idle = conversion.unused({key: str(row[key]) for key in settings})
     for key in (k for k in settings if k not in idle):
         value = row[key]
+        if value is None or str(value) in ("", "nan", "None"):  # a run that did not log it
+            continue
         try:
             number = as_number(value)
         except ValueError:
