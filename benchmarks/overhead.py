@@ -168,7 +168,8 @@ def handwritten(uri: str, params_dir: Path) -> dict[str, float]:
     metrics = {"rate/mse": float(np.mean((rate_out - y_te) ** 2)),
                "spiking/mse": float(np.mean((spk_out - y_te) ** 2)),
                "spiking/angle_error_deg": angle_err(spk_out),
-               "firing/mean_rate_hz": float(hz.mean()), "firing/max_rate_hz": float(hz.mean(0).max()),
+               "firing/mean_rate_hz": float(hz.mean()),
+               "firing/max_rate_hz": float(hz.mean(0).max()),
                "firing/silent_fraction": float(np.mean(hz.mean(0) < 0.1)),
                "tuning/median_r2": float(np.nanmedian(r2)),
                "time/train_s": t_train, "time/simulate_s": t_sim}

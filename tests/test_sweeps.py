@@ -124,12 +124,19 @@ def test_short_names_and_labels():
         "simulation.n_steps": "n_steps", "neuron": "neuron",
         "analyses.tuning.alpha": "tuning.alpha", "training.alpha": "training.alpha"}
     groups = {"neuron", "dataset", "model"}
+    # the swept values first, then what every job was given
     assert sweeps.job_label(["training.epochs=3", "neuron=lif", "simulation.n_steps=50"],
-                            ["neuron", "simulation.n_steps"], groups) == "lif n_steps=50"
+                            ["neuron", "simulation.n_steps"], groups) == "lif steps=50 epochs=3"
     # swept keys in the order the sweep gave them; a search sweeper's long draws shortened
     assert sweeps.job_label(["simulation.scale_firing_rates=137.29384710293", "neuron=lif"],
                             ["neuron", "simulation.scale_firing_rates"], groups) == \
-        "lif scale_firing_rates=137.294"
+        "lif scale=137.294"
+    # a sweep over the firing-rate scale: siblings differ in the name column's first 20 characters
+    names = [sweeps.job_label(["neuron=lif", f"simulation.scale_firing_rates={s}",
+                               "simulation.n_steps=400"], ["simulation.scale_firing_rates"], groups)
+             for s in (10, 20, 50, 100)]
+    assert names[1] == "scale=20 lif steps=400"
+    assert len({n[:20] for n in names}) == 4, names
     assert sweeps.job_label(["+tags=[a]", "seed=4"], [], groups) == "tags=[a] seed=4"
     assert sweeps.job_label([], [], groups) == ""
 

@@ -55,7 +55,7 @@ from framework.errors import UserError
 from framework.networks.base import TrainedNetwork
 from framework.neurons import NEURONS, NeuronConfig
 from framework.redact import redact
-from framework.tracking.store import retry, scratch_dir, use_uri
+from framework.tracking.store import DETAIL, retry, scratch_dir, use_uri
 
 #: the model's name in the run (``runs:/<run id>/model``)
 NAME = "model"
@@ -378,7 +378,7 @@ def link_metrics(client: Any, run_id: str, model_id: str, step: int) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, 0, run_id=run_id, model_id=model_id)
                for key, value in run.data.metrics.items()
-               if key != LOSS and not key.startswith("system/")]
+               if key != LOSS and not key.startswith(("system/", DETAIL))]
     for i in range(0, len(metrics), 1000):  # MLflow's log_batch limit
         retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
 

@@ -41,6 +41,21 @@ MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
                  "databricks-uc", "uc")
+#: per-layer and per-neuron-group detail (``firing/hidden0/mean_rate_hz``) is logged under this
+#: prefix, which sorts after every headline metric in MLflow's column lists and metric views
+#: (``z_detail/firing/hidden0/mean_rate_hz``); the contract's headline names stay as they are
+DETAIL = "z_detail/"
+
+
+def logged_name(key: str) -> str:
+    """The name metric ``key`` is logged under in MLflow: :data:`DETAIL` + ``key`` for detail
+    (three or more path parts, e.g. ``tuning/hidden0/median_r2``, but not a regulariser's pooled
+    ``reg/<range>/<stat>``), else ``key`` itself."""
+    parts = key.count("/")
+    pooled = key.startswith("reg/") and parts == 2
+    return f"{DETAIL}{key}" if parts >= 2 and not pooled and not key.startswith(DETAIL) else key
+
+
 def resolve_uri(uri: str) -> str:
     """The tracking URI to use: the configured one, or the absolute default store.
 
@@ -298,9 +313,10 @@ def end_orphans(client: Any, experiment_id: str | None = None) -> int:
     starting run's ``experiment_id`` is searched first); says so in one line.
 
     One search of the RUNNING runs owned on this host, at every run's and sweep's start. A run is
-    its owner's (``spiketune.owner.*`` tags); one whose pid is alive but started at another time
-    belongs to a process that reused the pid. Runs of other hosts, and runs without owner tags
-    (created before runs named their owner), are left alone: nothing here can tell if they live.
+    its owner's (``spiketune.bookkeeping.owner.*`` tags); one whose pid is alive but started at
+    another time belongs to a process that reused the pid. Runs of other hosts, and runs without
+    owner tags (created before runs named their owner, or by versions that named them
+    ``spiketune.owner.*``), are left alone: nothing here can tell if they live.
 
     Returns
     -------
@@ -417,10 +433,11 @@ class Tracker:
             retry(self.client.log_batch, self.run_id, params=items[i:i + MAX_PARAMS_PER_CALL])
 
     def metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Log ``values`` at ``step``; detail metrics under :data:`DETAIL` (:func:`logged_name`)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in sorted(values.items())
+        items = [Metric(logged_name(k), float(v), now, step) for k, v in sorted(values.items())
                  if v is not None]
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
