@@ -3,12 +3,13 @@ its description in MLflow (``mlflow.note.content``) and its ``report.html``."""
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from framework import health, report_html
+from framework import health, plugin_host, report_html
 from framework.config import register, to_flat_params, validate
 from framework.data.base import Data
 from framework.health import Finding
@@ -248,19 +249,30 @@ def headline_rows(metrics: dict[str, float]) -> list[list[str]]:
 
 def finish(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
            found: list[Finding], scratch: Path) -> None:
-    """A finished run's record: its description, its verdict tags and its ``report.html`` (with
-    the figures the analyses drew into ``scratch/upload/plots``)."""
+    """A finished run's record: its description, its verdict tags, the figures the analyses
+    drew (in the background, :func:`framework.plugin_host.drawing`, or into
+    ``scratch/upload/plots``) as ``plots/``, and its ``report.html`` with them."""
     tracker.describe(describe(obj, tracker, metrics, found=found))
     verdict(tracker, found)
     tracker.tag("spiketune.result", result(metrics, found))
-    page = html_report(cfg, obj, tracker, metrics, found, scratch / "upload" / "plots")
+    plots = scratch / "upload" / "plots"
+    drawn = plugin_host.drawing(scratch)
+    if drawn is not None:
+        t0 = time.perf_counter()
+        plots = drawn.wait()
+        # what the run waited for its figures after everything else was done, s
+        tracker.metrics({"time/plots_wait_s": time.perf_counter() - t0})
+        if plots.is_dir():
+            tracker.artifact_dir(plots, "plots")
+    page = html_report(cfg, obj, tracker, metrics, found, plots)
     tracker.artifact_text(page, REPORT)
 
 
 def failed(cfg: Any, obj: Any, tracker: Tracker, error: str, console: Console,
            ui: str) -> None:
     """A failed run's record before it ends: its description and ``report.html`` with the
-    error, and the links to both on the terminal."""
+    error, and the links to both on the terminal; figures still being drawn are dropped."""
+    plugin_host.stop_drawings()
     tracker.describe(describe(obj, tracker, {}, error=error))
     tracker.artifact_text(html_report(cfg, obj, tracker, {}, None, None, error), REPORT)
     links = tracker.links(ui)

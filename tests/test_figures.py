@@ -13,6 +13,7 @@ from helpers import TINY, compose
 from test_compare import sweep_store  # noqa: F401,F811 - the fixture, shared
 from test_keras_file import REACH, reach_data, reach_model, tf  # noqa: F401,F811 - fixtures
 
+from framework import plugin_host
 from framework.pipeline import run
 from framework.progress import Console
 
@@ -95,6 +96,8 @@ def inspected(monkeypatch):
         return save(self, fname, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", checked)
+    # drawn in this process, where the check sees them (a run draws them in forked workers)
+    monkeypatch.setattr(plugin_host, "BACKGROUND", False)
     return names, found
 
 

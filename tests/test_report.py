@@ -7,7 +7,9 @@ stand-in pipeline (tests/test_sweeps.py's ``fake_run``), which is what the paren
 from __future__ import annotations
 
 import base64
+import json
 import re
+from datetime import datetime
 
 import pytest
 from helpers import TINY, cli_in_process, compose, family, runs
@@ -65,6 +67,28 @@ def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys)
     model = {m.key: m for m in client.get_logged_model(r.data.tags["spiketune.model_id"]).metrics}
     assert (model["train/loss"].step, model["train/loss"].value) == (2, losses[-1].value)
     assert model["spiking/angle_error_deg"].value == value
+    # every figure, drawn in forked workers while the model was logged, is logged
+    assert {p.rsplit("/", 1)[-1] for p in logged} >= {"firing_rates.png", "raster.png",
+                                                      "tuning_curves.png", "thresholds.png"}
+    assert r.data.metrics["time/plots_wait_s"] >= 0.0
+    # less clutter: bookkeeping under one prefix, its start time readable (ISO 8601, UTC)
+    assert not any(k.startswith("spiketune.owner.") for k in r.data.tags)
+    start = datetime.fromisoformat(r.data.tags["spiketune.bookkeeping.owner.start"])
+    assert start.utcoffset() is not None and start.utcoffset().total_seconds() == 0
+    # per-layer detail after every headline metric in MLflow's (alphabetical) lists
+    detail = [k for k in r.data.metrics if k.startswith("z_detail/")]
+    assert "z_detail/firing/hidden0/mean_rate_hz" in detail
+    assert sorted(r.data.metrics)[-len(detail):] == sorted(detail)
+    assert not [k for k in r.data.metrics if k.count("/") >= 2 and not k.startswith(
+        ("z_detail/", "reg/"))]
+    # the dataset with its schema (named columns), the model's and experiment's descriptions
+    [ds] = client.get_run(res.run_id).inputs.dataset_inputs
+    cols = json.loads(ds.dataset.schema)["mlflow_colspec"]
+    assert [c["name"] for c in cols] == [f"x{i}" for i in range(8)] + ["y0", "y1"]
+    note = client.get_logged_model(r.data.tags["spiketune.model_id"]).tags["mlflow.note.content"]
+    assert "float32, shape (n, 8)" in note and "cos θ, sin θ" in note
+    exp_note = client.get_experiment(r.info.experiment_id).tags["mlflow.note.content"]
+    assert "report.html" in exp_note and "z_detail/" in exp_note
     # the terminal's link opens it in the artifact viewer
     err = capsys.readouterr().err
     assert (f"report      http://127.0.0.1:5000/#/experiments/{r.info.experiment_id}/runs/"
@@ -138,3 +162,21 @@ def test_the_default_georgopoulos_and_a_failed_run_have_different_names(store, m
         assert cli_in_process([*args, f"tracking.uri={store}"], monkeypatch, named) == 0
     names = [r.info.run_name for e in ("spiketune", "georgopoulos") for r in runs(store, e)[1]]
     assert names == ["reach-dense-lif", "lr=1e6", "lr=1e6 (2)", "georgopoulos"]
+
+
+def test_cost_metrics_are_shown_with_their_units_when_logged():
+    """plugins/cost.py's operations and energy per sample: in the headline tables, with units,
+    only when the run logged them."""
+    from framework import report
+
+    metrics = {"spiking/angle_error_deg": 5.0, "cost/synops_per_sample": 125431.7,
+               "cost/energy_loihi_j": 2.31e-6, "cost/energy_cpu_j": 0.0042,
+               "cost/hidden0/synops_per_sample": 1.0, "time/total_s": 9.0}
+    rows = report.headline_rows(metrics)
+    assert [r[0] for r in rows] == ["spiking/angle_error_deg", "cost/synops_per_sample",
+                                    "cost/energy_cpu_j", "cost/energy_loihi_j", "time/total_s"]
+    assert dict(rows)["cost/synops_per_sample"] == "125,432 ops/sample"
+    assert dict(rows)["cost/energy_loihi_j"] == "2.31 µJ/sample"
+    assert dict(rows)["cost/energy_cpu_j"] == "4.2 mJ/sample"
+    assert [r[0] for r in report.headline_rows({"spiking/angle_error_deg": 5.0})] == [
+        "spiking/angle_error_deg"]

@@ -289,22 +289,53 @@ def artifact_folder(name: str) -> str:
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
+#: the experiment's description (``mlflow.note.content`` on the experiment, shown above its runs
+#: and in the experiments list): what it holds and how to read it
+EXPERIMENT_NOTE = f"""spiketune runs: one MLflow run per job (`spiketune ...`); a sweep \
+(`spiketune -m ...`) is a parent run with one child per job (expand it in the runs table).
+
+**How to read a run**
+- *Run Name*: what the run was given (`georgopoulos`, `lr=1e6`, a sweep child's swept values \
+first: `scale=20 lif`); the default run is `reach-dense-lif`.
+- *Tags → `spiketune.result`*: the answer in one line (the task's spiking score, rate and Keras \
+beside it, mean rate, verdict); `spiketune.health` is `ok` or `warn`, one \
+`spiketune.health.<check>` per finding with its remedy.
+- *Overview → Description*: what ran, the verdict and the headline metrics table.
+- *Artifacts → `report.html`*: the verdict with remedies, headline table, key figures and the \
+config's difference from the defaults (a sweep parent: every child, the best setting); \
+`plots/` holds every figure, `neurons.csv` one row per neuron.
+- *Metrics*: the headline ones (`spiking/*`, `rate/*`, `firing/*`, `tuning/*`, `cost/*`, \
+`time/*`) first; per-layer detail under `{DETAIL}` sorts after them; `system/*` is MLflow's \
+machine monitor. Tags under `spiketune.bookkeeping.` are the tool's own bookkeeping.
+
+**In the runs table** add columns with *Columns* (e.g. `spiking/angle_error_deg`, \
+`spiketune.result`); MLflow keeps that choice in this browser (it has no server-side default \
+columns), and *Compare* plots chosen runs side by side.
+"""
+
+
 def experiment_id(client: Any, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created (once, even with racing processes) if missing."""
+    """The id of experiment ``name``, created (once, even with racing processes) if missing,
+    with :data:`EXPERIMENT_NOTE` as its description unless it has one."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise UserError(f"tracking.experiment: experiment '{name}' is deleted; restore it in "
                             f"the MLflow UI or choose another name")
+        if "mlflow.note.content" not in exp.tags:  # a user's own description is kept
+            retry(client.set_experiment_tag, exp.experiment_id, "mlflow.note.content",
+                  EXPERIMENT_NOTE)
         return str(exp.experiment_id)
     root = artifact_root(uri)
     try:
-        return str(client.create_experiment(
-            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None))
+        created = str(client.create_experiment(
+            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None,
+            tags={"mlflow.note.content": EXPERIMENT_NOTE}))
     except Exception as ex:
         if not _transient(ex):
             raise
         return str(retry(lambda: client.get_experiment_by_name(name).experiment_id))
+    return created
 
 
 def end_orphans(client: Any, experiment_id: str | None = None) -> int:
@@ -479,7 +510,8 @@ class Tracker:
                             f"deleted or moved during the run")
 
     def dataset(self, data: Any) -> None:
-        """Log the dataset as an MLflow input: name, source, digest and shapes."""
+        """Log the dataset as an MLflow input: name, source, digest, shapes and its schema (the
+        UI's dataset panel shows it): :func:`dataset_schema`."""
         import json
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -487,7 +519,8 @@ class Tracker:
         profile = json.dumps({"train": list(data.x_train.shape), "test": list(data.x_test.shape),
                               "task": data.task, "outputs": data.n_outputs})
         ds = Dataset(name=data.name, digest=data.digest, source_type="local",
-                     source=json.dumps({"uri": data.source}), profile=profile)
+                     source=json.dumps({"uri": data.source}), schema=dataset_schema(data),
+                     profile=profile)
         retry(self.client.log_inputs, self.run_id,
               datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "train+test")])])
 
@@ -507,6 +540,31 @@ class Tracker:
         retry(self.client.set_terminated, self.run_id, status)
         self.ended = True
         lifecycle.closed(self)
+
+
+def dataset_schema(data: Any) -> str:
+    """The dataset's schema as MLflow's dataset panel reads it: named columns for a table of
+    features (``x0`` … one per input channel, float32 as the network gets them, then the
+    target: ``label`` (int64) or ``y0`` …), else tensors (sequences, images) with their shapes."""
+    import json
+
+    import numpy as np
+    from mlflow.data.schema import TensorDatasetSchema
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    x, y = data.x_train, np.asarray(data.y_train)
+    if x.ndim == 2:
+        cols: list[ColSpec | TensorSpec] = [ColSpec("float", f"x{i}")
+                                            for i in range(x.shape[1])]
+        if y.ndim == 1:
+            cols.append(ColSpec("long" if data.classification else "double", "label"
+                                if data.classification else "y0"))
+        else:
+            cols += [ColSpec("float", f"y{i}") for i in range(y.shape[1])]
+        return json.dumps({"mlflow_colspec": Schema(cols).to_dict()})
+    features = Schema([TensorSpec(np.dtype(np.float32), (-1, *x.shape[1:]), "x")])
+    targets = Schema([TensorSpec(np.dtype(y.dtype), (-1, *y.shape[1:]), "y")])
+    return json.dumps(TensorDatasetSchema(features=features, targets=targets).to_dict())
 
 
 def scratch_dir() -> Path:
