@@ -20,9 +20,11 @@ The script sets ``stateful=False`` as spiketune does (NengoDL's default keeps st
 which costs time and which neither needs), so the ratio measures the framework, not a setting.
 
 spiketune runs ``framework.pipeline.run`` on the default config with the training cache off: with
-plots and report.html (the default), with plots off, and once with only the analyses the script
-does (``analysis=[firing,tuning]``). The printed ratios are spiketune's wall time over the
-script's (target: the default run, plots and report included, ≤ 1.1).
+plots and report.html (the default: figures drawn in forked workers while the run goes on), with
+the figures drawn in the run's own process after the analyses (as before issue 24), with plots
+off, and once with only the analyses the script does (``analysis=[firing,tuning]``). The printed
+ratios are spiketune's wall time over the script's (target: the default run, plots and report
+included, ≤ 1.1).
 
     .venv/bin/python benchmarks/overhead.py [--repeats 3]
 """
@@ -186,12 +188,19 @@ def handwritten(uri: str, params_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def spiketune(uri: str, extra: list[str]) -> dict[str, float]:
+def spiketune(uri: str, extra: list[str], background: bool = True) -> dict[str, float]:
+    """The default run through ``framework.pipeline.run``; ``background=False`` draws the figures
+    in the run's own process after the analyses, as runs did before issue 24."""
+    from framework import plugin_host
     from framework.pipeline import run
     from framework.progress import Console
 
     cfg = compose(["training.cache=false", f"tracking.uri={uri}", *extra])
-    return run(cfg, console=Console(quiet=True)).metrics
+    was, plugin_host.BACKGROUND = plugin_host.BACKGROUND, background and plugin_host.BACKGROUND
+    try:
+        return run(cfg, console=Console(quiet=True)).metrics
+    finally:
+        plugin_host.BACKGROUND = was
 
 
 def main() -> None:
@@ -212,7 +221,8 @@ def main() -> None:
     open_store(uri)  # the store's creation is not part of either side
     variants = {
         "hand-written NengoDL": lambda: handwritten(uri, tmp),
-        "spiketune default, plots on": lambda: spiketune(uri, []),
+        "spiketune default, plots + report": lambda: spiketune(uri, []),
+        "spiketune default, plots drawn in-process": lambda: spiketune(uri, [], False),
         "spiketune default, plots off": lambda: spiketune(uri, ["tracking.plots=false"]),
         "spiketune firing+tuning, plots off": lambda: spiketune(
             uri, ["tracking.plots=false", "analysis=[firing,tuning]"]),
@@ -228,7 +238,7 @@ def main() -> None:
             with Timer() as t:
                 metrics[name] = fn()
             times[name].append(t.s)
-            print(f"  repeat {r + 1}: {name:<36} {t.s:6.1f} s", flush=True)
+            print(f"  repeat {r + 1}: {name:<42} {t.s:6.1f} s", flush=True)
     hand = median(times["hand-written NengoDL"])
     print("\n| variant | median s | runs (s) | ratio to hand-written |\n| --- | --- | --- | --- |")
     for name, ts in times.items():
@@ -237,10 +247,10 @@ def main() -> None:
     keys = ["spiking/mse", "spiking/angle_error_deg", "firing/mean_rate_hz", "tuning/median_r2"]
     print("\nsame work, similar numbers (last repeat):")
     for name, m in metrics.items():
-        print(f"  {name:<36} " + ", ".join(f"{k} {m.get(k, float('nan')):.3g}" for k in keys))
+        print(f"  {name:<42} " + ", ".join(f"{k} {m.get(k, float('nan')):.3g}" for k in keys))
     print("\nstage times (last repeat, s):")
     for name, m in metrics.items():
-        print(f"  {name:<36} " + json.dumps({k: round(v, 1) for k, v in m.items()
+        print(f"  {name:<42} " + json.dumps({k: round(v, 1) for k, v in m.items()
                                               if k.startswith("time/")}))
     print(f"machine at the end: {machine()}")
 
