@@ -193,6 +193,8 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
                                else f"{obj.simulation.synapse * 1e3:g} ms")]
     overrides = given_overrides(tracker)
     text = f"**{tracker.run_name}**: " + ", ".join(what) + "."
+    if metrics and found is not None:  # the answer on the line the collapsed view shows
+        text += f" **{result(metrics, found)}**"
     if overrides is not None:
         text += "\n\n`" + f"spiketune {overrides}".strip() + "`"
     if error:

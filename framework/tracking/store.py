@@ -291,27 +291,16 @@ def artifact_folder(name: str) -> str:
 
 #: the experiment's description (``mlflow.note.content`` on the experiment, shown above its runs
 #: and in the experiments list): what it holds and how to read it
-EXPERIMENT_NOTE = f"""spiketune runs: one MLflow run per job (`spiketune ...`); a sweep \
-(`spiketune -m ...`) is a parent run with one child per job (expand it in the runs table).
-
-**How to read a run**
-- *Run Name*: what the run was given (`georgopoulos`, `lr=1e6`, a sweep child's swept values \
-first: `scale=20 lif`); the default run is `reach-dense-lif`.
-- *Tags → `spiketune.result`*: the answer in one line (the task's spiking score, rate and Keras \
-beside it, mean rate, verdict); `spiketune.health` is `ok` or `warn`, one \
-`spiketune.health.<check>` per finding with its remedy.
-- *Overview → Description*: what ran, the verdict and the headline metrics table.
-- *Artifacts → `report.html`*: the verdict with remedies, headline table, key figures and the \
-config's difference from the defaults (a sweep parent: every child, the best setting); \
-`plots/` holds every figure, `neurons.csv` one row per neuron.
-- *Metrics*: the headline ones (`spiking/*`, `rate/*`, `firing/*`, `tuning/*`, `cost/*`, \
-`time/*`) first; per-layer detail under `{DETAIL}` sorts after them; `system/*` is MLflow's \
-machine monitor. Tags under `spiketune.bookkeeping.` are the tool's own bookkeeping.
-
-**In the runs table** add columns with *Columns* (e.g. `spiking/angle_error_deg`, \
-`spiketune.result`); MLflow keeps that choice in this browser (it has no server-side default \
-columns), and *Compare* plots chosen runs side by side.
-"""
+EXPERIMENT_NOTE = (
+    "spiketune runs, one per job (a sweep: a parent run with one child per job). **To read a "
+    "run**: its name says what it was given (`georgopoulos`, `lr=1e6`; a sweep child its swept "
+    "values first, `scale=20 lif`); the tag `spiketune.result` and the run's Description give "
+    "its score, mean rate and verdict (`spiketune.health`, one `spiketune.health.<check>` per "
+    "finding); Artifacts → `report.html` holds the verdict with remedies, the headline table, "
+    "key figures and the config's difference from the defaults. Headline metrics (`spiking/`, "
+    "`rate/`, `firing/`, `tuning/`, `cost/`, `time/`) come first; per-layer detail is under "
+    f"`{DETAIL}`, the tool's bookkeeping tags under `spiketune.bookkeeping.`. Add columns with "
+    "*Columns* (MLflow keeps the choice in this browser; it has no server-side default).")
 
 
 def experiment_id(client: Any, name: str, uri: str) -> str:
@@ -468,8 +457,9 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(logged_name(k), float(v), now, step) for k, v in sorted(values.items())
-                 if v is not None]
+        # in the order of their logged names: MLflow's run page lists metrics as they came
+        items = sorted((Metric(logged_name(k), float(v), now, step) for k, v in values.items()
+                        if v is not None), key=lambda m: m.key)
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
