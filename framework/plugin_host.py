@@ -277,9 +277,12 @@ def draw(figures: dict[str, Callable[[], Any]], folder: Path) -> None:
         plt.close(fig)
 
 
-#: draw figures in forked worker processes while the run goes on (False: in the run's process,
-#: as the figure test does to inspect each figure as it is saved)
-BACKGROUND = hasattr(os, "fork")
+#: draw a run's figures in a forked worker while the model is logged (:class:`Drawing`); off:
+#: measured on a shared 2-core VM (benchmarks/README.md), the worker made the default run slower
+#: (8.1 s against 7.0 s at load 1.4-2.2; 13.7 against 11.6 s at load ~4): a cold worker spent
+#: 2.0-2.2 s of CPU on what takes 1.3 s in the run's process. Worth turning on only where a core
+#: is idle; the figure test keeps it off to inspect each figure as it is saved
+BACKGROUND = False
 #: seconds a background drawer may take before its figures are drawn in the run's own process
 DRAW_TIMEOUT_S = 120.0
 
@@ -301,7 +304,7 @@ class Drawing:
         if not figures:
             return
         self.folder.mkdir(exist_ok=True)
-        if not BACKGROUND:
+        if not BACKGROUND or not hasattr(os, "fork"):
             draw(figures, self.folder)
             return
         import multiprocessing

@@ -180,3 +180,20 @@ def test_cost_metrics_are_shown_with_their_units_when_logged():
     assert dict(rows)["cost/energy_cpu_j"] == "4.2 mJ/sample"
     assert [r[0] for r in report.headline_rows({"spiking/angle_error_deg": 5.0})] == [
         "spiking/angle_error_deg"]
+
+
+def test_figures_drawn_by_a_forked_worker_are_all_logged_and_embedded(store, monkeypatch):
+    """plugin_host.BACKGROUND (off by default): the figures drawn in a forked worker while the
+    model is logged are the run's plots/ and report.html's figures, as drawn in-process."""
+    from framework import plugin_host
+
+    monkeypatch.setattr(plugin_host, "BACKGROUND", True)
+    res = run(compose([*[o for o in TINY if o != "tracking.plots=false"],
+                       f"tracking.uri={store}"]), console=Console(quiet=True))
+    client, [r] = runs(store)
+    logged = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(res.run_id, "plots")}
+    assert {"firing_rates.png", "raster.png", "tuning_curves.png", "thresholds.png"} <= logged
+    pngs = embedded_pngs(report_of(client, res.run_id))
+    assert len(pngs) == 4 and all(p.startswith(b"\x89PNG\r\n") for p in pngs)
+    assert r.data.metrics["time/plots_wait_s"] >= 0.0
+    assert not plugin_host._DRAWINGS  # the run took its drawing: nothing left behind
