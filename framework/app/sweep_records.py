@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import lifecycle
 from framework.errors import EXIT_USER, UserError, interruption
 from framework.redact import redact
-from framework.report import SHORT_KEYS, label
+from framework.report import SHORT_KEYS
 from framework.schema import override_key
 from framework.tracking.store import open_store, retry
 
@@ -158,17 +158,17 @@ def _shorter_value(value: str) -> str:
 
 
 def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> str:
-    """A job's run name: the values it was swept to first, short, then what every job of the
-    sweep was given (``scale=20 lif``), so that siblings' names differ in their first words.
+    """A job's run name: the values it was swept to, under short keys (``scale=20 lif``), so that
+    siblings' names differ in their first words.
 
     Parameters
     ----------
     overrides : list of str
         The job's overrides (``hydra.overrides.task``).
     swept_keys : list of str
-        The keys the sweep varies (:func:`swept`), in the order the sweep gave them; the other
-        overrides follow, as :func:`framework.report.label` names a single run. Empty: all of
-        the job's overrides, in their order.
+        The keys the sweep varies (:func:`swept`): only these name the job, in the order the
+        sweep gave them, so the overrides every job shares do not. Empty: all of the job's
+        overrides.
     groups : set of str
         Config groups (``hydra.runtime.choices``): a group's choice is named by its value alone.
     """
@@ -182,10 +182,7 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
         return ""
     items = [(ov.key_or_group, ov) for ov in parsed]
     chosen = sorted((kv for kv in items if kv[0] in swept_keys),
-                    key=lambda kv: swept_keys.index(kv[0]))
-    rest = [str(ov.input_line) for key, ov in items if key not in swept_keys]
-    if not chosen:
-        chosen, rest = items, []
+                    key=lambda kv: swept_keys.index(kv[0])) or items
     short = short_names([k for k, _ in chosen])
     words = []
     for key, ov in chosen:
@@ -196,7 +193,7 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
         value = _shorter_value(str(ov.input_line).split("=", 1)[1] if "=" in str(ov.input_line)
                                else "")
         words.append(value if key in groups else f"{name}={value}")
-    return " ".join(words + ([label(rest, groups)] if rest and label(rest, groups) else []))
+    return " ".join(words)
 
 
 def count_jobs(config: DictConfig) -> int | None:

@@ -508,9 +508,12 @@ class Tracker:
 
         profile = json.dumps({"train": list(data.x_train.shape), "test": list(data.x_test.shape),
                               "task": data.task, "outputs": data.n_outputs})
+        try:
+            schema: str | None = dataset_schema(data)
+        except (AttributeError, TypeError, ValueError):  # display only: never worth a failure
+            schema = None
         ds = Dataset(name=data.name, digest=data.digest, source_type="local",
-                     source=json.dumps({"uri": data.source}), schema=dataset_schema(data),
-                     profile=profile)
+                     source=json.dumps({"uri": data.source}), schema=schema, profile=profile)
         retry(self.client.log_inputs, self.run_id,
               datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "train+test")])])
 
