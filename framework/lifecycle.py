@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import functools
 import os
 import secrets
@@ -53,9 +54,11 @@ GRACE_S = 1.0
 START_SLACK_S = 2.0
 #: how often a worker looks for its launcher, seconds
 WATCH_EVERY_S = 0.5
-#: the tags naming a run's owner
-HOST_TAG, PID_TAG = "spiketune.owner.host", "spiketune.owner.pid"
-START_TAG = "spiketune.owner.start"
+#: the tags naming a run's owner: bookkeeping, under one prefix that says so (the start time
+#: in ISO 8601, UTC, to the millisecond)
+BOOKKEEPING = "spiketune.bookkeeping."
+HOST_TAG, PID_TAG = f"{BOOKKEEPING}owner.host", f"{BOOKKEEPING}owner.pid"
+START_TAG = f"{BOOKKEEPING}owner.start"
 
 
 # ------------------------------------------------------------------------------------ the owner
@@ -102,16 +105,19 @@ def me() -> Owner:
 
 
 def owner_tags(owner: Owner | None = None) -> dict[str, str]:
-    """``spiketune.owner.host``, ``.pid`` and ``.start`` (s since the epoch) of ``owner``
-    (default: this process)."""
+    """``spiketune.bookkeeping.owner.host``, ``.pid`` and ``.start`` (ISO 8601, UTC:
+    ``2026-12-06T15:58:09.270+00:00``) of ``owner`` (default: this process)."""
     owner = owner or me()
-    return {HOST_TAG: owner.host, PID_TAG: str(owner.pid), START_TAG: f"{owner.start:.2f}"}
+    start = datetime.datetime.fromtimestamp(owner.start, datetime.UTC)
+    return {HOST_TAG: owner.host, PID_TAG: str(owner.pid),
+            START_TAG: start.isoformat(timespec="milliseconds")}
 
 
 def owner_of(tags: dict[str, str]) -> Owner | None:
     """The owner named by a run's tags; None for a run without them (older versions)."""
     try:
-        return Owner(tags[HOST_TAG], int(tags[PID_TAG]), float(tags[START_TAG]))
+        start = datetime.datetime.fromisoformat(tags[START_TAG]).timestamp()
+        return Owner(tags[HOST_TAG], int(tags[PID_TAG]), start)
     except (KeyError, ValueError):
         return None
 

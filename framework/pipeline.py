@@ -118,7 +118,7 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
     t = time.perf_counter()
     names = names or plugin_host.select(obj.analysis, built.context.data)
     found, upload = plugin_host.run_analyses(built.context, names, obj.analyses,
-                                             obj.tracking.plots, scratch, console)
+                                             obj.tracking.plots, scratch, console, later=True)
     tracker.artifact_dir(upload)
     metrics.update(found)
     metrics["time/analysis_s"] = time.perf_counter() - t

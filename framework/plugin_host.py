@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import pkgutil
 import shutil
 import warnings
@@ -269,15 +270,112 @@ def draw(figures: dict[str, Callable[[], Any]], folder: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     for name, make in figures.items():
         fig = make()
         fig.savefig(folder / f"{name}.png", dpi=110)
         plt.close(fig)
 
 
+#: draw a run's figures in a forked worker while the model is logged (:class:`Drawing`); off:
+#: measured on a shared 2-core VM (benchmarks/README.md), the worker made the default run slower
+#: (8.1 s against 7.0 s at load 1.4-2.2; 13.7 against 11.6 s at load ~4): a cold worker spent
+#: 2.0-2.2 s of CPU on what takes 1.3 s in the run's process. Worth turning on only where a core
+#: is idle; the figure test keeps it off to inspect each figure as it is saved
+BACKGROUND = False
+#: seconds a background drawer may take before its figures are drawn in the run's own process
+DRAW_TIMEOUT_S = 120.0
+
+
+class Drawing:
+    """Figures being drawn into ``folder`` by a forked worker started when the analyses have
+    run: drawing overlaps the model's logging and the run's record (a worker shares the run's
+    memory, so nothing is pickled; one worker per analysis cost 0.6-0.8 s more CPU in cold
+    starts than it saved on a 2-core machine).
+    :meth:`wait` joins them and draws in-process whatever a worker did not (a figure that
+    raised then raises here, as it would have)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pending: list[tuple[Any, dict[str, Callable[[], Any]]]] = []
+
+    def start(self, figures: dict[str, Callable[[], Any]]) -> None:
+        """Start drawing ``figures`` (in-process at once when forking is not available)."""
+        if not figures:
+            return
+        self.folder.mkdir(exist_ok=True)
+        if not BACKGROUND or not hasattr(os, "fork"):
+            draw(figures, self.folder)
+            return
+        import multiprocessing
+
+        import matplotlib
+
+        # imported here, once: every worker inherits it (each importing pyplot itself cost 0.4 s
+        # of CPU per worker)
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+        worker = multiprocessing.get_context("fork").Process(
+            target=_draw_worker, args=(figures, self.folder), daemon=True)
+        worker.start()
+        self.pending.append((worker, figures))
+
+    def wait(self) -> Path:
+        """Every figure drawn (``folder``); workers that failed or hung are made up for here."""
+        pending, self.pending = self.pending, []
+        for worker, figures in pending:
+            worker.join(DRAW_TIMEOUT_S)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+            missing = {name: make for name, make in figures.items()
+                       if not (self.folder / f"{name}.png").is_file()}
+            if missing:
+                draw(missing, self.folder)
+        return self.folder
+
+    def stop(self) -> None:
+        """End the workers without waiting (a run that failed or was interrupted)."""
+        for worker, _ in self.pending:
+            if worker.is_alive():
+                worker.kill()
+            worker.join()
+        self.pending = []
+
+
+def _draw_worker(figures: dict[str, Callable[[], Any]], folder: Path) -> None:
+    """A forked worker: the run's signal handlers are not its own (a Ctrl-C ends it), and a
+    figure that raises is left to :meth:`Drawing.wait`, which draws it in the run's process."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    for name, make in figures.items():
+        try:
+            draw({name: make}, folder)
+        except Exception:  # noqa: BLE001 - redrawn (and raised) in the run's process
+            continue
+
+
+#: the figures of each run's scratch folder being drawn (:func:`drawing`)
+_DRAWINGS: dict[Path, Drawing] = {}
+
+
+def drawing(out_dir: Path) -> Drawing | None:
+    """The figures :func:`run_analyses` is drawing for the run whose scratch folder is
+    ``out_dir`` (with ``later``), forgotten once asked for; None when there are none."""
+    return _DRAWINGS.pop(out_dir, None)
+
+
+def stop_drawings() -> None:
+    """End every background drawing of this process (its run failed, or another starts)."""
+    while _DRAWINGS:
+        _DRAWINGS.popitem()[1].stop()
+
+
 def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_dir: Path,
-                 console: Console) -> tuple[dict[str, float], Path]:
+                 console: Console, later: bool = False) -> tuple[dict[str, float], Path]:
     """Run the chosen analyses and write what they produce, ready for upload.
 
     Parameters
@@ -295,6 +393,10 @@ def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_
         it is copied to ``out_dir/upload`` and the figures drawn into ``out_dir/upload/plots``.
     console : framework.progress.Console
         Stage lines and the plugins' remarks.
+    later : bool
+        Draw the figures in the background into ``out_dir/plots`` (not part of the upload
+        folder) while the run goes on; :func:`drawing` ``(out_dir).wait()`` hands them over.
+        Else they are drawn into ``out_dir/upload/plots`` before this returns.
 
     Returns
     -------
@@ -310,6 +412,10 @@ def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_
     frame = neuron_table(ctx.layers, sample_groups(ctx))
     figures: dict[str, Callable[[], Any]] = {}
     claims = Claims()
+    drawer = Drawing(out_dir / "plots") if plots and later else None
+    if drawer is not None:
+        stop_drawings()  # one run at a time in a process: a run that ended without its figures
+        _DRAWINGS[out_dir] = drawer
     for name in names:
         console.stage("analyse", name)
         res = ANALYSES.get(name, "analysis")().run(ctx, getattr(options, name))
@@ -321,6 +427,8 @@ def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_
         for fname, table in res.tables.items():
             table.to_csv(out_dir / fname, index=False)
         figures.update(res.figures)
+    if drawer is not None:  # one worker for them all: each one forked costs a cold start
+        drawer.start(figures)
     frame.to_csv(out_dir / "neurons.csv", index=False)
     upload = out_dir / "upload"
     upload.mkdir()
@@ -329,6 +437,8 @@ def run_analyses(ctx: Context, names: list[str], options: Any, plots: bool, out_
     for fname in ["neurons.csv", *others]:
         shutil.copy(out_dir / fname, upload / fname)
     if plots and figures:
-        console.stage("plots", f"{len(figures)} figures")
-        draw(figures, upload / "plots")
+        console.stage("plots", f"{len(figures)} figures" + (", drawn in the background"
+                                                            if drawer is not None else ""))
+        if drawer is None:
+            draw(figures, upload / "plots")
     return metrics, upload

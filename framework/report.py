@@ -3,13 +3,14 @@ its description in MLflow (``mlflow.note.content``) and its ``report.html``."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from framework import health, report_html
+from framework import health, plugin_host, report_html
 from framework.config import register, to_flat_params, validate
 from framework.data.base import Data
 from framework.health import Finding
@@ -26,8 +27,12 @@ SUMMARY_KEYS = ["keras/accuracy", "rate/accuracy", "spiking/accuracy", "keras/ms
                 "firing/max_rate_hz", "firing/silent_fraction", "threshold/x_intercept_median",
                 "firing/saturated_fraction", "tuning/directional_fraction",
                 "tuning/cosine_fraction", "tuning/median_r2", "tuning/pv_angle_error_deg",
-                "tuning/ole_angle_error_deg",
+                "tuning/ole_angle_error_deg", "cost/synops_per_sample",
                 "time/total_s"]
+#: a run's cost metrics (plugins/cost.py) shown in every headline table when the run logged them,
+#: formatted with their units (:func:`shown`): operations and energy per test sample
+COST_KEYS = ("cost/synops_per_sample",)
+ENERGY = ("cost/energy_", "_j")  # cost/energy_<device>_j, J per sample
 
 
 #: summary labels where a metric's name alone misleads: ``firing/max_rate_hz`` is the highest
@@ -103,11 +108,36 @@ def unique(name: str, uri: str, experiment: str) -> str:
     return f"{name} ({n})" if n > 1 else name
 
 
+def energy_keys(metrics: Any) -> list[str]:
+    """``cost/energy_<device>_j`` keys of ``metrics`` (J per sample), by device."""
+    return sorted(k for k in metrics if k.startswith(ENERGY[0]) and k.endswith(ENERGY[1])
+                  and k.count("/") == 1)
+
+
+def summary_keys(metrics: Any) -> list[str]:
+    """:data:`SUMMARY_KEYS` the run has, its energy estimates after the operations."""
+    keys = [k for k in SUMMARY_KEYS if k in metrics]
+    at = keys.index("time/total_s") if "time/total_s" in keys else len(keys)
+    return keys[:at] + energy_keys(metrics) + keys[at:]
+
+
+def shown(key: str, value: float) -> str:
+    """``value`` of metric ``key`` as a reader wants it: operations per sample as a count, energy
+    in J with an SI prefix (``2.31 µJ/sample``), else 4 significant digits."""
+    if key.startswith(ENERGY[0]) and key.endswith(ENERGY[1]):
+        for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n"), (1e12, "p")):
+            if abs(value) * factor >= 1.0 or prefix == "p":
+                return f"{value * factor:.3g} {prefix}J/sample"
+    if key in COST_KEYS:
+        return f"{value:,.0f} ops/sample" if abs(value) >= 100 else f"{value:.3g} ops/sample"
+    return f"{value:.4g}"
+
+
 def summary(console: Console, tracker: Tracker, metrics: dict[str, float], ui: str = "",
             found: list[Finding] | None = None) -> None:
     """The end-of-run summary: the headline metrics, the verdict, and the UI links."""
     regs = sorted(k for k in metrics if k.startswith("reg/") and k.count("/") == 2)
-    rows = [(LABELS.get(k, k), f"{metrics[k]:.4g}") for k in SUMMARY_KEYS + regs if k in metrics]
+    rows = [(LABELS.get(k, k), shown(k, metrics[k])) for k in summary_keys(metrics) + regs]
     console.say(table(rows, "summary"))
     for line in verdict_lines(found) if found is not None else []:
         console.say(line)
@@ -164,11 +194,15 @@ def describe(obj: Any, tracker: Tracker, metrics: dict[str, float],
                                else f"{obj.simulation.synapse * 1e3:g} ms")]
     overrides = given_overrides(tracker)
     text = f"**{tracker.run_name}**: " + ", ".join(what) + "."
+    if metrics and found is not None:  # the answer on the line the collapsed view shows
+        text += f" **{result(metrics, found)}**"
     if overrides is not None:
         text += "\n\n`" + f"spiketune {overrides}".strip() + "`"
     if error:
         return text + f"\n\n**FAILED**: {error}"
     rows = [[k, f"{metrics[k]:.4g}"] for k in HEADLINE if k in metrics][:DESCRIBE_KEYS]
+    rows += [[k, shown(k, metrics[k])] for k in [*COST_KEYS, *energy_keys(metrics)]
+             if k in metrics]
     if "time/total_s" in metrics:
         rows.append(["time/total_s", f"{metrics['time/total_s']:.1f}"])
     head = "" if found is None else "\n\n" + verdict_markdown(found)
@@ -213,24 +247,35 @@ def defaults_diff(cfg: Any) -> list[list[str]] | None:
 
 def headline_rows(metrics: dict[str, float]) -> list[list[str]]:
     """The summary's metrics the run has, labelled, at 4 significant digits."""
-    return [[LABELS.get(k, k), f"{metrics[k]:.4g}"] for k in SUMMARY_KEYS if k in metrics]
+    return [[LABELS.get(k, k), shown(k, metrics[k])] for k in summary_keys(metrics)]
 
 
 def finish(cfg: Any, obj: Any, tracker: Tracker, metrics: dict[str, float],
            found: list[Finding], scratch: Path) -> None:
-    """A finished run's record: its description, its verdict tags and its ``report.html`` (with
-    the figures the analyses drew into ``scratch/upload/plots``)."""
+    """A finished run's record: its description, its verdict tags, the figures the analyses
+    drew (in the background, :func:`framework.plugin_host.drawing`, or into
+    ``scratch/upload/plots``) as ``plots/``, and its ``report.html`` with them."""
     tracker.describe(describe(obj, tracker, metrics, found=found))
     verdict(tracker, found)
     tracker.tag("spiketune.result", result(metrics, found))
-    page = html_report(cfg, obj, tracker, metrics, found, scratch / "upload" / "plots")
+    plots = scratch / "upload" / "plots"
+    drawn = plugin_host.drawing(scratch)
+    if drawn is not None:
+        t0 = time.perf_counter()
+        plots = drawn.wait()
+        # what the run waited for its figures after everything else was done, s
+        tracker.metrics({"time/plots_wait_s": time.perf_counter() - t0})
+        if plots.is_dir():
+            tracker.artifact_dir(plots, "plots")
+    page = html_report(cfg, obj, tracker, metrics, found, plots)
     tracker.artifact_text(page, REPORT)
 
 
 def failed(cfg: Any, obj: Any, tracker: Tracker, error: str, console: Console,
            ui: str) -> None:
     """A failed run's record before it ends: its description and ``report.html`` with the
-    error, and the links to both on the terminal."""
+    error, and the links to both on the terminal; figures still being drawn are dropped."""
+    plugin_host.stop_drawings()
     tracker.describe(describe(obj, tracker, {}, error=error))
     tracker.artifact_text(html_report(cfg, obj, tracker, {}, None, None, error), REPORT)
     links = tracker.links(ui)
@@ -349,16 +394,20 @@ def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
     metrics (spiking and rate both), its verdict, the best setting and links to the children;
     ``extra`` sections ``(markdown, heading, html)`` (the Pareto front, the spread over seeds)
     after the best setting."""
-    keys = [k for k in SUMMARY_KEYS if k != "time/total_s" and any(k in r.data.metrics
-                                                                  for r in runs)]
+    logged = set().union(*(r.data.metrics for r in runs))
+    keys = [k for k in summary_keys(logged) if k != "time/total_s"]
     scores = [k for k in keys if k.split("/")[0] in ("keras", "rate", "spiking")]
-    best = best_child(runs)
+    repeats = bool(varies) and all(w.startswith("seed=") for w in varies.split())
+    best = None if repeats else best_child(runs)
     best_line = ("" if best is None else f"Best setting by `{best[1]}`: **"
                  f"{best[0].info.run_name}** ({best[0].data.metrics[best[1]]:.4g}).")
+    if repeats:  # seeds are repeats of one setting: the best of them is luck, not a finding
+        best_line = ("Only the seed varies: the children are repeats of one setting, so none is "
+                     "best; their spread is the finding.")
 
     def row(r: Any, cols: list[str]) -> list[str]:
         return [r.info.run_name or r.info.run_id[:8], child_verdict(r),
-                *(f"{r.data.metrics[k]:.4g}" if k in r.data.metrics else "" for k in cols)]
+                *(shown(k, r.data.metrics[k]) if k in r.data.metrics else "" for k in cols)]
 
     short = scores + [k for k in ("firing/mean_rate_hz", "tuning/directional_fraction")
                       if k in keys]
@@ -371,7 +420,7 @@ def sweep_report(name: str, head: str, varies: str, runs: list[Any], ui: str,
     sections = [("", f"<p>{report_html.esc(head)} Swept: <code>"
                  f"{report_html.esc(varies or 'nothing')}</code></p>"),
                 ("Best setting", "<p>" + report_html.esc(best_line.replace("*", "").replace(
-                    "`", "")) + "</p>" if best else ""),
+                    "`", "")) + "</p>" if best_line else ""),
                 *((heading, html) for _, heading, html in extra),
                 ("Children: headline metrics and verdicts (links open each child's report)",
                  report_html.table(["run", "verdict", *keys], rows)),

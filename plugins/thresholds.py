@@ -12,7 +12,8 @@ x = 1 means little for a converted layer, whose x is its weighted input W·h in 
 previous layer's rates give it. So every threshold is also placed in the neuron's *observed*
 inputs (``neurons.csv``: ``x_observed_min``/``x_observed_max`` and ``x_intercept_quantile``, the
 fraction of observed inputs below the x-intercept: 0 fires on every input, 1 never fires), and the
-analytic rate at x = 1 is shown beside the observed ``peak_rate_hz``.
+figure shows the analytic rate at each neuron's highest observed input (not at x = 1, which a
+converted layer's inputs may never reach) beside the observed ``peak_rate_hz``.
 """
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ def max_rates_hz(layer: Layer) -> np.ndarray:
     return np.asarray(nt.rates(np.ones(1), layer.gain, layer.bias), float).ravel() / amp
 
 
+def analytic_top(layer: Layer) -> tuple[np.ndarray, str]:
+    """Each neuron's analytic rate (Hz) at the highest input x it was observed to receive, and
+    that place in words; at x = 1 (``max_rate_hz``) when x was not observed. A converted
+    layer's x may only span ±0.3, where the rate at x = 1 is far above anything it fired."""
+    obs = layer.x_observed
+    if obs is None or not len(obs):
+        return max_rates_hz(layer), "x = 1"
+    nt = layer.neuron_type
+    amp = float(getattr(nt, "amplitude", 1.0))
+    top = np.nanmax(obs, axis=0)
+    rates = [np.asarray(nt.rates(top[j:j + 1], layer.gain[j:j + 1], layer.bias[j:j + 1]),
+                        float).ravel()[0] / amp for j in range(len(top))]
+    return np.asarray(rates), "its highest observed x"
+
+
 class Thresholds(Analysis):
     """x-intercepts and maximum rates of the analysed neurons, per layer.
 
@@ -59,7 +75,8 @@ class Thresholds(Analysis):
     was observed, ``threshold/<layer>/x_intercept_quantile_median`` and the pooled
     ``threshold/x_intercept_quantile_median`` (fraction of observed inputs below the threshold).
     Figure ``thresholds``: per layer, x-intercepts against the observed inputs, their quantiles,
-    and the analytic rate at x = 1 beside the observed peak rate.
+    and the analytic rate at the highest observed x (x = 1 when x was not observed) beside the
+    observed peak rate.
     """
 
     name = "thresholds"
@@ -109,7 +126,8 @@ def _histogram(ax: Any, values: np.ndarray, edges: int | np.ndarray) -> None:
 
 def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None) -> Figure:
     """Per layer (one row each): x-intercepts over the observed inputs, x-intercept quantiles, and
-    the analytic rate at x = 1 beside the observed peak rate."""
+    the analytic rate at the highest observed x (:func:`analytic_top`) beside the observed peak
+    rate."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(layers), 3, figsize=(11.0, 0.7 + 2.6 * len(layers)),
@@ -150,13 +168,13 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
                       transform=ax_q.transAxes, color="0.4")
         ax_q.set_xlim(0, 1)
         ax_q.set_xlabel("x-intercept quantile (0: always fires, 1: never)")
-        rates = max_rates_hz(layer)
+        rates, where = analytic_top(layer)
         peak = peak_rates(layer.rates, groups) if layer.rates is not None else rates[:0]
         both = np.concatenate([rates, peak])
         both = both[np.isfinite(both)]
         edges = np.linspace(both.min(), both.max() + 1e-9, bins + 1) if len(both) else bins
         ax_r.hist(rates, bins=edges, color="tab:orange", alpha=0.7,
-                  label=f"analytic at x = 1, median {np.median(rates):.0f} Hz")
+                  label=f"analytic at {where}, median {np.median(rates):.0f} Hz")
         if len(peak):
             ax_r.hist(peak, bins=edges, color="tab:blue", alpha=0.6,
                       label=f"observed peak, median {np.median(peak):.0f} Hz")
@@ -164,6 +182,8 @@ def histograms(layers: list[Layer], bins: int, groups: np.ndarray | None = None)
         ax_r.legend(fontsize=7, frameon=False, loc="upper center")
         ax_r.set_title(f"{layer.name}: rates", fontsize=9)
         ax_r.set_xlabel("rate (Hz)")
+        for ax in (ax_q, ax_r):
+            ax.set_ylabel("neurons")
         for ax in (ax_x, ax_r):  # converted layers spread over ~1e-3: plain tick labels
             ax.ticklabel_format(axis="x", useOffset=False)
     fig.suptitle("Where neurons start to fire, in their own inputs, and how fast they fire",

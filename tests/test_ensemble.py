@@ -105,7 +105,8 @@ def test_cli_logs_the_forum_numbers(example_runs):
                                           (tlif, -0.1, TLIF_RATE_AT_1, 0.5)):
         assert run.info.status == "FINISHED"
         assert run.data.metrics["threshold/x_intercept_median"] == pytest.approx(xi)
-        assert run.data.metrics["threshold/ensemble/max_rate_hz_median"] == pytest.approx(rate_at_1)
+        assert run.data.metrics["z_detail/threshold/ensemble/max_rate_hz_median"] == \
+            pytest.approx(rate_at_1)
         assert run.data.metrics["response/max_abs_error_hz"] <= 2.0
         neurons = pd.read_csv(client.download_artifacts(run.info.run_id, "neurons.csv"))
         assert len(neurons) == 1

@@ -20,6 +20,7 @@ come. The real-signal tests each start a run that imports TensorFlow, so they ar
 """
 from __future__ import annotations
 
+import datetime
 import os
 import queue
 import signal
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, TINY, logged_params, runs
+
+from framework import lifecycle
 
 #: long enough that training is still running seconds after its first epoch (~25 epochs/s here)
 LONG_TRAINING = ["training.epochs=3000"]
@@ -378,8 +381,7 @@ def test_runs_whose_owner_is_gone_are_ended_killed_at_the_next_start(store, caps
     dead.wait()
 
     def owned(pid, start, where=host):
-        return {"spiketune.owner.host": where, "spiketune.owner.pid": str(pid),
-                "spiketune.owner.start": f"{start:.2f}"}
+        return lifecycle.owner_tags(lifecycle.Owner(where, pid, start))
 
     client = open_store(store)
     exp = client.create_experiment("spiketune")
@@ -402,8 +404,12 @@ def test_runs_whose_owner_is_gone_are_ended_killed_at_the_next_start(store, caps
         f"owner process {me.pid} on {host} is gone"
     # the new run names its own owner: this process
     tags = client.get_run(nxt.run_id).data.tags
-    assert (tags["spiketune.owner.host"], tags["spiketune.owner.pid"]) == (host, str(me.pid))
-    assert abs(float(tags["spiketune.owner.start"]) - me.create_time()) < 0.05
+    assert (tags["spiketune.bookkeeping.owner.host"],
+            tags["spiketune.bookkeeping.owner.pid"]) == (host, str(me.pid))
+    # bookkeeping reads as a time: ISO 8601 in UTC, to the millisecond
+    start = tags["spiketune.bookkeeping.owner.start"]
+    assert start.endswith("+00:00") and "T" in start, start
+    assert abs(datetime.datetime.fromisoformat(start).timestamp() - me.create_time()) < 0.05
     nxt.end("FINISHED")
 
 
@@ -597,8 +603,7 @@ def test_orphans_of_every_experiment_are_ended_at_the_next_start(store, capsys):
     dead.kill()
     dead.wait()
     client = open_store(store)
-    owned = {"spiketune.owner.host": socket.gethostname(), "spiketune.owner.pid": str(dead.pid),
-             "spiketune.owner.start": f"{start:.2f}"}
+    owned = lifecycle.owner_tags(lifecycle.Owner(socket.gethostname(), dead.pid, start))
     left = client.create_run(client.create_experiment("a"), tags=owned).info.run_id
     nxt = Tracker(store, "b", "next")
     assert client.get_run(left).info.status == "KILLED"

@@ -13,6 +13,7 @@ from helpers import TINY, compose
 from test_compare import sweep_store  # noqa: F401,F811 - the fixture, shared
 from test_keras_file import REACH, reach_data, reach_model, tf  # noqa: F401,F811 - fixtures
 
+from framework import plugin_host
 from framework.pipeline import run
 from framework.progress import Console
 
@@ -42,27 +43,33 @@ def data_points(ax) -> np.ndarray:
     return np.concatenate(pts) if pts else np.zeros((0, 2))
 
 
-def problems(fig, name: str) -> list[str]:
-    """What a reader would see wrong in ``fig``."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    canvas = fig.bbox
-    out = []
-    def outside(box) -> bool:
-        return (box.x0 < canvas.x0 - SLACK or box.x1 > canvas.x1 + SLACK
-                or box.y0 < canvas.y0 - SLACK or box.y1 > canvas.y1 + SLACK)
+def outside(box, canvas) -> bool:
+    """Whether ``box`` leaves ``canvas`` (display coordinates) by more than :data:`SLACK`."""
+    return (box.x0 < canvas.x0 - SLACK or box.x1 > canvas.x1 + SLACK
+            or box.y0 < canvas.y0 - SLACK or box.y1 > canvas.y1 + SLACK)
 
-    # each axes as drawn (title, labels, the tick labels in view, legend), and the figure's texts
+
+def off_canvas(fig, name: str, renderer) -> list[str]:
+    """Each axes as drawn (title, labels, the tick labels in view, legend) and the figure's
+    texts, where they leave the canvas."""
+    canvas, out = fig.bbox, []
     for ax in fig.axes:
-        if ax.get_visible() and outside(ax.get_tightbbox(renderer)):
+        if ax.get_visible() and outside(ax.get_tightbbox(renderer), canvas):
             box = ax.get_tightbbox(renderer)
             out.append(f"{name}: axes '{ax.get_title()[:40]}' drawn at x {box.x0:.0f}..{box.x1:.0f}"
                        f", y {box.y0:.0f}..{box.y1:.0f} on a {canvas.width:.0f}x"
                        f"{canvas.height:.0f} canvas")
     for text in {*fig.texts, *([fig._suptitle] if fig._suptitle else [])}:
         if text.get_visible() and text.get_text().strip() and \
-                outside(text.get_window_extent(renderer)):
+                outside(text.get_window_extent(renderer), canvas):
             out.append(f"{name}: text {text.get_text()[:40]!r} leaves the canvas")
+    return out
+
+
+def legends_over_data(fig, name: str, renderer) -> list[str]:
+    """Axes legends over their axes' data; a figure's own legend (a colour key for every panel)
+    off the canvas or over any panel."""
+    out = []
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is None or not legend.get_visible():
@@ -74,7 +81,35 @@ def problems(fig, name: str) -> list[str]:
         if inside.any():
             out.append(f"{name}: legend of '{ax.get_title()[:40]}' covers {int(inside.sum())} "
                        "data points")
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        if outside(box, fig.bbox):
+            out.append(f"{name}: the figure's legend leaves the canvas")
+        out += [f"{name}: the figure's legend covers the panel '{ax.get_title()[:40]}'"
+                for ax in fig.axes
+                if ax.get_visible() and box.overlaps(ax.get_window_extent(renderer))]
     return out
+
+
+def names_undrawn(fig, name: str) -> list[str]:
+    """A colour key names only what is drawn: a von Mises fit only beside a drawn one (green,
+    dashed)."""
+    said = [fig._suptitle.get_text() if fig._suptitle else "", *(t.get_text() for t in fig.texts),
+            *(ax.get_title() for ax in fig.axes),
+            *(t.get_text() for leg in fig.legends for t in leg.get_texts())]
+    drawn = any(line.get_linestyle() == "--" and line.get_color() == "tab:green"
+                for ax in fig.axes for line in ax.get_lines())
+    if any("von Mises" in text for text in said) and not drawn:
+        return [f"{name}: names a von Mises curve that is not drawn"]
+    return []
+
+
+def problems(fig, name: str) -> list[str]:
+    """What a reader would see wrong in ``fig``."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return (off_canvas(fig, name, renderer) + legends_over_data(fig, name, renderer)
+            + names_undrawn(fig, name))
 
 
 @pytest.fixture
@@ -95,6 +130,8 @@ def inspected(monkeypatch):
         return save(self, fname, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", checked)
+    # drawn in this process, where the check sees them (a run draws them in forked workers)
+    monkeypatch.setattr(plugin_host, "BACKGROUND", False)
     return names, found
 
 

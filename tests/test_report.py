@@ -7,7 +7,9 @@ stand-in pipeline (tests/test_sweeps.py's ``fake_run``), which is what the paren
 from __future__ import annotations
 
 import base64
+import json
 import re
+from datetime import datetime
 
 import pytest
 from helpers import TINY, cli_in_process, compose, family, runs
@@ -65,6 +67,28 @@ def test_a_run_reports_its_verdict_headline_figures_and_overrides(store, capsys)
     model = {m.key: m for m in client.get_logged_model(r.data.tags["spiketune.model_id"]).metrics}
     assert (model["train/loss"].step, model["train/loss"].value) == (2, losses[-1].value)
     assert model["spiking/angle_error_deg"].value == value
+    # every figure, drawn in forked workers while the model was logged, is logged
+    assert {p.rsplit("/", 1)[-1] for p in logged} >= {"firing_rates.png", "raster.png",
+                                                      "tuning_curves.png", "thresholds.png"}
+    assert r.data.metrics["time/plots_wait_s"] >= 0.0
+    # less clutter: bookkeeping under one prefix, its start time readable (ISO 8601, UTC)
+    assert not any(k.startswith("spiketune.owner.") for k in r.data.tags)
+    start = datetime.fromisoformat(r.data.tags["spiketune.bookkeeping.owner.start"])
+    assert start.utcoffset() is not None and start.utcoffset().total_seconds() == 0
+    # per-layer detail after every headline metric in MLflow's (alphabetical) lists
+    detail = [k for k in r.data.metrics if k.startswith("z_detail/")]
+    assert "z_detail/firing/hidden0/mean_rate_hz" in detail
+    assert sorted(r.data.metrics)[-len(detail):] == sorted(detail)
+    assert not [k for k in r.data.metrics if k.count("/") >= 2 and not k.startswith(
+        ("z_detail/", "reg/"))]
+    # the dataset with its schema (named columns), the model's and experiment's descriptions
+    [ds] = client.get_run(res.run_id).inputs.dataset_inputs
+    cols = json.loads(ds.dataset.schema)["mlflow_colspec"]
+    assert [c["name"] for c in cols] == [f"x{i}" for i in range(8)] + ["y0", "y1"]
+    note = client.get_logged_model(r.data.tags["spiketune.model_id"]).tags["mlflow.note.content"]
+    assert "float32, shape (n, 8)" in note and "cos θ, sin θ" in note
+    exp_note = client.get_experiment(r.info.experiment_id).tags["mlflow.note.content"]
+    assert "report.html" in exp_note and "z_detail/" in exp_note
     # the terminal's link opens it in the artifact viewer
     err = capsys.readouterr().err
     assert (f"report      http://127.0.0.1:5000/#/experiments/{r.info.experiment_id}/runs/"
@@ -103,7 +127,9 @@ def test_a_sweep_parent_reports_every_child_and_the_best_setting(store, tmp_path
             mse = f"{kid.data.metrics['spiking/mse']:.4g}"
             assert re.search(rf"\| {re.escape(kid.info.run_name)} \| \w+ \| {mse} \|", note)
     assert "<td>FAILED</td>" in page
-    assert "Best setting by spiking/mse: seed=0 (0.1)." in page
+    # seeds are repeats of one setting: no child is called best
+    assert "Best setting by" not in page
+    assert "Only the seed varies: the children are repeats of one setting" in page
     # the comparison's trade-off plot, embedded
     assert any(p.startswith(b"\x89PNG") for p in embedded_pngs(page)) and "tradeoff" in page
 
@@ -138,3 +164,38 @@ def test_the_default_georgopoulos_and_a_failed_run_have_different_names(store, m
         assert cli_in_process([*args, f"tracking.uri={store}"], monkeypatch, named) == 0
     names = [r.info.run_name for e in ("spiketune", "georgopoulos") for r in runs(store, e)[1]]
     assert names == ["reach-dense-lif", "lr=1e6", "lr=1e6 (2)", "georgopoulos"]
+
+
+def test_cost_metrics_are_shown_with_their_units_when_logged():
+    """plugins/cost.py's operations and energy per sample: in the headline tables, with units,
+    only when the run logged them."""
+    from framework import report
+
+    metrics = {"spiking/angle_error_deg": 5.0, "cost/synops_per_sample": 125431.7,
+               "cost/energy_loihi_j": 2.31e-6, "cost/energy_cpu_j": 0.0042,
+               "cost/hidden0/synops_per_sample": 1.0, "time/total_s": 9.0}
+    rows = report.headline_rows(metrics)
+    assert [r[0] for r in rows] == ["spiking/angle_error_deg", "cost/synops_per_sample",
+                                    "cost/energy_cpu_j", "cost/energy_loihi_j", "time/total_s"]
+    assert dict(rows)["cost/synops_per_sample"] == "125,432 ops/sample"
+    assert dict(rows)["cost/energy_loihi_j"] == "2.31 µJ/sample"
+    assert dict(rows)["cost/energy_cpu_j"] == "4.2 mJ/sample"
+    assert [r[0] for r in report.headline_rows({"spiking/angle_error_deg": 5.0})] == [
+        "spiking/angle_error_deg"]
+
+
+def test_figures_drawn_by_a_forked_worker_are_all_logged_and_embedded(store, monkeypatch):
+    """plugin_host.BACKGROUND (off by default): the figures drawn in a forked worker while the
+    model is logged are the run's plots/ and report.html's figures, as drawn in-process."""
+    from framework import plugin_host
+
+    monkeypatch.setattr(plugin_host, "BACKGROUND", True)
+    res = run(compose([*[o for o in TINY if o != "tracking.plots=false"],
+                       f"tracking.uri={store}"]), console=Console(quiet=True))
+    client, [r] = runs(store)
+    logged = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(res.run_id, "plots")}
+    assert {"firing_rates.png", "raster.png", "tuning_curves.png", "thresholds.png"} <= logged
+    pngs = embedded_pngs(report_of(client, res.run_id))
+    assert len(pngs) == 4 and all(p.startswith(b"\x89PNG\r\n") for p in pngs)
+    assert r.data.metrics["time/plots_wait_s"] >= 0.0
+    assert not plugin_host._DRAWINGS  # the run took its drawing: nothing left behind

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import lifecycle
 from framework.errors import EXIT_USER, UserError, interruption
 from framework.redact import redact
+from framework.report import SHORT_KEYS
 from framework.schema import override_key
 from framework.tracking.store import open_store, retry
 
@@ -157,15 +158,17 @@ def _shorter_value(value: str) -> str:
 
 
 def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> str:
-    """A job's run name: what it changed, shortened (``lif n_steps=50``).
+    """A job's run name: the values it was swept to, under short keys (``scale=20 lif``), so that
+    siblings' names differ in their first words.
 
     Parameters
     ----------
     overrides : list of str
         The job's overrides (``hydra.overrides.task``).
     swept_keys : list of str
-        The keys the sweep varies (:func:`swept`): only these name the job, in this order, so the
-        overrides every job shares do not. Empty: all of the job's overrides.
+        The keys the sweep varies (:func:`swept`): only these name the job, in the order the
+        sweep gave them, so the overrides every job shares do not. Empty: all of the job's
+        overrides.
     groups : set of str
         Config groups (``hydra.runtime.choices``): a group's choice is named by its value alone.
     """
@@ -178,19 +181,18 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
     except Exception:  # noqa: BLE001 - Hydra parsed these already; a name is never worth a failure
         return ""
     items = [(ov.key_or_group, ov) for ov in parsed]
-    if swept_keys:
-        chosen = sorted((kv for kv in items if kv[0] in swept_keys),
-                        key=lambda kv: swept_keys.index(kv[0]))
-        items = chosen or items
-    short = short_names([k for k, _ in items])
+    chosen = sorted((kv for kv in items if kv[0] in swept_keys),
+                    key=lambda kv: swept_keys.index(kv[0])) or items
+    short = short_names([k for k, _ in chosen])
     words = []
-    for key, ov in items:
+    for key, ov in chosen:
+        name = SHORT_KEYS.get(short[key], short[key])
         if ov.is_delete():
-            words.append(f"~{short[key]}")
+            words.append(f"~{name}")
             continue
         value = _shorter_value(str(ov.input_line).split("=", 1)[1] if "=" in str(ov.input_line)
                                else "")
-        words.append(value if key in groups else f"{short[key]}={value}")
+        words.append(value if key in groups else f"{name}={value}")
     return " ".join(words)
 
 

@@ -55,7 +55,7 @@ from framework.errors import UserError
 from framework.networks.base import TrainedNetwork
 from framework.neurons import NEURONS, NeuronConfig
 from framework.redact import redact
-from framework.tracking.store import retry, scratch_dir, use_uri
+from framework.tracking.store import DETAIL, retry, scratch_dir, use_uri
 
 #: the model's name in the run (``runs:/<run id>/model``)
 NAME = "model"
@@ -306,8 +306,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         (tmp / "params.conversion.json").write_text(json.dumps(record, indent=1))
         network = {"input_shape": list(data.x_test.shape[1:]), "n_outputs": int(data.n_outputs),
                    "sequence": bool(data.sequence), "readout_bins": net.readout_bins,
-                   "task": data.task,
-                   "dataset": data.name, "spiketune_version": __version__,
+                   "task": data.task, "dataset": data.name, "spiketune_version": __version__,
                    "run_id": tracker.run_id}
         (tmp / "network.json").write_text(json.dumps(network, indent=1))
         x_example = np.asarray(data.x_test[:N_EXAMPLE], dtype=np.float32)
@@ -342,6 +341,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                           "what": "spiketune rate network: rate neurons, no synapses, one step"},
                 validate_serving_input=False, step=final)
             link_metrics(client, tracker.run_id, info.model_id, final)
+            retry(client.set_logged_model_tags, info.model_id, describe_model(data, tracker))
             out = {"uri": f"runs:/{tracker.run_id}/{NAME}", "model_id": info.model_id}
             if register:
                 # MLflow prints its own two lines about it; the run's console says it once
@@ -353,6 +353,29 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def describe_model(data: Any, tracker: Any) -> dict[str, str]:
+    """The logged model's description (its ``mlflow.note.content`` tag, Markdown): what it
+    computes and its signature in words, with units."""
+    shape = ", ".join(["n", *(str(d) for d in data.x_test.shape[1:])])
+    kind = ("time bins × channels, the last bins pooled as the run read them out"
+            if data.sequence else "one value per input feature")
+    out = (f"logits of the {data.n_outputs} classes (argmax: the class; not probabilities)"
+           if data.classification else
+           f"the {data.n_outputs} regression targets, in the dataset's target units"
+           + (" (cos θ, sin θ of the movement direction: atan2 gives the angle)"
+              if data.has_directions and data.n_outputs == 2 else ""))
+    text = (f"**spiketune rate network** of run **{tracker.run_name}**: the trained network "
+            f"with its neurons' rate versions and no synapses, one step in NengoDL (what the "
+            f"run's `rate/*` metrics scored).\n\n"
+            f"| | signature |\n| --- | --- |\n"
+            f"| input `x` | float32, shape ({shape}): {kind}, in the run's input units after "
+            f"its `dataset.scaling` (`scaling.json` beside the run: x' = (x − offset) / scale) |\n"
+            f"| output | float32, shape (n, {data.n_outputs}): {out} |\n\n"
+            f"`mlflow.pyfunc.load_model(uri).predict(x)`; `config.yaml` and `params.npz` rebuild "
+            f"the spiking network too (framework/tracking/model.py).")
+    return {"mlflow.note.content": text}
 
 
 #: the per-epoch series whose last value the logged model carries
@@ -378,7 +401,7 @@ def link_metrics(client: Any, run_id: str, model_id: str, step: int) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, 0, run_id=run_id, model_id=model_id)
                for key, value in run.data.metrics.items()
-               if key != LOSS and not key.startswith("system/")]
+               if key != LOSS and not key.startswith(("system/", DETAIL))]
     for i in range(0, len(metrics), 1000):  # MLflow's log_batch limit
         retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
 

@@ -41,6 +41,21 @@ MAX_PARAMS_PER_CALL = 100  # MLflow's limit on params in one log_batch
 #: tracking-store schemes MLflow can open (``mysql+pymysql`` counts as ``mysql``)
 STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
                  "databricks-uc", "uc")
+#: per-layer and per-neuron-group detail (``firing/hidden0/mean_rate_hz``) is logged under this
+#: prefix, which sorts after every headline metric in MLflow's column lists and metric views
+#: (``z_detail/firing/hidden0/mean_rate_hz``); the contract's headline names stay as they are
+DETAIL = "z_detail/"
+
+
+def logged_name(key: str) -> str:
+    """The name metric ``key`` is logged under in MLflow: :data:`DETAIL` + ``key`` for detail
+    (three or more path parts, e.g. ``tuning/hidden0/median_r2``, but not a regulariser's pooled
+    ``reg/<range>/<stat>``), else ``key`` itself."""
+    parts = key.count("/")
+    pooled = key.startswith("reg/") and parts == 2
+    return f"{DETAIL}{key}" if parts >= 2 and not pooled and not key.startswith(DETAIL) else key
+
+
 def resolve_uri(uri: str) -> str:
     """The tracking URI to use: the configured one, or the absolute default store.
 
@@ -274,22 +289,42 @@ def artifact_folder(name: str) -> str:
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
+#: the experiment's description (``mlflow.note.content`` on the experiment, shown above its runs
+#: and in the experiments list): what it holds and how to read it
+EXPERIMENT_NOTE = (
+    "spiketune runs, one per job (a sweep: a parent run with one child per job). **To read a "
+    "run**: its name says what it was given (`georgopoulos`, `lr=1e6`; a sweep child its swept "
+    "values first, `scale=20 lif`); the tag `spiketune.result` and the run's Description give "
+    "its score, mean rate and verdict (`spiketune.health`, one `spiketune.health.<check>` per "
+    "finding); Artifacts → `report.html` holds the verdict with remedies, the headline table, "
+    "key figures and the config's difference from the defaults. Headline metrics (`spiking/`, "
+    "`rate/`, `firing/`, `tuning/`, `cost/`, `time/`) come first; per-layer detail is under "
+    f"`{DETAIL}`, the tool's bookkeeping tags under `spiketune.bookkeeping.`. Add columns with "
+    "*Columns* (MLflow keeps the choice in this browser; it has no server-side default).")
+
+
 def experiment_id(client: Any, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created (once, even with racing processes) if missing."""
+    """The id of experiment ``name``, created (once, even with racing processes) if missing,
+    with :data:`EXPERIMENT_NOTE` as its description unless it has one."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise UserError(f"tracking.experiment: experiment '{name}' is deleted; restore it in "
                             f"the MLflow UI or choose another name")
+        if "mlflow.note.content" not in exp.tags:  # a user's own description is kept
+            retry(client.set_experiment_tag, exp.experiment_id, "mlflow.note.content",
+                  EXPERIMENT_NOTE)
         return str(exp.experiment_id)
     root = artifact_root(uri)
     try:
-        return str(client.create_experiment(
-            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None))
+        created = str(client.create_experiment(
+            name, artifact_location=f"{root}/{artifact_folder(name)}" if root else None,
+            tags={"mlflow.note.content": EXPERIMENT_NOTE}))
     except Exception as ex:
         if not _transient(ex):
             raise
         return str(retry(lambda: client.get_experiment_by_name(name).experiment_id))
+    return created
 
 
 def end_orphans(client: Any, experiment_id: str | None = None) -> int:
@@ -298,9 +333,10 @@ def end_orphans(client: Any, experiment_id: str | None = None) -> int:
     starting run's ``experiment_id`` is searched first); says so in one line.
 
     One search of the RUNNING runs owned on this host, at every run's and sweep's start. A run is
-    its owner's (``spiketune.owner.*`` tags); one whose pid is alive but started at another time
-    belongs to a process that reused the pid. Runs of other hosts, and runs without owner tags
-    (created before runs named their owner), are left alone: nothing here can tell if they live.
+    its owner's (``spiketune.bookkeeping.owner.*`` tags); one whose pid is alive but started at
+    another time belongs to a process that reused the pid. Runs of other hosts, and runs without
+    owner tags (created before runs named their owner, or by versions that named them
+    ``spiketune.owner.*``), are left alone: nothing here can tell if they live.
 
     Returns
     -------
@@ -417,11 +453,13 @@ class Tracker:
             retry(self.client.log_batch, self.run_id, params=items[i:i + MAX_PARAMS_PER_CALL])
 
     def metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Log ``values`` at ``step``; detail metrics under :data:`DETAIL` (:func:`logged_name`)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in sorted(values.items())
-                 if v is not None]
+        # in the order of their logged names: MLflow's run page lists metrics as they came
+        items = sorted((Metric(logged_name(k), float(v), now, step) for k, v in values.items()
+                        if v is not None), key=lambda m: m.key)
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
@@ -462,15 +500,20 @@ class Tracker:
                             f"deleted or moved during the run")
 
     def dataset(self, data: Any) -> None:
-        """Log the dataset as an MLflow input: name, source, digest and shapes."""
+        """Log the dataset as an MLflow input: name, source, digest, shapes and its schema (the
+        UI's dataset panel shows it): :func:`dataset_schema`."""
         import json
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         profile = json.dumps({"train": list(data.x_train.shape), "test": list(data.x_test.shape),
                               "task": data.task, "outputs": data.n_outputs})
+        try:
+            schema: str | None = dataset_schema(data)
+        except (AttributeError, TypeError, ValueError):  # display only: never worth a failure
+            schema = None
         ds = Dataset(name=data.name, digest=data.digest, source_type="local",
-                     source=json.dumps({"uri": data.source}), profile=profile)
+                     source=json.dumps({"uri": data.source}), schema=schema, profile=profile)
         retry(self.client.log_inputs, self.run_id,
               datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "train+test")])])
 
@@ -490,6 +533,31 @@ class Tracker:
         retry(self.client.set_terminated, self.run_id, status)
         self.ended = True
         lifecycle.closed(self)
+
+
+def dataset_schema(data: Any) -> str:
+    """The dataset's schema as MLflow's dataset panel reads it: named columns for a table of
+    features (``x0`` … one per input channel, float32 as the network gets them, then the
+    target: ``label`` (int64) or ``y0`` …), else tensors (sequences, images) with their shapes."""
+    import json
+
+    import numpy as np
+    from mlflow.data.schema import TensorDatasetSchema
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    x, y = data.x_train, np.asarray(data.y_train)
+    if x.ndim == 2:
+        cols: list[ColSpec | TensorSpec] = [ColSpec("float", f"x{i}")
+                                            for i in range(x.shape[1])]
+        if y.ndim == 1:
+            cols.append(ColSpec("long" if data.classification else "double", "label"
+                                if data.classification else "y0"))
+        else:
+            cols += [ColSpec("float", f"y{i}") for i in range(y.shape[1])]
+        return json.dumps({"mlflow_colspec": Schema(cols).to_dict()})
+    features = Schema([TensorSpec(np.dtype(np.float32), (-1, *x.shape[1:]), "x")])
+    targets = Schema([TensorSpec(np.dtype(y.dtype), (-1, *y.shape[1:]), "y")])
+    return json.dumps(TensorDatasetSchema(features=features, targets=targets).to_dict())
 
 
 def scratch_dir() -> Path:

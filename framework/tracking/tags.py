@@ -70,7 +70,8 @@ def source_tags(job: bool) -> dict[str, str]:
 
 def base_tags(job: bool) -> dict[str, str]:
     """Every run's tags at creation: the source tags (``mlflow.source.git.commit``),
-    ``spiketune.version``, and the process that owns the run (``spiketune.owner.host``, ``.pid``,
-    ``.start``: :func:`end_orphans` reads them). The older duplicates ``git_commit`` and
+    ``spiketune.version``, and the process that owns the run, bookkeeping under one prefix
+    (``spiketune.bookkeeping.owner.host``, ``.pid``, ``.start`` as ISO 8601 UTC:
+    :func:`end_orphans` reads them). The older duplicates ``git_commit`` and
     ``spiketune_version`` were dropped (README, "Migration notes")."""
     return {"spiketune.version": __version__, **source_tags(job), **lifecycle.owner_tags()}

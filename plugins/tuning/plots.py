@@ -53,7 +53,7 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.
         picked = [None, *picked]
     cols = min(4, len(picked))
     rows = -(-len(picked) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.1),
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.3),
                              squeeze=False)
     theta = np.linspace(0.0, 360.0, 181)
     for ax, item in zip(axes.ravel(), picked):
@@ -68,14 +68,34 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.
         axes[lowest, c].set_xlabel("direction (°)", fontsize=8)
     for r in range(rows):
         axes[r, 0].set_ylabel("rate (Hz)", fontsize=8)
-    fig.suptitle(f"Tuning: mean ± {ci:.0%} CI per direction, cosine fit (red); dashed where AICc "
-                 f"prefers it: von Mises (green), rectified cosine (purple); grey: the neuron's "
-                 f"input x (right axis)\nPD dotted, blue if directional (ANOVA p < {alpha:g}), "
-                 f"{ci:.0%} bootstrap CI shaded where valid (cosine-shaped, not pinned or "
-                 f"deterministic)", fontsize=8)
-    margins(fig, top_in=0.85, bottom_in=0.5, left_in=0.7, right_in=0.45)
+    if inputs is not None:  # the first panel holds the inputs, not rates
+        axes[0, 0].set_ylabel("channel, scaled to [0, 1]", fontsize=8)
+    fig.suptitle("Tuning curves: each neuron's mean rate per movement direction", fontsize=9,
+                 y=1 - 0.08 / fig.get_size_inches()[1], va="top")
+    key(fig, ci, alpha)
+    margins(fig, top_in=1.05, bottom_in=0.5, left_in=0.7, right_in=0.45)
     fig.subplots_adjust(hspace=0.55, wspace=0.5)
     return fig
+
+
+def key(fig: Figure, ci: float, alpha: float) -> None:
+    """The grid's colour key, under its title: one entry per kind of artist the panels drew
+    (labelled by :func:`neuron_panel` and :func:`shape_curve`), so it names only what is drawn."""
+    found: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(label, handle)
+    words = {"mean": f"mean ± {ci:.0%} CI", "cosine": "cosine fit",
+             "von_mises": "von Mises (AICc prefers it)",
+             "rectified": "rectified cosine (AICc prefers it)",
+             "x": "the neuron's input x (right axis)",
+             "pd": f"PD, directional (ANOVA p < {alpha:g})", "pd_flat": "PD, not directional",
+             "pd_ci": f"PD's {ci:.0%} bootstrap CI"}
+    shown = [k for k in words if k in found]
+    if shown:
+        fig.legend([found[k] for k in shown], [words[k] for k in shown], loc="upper center",
+                   bbox_to_anchor=(0.5, 1 - 0.3 / fig.get_size_inches()[1]), fontsize=7,
+                   ncol=min(4, len(shown)), frameon=False)
 
 
 def input_panel(ax: Any, inputs: Any) -> None:
@@ -101,23 +121,26 @@ def neuron_panel(ax: Any, lt: LayerTuning, i: int, theta: np.ndarray, ci: float)
     fit, boot = lt.fit, lt.boot
     half = np.nan_to_num(mean_ci(fit, ci)[:, i])  # one trial: no bar
     ax.errorbar(fit.directions, fit.mean[:, i], yerr=half, fmt="o", ms=3.5,
-                color="k", ecolor="0.45", elinewidth=1, capsize=2, zorder=3)
+                color="k", ecolor="0.45", elinewidth=1, capsize=2, zorder=3, label="mean")
     # no curve drawn above what the neuron type can fire
-    ax.plot(theta, np.minimum(fit.curve(theta, i), lt.ceiling_hz), color="tab:red", lw=1.4)
+    ax.plot(theta, np.minimum(fit.curve(theta, i), lt.ceiling_hz), color="tab:red", lw=1.4,
+            label="cosine")
     shape_curve(ax, lt, i, theta)
-    colour = "tab:blue" if lt.cls.directional[i] else "0.6"
-    ax.axvline(fit.pd_deg[i], color=colour, ls=":", lw=1.3)
+    directional = bool(lt.cls.directional[i])
+    colour = "tab:blue" if directional else "0.6"
+    ax.axvline(fit.pd_deg[i], color=colour, ls=":", lw=1.3,
+               label="pd" if directional else "pd_flat")
     lo, hi = boot.pd_low_deg[i], boot.pd_high_deg[i]
     valid = bool(lt.pd_ci_valid[i]) and np.isfinite(lo)
     if valid:
         spans = [(lo, hi)] if lo <= hi else [(lo, 360.0), (0.0, hi)]  # wraps through 0°
         for a, b in spans:
-            ax.axvspan(a, b, color=colour, alpha=0.15, lw=0)
+            ax.axvspan(a, b, color=colour, alpha=0.15, lw=0, label="pd_ci")
     if lt.x_fit is not None:  # its own input, on its own axis from 0 (a flat x looks flat)
         x_mean = lt.x_fit.mean[:, i]
         twin = ax.twinx()
         twin.plot(fit.directions, x_mean, color="0.5", ls="-", lw=0.9, marker="x", ms=3,
-                  zorder=1)
+                  zorder=1, label="x")
         twin.set_ylim(min(0.0, 1.3 * x_mean.min()), max(0.0, 1.3 * x_mean.max()) or 1.0)
         twin.tick_params(labelsize=6, colors="0.45")
     ax.set_xlim(-15, 375)  # room for the markers at 0° and 315°
@@ -140,11 +163,11 @@ def shape_curve(ax: Any, lt: LayerTuning, i: int, theta: np.ndarray) -> None:
     if sh.best_model[i] == "von_mises":
         ax.plot(theta, np.minimum(von_mises(theta, sh.vm_trough_hz[i], sh.vm_amplitude_hz[i],
                                             sh.vm_kappa[i], sh.vm_pd_deg[i]), lt.ceiling_hz),
-                color="tab:green", ls="--", lw=1.4)
+                color="tab:green", ls="--", lw=1.4, label="von_mises")
     elif sh.best_model[i] == "rectified_cosine":
         ax.plot(theta, rectified_cosine(theta, sh.rcos_baseline_hz[i], sh.rcos_depth_hz[i],
                                         sh.rcos_pd_deg[i], lt.ceiling_hz),
-                color="tab:purple", ls="--", lw=1.4)
+                color="tab:purple", ls="--", lw=1.4, label="rectified")
 
 
 def margins(fig: Figure, top_in: float, bottom_in: float, left_in: float, right_in: float) -> None:
