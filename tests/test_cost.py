@@ -241,7 +241,7 @@ def test_a_run_logs_what_it_costs_consistent_with_its_firing(store):
     assert table.fan_out.tolist() == [16, 8, 2]
     steps, dt = 20, 0.001
     assert m["cost/readout_time_s"] == pytest.approx(steps * dt)
-    spikes = {name: m[f"firing/{name}/mean_rate_hz"] * size * steps * dt
+    spikes = {name: m[f"z_detail/firing/{name}/mean_rate_hz"] * size * steps * dt
               for name, size in (("hidden0", 16), ("hidden1", 8))}
     acs = spikes["hidden0"] * 8 + spikes["hidden1"] * 2
     assert m["cost/effective_acs_per_sample"] == pytest.approx(acs, rel=1e-5)

@@ -124,11 +124,11 @@ def test_digits_conv_lif_spikes_at_90_percent(uri, tmp_path):
     silent = {k: round(v, 3) for k, v in m.items() if k.endswith("silent_fraction")}
     assert m["firing/silent_fraction"] < 0.5, silent
     for layer in ("conv0", "conv1", "hidden"):
-        rates = [m[f"classes/{layer}/class{c}_mean_rate_hz"] for c in range(10)]
+        rates = [m[f"z_detail/classes/{layer}/class{c}_mean_rate_hz"] for c in range(10)]
         assert all(r > 0 for r in rates), layer
     # the trained dense units care about the digit (TF 2.21: 0.58; conv1's stride-2 units, many of
     # which see only the blank border, 0.40, so all layers pooled are 0.495, on TF 2.12 above 0.5)
-    assert m["classes/hidden/selective_fraction"] > 0.5
+    assert m["z_detail/classes/hidden/selective_fraction"] > 0.5
     table = pd.read_csv(client.download_artifacts(run.info.run_id, "class_rates.csv"))
     assert set(table["class"]) == set(range(10))
     neurons = pd.read_csv(client.download_artifacts(run.info.run_id, "neurons.csv"))

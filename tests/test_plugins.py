@@ -145,7 +145,7 @@ def test_new_plugins_run_and_log_to_mlflow(project, external, uri):
     m = run.data.metrics
     assert m["my_probe/busy_fraction"] == pytest.approx(neurons["busy"].mean())
     (layer,) = neurons["layer"].unique()
-    assert m[f"my_probe/{layer}/busy_fraction"] == pytest.approx(neurons["busy"].mean())
+    assert m[f"z_detail/my_probe/{layer}/busy_fraction"] == pytest.approx(neurons["busy"].mean())
     assert m["ext_probe/scaled_neurons"] == pytest.approx(2.5 * len(neurons))
 
 

@@ -77,6 +77,6 @@ def test_identity_copied_channels_come_out_as_built(identity_files, uri):
     # the copy adds nothing: each neuron's rate has its input's PD, and nothing is created
     cos = neurons[neurons["neuron"] < N_COS]
     assert np.abs(cos["pd_shift_deg"]).max() < 5.0
-    assert m["tuning/copy/created_fraction"] == 0.0
+    assert m["z_detail/tuning/copy/created_fraction"] == 0.0
     rates = pd.read_csv(client.download_artifacts(run.info.run_id, "tuning_rates.csv"))
     assert (rates["n_trials"] == 40).all() and rates["direction_deg"].nunique() == 8
