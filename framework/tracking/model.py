@@ -50,7 +50,7 @@ from omegaconf import OmegaConf
 
 from framework import __version__, neurons, quiet
 from framework.batches import as_steps, pad_to
-from framework.conversion import Conversion
+from framework.conversion import Conversion, InitialVoltage
 from framework.errors import UserError
 from framework.networks.base import TrainedNetwork
 from framework.neurons import NEURONS, NeuronConfig
@@ -143,7 +143,8 @@ class _RateNetworkMethods:
         spiking : bool
             False: the rate network (the neurons' rate versions, no synapses), as ``predict``
             runs it. True: the spiking network of the run's simulation (``neuron`` as configured,
-            ``simulation.synapse`` on every connection, s).
+            ``simulation.synapse`` on every connection, s, ``conversion.initial_voltage``),
+            without the input shifts of ``conversion.calibrate=bias``, which are not logged.
 
         Returns
         -------
@@ -158,7 +159,8 @@ class _RateNetworkMethods:
         cfg = self._cfg
         how = Conversion(_neuron_type(cfg.neuron), float(cfg.simulation.scale_firing_rates),
                          {str(k): float(v) for k, v in cfg.conversion.layer_scales.items()},
-                         int(cfg.seed))
+                         int(cfg.seed), initial_voltage=InitialVoltage(
+                             str(cfg.conversion.get("initial_voltage", "uniform"))))
         synapse = cfg.simulation.synapse if spiking else None
         conv = how.convert(keras_model, synapse=synapse, rate=not spiking)
         return conv, self._files["params"].with_suffix("")
