@@ -77,13 +77,14 @@ def unused(settings: dict[str, str]) -> set[str]:
         return str(settings.get(key, "")).rsplit(".", 1)[-1]
 
     normalize, out = value("conversion.normalize"), set()
-    if normalize in (Normalize.percentile.value, Normalize.mean_rate.value):
-        out.add("simulation.scale_firing_rates")  # each layer's scale came from the data
-    if normalize != Normalize.percentile.value:
-        out.update({"conversion.max_rate_hz", "conversion.percentile"})
-    if normalize != Normalize.mean_rate.value:
-        out.add("conversion.mean_rate_hz")
-    if value("conversion.calibrate") != Calibrate.bias.value:
+    if "conversion.normalize" in settings:  # else: set elsewhere, unknown here
+        if normalize in (Normalize.percentile.value, Normalize.mean_rate.value):
+            out.add("simulation.scale_firing_rates")  # each layer's scale came from the data
+        if normalize != Normalize.percentile.value:
+            out.update({"conversion.max_rate_hz", "conversion.percentile"})
+        if normalize != Normalize.mean_rate.value:
+            out.add("conversion.mean_rate_hz")
+    if "conversion.calibrate" in settings and value("conversion.calibrate") != Calibrate.bias.value:
         out.add("conversion.calibration_samples")
     return out & set(settings)
 

@@ -140,6 +140,17 @@ def test_short_names_and_labels():
     assert len({n[:20] for n in names}) == 4, names
     assert sweeps.job_label(["+tags=[a]", "seed=4"], [], groups) == "tags=[a] seed=4"
     assert sweeps.job_label([], [], groups) == ""
+    # a frontier trial: the search drew a scale and a percentile target it did not use
+    frontier = ["simulation.scale_firing_rates", "simulation.n_steps", "conversion.normalize",
+                "conversion.max_rate_hz", "conversion.mean_rate_hz"]
+    trial = ["simulation.scale_firing_rates=64.66", "simulation.n_steps=136",
+             "conversion.normalize=mean_rate", "conversion.max_rate_hz=96.7",
+             "conversion.mean_rate_hz=107.2"]
+    assert sweeps.job_label(trial, frontier, groups) == \
+        "steps=136 normalize=mean_rate mean_rate_hz=107.2"
+    # a swept target with the normalisation set elsewhere (a preset) is not judged unused
+    assert sweeps.job_label(["conversion.max_rate_hz=96.7"], ["conversion.max_rate_hz"],
+                            groups) == "max_rate_hz=96.7"
 
 
 def test_job_count_and_parent_label():

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, cast
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from framework import lifecycle
+from framework import conversion, lifecycle
 from framework.errors import EXIT_USER, UserError, interruption
 from framework.redact import redact
 from framework.report import SHORT_KEYS
@@ -183,6 +183,10 @@ def job_label(overrides: list[str], swept_keys: list[str], groups: set[str]) -> 
     items = [(ov.key_or_group, ov) for ov in parsed]
     chosen = sorted((kv for kv in items if kv[0] in swept_keys),
                     key=lambda kv: swept_keys.index(kv[0])) or items
+    # a search samples every key in every trial: a setting the job's conversion did not use (a
+    # scale under data-based normalisation) names nothing
+    idle = conversion.unused({key: str(ov.input_line).split("=", 1)[-1] for key, ov in chosen})
+    chosen = [kv for kv in chosen if kv[0] not in idle] or chosen
     short = short_names([k for k, _ in chosen])
     words = []
     for key, ov in chosen:
