@@ -21,15 +21,13 @@ from framework.batches import as_steps, pad_to, readout_bins
 from framework.conversion import Conversion, neuron_layers
 from framework.data.base import Data
 from framework.errors import check_interrupt
-from framework.simulation import Readout, SimulationConfig
+from framework.simulation import Readout, SimulationConfig, held, seeded_subset
 
 
 def calibration_inputs(data: Data, samples: int, seed: int) -> np.ndarray:
     """A seeded subset of ``samples`` training inputs (all when there are fewer), with a time
     axis: (n, 1, features) for static data, (n, bins, channels) for sequences."""
-    n = len(data.x_train)
-    idx = np.arange(n) if samples >= n else np.sort(
-        np.random.default_rng(seed).choice(n, samples, replace=False))
+    idx = seeded_subset(len(data.x_train), samples, seed)
     return as_steps(data.x_train[idx], data.sequence)
 
 
@@ -51,7 +49,7 @@ def layer_means(model: Any, params: Path, x: np.ndarray, s: SimulationConfig, co
     layers = neuron_layers(converter, model)
     with converter.net:
         probes = {name: nengo.Probe(neurons) for name, neurons in layers.items()}
-    steps = x if rate else np.repeat(x, int(np.ceil(s.n_steps / x.shape[1])), axis=1)
+    steps = x if rate else held(x, s.n_steps)
     window = steps.shape[1] if rate else read_steps(s, steps.shape[1], x.shape[1])
     n = len(x)
     mb = min(s.minibatch_size, n)

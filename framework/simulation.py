@@ -109,20 +109,28 @@ class Simulated:
     node_active: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def seeded_subset(n: int, k: int, seed: int) -> np.ndarray:
+    """Indices into ``n`` samples: all (``k`` 0 or at least ``n``), or a seeded sorted subset of
+    ``k``."""
+    if not k or k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
 def test_sample(data: Data, max_samples: int, seed: int) -> np.ndarray:
     """Indices of the test samples to simulate: all, or a seeded subset of ``max_samples``."""
-    n = len(data.x_test)
-    if not max_samples or max_samples >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+    return seeded_subset(len(data.x_test), max_samples, seed)
+
+
+def held(x: np.ndarray, n_steps: int) -> np.ndarray:
+    """Inputs with a time axis (:func:`framework.batches.as_steps`) held over time: each static
+    sample for ``n_steps``; each sequence bin for ``ceil(n_steps / bins)`` steps."""
+    return np.repeat(x, int(np.ceil(n_steps / x.shape[1])), axis=1)
 
 
 def spiking_inputs(data: Data, idx: np.ndarray, n_steps: int) -> np.ndarray:
-    """Test inputs held over time: each static sample for ``n_steps``; each sequence bin for
-    ``ceil(n_steps / bins)`` steps."""
-    x = as_steps(data.x_test[idx], data.sequence)
-    hold = int(np.ceil(n_steps / x.shape[1]))
-    return np.repeat(x, hold, axis=1)
+    """Test inputs ``idx`` held over time (:func:`held`)."""
+    return held(as_steps(data.x_test[idx], data.sequence), n_steps)
 
 
 def readout(y: np.ndarray, sim_cfg: SimulationConfig) -> np.ndarray:
@@ -147,33 +155,16 @@ def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None
 
 
 def evaluate_rates(model: Any, params: Path, data: Data, s: SimulationConfig,
-                   conversion: Conversion) -> np.ndarray:
+                   conversion: Conversion, activity: dict[str, np.ndarray] | None = None
+                   ) -> np.ndarray:
     """Outputs (n_test, k) of the rate network: the neurons' rate versions, one step, no
-    synapses."""
-    y = _rate_network(model, params, data, s, conversion, None)
-    if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
-        pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
-        return pooled
-    return y[:, -1]
+    synapses.
 
-
-def rate_activity(model: Any, params: Path, data: Data, s: SimulationConfig,
-                  conversion: Conversion) -> dict[str, np.ndarray]:
-    """What the Keras model computes with: each converted layer's (and
-    :data:`framework.cost.INPUT`'s) nonzero activations per test sample, per element, in the rate
-    network (:func:`evaluate_rates`'s), summed over its passes (one; a sequence's time bins) and
-    averaged over the samples."""
-    activity: dict[str, np.ndarray] = {}
-    _rate_network(model, params, data, s, conversion, activity)
-    return activity
-
-
-def _rate_network(model: Any, params: Path, data: Data, s: SimulationConfig,
-                  conversion: Conversion, activity: dict[str, np.ndarray] | None) -> np.ndarray:
-    """The rate network's outputs over its steps (n_test, passes, k); with ``activity``, fill it
-    as :func:`rate_activity` says."""
-    import nengo_dl
-
+    With ``activity`` (a dict), the same pass also fills it with what the Keras model computes
+    with: each converted layer's (and :data:`framework.cost.INPUT`'s and each relay layer's)
+    nonzero activations per test sample, per element, summed over its passes (one; a sequence's
+    time bins) and averaged over the samples.
+    """
     converter = conversion.convert(model, synapse=None, rate=True)
     inp = converter.inputs[model.inputs[0]]
     out_p = converter.outputs[model.outputs[0]]
@@ -185,16 +176,17 @@ def _rate_network(model: Any, params: Path, data: Data, s: SimulationConfig,
     n = len(data.x_test)
     mb = min(s.minibatch_size, n)
     x = pad_to(as_steps(data.x_test, data.sequence), mb)
-    with nengo_dl.Simulator(converter.net, minibatch_size=mb, seed=conversion.seed,
-                            progress_bar=False) as sim:
-        sim.load_params(str(params))
+    with conversion.simulator(converter, model, params, mb, rate=True) as sim:
         res = sim.predict({inp: x}, verbose=0)
     if activity is not None:
         activity[cost.INPUT] = np.count_nonzero(x[:n], axis=1).mean(axis=0)
         activity.update({name: np.count_nonzero(res[p][:n], axis=1).mean(axis=0)
                          for name, p in probes.items()})
     y: np.ndarray = res[out_p][:n]
-    return y
+    if data.sequence:  # one step per time bin: pool the bins the spiking read-out covers
+        pooled: np.ndarray = y[:, -readout_bins(y.shape[1], s):].mean(axis=1)
+        return pooled
+    return y[:, -1]
 
 
 def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversion: Conversion,

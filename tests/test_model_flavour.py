@@ -29,8 +29,8 @@ def runs(tmp_path_factory):
     seen: list = []
     real = simulation.evaluate_rates
 
-    def watched(model, params, data, cfg, neuron_type):
-        out = real(model, params, data, cfg, neuron_type)
+    def watched(model, params, data, cfg, neuron_type, **kwargs):
+        out = real(model, params, data, cfg, neuron_type, **kwargs)
         seen.append((data, out))
         return out
 

@@ -239,7 +239,8 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
     s = nodes.simulation
     scale = "per layer" if conv.layer_scales else f"{s.scale_firing_rates:g}"
     console.stage("simulate", f"{s.n_steps} steps, synapse {s.synapse}, scale {scale}")
-    rate_out = simulation.evaluate_rates(model, params, data, s, conv)
+    keras_active: dict[str, np.ndarray] = {}  # filled by the same rate pass (cost/keras_*)
+    rate_out = simulation.evaluate_rates(model, params, data, s, conv, activity=keras_active)
     metrics.update(task_metrics("rate", rate_out, data, np.arange(len(data.x_test))))
     if nodes.model.loaded and type(conv.neuron_type) is not nengo.RectifiedLinear:
         line = swap_line(nodes.neuron.name, conv.neuron_type, metrics, nodes.model.trains())
@@ -247,7 +248,6 @@ def _simulate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversi
             console.say(line)
     sim = simulation.simulate(model, params, data, s, conv, console)
     metrics.update(task_metrics("spiking", sim.outputs, data, sim.sample))
-    keras_active = simulation.rate_activity(model, params, data, s, conv)
     metrics.update(run_cost(model, data, sim, s.dt, keras_active, recorder))
     layers = select_layers(sim.layers, nodes.layers, nodes.max_neurons, nodes.seed)
     ctx = Context(data=data, layers=layers, dt=s.dt, n_steps=sim.n_steps, sample=sim.sample,
