@@ -351,8 +351,47 @@ class Regularizers:
             clipped = tf.clip_by_value(current, lo.reshape(shape), hi.reshape(shape))
             base.scatter_nd_update(idx[:, None], tf.cast(clipped, base.dtype))
 
+    def constrain(self) -> bool:
+        """Make the projection part of the compiled training step: each trainable variable that
+        holds projected biases gets a ``constraint`` clipping them into their terms' ranges,
+        which tf_keras's optimizer applies right after every update (the same clip as
+        :meth:`project`, without the eager calls of a per-batch callback: 1,680 on the default
+        run, 0.4 s). Call after ``stats(sim, "before")`` and before the first ``fit``.
+
+        Returns
+        -------
+        bool
+            False when the variables take no constraint (a TensorFlow that moved it): then
+            :meth:`projection_callback` projects instead.
+        """
+        import tensorflow as tf
+
+        groups: dict[int, tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]] = {}
+        for t in self.terms:
+            if t.spec.projected:
+                base, idx, gain = self.bias_params[t.layer]
+                lo, hi = t.spec.bias_bounds(t, gain)
+                groups.setdefault(id(base), (base, []))[1].append((idx, lo, hi))
+        for base, parts in groups.values():
+            if getattr(base, "constraint", False) is not None:  # absent, or someone else's
+                return False
+            idx = tf.constant(np.concatenate([p[0] for p in parts])[:, None])
+            shape = (-1,) + (1,) * (len(base.shape) - 1)
+            lo, hi = (tf.constant(np.concatenate([p[k] for p in parts]).reshape(shape),
+                                  dtype=base.dtype) for k in (1, 2))
+
+            def clip(value: Any, idx: Any = idx, lo: Any = lo, hi: Any = hi) -> Any:
+                return tf.tensor_scatter_nd_update(
+                    value, idx, tf.clip_by_value(tf.gather_nd(value, idx), lo, hi))
+
+            base._constraint = clip  # what Keras's add_weight(constraint=) sets
+            if base.constraint is not clip:
+                return False
+        return True
+
     def projection_callback(self) -> Any:
-        """A Keras callback running :meth:`project` after every training batch."""
+        """A Keras callback running :meth:`project` after every training batch (where
+        :meth:`constrain` cannot)."""
         import tensorflow as tf
 
         regs = self

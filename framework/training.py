@@ -363,7 +363,8 @@ def _fit(sim: Any, regs: Regularizers, training: TrainingConfig, data: Data, io:
     # the epoch's loss goes out before the guard looks at it: a diverging epoch is seen
     callbacks = [epoch_callback(on_epoch, task_key)] if on_epoch is not None else []
     callbacks += [guard, progress_callback(bar)]
-    callbacks += [regs.projection_callback()] if regs.projected else []
+    # projected ranges: clipped inside the training step, else by a per-batch callback
+    callbacks += [regs.projection_callback()] if regs.projected and not regs.constrain() else []
     keep = None
     if val is not None:  # judged on training samples the fit does not see
         start = sim.evaluate(*val, verbose=0)

@@ -463,12 +463,15 @@ class Tracker:
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
-    def series(self, key: str, values: list[float]) -> None:
-        """A metric over steps (``train/loss`` per epoch)."""
+    def series(self, key: str, values: list[float], steps: list[int] | None = None,
+               times_ms: list[int] | None = None) -> None:
+        """A metric over ``steps`` (default 0, 1, ...: ``train/loss`` per epoch), stamped now or
+        at ``times_ms`` (ms since the Unix epoch, one per value)."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        items = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
+        steps = steps or list(range(len(values)))
+        stamps = times_ms or [int(time.time() * 1000)] * len(values)
+        items = [Metric(key, float(v), ms, step) for v, step, ms in zip(values, steps, stamps)]
         for i in range(0, len(items), 1000):
             retry(self.client.log_batch, self.run_id, metrics=items[i:i + 1000])
 
