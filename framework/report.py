@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from framework import health, plugin_host, report_html
+from framework.analysis import ANALYSES
 from framework.config import register, to_flat_params, validate
 from framework.data.base import Data
 from framework.health import Finding
@@ -226,6 +227,11 @@ def given_overrides(tracker: Tracker) -> str | None:
     return overrides
 
 
+#: the default config's flat params per conf folder and plugin set, composed once per process
+#: (0.1-0.4 s each)
+_DEFAULTS: dict[str, dict[str, str]] = {}
+
+
 def defaults_diff(cfg: Any) -> list[list[str]] | None:
     """``[key, this run's value, the default's]`` for every leaf of the composed config ``cfg``
     that differs from the default config (``conf/config.yaml`` with no overrides), both as
@@ -236,13 +242,17 @@ def defaults_diff(cfg: Any) -> list[list[str]] | None:
         from hydra.core.global_hydra import GlobalHydra
         from omegaconf import OmegaConf
 
-        register()
-        if GlobalHydra.instance().is_initialized():  # inside the CLI's Hydra job
-            default = compose("config")
-        else:
-            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        # the same in every run of a process (a sweep's jobs) with the same plugins
+        which = f"{CONF} {' '.join(sorted(ANALYSES.names()))}"
+        if which not in _DEFAULTS:
+            register()
+            if GlobalHydra.instance().is_initialized():  # inside the CLI's Hydra job
                 default = compose("config")
-        base = to_flat_params(OmegaConf.structured(validate(default)))
+            else:
+                with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+                    default = compose("config")
+            _DEFAULTS[which] = to_flat_params(OmegaConf.structured(validate(default)))
+        base = _DEFAULTS[which]
         mine = to_flat_params(OmegaConf.structured(validate(cfg)))
     except Exception:  # noqa: BLE001 - the report says the overrides instead
         return None

@@ -126,7 +126,7 @@ class TuningConfig:
     fdr: bool = False
     # least PD shift from the neuron's input x to its rate that counts as created, degrees
     min_shift_deg: float = bounded(10.0, ge=0.0, le=180.0)
-    grid_neurons: int = bounded(16, ge=1)  # neurons in the tuning-curve grid (deepest directional)
+    grid_neurons: int = bounded(8, ge=1)  # neurons in the tuning-curve grid (deepest directional)
     folds: int = bounded(5, ge=2)  # cross-validation folds of the decoders, stratified by direction
     bootstrap: int = bounded(500, ge=0)  # resamples (count) for PD and depth CIs; 0: no CIs (NaN)
     ci: float = bounded(0.95, gt=0.0, lt=1.0)  # confidence level of every interval (fraction)

@@ -51,7 +51,7 @@ def tuning_grid(results: list[LayerTuning], n: int, alpha: float, ci: float = 0.
     picked: list[Any] = strongest(results, n)
     if inputs is not None:
         picked = [None, *picked]
-    cols = min(4, len(picked))
+    cols = min(4, int(np.ceil(np.sqrt(len(picked)))))  # 8 neurons and the inputs: 3 × 3
     rows = -(-len(picked) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.3),
                              squeeze=False)
