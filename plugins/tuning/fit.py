@@ -621,8 +621,10 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX,
     The rectified cosine is clipped at both ends, min(``ceiling_hz``, max(0, b + d·cos(θ − PD))):
     no fitted curve fires above what the neuron type can (1/τ_ref).
 
-    Both are fitted by ``scipy.optimize.least_squares`` (bounded: d ≥ 0; m ≥ 0, 0 ≤ κ ≤
-    ``kappa_max``) to the per-direction means weighted by trial counts, which minimises the
+    Both are fitted by bounded least squares (d ≥ 0; m ≥ 0, 0 ≤ κ ≤ ``kappa_max``; the rectified
+    cosine by ``scipy.optimize.least_squares`` per neuron, the von Mises curve by a vectorised
+    Levenberg–Marquardt over all neurons, :func:`_fit_vm`) to the per-direction means weighted
+    by trial counts, which minimises the
     single-trial residual SS_res = W + Σ_k c_k (M_k − f_k)² (W: ``fit.within_ss``). Starts are
     chosen for all neurons at once on grids: for the rectified cosine the count-weighted cosine
     fit and d·max(0, cos(θ − PD) − c0) over rectification levels c0; for the von Mises curve the
@@ -666,8 +668,10 @@ def fit_shapes(fit: CosineFit, kappa_max: float = KAPPA_MAX,
         else:
             rc[:, i] = _fit_rcos(mean[:, i], sw, theta, rc0[:, i], ceiling_hz)
         lof[1, i] = np.sum(_rcos_residuals(rc[:, i], mean[:, i], sw, theta, ceiling_hz) ** 2)
-        vm[:, i] = _fit_vm(mean[:, i], sw, theta, vm0[:, i], kappa_max)
-        lof[2, i] = np.sum(_vm_residuals(vm[:, i], mean[:, i], sw, theta) ** 2)
+    vm[:, ok], hard = _fit_vm(mean[:, ok], sw, theta, vm0[:, ok], kappa_max)
+    for i in np.flatnonzero(ok)[hard]:  # one at a time, as scipy's least_squares does them
+        vm[:, i] = _fit_vm_one(mean[:, i], sw, theta, vm0[:, i], kappa_max)
+    lof[2, ok] = np.sum(_vm_residuals(vm[:, ok], mean[:, ok], sw, theta) ** 2, axis=0)
 
     lof[:, ~ok] = np.nan
     ss = fit.within_ss + np.maximum(lof, 0.0)
@@ -692,10 +696,11 @@ def _rcos_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray, theta: np.nd
     return res
 
 
-def _vm_residuals(p: np.ndarray, m_i: np.ndarray, sw: np.ndarray,
+def _vm_residuals(p: np.ndarray, mean: np.ndarray, sw: np.ndarray,
                   theta: np.ndarray) -> np.ndarray:
-    """Count-weighted residuals of the von Mises curve p = (t, m, κ, PD rad)."""
-    res: np.ndarray = sw * (p[0] + p[1] * _vm_shape(theta - p[3], p[2])[0] - m_i)
+    """Count-weighted residuals (k, N) of the von Mises curves p = (t, m, κ, PD rad; 4 × N)."""
+    res: np.ndarray = sw[:, None] * (p[0] + p[1] * _vm_shape(theta[:, None] - p[3], p[2])[0]
+                                     - mean)
     return res
 
 
@@ -717,22 +722,82 @@ def _fit_rcos(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndar
     return np.asarray(sol.x)
 
 
-def _fit_vm(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
-            kappa_max: float) -> np.ndarray:
-    """Least-squares von Mises curve (t, m ≥ 0, 0 ≤ κ ≤ ``kappa_max``, PD rad) of one neuron."""
+def _fit_vm_one(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
+                kappa_max: float) -> np.ndarray:
+    """Least-squares von Mises curve (t, m ≥ 0, 0 ≤ κ ≤ ``kappa_max``, PD rad) of one neuron,
+    by ``scipy.optimize.least_squares`` (the neurons :func:`_fit_vm` leaves to it)."""
     from scipy.optimize import least_squares
 
-    def jac(p: np.ndarray, *_: object) -> np.ndarray:  # least_squares passes args too
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return _vm_residuals(p[:, None], m_i[:, None], sw, theta)[:, 0]
+
+    def jac(p: np.ndarray) -> np.ndarray:
         g, dk, dphi = _vm_shape(theta - p[3], p[2])
         jacobian: np.ndarray = sw[:, None] * np.stack(
             [np.ones(len(theta)), g, p[1] * dk, -p[1] * dphi], axis=1)
         return jacobian
 
     inf = np.inf
-    sol = least_squares(_vm_residuals, start, jac=jac,
+    sol = least_squares(residuals, start, jac=jac,
                         bounds=([-inf, 0, 0, -inf], [inf, inf, kappa_max, inf]),
-                        x_scale="jac", max_nfev=200, args=(m_i, sw, theta))
+                        x_scale="jac", max_nfev=200)
     return np.asarray(sol.x)
+
+
+def _fit_vm(mean: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
+            kappa_max: float, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares von Mises curves (t, m ≥ 0, 0 ≤ κ ≤ ``kappa_max``, PD rad; 4 × N) of every
+    neuron's means ``mean`` (k, N) at once.
+
+    Levenberg–Marquardt with Marquardt's scaling (the damping on diag(JᵀJ), as
+    ``least_squares``' ``x_scale="jac"``), each neuron with its own damping, steps projected into
+    the bounds and taken only when they lower that neuron's SS; a neuron is done when a step
+    lowers its SS by less than 1e-12 of it or no damping finds a lower one. One vectorised step
+    for all neurons instead of a ``scipy.optimize.least_squares`` per neuron (3 ms each: 0.4 s of
+    the default run, 30 s for 10,000 neurons); where both reach an interior minimum they agree
+    to 1e-10 of the SS.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The fits (4 × N), and the neurons to refit with :func:`_fit_vm_one` from their start:
+        not done after ``max_iter`` steps, or on a bound (m = 0, κ = 0 or κ = ``kappa_max``).
+    """
+    lo = np.array([-np.inf, 0.0, 0.0, -np.inf])[:, None]
+    hi = np.array([np.inf, np.inf, kappa_max, np.inf])[:, None]
+    p = np.clip(np.array(start, float), lo, hi)
+    r = _vm_residuals(p, mean, sw, theta)
+    ss = np.sum(r * r, axis=0)
+    lam = np.full(p.shape[1], 1e-3)
+    todo = np.isfinite(ss)
+    for _ in range(max_iter):
+        if not todo.any():
+            break
+        q, rq, mq = p[:, todo], r[:, todo], mean[:, todo]
+        g, dk, dphi = _vm_shape(theta[:, None] - q[3], q[2])
+        jac = sw[:, None, None] * np.stack(
+            [np.ones_like(g), g, q[1] * dk, -q[1] * dphi], axis=-1)  # (k, n, 4)
+        a = np.einsum("kni,knj->nij", jac, jac)
+        grad = np.einsum("kni,kn->ni", jac, rq)
+        diag = np.einsum("nii->ni", a)
+        diag = np.maximum(diag, 1e-12 * (1.0 + diag.max(axis=1, keepdims=True)))
+        damped = a + (lam[todo, None] * diag)[:, :, None] * np.eye(4)
+        step = np.linalg.solve(damped, -grad[:, :, None])[:, :, 0].T
+        new = np.clip(q + step, lo, hi)
+        r_new = _vm_residuals(new, mq, sw, theta)
+        ss_new = np.sum(r_new * r_new, axis=0)
+        better = ss_new < ss[todo]
+        idx = np.flatnonzero(todo)
+        gain = ss[todo] - ss_new
+        done = (better & (gain <= 1e-12 * ss[todo])) | (~better & (lam[todo] > 1e10))
+        took = idx[better]
+        p[:, took], r[:, took], ss[took] = new[:, better], r_new[:, better], ss_new[better]
+        lam[idx] = np.where(better, np.maximum(lam[idx] / 3.0, 1e-12), lam[idx] * 4.0)
+        todo[idx[done]] = False
+    # not done, or ended on a bound (a sharp peak on one direction, a flat or near-flat neuron:
+    # the valleys where local solvers part): left to least_squares, as they always were
+    edge = (p[1] <= 0.0) | (p[2] <= 0.0) | (p[2] >= kappa_max)
+    return p, todo | edge
 
 
 def _best_model(ss: np.ndarray, n: int, floor: np.ndarray,
