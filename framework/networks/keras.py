@@ -7,6 +7,7 @@ Every stage takes its own nodes: :func:`framework.training.train` the ``training
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -219,8 +220,11 @@ def _train(nodes: Nodes, model: Any, data: Data, conv: Conversion, recorder: Rec
     what = training_key(nodes, data) if nodes.training.cache and fit else None
     try:
         result, status = cache.trained(what, nodes.cache, console, run)
-    finally:  # a diverged run shows its loss up to the blow-up
-        live.flush()
+    except BaseException:
+        with contextlib.suppress(Exception):  # what stopped training is the error to tell
+            live.flush()  # a diverged run shows its loss up to the blow-up
+        raise
+    live.flush()
     tag(recorder, "training_cache", status)  # hit, miss, rebuilt, or off
     if result.cache_key:
         recorder.tag("spiketune.training_cache_key", result.cache_key)

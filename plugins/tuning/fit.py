@@ -722,6 +722,14 @@ def _fit_rcos(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndar
     return np.asarray(sol.x)
 
 
+def _vm_jacobian(p: np.ndarray, sw: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """∂(residuals)/∂(t, m, κ, PD) of :func:`_vm_residuals`, shape (k, N, 4)."""
+    g, dk, dphi = _vm_shape(theta[:, None] - p[3], p[2])
+    jacobian: np.ndarray = sw[:, None, None] * np.stack(
+        [np.ones_like(g), g, p[1] * dk, -p[1] * dphi], axis=-1)
+    return jacobian
+
+
 def _fit_vm_one(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarray,
                 kappa_max: float) -> np.ndarray:
     """Least-squares von Mises curve (t, m ≥ 0, 0 ≤ κ ≤ ``kappa_max``, PD rad) of one neuron,
@@ -732,10 +740,7 @@ def _fit_vm_one(m_i: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.nd
         return _vm_residuals(p[:, None], m_i[:, None], sw, theta)[:, 0]
 
     def jac(p: np.ndarray) -> np.ndarray:
-        g, dk, dphi = _vm_shape(theta - p[3], p[2])
-        jacobian: np.ndarray = sw[:, None] * np.stack(
-            [np.ones(len(theta)), g, p[1] * dk, -p[1] * dphi], axis=1)
-        return jacobian
+        return _vm_jacobian(p[:, None], sw, theta)[:, 0]
 
     inf = np.inf
     sol = least_squares(residuals, start, jac=jac,
@@ -774,9 +779,7 @@ def _fit_vm(mean: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarr
         if not todo.any():
             break
         q, rq, mq = p[:, todo], r[:, todo], mean[:, todo]
-        g, dk, dphi = _vm_shape(theta[:, None] - q[3], q[2])
-        jac = sw[:, None, None] * np.stack(
-            [np.ones_like(g), g, q[1] * dk, -q[1] * dphi], axis=-1)  # (k, n, 4)
+        jac = _vm_jacobian(q, sw, theta)
         a = np.einsum("kni,knj->nij", jac, jac)
         grad = np.einsum("kni,kn->ni", jac, rq)
         diag = np.einsum("nii->ni", a)
