@@ -759,7 +759,7 @@ def _fit_vm(mean: np.ndarray, sw: np.ndarray, theta: np.ndarray, start: np.ndarr
     the bounds and taken only when they lower that neuron's SS; a neuron is done when a step
     lowers its SS by less than 1e-12 of it or no damping finds a lower one. One vectorised step
     for all neurons instead of a ``scipy.optimize.least_squares`` per neuron (3 ms each: 0.4 s of
-    the default run, 30 s for 10,000 neurons); where both reach an interior minimum they agree
+    the default run, about 30 s for 10,000 neurons); where both reach an interior minimum they agree
     to 1e-10 of the SS.
 
     Returns
