@@ -1,6 +1,6 @@
 """The trained rate network as an MLflow model, the training cache key, live and replayed loss
-curves, system metrics and the run description: two TINY runs in this process (the second a
-cache hit without a model), checked in the real MLflow store."""
+curves, system metrics and the run description: two TINY runs in this process (the first
+bias-calibrated, the second a cache hit without a model), checked in the real MLflow store."""
 from __future__ import annotations
 
 import threading
@@ -27,11 +27,17 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("model")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     seen: list = []
-    real = simulation.evaluate_rates
+    spiked: list = []
+    real, real_simulate = simulation.evaluate_rates, simulation.simulate
 
     def watched(model, params, data, cfg, neuron_type, **kwargs):
         out = real(model, params, data, cfg, neuron_type, **kwargs)
         seen.append((data, out))
+        return out
+
+    def watched_simulate(model, params, data, s, conversion, console):
+        out = real_simulate(model, params, data, s, conversion, console)
+        spiked.append((data, s, conversion, out))
         return out
 
     quiet = Console(quiet=True)
@@ -40,14 +46,16 @@ def runs(tmp_path_factory):
         # one sample a second, so a run of a few seconds has several
         mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
         mp.setattr(simulation, "evaluate_rates", watched)
-        first = run(compose([*ARGS, f"tracking.uri={uri}", f"tracking.register={REGISTERED}"]),
+        mp.setattr(simulation, "simulate", watched_simulate)
+        first = run(compose([*ARGS, f"tracking.uri={uri}", f"tracking.register={REGISTERED}",
+                             "conversion.calibrate=bias", "conversion.calibration_samples=32"]),
                     console=quiet)
         second = run(compose([*ARGS, f"tracking.uri={uri}", "tracking.log_model=false"]),
                      console=quiet)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    return {"uri": uri, "client": client, "cache": tmp / "cache", "seen": seen,
+    return {"uri": uri, "client": client, "cache": tmp / "cache", "seen": seen, "spiked": spiked,
             "first": client.get_run(first.run_id), "second": client.get_run(second.run_id)}
 
 
@@ -97,7 +105,7 @@ def test_model_has_signature_example_and_the_config_beside_it(runs):
     np.testing.assert_array_equal(example, data.x_test[:5].astype(np.float32))
     files = {p.name for p in (local / "artifacts").iterdir()}
     assert files == {"keras_model.keras", "params.npz", "params.conversion.json", "config.yaml",
-                     "network.json"}
+                     "network.json", "calibration.npz"}
     cfg = yaml.safe_load((local / "artifacts" / "config.yaml").read_text())
     assert cfg["neuron"]["name"] == "lif" and cfg["simulation"]["n_steps"] == 20
     assert cfg["dataset"]["scaling"] == "standardize"  # as resolved, not "auto"
@@ -113,6 +121,36 @@ def test_model_has_signature_example_and_the_config_beside_it(runs):
     rate_conv, _ = model.unwrap_python_model().converter(spiking=False)
     assert {type(e.neuron_type) for e in rate_conv.net.all_ensembles if e.n_neurons == 16} == \
         {nengo.LIFRate}
+
+
+def test_models_spiking_simulator_is_the_runs_spiking_network_calibration_included(runs):
+    """The logged model's spiking network, built from its artifacts alone, gives the run's
+    spiking outputs on the run's test inputs; without the logged calibration shifts it does not
+    (so the shifts are what makes it the run's)."""
+    from framework.batches import pad_to
+    from framework.simulation import readout, spiking_inputs
+
+    data, s, conversion, simulated = runs["spiked"][0]
+    assert conversion.calibration  # the run calibrated
+    model = load(runs, f"runs:/{runs['first'].info.run_id}/model").unwrap_python_model()
+    assert model.calibration.keys() == conversion.calibration.keys()
+    for name, shift in conversion.calibration.items():
+        np.testing.assert_array_equal(model.calibration[name], shift)
+
+    x = spiking_inputs(data, simulated.sample, s.n_steps)
+    mb = min(s.minibatch_size, len(x))
+
+    def outputs() -> np.ndarray:
+        sim, inp, out = model.spiking_simulator(mb)
+        with sim:
+            xp = pad_to(x, mb)
+            y = [readout(sim.predict_on_batch({inp: xp[i:i + mb]})[out], s)
+                 for i in range(0, len(xp), mb)]
+        return np.concatenate(y)[: len(x)]
+
+    np.testing.assert_allclose(outputs(), simulated.outputs, rtol=0, atol=1e-5)
+    model.calibration = {}
+    assert np.abs(outputs() - simulated.outputs).max() > 1e-3
 
 
 def test_model_is_registered_and_tags_name_it(runs):

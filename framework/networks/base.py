@@ -87,6 +87,9 @@ class TrainedNetwork:
     readout_bins : int or None
         Sequences: how many last time bins the read-out pools
         (:func:`framework.batches.readout_bins`); None for static inputs.
+    calibration : dict
+        ``conversion.calibrate=bias``: layer name -> each neuron's input shift, in the layer's
+        activation units (:attr:`framework.conversion.Conversion.calibration`); empty: none.
     """
 
     model: Any
@@ -94,6 +97,7 @@ class TrainedNetwork:
     data: Any
     rate_out: np.ndarray
     readout_bins: int | None = None
+    calibration: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

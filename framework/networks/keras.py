@@ -76,7 +76,8 @@ def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Cons
                               recorder)
     metrics["time/simulate_s"] = time.perf_counter() - t
     bins = readout_bins(data.x_test.shape[1], nodes.simulation) if data.sequence else None
-    return Built(ctx, metrics, TrainedNetwork(model, result.params, data, rate_out, bins))
+    return Built(ctx, metrics, TrainedNetwork(model, result.params, data, rate_out, bins,
+                                              calibration=conv.calibration))
 
 
 def _build(nodes: Nodes, data: Data, recorder: Recorder, console: Console,

@@ -9,7 +9,10 @@
 * ``config.yaml``: the run's config, resolved, including the values resolved from the data
   (``conversion.layer_scales``): with ``params.npz`` it rebuilds the spiking network too
   (:meth:`RateNetwork.converter` with ``spiking=True``),
-* ``network.json``: the input shape, the outputs, the read-out pooling of sequences, versions.
+* ``network.json``: the input shape, the outputs, the read-out pooling of sequences, versions,
+* ``calibration.npz``: ``conversion.calibrate=bias``'s input shift of each neuron, one array per
+  layer in its activation units (none: no arrays); :meth:`RateNetwork.spiking_simulator` adds
+  them, so the spiking network it builds is the run's.
 
 ``mlflow.pyfunc.load_model(uri).predict(x)`` converts the network with the neurons' rate versions
 and no synapses, loads the parameters and predicts one step in NengoDL: the computation of
@@ -98,11 +101,16 @@ class _RateNetworkMethods:
     _sim: tuple[int, Any, Any, Any] | None = None
 
     def load_context(self, context: Any) -> None:
-        """Read the config and shapes; the NengoDL simulator is built on the first predict."""
+        """Read the config, shapes and calibration; the NengoDL simulator is built on the first
+        predict."""
         self._files = {k: Path(v) for k, v in context.artifacts.items()}
         self._net = json.loads(self._files["network"].read_text())
         self._cfg = OmegaConf.load(self._files["config"])
         self._sim = None
+        self.calibration: dict[str, np.ndarray] = {}
+        if "calibration" in self._files:  # models logged before 2026-12-07 have none
+            with np.load(self._files["calibration"]) as shifts:
+                self.calibration = {name: np.asarray(shifts[name]) for name in shifts.files}
 
     # unannotated on purpose: MLflow reads predict's type hints as a model signature (and warns
     # that Any is not one); the run's signature is inferred from its data (_signature)
@@ -135,6 +143,16 @@ class _RateNetworkMethods:
             return np.asarray(y[:, -int(self._net["readout_bins"]):].mean(axis=1))
         return np.asarray(y[:, -1])
 
+    def conversion(self) -> Conversion:
+        """How the run converted its network: neuron type, firing-rate scales, seed, initial
+        voltage and :attr:`calibration`."""
+        cfg = self._cfg
+        return Conversion(_neuron_type(cfg.neuron), float(cfg.simulation.scale_firing_rates),
+                          {str(k): float(v) for k, v in cfg.conversion.layer_scales.items()},
+                          int(cfg.seed), calibration=dict(self.calibration),
+                          initial_voltage=InitialVoltage(
+                              str(cfg.conversion.get("initial_voltage", "uniform"))))
+
     def converter(self, spiking: bool = False) -> tuple[Any, Path]:
         """The network converted as the run converted it.
 
@@ -144,7 +162,8 @@ class _RateNetworkMethods:
             False: the rate network (the neurons' rate versions, no synapses), as ``predict``
             runs it. True: the spiking network of the run's simulation (``neuron`` as configured,
             ``simulation.synapse`` on every connection, s, ``conversion.initial_voltage``),
-            without the input shifts of ``conversion.calibrate=bias``, which are not logged.
+            without the input shifts of ``conversion.calibrate=bias``: those are connections the
+            parameters do not hold, which :meth:`spiking_simulator` adds.
 
         Returns
         -------
@@ -156,14 +175,30 @@ class _RateNetworkMethods:
         import tensorflow as tf
 
         keras_model = tf.keras.models.load_model(str(self._files["keras"]), compile=False)
-        cfg = self._cfg
-        how = Conversion(_neuron_type(cfg.neuron), float(cfg.simulation.scale_firing_rates),
-                         {str(k): float(v) for k, v in cfg.conversion.layer_scales.items()},
-                         int(cfg.seed), initial_voltage=InitialVoltage(
-                             str(cfg.conversion.get("initial_voltage", "uniform"))))
-        synapse = cfg.simulation.synapse if spiking else None
-        conv = how.convert(keras_model, synapse=synapse, rate=not spiking)
+        synapse = self._cfg.simulation.synapse if spiking else None
+        conv = self.conversion().convert(keras_model, synapse=synapse, rate=not spiking)
         return conv, self._files["params"].with_suffix("")
+
+    def spiking_simulator(self, minibatch_size: int = 1) -> tuple[Any, Any, Any]:
+        """The run's spiking network in a NengoDL simulator, trained parameters and calibration
+        shifts in place (:meth:`framework.conversion.Conversion.simulator`, as the run built it).
+
+        Parameters
+        ----------
+        minibatch_size : int
+            Samples per ``predict_on_batch`` call.
+
+        Returns
+        -------
+        (nengo_dl.Simulator, nengo.Node, nengo.Probe)
+            The simulator (the caller closes it), the input node and the output probe. Its inputs
+            are ``(minibatch_size, steps, features)``, each step ``simulation.dt`` s long; the
+            probe's output is filtered by ``simulation.synapse``, as the run read it out.
+        """
+        conv, params = self.converter(spiking=True)
+        keras_model = conv.model
+        sim = self.conversion().simulator(conv, keras_model, params, minibatch_size)
+        return sim, conv.inputs[keras_model.inputs[0]], conv.outputs[keras_model.outputs[0]]
 
     def _simulator(self, minibatch: int) -> tuple[Any, Any, Any]:
         """One NengoDL simulator of the rate network, rebuilt only when the batch size changes
@@ -311,6 +346,9 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                    "task": data.task, "dataset": data.name, "spiketune_version": __version__,
                    "run_id": tracker.run_id}
         (tmp / "network.json").write_text(json.dumps(network, indent=1))
+        shifts: dict[str, Any] = {name: np.asarray(shift, np.float64)
+                                  for name, shift in net.calibration.items()}
+        np.savez(tmp / "calibration.npz", **shifts)
         x_example = np.asarray(data.x_test[:N_EXAMPLE], dtype=np.float32)
         y_example = np.asarray(net.rate_out[:N_EXAMPLE])
         import mlflow.pyfunc
@@ -336,7 +374,8 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
                 artifacts={"keras": str(keras_path), "params": str(params),
                            "params_conversion": str(tmp / "params.conversion.json"),
                            "config": str(tmp / "config.yaml"),
-                           "network": str(tmp / "network.json")},
+                           "network": str(tmp / "network.json"),
+                           "calibration": str(tmp / "calibration.npz")},
                 signature=_signature(x_example, y_example), input_example=x_example,
                 pip_requirements=requirements(),
                 metadata={"spiketune_version": __version__, "run_id": tracker.run_id,
@@ -376,7 +415,8 @@ def describe_model(data: Any, tracker: Any) -> dict[str, str]:
             f"its `dataset.scaling` (`scaling.json` beside the run: x' = (x − offset) / scale) |\n"
             f"| output | float32, shape (n, {data.n_outputs}): {out} |\n\n"
             f"`mlflow.pyfunc.load_model(uri).predict(x)`; `config.yaml` and `params.npz` rebuild "
-            f"the spiking network too (framework/tracking/model.py).")
+            f"the spiking network too, and `spiking_simulator()` builds it with its calibration "
+            f"(framework/tracking/model.py).")
     return {"mlflow.note.content": text}
 
 
