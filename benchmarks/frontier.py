@@ -9,12 +9,16 @@ rectified EMG in microvolts), run as spiking ReLU (a loaded ReLU model's default
 * ``mean_rate`` at 20, 50, 100 Hz: each layer scaled so its mean rate on the training inputs is
   the target;
 * ``+ calibrate``: then Li et al. 2021's bias calibration on 256 training samples;
-* ``+ half``: and every membrane voltage starting at half the spiking voltage.
+* ``+ half``: and every membrane voltage starting at half the spiking voltage;
+* ``+ fitted read-out``: the read-out window chosen on 256 training samples
+  (``simulation.readout=fitted``, a loaded model's default since 2026-12-07).
 
 Each row: the Keras model's held-out score, the spiking score and mean rate (Hz) at 25, 50, 100
-steps (dt = 1 ms, synapse 10 ms, read-out the mean of the last fifth). Scores, not timings.
+steps (dt = 1 ms, synapse 10 ms, read-out the mean of the last fifth unless fitted). Scores, not
+timings.
 
-    .venv/bin/python benchmarks/frontier.py [--steps 25,50,100] [--nets digits,emg] [--out F]
+    .venv/bin/python benchmarks/frontier.py [--steps 25,50,100] [--nets digits,emg]
+        [--methods <part of a method's name>] [--out F]
 """
 from __future__ import annotations
 
@@ -27,17 +31,23 @@ from pathlib import Path
 from common import compose, machine
 from conversion_gap import BASE, train_models
 
+#: the last fifth of the steps, as every method read before the fitted read-out
+LAST_FIFTH = ["simulation.readout=mean"]
+FITTED = ["simulation.readout=fitted"]
 METHODS = [
     ("percentile 400 Hz (today)",
-     ["conversion.normalize=percentile", "conversion.max_rate_hz=400"]),
-    ("percentile 1000 Hz", ["conversion.normalize=percentile", "conversion.max_rate_hz=1000"]),
+     ["conversion.normalize=percentile", "conversion.max_rate_hz=400", *LAST_FIFTH]),
+    ("percentile 1000 Hz", ["conversion.normalize=percentile", "conversion.max_rate_hz=1000",
+                            *LAST_FIFTH]),
 ] + [
     (f"mean_rate {r} Hz{label}", ["conversion.normalize=mean_rate", f"conversion.mean_rate_hz={r}"]
      + extra)
     for r in (20, 50, 100)
-    for label, extra in (("", []), (" + calibrate", ["conversion.calibrate=bias"]),
+    for label, extra in (("", LAST_FIFTH), (" + calibrate", ["conversion.calibrate=bias",
+                                                              *LAST_FIFTH]),
                          (" + calibrate + half", ["conversion.calibrate=bias",
-                                                  "conversion.initial_voltage=half"]))
+                                                  "conversion.initial_voltage=half", *LAST_FIFTH]),
+                         (" + fitted read-out", FITTED))
 ]
 
 
@@ -45,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", default="25,50,100", help="simulation.n_steps values")
     parser.add_argument("--nets", default="digits,emg", help="of conversion_gap's networks")
+    parser.add_argument("--methods", default="", help="only the methods whose name holds this")
     parser.add_argument("--out", default="", help="also write each row as a JSON line here")
     args = parser.parse_args()
     from framework import quiet
@@ -64,7 +75,7 @@ def main() -> None:
         print("| --- | --- | --- |" + " --- |" * len(steps))
         for name in args.nets.split(","):
             key = "angle_error_deg" if name == "reach" else "accuracy"
-            for label, extra in METHODS:
+            for label, extra in (m for m in METHODS if args.methods in m[0]):
                 cells, keras = [], float("nan")
                 for n in steps:
                     m = run(compose(BASE + nets[name] + [

@@ -66,7 +66,8 @@ class ConversionConfig:
     # bias: after training, shift each neuron's input so that its mean spiking output on training
     # samples matches the rate network's, one layer after the other (Li et al. 2021)
     calibrate: Calibrate = Calibrate.none
-    calibration_samples: int = bounded(256, ge=1)  # training samples the calibration simulates
+    # training samples the calibration and a fitted read-out (simulation.readout) simulate
+    calibration_samples: int = bounded(256, ge=1)
     initial_voltage: InitialVoltage = InitialVoltage.uniform  # at each sample's start
 
 
@@ -84,7 +85,8 @@ def unused(settings: dict[str, str]) -> set[str]:
             out.update({"conversion.max_rate_hz", "conversion.percentile"})
         if normalize != Normalize.mean_rate.value:
             out.add("conversion.mean_rate_hz")
-    if "conversion.calibrate" in settings and value("conversion.calibrate") != Calibrate.bias.value:
+    if ("conversion.calibrate" in settings and value("conversion.calibrate") != Calibrate.bias.value
+            and value("simulation.readout") not in ("fitted", "auto")):  # a fitted read-out's too
         out.add("conversion.calibration_samples")
     return out & set(settings)
 

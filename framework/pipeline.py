@@ -95,15 +95,15 @@ def _stages(cfg: Any, obj: Config, tracker: Tracker, console: Console,
     """Data, network, analyses and model logging, in order; the run's metrics and verdict."""
     metrics: dict[str, float] = {}
     data, names, checks = None, None, list[health.Finding]()
-    if obj.model.reads_data:
-        console.stage("data", obj.dataset.name)
-        try:
+    try:
+        if obj.model.reads_data:
+            console.stage("data", obj.dataset.name)
             data, scaling, said = prepare_data(obj, checks)
-        except BaseException:
-            record_config(cfg, obj, tracker)  # as composed: nothing followed the data
-            raise
-    else:
-        said = resolve_defaults(obj, None, checks)
+        else:
+            said = resolve_defaults(obj, None, checks)
+    except BaseException:
+        record_config(cfg, obj, tracker)  # as composed: nothing followed the data
+        raise
     for line in said:
         console.say(line)
     record_config(cfg, obj, tracker)

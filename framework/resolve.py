@@ -122,6 +122,8 @@ def resolve_defaults(obj: Config, data: Data | None,
     * ``conversion.normalize=auto``: ``mean_rate`` for a loaded model (its weights were not
       trained for the neurons; per-layer scales from its activations), else ``none`` (spiketune
       trains the network as converted, through the neurons' rates).
+    * ``simulation.readout=auto``: ``fitted`` for a loaded model of static inputs without a
+      ``readout_steps`` (the window is chosen after training), else ``mean``.
     * ``simulation.readout_steps`` unset: the whole trial for sequences (each time bin is part of
       the movement), else the last fifth of ``simulation.n_steps`` (at least one step).
     """
@@ -137,9 +139,35 @@ def resolve_defaults(obj: Config, data: Data | None,
     said += _normalize(obj, found if found is not None else [])
     said += _learning_rate(obj)
     said += _bin_s(obj, data)
+    said += _readout(obj, data)
+    return said
+
+
+def _readout(obj: Config, data: Data | None) -> list[str]:
+    """``simulation.readout=auto``: ``fitted`` for a loaded model of static inputs whose window
+    was not given (measured in docs/frontier.md), else ``mean``; ``fitted`` refused where there
+    is nothing to fit; an unset ``readout_steps`` of ``mean`` filled in."""
     sim = obj.simulation
+    sequence = bool(data is not None and data.sequence)
+    said = []
+    if sim.readout == Readout.auto:
+        fitted = (obj.model.loaded and obj.model.reads_data and not sequence
+                  and sim.readout_steps is None)
+        sim.readout = Readout.fitted if fitted else Readout.mean
+        if fitted:
+            said.append("simulation.readout=auto -> fitted (a model trained elsewhere: the "
+                        "window of steps the read-out averages is the one that scores best on "
+                        f"{obj.conversion.calibration_samples} training samples)")
+    if sim.readout == Readout.fitted:
+        if not obj.model.reads_data:
+            raise UserError(f"simulation.readout=fitted: model {obj.model.name} makes its own "
+                            "inputs and has no read-out to fit")
+        if sequence:
+            raise UserError("simulation.readout=fitted: static inputs only (a sequence model's "
+                            "loss pools the bins its read-out covers); set "
+                            "simulation.readout_steps instead")
+        return said  # the window is chosen after training (framework.calibration.fit_readout)
     if sim.readout_steps is None:
-        sequence = bool(data is not None and data.sequence)
         sim.readout_steps = sim.n_steps if sequence else max(1, sim.n_steps // 5)
         if sim.readout == Readout.mean:
             what = "the whole trial" if sequence else "the last fifth"
@@ -233,6 +261,10 @@ def resolved(cfg: Any, obj: Config, layer_scales: bool = False) -> Any:
     with read_write(resolved), open_dict(resolved):
         resolved.dataset.scaling = obj.dataset.scaling.value
         resolved.simulation.readout_steps = obj.simulation.readout_steps
+        # a fitted window, once chosen, is replayed as the mean over it (what the run read)
+        fitted = (obj.simulation.readout == Readout.fitted
+                  and obj.simulation.readout_steps is not None)
+        resolved.simulation.readout = "mean" if fitted else obj.simulation.readout.value
         resolved.conversion.normalize = obj.conversion.normalize.value
         resolved.simulation.scale_firing_rates = obj.simulation.scale_firing_rates
         resolved.simulation.n_steps = obj.simulation.n_steps

@@ -31,6 +31,10 @@ class Readout(str, enum.Enum):
 
     last = "last"  # the last step only
     mean = "mean"  # the mean of the last ``readout_steps`` steps
+    # the mean of the last k steps, k the window that scores best on training samples
+    # (framework.calibration.fit_readout); static inputs only
+    fitted = "fitted"
+    auto = "auto"  # ``fitted`` for a loaded model of static inputs, else ``mean``
 
 
 @dataclass
@@ -44,17 +48,21 @@ class SimulationConfig:
     synapse: float | None = bounded(0.01, ge=0.0)  # lowpass time constant on every connection, s
     scale_firing_rates: float = bounded(100.0, gt=0.0)  # neuron input × this, output ÷ this
     minibatch_size: int = bounded(200, ge=1)  # samples simulated together
-    readout: Readout = Readout.mean  # how the output is read over time
+    readout: Readout = Readout.auto  # how the output is read over time
     # steps averaged by the ``mean`` read-out; None: the whole trial for sequences, else the last
-    # fifth of n_steps (framework.resolve.resolve_defaults)
+    # fifth of n_steps (framework.resolve.resolve_defaults); ``fitted`` chooses them
     readout_steps: int | None = bounded(None, ge=1)
     max_samples: int = bounded(0, ge=0)  # test samples simulated; 0: all
 
     def check(self) -> None:
-        if (self.readout == Readout.mean and self.readout_steps is not None
+        if (self.readout in (Readout.mean, Readout.auto) and self.readout_steps is not None
                 and self.readout_steps > self.n_steps):
             raise UserError(f"simulation.readout_steps: {self.readout_steps} is more than "
                             f"simulation.n_steps ({self.n_steps})")
+        if self.readout == Readout.fitted and self.readout_steps is not None:
+            raise UserError(f"simulation.readout_steps: {self.readout_steps} given with "
+                            f"simulation.readout=fitted, which chooses the window on training "
+                            f"samples; give one of the two")
 
 
 N_RASTER = 4  # test samples whose spike trains are kept for raster plots

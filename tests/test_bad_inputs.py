@@ -115,9 +115,20 @@ CASES: list[Case] = [
     _c("unknown-analysis", "analysis=[firing,nope]",
        "analysis[1]: unknown analysis 'nope'; choose from …"),
     _c("bad-readout", "simulation.readout=median",
-       "simulation.readout: Invalid value 'median', expected one of [last, mean]"),
+       "simulation.readout: Invalid value 'median', expected one of [last, mean, fitted, auto]"),
     _c("readout-longer-than-run", "simulation.n_steps=10 simulation.readout_steps=20",
        "simulation.readout_steps: 20 is more than simulation.n_steps (10)"),
+    _c("fitted-readout-and-its-window", "simulation.readout=fitted simulation.readout_steps=5",
+       "simulation.readout_steps: 5 given with simulation.readout=fitted, which chooses the "
+       "window on training samples; give one of the two"),
+    _c("fitted-readout-of-a-sequence", "experiment=reach_sequence simulation.readout=fitted "
+       "simulation.readout_steps=null",
+       "simulation.readout=fitted: static inputs only (a sequence model's loss pools the bins "
+       "its read-out covers); set simulation.readout_steps instead", "run"),
+    _c("fitted-readout-of-the-ensemble", "model=ensemble simulation.readout=fitted "
+       "simulation.readout_steps=null",
+       "simulation.readout=fitted: model ensemble makes its own inputs and has no read-out to "
+       "fit", "run"),
     _c("nan-override", "simulation.scale_firing_rates=nan",
        "simulation.scale_firing_rates: must be a finite number, got nan"),
     _c("inf-override", "training.learning_rate=inf",

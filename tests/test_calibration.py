@@ -3,6 +3,7 @@ shifts of bias calibration (Li et al. 2021), and the initial membrane voltage.""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,103 @@ def test_calibration_removes_most_of_each_layers_mean_error(tmp_path):
     assert metrics["conversion/a/calibration_error"] == pytest.approx(error(before, "a"))
     assert error(after, "b") < 0.6 * error(before, "b")
     assert error(after, "a") <= error(before, "a")
+
+
+def test_choose_window_scores_every_window_then_breaks_ties_by_the_rate_network_then_length():
+    """Outputs whose every window is known: the window that scores best wins, a tie goes to the
+    read-out closest to the rate network, a tie in both to the shortest window."""
+    from framework.calibration import choose_window
+
+    # class 1 samples read class 0 for 6 steps, then class 1 for 4 (the read-out of the last k
+    # steps is right for k <= 7); class 0 samples read class 0 throughout
+    n, steps = 8, 10
+    y = np.array([0, 1] * (n // 2))
+    spiking = np.zeros((n, steps, 2))
+    spiking[:, :, 0] = 1.0
+    spiking[y == 1, 6:] = [0.0, 1.0]
+    rate = np.eye(2)[y]
+    # k = 1..4 are right and equal the rate network's output; 5..7 right but further from it
+    assert choose_window(spiking, rate, y, classification=True) == (1, 1.0)
+    # spikes alternating between the classes: an even window averages them to the rate
+    # network's 0.6/0.4 (right), an odd one ending on a class-1 step is wrong
+    spiking = np.zeros((n, steps, 2))
+    spiking[:, 0::2, 0], spiking[:, 1::2, 1] = 1.2, 0.8
+    assert choose_window(spiking, np.tile([0.6, 0.4], (n, 1)), np.zeros(n, int), True) == (2, 1.0)
+    # regression: a constant target under noise of ±d that cancels over 4 steps; the 4-step
+    # window's MSE is 0, a longer one's reaches into an offset onset
+    target = np.full((n, 1), 0.5)
+    noise = np.array([0.2, -0.1, 0.1, -0.2])
+    spiking = np.full((n, steps, 1), 0.5)
+    spiking[:, -4:, 0] += noise
+    spiking[:, :-4, 0] = 3.0
+    k, mse = choose_window(spiking, target, target, classification=False)
+    assert (k, mse) == (4, pytest.approx(0.0, abs=1e-12))
+
+
+def test_a_fitted_read_out_is_chosen_on_training_samples_and_is_what_the_run_reads(tmp_path,
+                                                                                monkeypatch):
+    """``simulation.readout=fitted`` on a network spiketune trains: the window it chooses does
+    not depend on the test split (the same with the test split replaced by NaN); the run's
+    spiking score is the mean over that window of the test outputs it simulated; and the same run
+    with ``readout=mean`` at that window gives the same score."""
+    from helpers import TINY, compose
+
+    import framework.calibration as calibration
+    import framework.simulation as simulation
+    from framework.pipeline import run
+    from framework.progress import Console
+
+    monkeypatch.setenv("SPIKETUNE_CACHE_DIR", str(tmp_path / "cache"))
+    chosen, steps_seen, simulated = [], [], []
+    real_fit, real_readout = calibration.fit_readout, simulation.readout
+    real_simulate = simulation.simulate
+
+    def fit(model, params, data, s, conv, samples):
+        blind = dataclasses.replace(data, x_test=np.full_like(data.x_test, np.nan),
+                                    y_test=np.full_like(data.y_test, np.nan))
+        chosen.append((real_fit(model, params, data, s, conv, samples),
+                       real_fit(model, params, blind, s, conv, samples)))
+        return chosen[-1][0]
+
+    def readout(y, s):
+        steps_seen.append(np.asarray(y))
+        return real_readout(y, s)
+
+    def simulate(model, params, data, s, conversion, console):
+        simulated.append((data, real_simulate(model, params, data, s, conversion, console)))
+        return simulated[-1][1]
+
+    monkeypatch.setattr(calibration, "fit_readout", fit)
+    monkeypatch.setattr(simulation, "readout", readout)
+    monkeypatch.setattr(simulation, "simulate", simulate)
+    args = [*TINY, "analysis=[firing]", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    result = run(compose([*args, "simulation.readout=fitted", "simulation.readout_steps=null"]),
+                 console=Console(quiet=True))
+    fitted = result.metrics
+    (k, found), (k_blind, found_blind) = chosen[0]
+    assert k == k_blind and found == found_blind
+    assert fitted["conversion/readout_steps"] == k and 1 <= k <= 20
+    assert 0 < found["conversion/readout_train_mse"] < 10
+    data, sim = simulated[0]
+    y = np.concatenate(steps_seen)[: len(sim.sample)]  # (test samples, 20 steps, 2 outputs)
+    assert y.shape[1] == 20
+    expected = np.mean((y[:, -k:].mean(axis=1) - data.y_test[sim.sample]) ** 2)
+    assert fitted["spiking/mse"] == pytest.approx(expected, rel=1e-5)
+    steps_seen.clear()
+    again = run(compose([*args, "simulation.readout=mean", f"simulation.readout_steps={k}"]),
+                console=Console(quiet=True)).metrics
+    assert again["spiking/mse"] == pytest.approx(fitted["spiking/mse"], rel=1e-6)
+    # the same network, simulated the same way
+    np.testing.assert_array_equal(np.concatenate(steps_seen)[: len(sim.sample)], y)
+    assert len(chosen) == 1  # mean does not fit
+    # the logged model's config replays what the run read: the mean over the chosen window
+    import mlflow.artifacts
+    import yaml
+
+    from framework.tracking.store import use_uri
+
+    with use_uri(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        local = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model",
+                                                    dst_path=str(tmp_path / "model"))
+    cfg = yaml.safe_load((Path(local) / "artifacts" / "config.yaml").read_text())
+    assert (cfg["simulation"]["readout"], cfg["simulation"]["readout_steps"]) == ("mean", k)

@@ -60,6 +60,27 @@ def test_readout_window_follows_the_data_unless_set(overrides, sequence, steps):
     assert obj.simulation.readout_steps == steps
 
 
+@pytest.mark.parametrize("overrides,loaded,sequence,readout,steps", [
+    ([], True, False, "fitted", None),  # a loaded model of static inputs: chosen after training
+    (["simulation.readout_steps=7"], True, False, "mean", 7),  # a window given is kept
+    (["simulation.readout=mean"], True, False, "mean", 20),  # so is the read-out given
+    ([], True, True, "mean", 100),  # sequences: the whole trial, as the loss pools it
+    ([], False, False, "mean", 20)])  # a network spiketune trains: the last fifth, as before
+def test_auto_readout_is_fitted_only_for_a_loaded_model_whose_window_was_not_given(
+        tmp_path, overrides, loaded, sequence, readout, steps):
+    from types import SimpleNamespace
+
+    from framework.resolve import resolve_defaults
+
+    (tmp_path / "m.keras").write_text("not read before the run")
+    model = ["model=keras_file", f"model.path={tmp_path / 'm.keras'}"] if loaded else []
+    obj = validate(compose(["~tuned", *model, *overrides]))
+    said = resolve_defaults(obj, SimpleNamespace(sequence=sequence))
+    assert (obj.simulation.readout.value, obj.simulation.readout_steps) == (readout, steps)
+    assert any(line.startswith("simulation.readout=auto -> fitted") for line in said) == (
+        readout == "fitted")
+
+
 def test_loss_is_on_the_mean_of_the_last_bins():
     """NengoDL gives the loss the output over every step, (batch, bins, k), and targets (batch, 1,
     k); only the pooled last bins count."""

@@ -32,7 +32,7 @@ examples:
 keys (every one typed and checked before TensorFlow loads; units in framework/config.py):
   seed, dataset.*, model.*, neuron.*, training.* (epochs, batch_size, learning_rate,
   x_intercepts, rates, biases), simulation.* (n_steps, dt, synapse, scale_firing_rates,
-  readout_steps), conversion.*, analysis=[firing,thresholds,tuning,...], analyses.<name>.*,
+  readout, readout_steps), conversion.*, analysis=[firing,thresholds,tuning,...], analyses.<name>.*,
   tracking.* (uri, experiment, run_name, plots), paths.* (outputs, data, store, cache),
   tags=[...], objective=<metric>, health.* (the verdict's limits: saturated_max, silent_max,
   min_spikes, ...); dataset.split / dataset.test_path (your own held-out trials),

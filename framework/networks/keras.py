@@ -37,7 +37,7 @@ from framework.models import KerasModelConfig
 from framework.networks.base import Built, Nodes, Recorder, TrainedNetwork, register
 from framework.plugin_host import check_layer_names, select_layers
 from framework.progress import Console
-from framework.simulation import check_budget, task_metrics
+from framework.simulation import Readout, check_budget, task_metrics
 from framework.training import Trained
 
 #: the fraction of regularised neurons a range should end with; below it the run says so
@@ -71,6 +71,7 @@ def run_keras(nodes: Nodes, data: Data | None, recorder: Recorder, console: Cons
     for line in _range_lines(nodes, metrics):
         console.say(line)
     conv = _calibrate(nodes, model, result.params, data, conv, console, metrics)
+    _fit_readout(nodes, model, result.params, data, conv, console, metrics)
     t = time.perf_counter()
     ctx, rate_out = _simulate(nodes, model, result.params, data, conv, console, metrics,
                               recorder)
@@ -144,6 +145,26 @@ def _calibrate(nodes: Nodes, model: Any, params: Path, data: Data, conv: Convers
                 + ", ".join(f"{name} {found[f'conversion/{name}/calibration_error']:.3g}"
                             for name in shifts))
     return dataclasses.replace(conv, calibration=shifts)
+
+
+def _fit_readout(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conversion,
+                 console: Console, metrics: dict[str, float]) -> None:
+    """``simulation.readout=fitted``: choose the window on training samples
+    (:func:`framework.calibration.fit_readout`) and set ``simulation.readout_steps`` to it."""
+    s = nodes.simulation
+    if s.readout != Readout.fitted:
+        return
+    n = min(nodes.conversion.calibration_samples, len(data.x_train))
+    console.stage("read-out", f"the window of {s.n_steps} steps that scores best on {n} "
+                  f"training samples")
+    t = time.perf_counter()
+    s.readout_steps, found = calibration.fit_readout(model, params, data, s, conv, n)
+    metrics.update(found)
+    metrics["time/fit_readout_s"] = time.perf_counter() - t
+    score = ", ".join(f"{key.rsplit('_', 1)[1]} {value:.3g}" for key, value in found.items()
+                      if key.startswith("conversion/readout_train_"))
+    console.say(f"simulation.readout=fitted: the mean of the last {s.readout_steps} of "
+                f"{s.n_steps} steps (training samples' {score})")
 
 
 def training_key(nodes: Nodes, data: Data) -> cache.TrainingKey:
