@@ -157,7 +157,7 @@ def _readout(obj: Config, data: Data | None) -> list[str]:
         if fitted:
             said.append("simulation.readout=auto -> fitted (a model trained elsewhere: the "
                         "window of steps the read-out averages is the one that scores best on "
-                        f"{obj.conversion.calibration_samples} training samples)")
+                        f"up to {obj.conversion.calibration_samples} training samples)")
     if sim.readout == Readout.fitted:
         if not obj.model.reads_data:
             raise UserError(f"simulation.readout=fitted: model {obj.model.name} makes its own "
