@@ -8,6 +8,9 @@ shifting each layer's bias by the difference between the ANN's mean activation a
 output on calibration data, one layer after the other so that each correction sees the corrected
 layers before it. Here the reference is the rate network (the neurons' rate versions, which is the
 Keras model itself for a ReLU network converted to spiking ReLU) and the shift is per neuron.
+
+On the same training samples, :func:`fit_readout` chooses the read-out window
+(``simulation.readout=fitted``): the mean of the last k steps that scores best there.
 """
 from __future__ import annotations
 
