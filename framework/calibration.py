@@ -157,9 +157,10 @@ def fit_readout(model: Any, params: Path, data: Data, s: SimulationConfig, conv:
     training inputs, and every k from 1 to n_steps is scored from the same outputs: the task's
     score on the training targets (accuracy for classes, else the MSE), ties broken by the
     closeness (MSE) of the read-out to the rate network's outputs, then by the shorter window. A
-    short window reads the output before the synapses have let it settle less; a long one
-    averages more spikes: which matters more depends on the rates and the steps, so it is
-    measured, on data the scores are not computed on (docs/frontier.md).
+    long window averages more spikes but reaches back into the onset, before the synapses have
+    let the output settle; a short one reads settled output but few spikes. Which matters more
+    depends on the rates and the steps, so it is measured here, on samples the run's scores are
+    not computed on (docs/frontier.md).
 
     Parameters
     ----------
