@@ -25,7 +25,7 @@ from framework.batches import as_steps, pad_to, readout_bins
 from framework.conversion import Conversion, neuron_layers
 from framework.data.base import Data
 from framework.errors import check_interrupt
-from framework.simulation import Readout, SimulationConfig, held, seeded_subset
+from framework.simulation import Readout, SimulationConfig, held, seeded_subset, x_window
 
 
 def calibration_inputs(data: Data, samples: int, seed: int) -> np.ndarray:
@@ -92,15 +92,14 @@ def outputs(model: Any, params: Path, x: np.ndarray, s: SimulationConfig, conv: 
 
 
 def read_steps(s: SimulationConfig, steps: int, bins: int) -> int:
-    """How many of a trial's last ``steps`` the spiking read-out covers: one (``last``), or
-    ``readout_steps`` (``mean``, ``fitted``; a sequence's read-out covers whole bins of
-    ``steps / bins`` steps)."""
+    """How many of a trial's last ``steps`` the calibration reads: one (``last``),
+    ``readout_steps`` (``mean``; a sequence's read-out covers whole bins of ``steps / bins``
+    steps), or the last fifth (``fitted``, whose window is chosen after the calibration)."""
     if s.readout == Readout.last:
         return 1
     if bins > 1:
         return readout_bins(bins, s) * (steps // bins)
-    # ``fitted`` before its window is chosen (it is chosen after the calibration): the last fifth
-    return min(int(s.readout_steps or max(1, steps // 5)), steps)
+    return min(x_window(s, steps), steps)
 
 
 def calibrate(model: Any, params: Path, data: Data, s: SimulationConfig, conv: Conversion,

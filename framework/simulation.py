@@ -150,6 +150,18 @@ def readout(y: np.ndarray, sim_cfg: SimulationConfig) -> np.ndarray:
     return mean
 
 
+def x_window(s: SimulationConfig, steps: int) -> int:
+    """The last steps each neuron's x (static inputs) is averaged over: the read-out's window,
+    after the synapse has settled (over the whole trial x averages the ramp-up: 9% short at 100
+    steps with a 10 ms synapse). A fitted window may reach back into that ramp, so x keeps the
+    last fifth there: the neurons' numbers do not move with the read-out's choice."""
+    if s.readout == Readout.last:
+        return 1
+    if s.readout == Readout.fitted:
+        return max(1, steps // 5)
+    return int(s.readout_steps or steps)
+
+
 def check_budget(model: Any, data: Data, s: SimulationConfig, seed: int) -> None:
     """Refuse, before any training, a spiking evaluation that would not fit in memory
     (:func:`framework.limits.check_simulation`), from the model's layer sizes and the data."""
@@ -233,9 +245,7 @@ def simulate(model: Any, params: Path, data: Data, s: SimulationConfig, conversi
     mb = min(s.minibatch_size, n)
     xp = pad_to(x, mb)
     outputs = np.zeros((n, data.n_outputs), np.float32)
-    # static inputs: x as the read-out sees it, after the synapse has settled (over the whole
-    # trial it averages the ramp-up: 9% short at 100 steps with a 10 ms synapse)
-    window = 1 if s.readout == Readout.last else int(s.readout_steps or steps)
+    window = x_window(s, steps)
     sums = {name: _Sums.empty(n, bins, hold, obj.size_out) for name, obj in layers.items()}
     active = {cost.INPUT: np.count_nonzero(x, axis=1).sum(axis=0)}
     bar = console.bar("simulate", len(xp) // mb)

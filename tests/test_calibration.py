@@ -225,6 +225,15 @@ def test_a_fitted_read_out_is_chosen_on_training_samples_and_is_what_the_run_rea
     # the same network, simulated the same way
     np.testing.assert_array_equal(np.concatenate(steps_seen)[: len(sim.sample)], y)
     assert len(chosen) == 1  # mean does not fit
+    # each neuron's x stays over the settled last fifth (4 of 20 steps), whatever window the
+    # read-out fitted: the same x as a run that reads the last fifth
+    run(compose([*args, "simulation.readout=mean", "simulation.readout_steps=4"]),
+        console=Console(quiet=True))
+    fifth = simulated[-1][1].layers
+    for got, want in zip(simulated[0][1].layers, fifth, strict=True):
+        np.testing.assert_array_equal(got.x, want.x)
+    if k != 4:  # the k-step window's x differs: the test can tell them apart
+        assert not np.array_equal(simulated[1][1].layers[0].x, fifth[0].x)
     # the logged model's config replays what the run read: the mean over the chosen window
     import mlflow.artifacts
     import yaml
