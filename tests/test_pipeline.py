@@ -53,6 +53,8 @@ def test_params_are_every_leaf_of_the_resolved_config(cli_run):
     expected["conversion.normalize"] = "none"
     assert expected["training.learning_rate"] == "None"  # unset: 0.01 for a network trained here
     expected["training.learning_rate"] = "0.01"
+    assert expected["simulation.readout"] == "auto"  # mean for a network trained here
+    expected["simulation.readout"] = "mean"
     assert cli_run["run"].data.params == expected
 
 

@@ -334,21 +334,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
     data = net.data
     tmp = scratch_dir()
     try:
-        keras_path = tmp / "keras_model.keras"
-        net.model.save(str(keras_path))
-        params = tmp / "params.npz"
-        shutil.copy2(f"{net.params}.npz", params)
-        (tmp / "config.yaml").write_text(config_yaml)
-        record = conversion_record(config_yaml)  # so model.params=<this params.npz> never guesses
-        (tmp / "params.conversion.json").write_text(json.dumps(record, indent=1))
-        network = {"input_shape": list(data.x_test.shape[1:]), "n_outputs": int(data.n_outputs),
-                   "sequence": bool(data.sequence), "readout_bins": net.readout_bins,
-                   "task": data.task, "dataset": data.name, "spiketune_version": __version__,
-                   "run_id": tracker.run_id}
-        (tmp / "network.json").write_text(json.dumps(network, indent=1))
-        shifts: dict[str, Any] = {name: np.asarray(shift, np.float64)
-                                  for name, shift in net.calibration.items()}
-        np.savez(tmp / "calibration.npz", **shifts)
+        artifacts = _artifacts(tmp, net, config_yaml, tracker.run_id)
         x_example = np.asarray(data.x_test[:N_EXAMPLE], dtype=np.float32)
         y_example = np.asarray(net.rate_out[:N_EXAMPLE])
         import mlflow.pyfunc
@@ -371,11 +357,7 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
             info = Model.log(
                 None, name=NAME, flavor=_PYFUNC_UNCHECKED, run_id=tracker.run_id,
                 model_id=logged.model_id, python_model=str(code),
-                artifacts={"keras": str(keras_path), "params": str(params),
-                           "params_conversion": str(tmp / "params.conversion.json"),
-                           "config": str(tmp / "config.yaml"),
-                           "network": str(tmp / "network.json"),
-                           "calibration": str(tmp / "calibration.npz")},
+                artifacts=artifacts,
                 signature=_signature(x_example, y_example), input_example=x_example,
                 pip_requirements=requirements(),
                 metadata={"spiketune_version": __version__, "run_id": tracker.run_id,
@@ -394,6 +376,29 @@ def log_network(tracker: Any, net: TrainedNetwork, config_yaml: str,
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _artifacts(tmp: Path, net: TrainedNetwork, config_yaml: str, run_id: str) -> dict[str, str]:
+    """Write the model's files into ``tmp`` (the module docstring lists them); MLflow's
+    ``artifacts`` mapping of them (name -> path)."""
+    data = net.data
+    net.model.save(str(tmp / "keras_model.keras"))
+    shutil.copy2(f"{net.params}.npz", tmp / "params.npz")
+    (tmp / "config.yaml").write_text(config_yaml)
+    record = conversion_record(config_yaml)  # so model.params=<this params.npz> never guesses
+    (tmp / "params.conversion.json").write_text(json.dumps(record, indent=1))
+    network = {"input_shape": list(data.x_test.shape[1:]), "n_outputs": int(data.n_outputs),
+               "sequence": bool(data.sequence), "readout_bins": net.readout_bins,
+               "task": data.task, "dataset": data.name, "spiketune_version": __version__,
+               "run_id": run_id}
+    (tmp / "network.json").write_text(json.dumps(network, indent=1))
+    shifts: dict[str, Any] = {name: np.asarray(shift, np.float64)
+                              for name, shift in net.calibration.items()}
+    np.savez(tmp / "calibration.npz", **shifts)
+    return {name: str(tmp / file) for name, file in (
+        ("keras", "keras_model.keras"), ("params", "params.npz"),
+        ("params_conversion", "params.conversion.json"), ("config", "config.yaml"),
+        ("network", "network.json"), ("calibration", "calibration.npz"))}
 
 
 def describe_model(data: Any, tracker: Any) -> dict[str, str]:
