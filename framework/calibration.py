@@ -184,8 +184,8 @@ def fit_readout(model: Any, params: Path, data: Data, s: SimulationConfig, conv:
         ``conversion/readout_train_accuracy`` (fraction) or ``conversion/readout_train_mse``
         (the targets' units squared).
     """
-    idx = seeded_subset(len(data.x_train), samples, conv.seed)
-    x = calibration_inputs(data, samples, conv.seed)  # the same samples as idx
+    idx = seeded_subset(len(data.x_train), samples, conv.seed)  # the inputs and their targets
+    x = as_steps(data.x_train[idx], data.sequence)
     rate = outputs(model, params, x, s, conv, rate=True)[:, -1]
     spiking = outputs(model, params, x, s, conv, rate=False)
     k, score = choose_window(spiking, rate, data.y_train[idx], data.classification)

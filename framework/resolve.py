@@ -151,8 +151,7 @@ def _readout(obj: Config, data: Data | None) -> list[str]:
     sequence = bool(data is not None and data.sequence)
     said = []
     if sim.readout == Readout.auto:
-        fitted = (obj.model.loaded and obj.model.reads_data and not sequence
-                  and sim.readout_steps is None)
+        fitted = obj.model.loaded and not sequence and sim.readout_steps is None
         sim.readout = Readout.fitted if fitted else Readout.mean
         if fitted:
             said.append("simulation.readout=auto -> fitted (a model trained elsewhere: the "

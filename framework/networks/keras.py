@@ -161,10 +161,10 @@ def _fit_readout(nodes: Nodes, model: Any, params: Path, data: Data, conv: Conve
     s.readout_steps, found = calibration.fit_readout(model, params, data, s, conv, n)
     metrics.update(found)
     metrics["time/fit_readout_s"] = time.perf_counter() - t
-    score = ", ".join(f"{key.rsplit('_', 1)[1]} {value:.3g}" for key, value in found.items()
-                      if key.startswith("conversion/readout_train_"))
+    score = "accuracy" if data.classification else "mse"
     console.say(f"simulation.readout=fitted: the mean of the last {s.readout_steps} of "
-                f"{s.n_steps} steps (training samples' {score})")
+                f"{s.n_steps} steps (training samples' {score} "
+                f"{found[f'conversion/readout_train_{score}']:.3g})")
 
 
 def training_key(nodes: Nodes, data: Data) -> cache.TrainingKey:
